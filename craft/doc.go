@@ -1,0 +1,27 @@
+// Package craft encodes and decodes the bytes tcpwalk puts on the wire: one
+// IPv4 header (RFC 791) carrying one TCP segment (RFC 9293), its options
+// (RFC 9293 §3.2, RFC 7323, RFC 2018), the Internet checksum (RFC 1071,
+// RFC 1624) and the ICMP errors (RFC 792) a network sends back about them.
+//
+// The model is gVisor's pkg/tcpip/header: a header is its bytes. [IPv4] and
+// [TCP] are []byte views with getters named after the RFC fields and Set
+// methods that write in place, so reading a packet a raw socket handed us
+// copies and allocates nothing. [Segment] is the other direction: a value
+// that says what to send, written into a caller's buffer by one
+// [Segment.Encode] call. [Template] is the fast path for scans.
+// [TCP.DecodeOptions] fills an [OptionSet] in one pass for callers that
+// ask what the remote offered; [OptionIter] keeps order and raw bytes.
+//
+// The hot paths allocate nothing, and the layouts nearly every packet
+// carries (Linux's SYN options, nop,nop,TS on data) take fast paths that
+// differential tests and fuzz targets hold equal to the general code;
+// bench_test.go compares the speed with gopacket.
+//
+// Unlike gVisor, parsing never trusts its input: [ParsePacket], [ParseTCP],
+// [ParseICMPError] and [OptionIter] return errors (wrapping [ErrMalformed])
+// for malformed bytes instead of skipping them or panicking, and keep
+// unknown option kinds raw, because a prober must report what the remote
+// got wrong. No function in this package panics on any input.
+//
+// The package itself is portable Go; the rest of tcpwalk is Linux-only.
+package craft

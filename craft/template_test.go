@@ -1,0 +1,57 @@
+package craft
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+)
+
+// Build must give exactly the bytes a full Encode gives, checksums
+// included, for any destination, ports and numbers.
+func TestTemplateMatchesEncode(t *testing.T) {
+	for _, base := range []Segment{testSYN(), testSYNACK(), {Src: testSrc, Dst: testDst, Flags: FlagRST, Payload: []byte("odd")}} {
+		tmpl, err := NewTemplate(&base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(1, 2))
+		for range 2000 {
+			s := base
+			s.Dst = netip.AddrFrom4([4]byte{198, 18 + byte(r.IntN(2)), byte(r.Uint32()), byte(r.Uint32())})
+			if r.IntN(10) == 0 {
+				s.Dst = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+			}
+			s.SrcPort, s.DstPort = uint16(r.Uint32()), uint16(r.Uint32())
+			s.Seq, s.Ack = r.Uint32(), r.Uint32()
+			want := mustEncode(t, s)
+			got := bytes.Repeat([]byte{0xff}, tmpl.Len()+1)
+			n := tmpl.Build(got, s.Dst, s.DstPort, s.SrcPort, s.Seq, s.Ack)
+			if n != len(want) || !bytes.Equal(got[:n], want) {
+				t.Fatalf("Build(%v, %d, %d, %#x, %#x):\n got %x\nwant %x", s.Dst, s.DstPort, s.SrcPort, s.Seq, s.Ack, got[:n], want)
+			}
+			if got[n] != 0xff {
+				t.Fatalf("Build wrote past the packet")
+			}
+		}
+	}
+}
+
+func TestTemplateErrors(t *testing.T) {
+	s := testSYN()
+	s.Src = netip.MustParseAddr("::1")
+	if _, err := NewTemplate(&s); err == nil {
+		t.Errorf("NewTemplate accepted an IPv6 source")
+	}
+	s = testSYN()
+	tmpl, err := NewTemplate(&s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := tmpl.Build(make([]byte, tmpl.Len()-1), testDst, 1, 2, 3, 4); n != 0 {
+		t.Errorf("Build into a short buffer = %d, want 0", n)
+	}
+	if n := tmpl.Build(make([]byte, 100), netip.MustParseAddr("2001:db8::1"), 1, 2, 3, 4); n != 0 {
+		t.Errorf("Build to an IPv6 destination = %d, want 0", n)
+	}
+}
