@@ -1,0 +1,264 @@
+package guard
+
+import (
+	"cmp"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// TablePrefix starts the name of every table Install makes.
+const TablePrefix = "tcpwalk_"
+
+// Config says which flows the guard covers.
+type Config struct {
+	Mark             uint32         // packets carrying this mark are ours: accepted before the drop rule; must be nonzero
+	Remotes          []netip.Prefix // destinations covered (our targets), IPv4
+	LocalLo, LocalHi uint16         // our local source ports, inclusive
+	NetNSFd          int            // 0 = current namespace; else a network namespace fd to install in
+}
+
+func (c *Config) validate() error {
+	if c.Mark == 0 {
+		return errors.New("guard: mark 0 cannot tell our packets from the kernel's; use a nonzero mark")
+	}
+	if len(c.Remotes) == 0 {
+		return errors.New("guard: no remotes to cover")
+	}
+	for _, p := range c.Remotes {
+		if !p.IsValid() || !p.Addr().Is4() {
+			return fmt.Errorf("guard: remote %v is not an IPv4 prefix", p)
+		}
+	}
+	if c.LocalLo > c.LocalHi {
+		return fmt.Errorf("guard: local port range %d-%d is empty", c.LocalLo, c.LocalHi)
+	}
+	return nil
+}
+
+// Guard is an installed RST guard. Its methods are safe for concurrent use.
+type Guard struct {
+	mu     sync.Mutex
+	conn   *nftables.Conn // lasting: its netlink socket owns the table
+	table  *nftables.Table
+	chain  *nftables.Chain
+	closed bool
+}
+
+// installHint is appended to every Install failure: what is needed, and the way out.
+const installHint = "needs CAP_NET_ADMIN and nf_tables; run as root, or pass --no-rst-guard and expect the local kernel to reset remote replies"
+
+// Install adds, in one transaction, the table "tcpwalk_<pid>_<random>" (family ip, owner flag) with
+//
+//	chain output { type filter hook output priority 0; policy accept;
+//		meta mark MARK accept
+//		ip daddr {Remotes} tcp sport LocalLo-LocalHi tcp flags & rst == rst counter drop
+//	}
+//
+// Several tcpwalk processes each get their own table. The netlink connection stays open until Close; if the
+// process dies first, the kernel removes the table.
+func Install(cfg Config) (*Guard, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	name, err := tableName()
+	if err != nil {
+		return nil, fmt.Errorf("guard: install nftables RST guard: %w", err)
+	}
+	opts := []nftables.ConnOption{nftables.AsLasting()}
+	if cfg.NetNSFd != 0 {
+		opts = append(opts, nftables.WithNetNSFd(cfg.NetNSFd))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("guard: install nftables RST guard: open netlink: %w (%s)", err, installHint)
+	}
+	g := &Guard{conn: c}
+	if err := g.add(name, &cfg); err != nil {
+		c.CloseLasting()
+		return nil, fmt.Errorf("guard: install nftables RST guard: %w (%s)", err, installHint)
+	}
+	return g, nil
+}
+
+func tableName() (string, error) {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("random table name: %w", err)
+	}
+	return fmt.Sprintf("%s%d_%s", TablePrefix, os.Getpid(), hex.EncodeToString(b[:])), nil
+}
+
+func (g *Guard) add(name string, cfg *Config) error {
+	c := g.conn
+	g.table = c.AddTable(&nftables.Table{Name: name, Family: nftables.TableFamilyIPv4, Flags: nftables.TableFlagOwner})
+	accept := nftables.ChainPolicyAccept
+	g.chain = c.AddChain(&nftables.Chain{
+		Name:     "output",
+		Table:    g.table,
+		Type:     nftables.ChainTypeFilter,
+		Hooknum:  nftables.ChainHookOutput,
+		Priority: nftables.ChainPriorityFilter,
+		Policy:   &accept,
+	})
+	c.AddRule(&nftables.Rule{Table: g.table, Chain: g.chain, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(cfg.Mark)},
+		&expr.Verdict{Kind: expr.VerdictAccept},
+	}})
+
+	drop := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+	}
+	if elems := intervals(cfg.Remotes); elems != nil {
+		set := &nftables.Set{
+			Table:     g.table,
+			Anonymous: true,
+			Constant:  true,
+			Interval:  true,
+			KeyType:   nftables.TypeIPAddr,
+		}
+		if err := c.AddSet(set, elems); err != nil {
+			return fmt.Errorf("add remote address set: %w", err)
+		}
+		drop = append(drop,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4}, // ip daddr
+			&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+		)
+	}
+	drop = append(drop,
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2}, // tcp sport
+		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: binaryutil.BigEndian.PutUint16(cfg.LocalLo)},
+		&expr.Cmp{Op: expr.CmpOpLte, Register: 1, Data: binaryutil.BigEndian.PutUint16(cfg.LocalHi)},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1}, // tcp flags
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{rstFlag}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{rstFlag}},
+		&expr.Counter{},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	)
+	c.AddRule(&nftables.Rule{Table: g.table, Chain: g.chain, Exprs: drop})
+	return c.Flush()
+}
+
+const rstFlag = 0x04 // RFC 9293 §3.1
+
+// intervals turns prefixes into the elements of an nftables interval set, as nft does: each range [a, b] is a
+// start element a and an end element b+1, with an end element at 0.0.0.0 first unless a range starts there.
+// Overlapping and adjacent prefixes are merged. It returns nil when a prefix covers every address, which needs
+// no set at all.
+func intervals(pfxs []netip.Prefix) []nftables.SetElement {
+	type span struct{ lo, hi uint64 } // hi exclusive, so 2^32 fits
+	spans := make([]span, 0, len(pfxs))
+	for _, p := range pfxs {
+		if p.Bits() == 0 {
+			return nil
+		}
+		a := p.Masked().Addr().As4()
+		lo := uint64(binary.BigEndian.Uint32(a[:]))
+		spans = append(spans, span{lo, lo + 1<<(32-p.Bits())})
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
+	merged := spans[:1]
+	for _, s := range spans[1:] {
+		last := &merged[len(merged)-1]
+		if s.lo <= last.hi {
+			last.hi = max(last.hi, s.hi)
+			continue
+		}
+		merged = append(merged, s)
+	}
+	key := func(v uint64) []byte { return binary.BigEndian.AppendUint32(nil, uint32(v)) }
+	var elems []nftables.SetElement
+	if merged[0].lo != 0 {
+		elems = append(elems, nftables.SetElement{Key: key(0), IntervalEnd: true})
+	}
+	for _, s := range merged {
+		elems = append(elems, nftables.SetElement{Key: key(s.lo)})
+		if s.hi <= 0xffffffff {
+			elems = append(elems, nftables.SetElement{Key: key(s.hi), IntervalEnd: true})
+		}
+	}
+	return elems
+}
+
+// Table returns the name of the guard's nftables table.
+func (g *Guard) Table() string { return g.table.Name }
+
+// Dropped reads the drop rule's counter: how many local RSTs the guard has stopped.
+func (g *Guard) Dropped() (uint64, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, fmt.Errorf("guard: read counter of %s: guard is closed", g.table.Name)
+	}
+	rules, err := g.conn.GetRules(g.table, g.chain)
+	if err != nil {
+		return 0, fmt.Errorf("guard: read counter of %s: %w", g.table.Name, err)
+	}
+	for _, r := range rules {
+		for _, e := range r.Exprs {
+			if c, ok := e.(*expr.Counter); ok {
+				return c.Packets, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("guard: read counter of %s: no counter in chain output (was the table changed?)", g.table.Name)
+}
+
+// Close deletes the table and closes the netlink connection. It is idempotent. Even if the delete fails, closing
+// the owning connection makes the kernel remove the table.
+func (g *Guard) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil
+	}
+	g.closed = true
+	g.conn.DelTable(g.table)
+	err := g.conn.Flush()
+	if cerr := g.conn.CloseLasting(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("guard: remove table %s: %w", g.table.Name, err)
+	}
+	return nil
+}
+
+// Tables lists the tcpwalk tables (family ip, names starting with TablePrefix) in the namespace netnsFd (0 = the
+// current one). Tests and `lab down` use it to find leftovers.
+func Tables(netnsFd int) ([]string, error) {
+	var opts []nftables.ConnOption
+	if netnsFd != 0 {
+		opts = append(opts, nftables.WithNetNSFd(netnsFd))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("guard: list tables: %w", err)
+	}
+	ts, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return nil, fmt.Errorf("guard: list tables: %w (needs CAP_NET_ADMIN)", err)
+	}
+	var names []string
+	for _, t := range ts {
+		if strings.HasPrefix(t.Name, TablePrefix) {
+			names = append(names, t.Name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}

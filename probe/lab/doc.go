@@ -1,0 +1,106 @@
+// Package lab builds a two-namespace test lab: a prober namespace and a target
+// namespace joined by a veth pair, addressed from 198.18.0.0/15 (RFC 2544's
+// benchmarking range), with no default route in either namespace. Nothing in
+// the lab can reach, or be reached from, any other network.
+//
+// The package is Linux-only, like the rest of tcpwalk.
+//
+// # Layout
+//
+//	namespace PREFIX-prober            namespace PREFIX-target
+//	  lo (up)                            lo (up)
+//	  tw-HASH-p 198.18.0.1/24  <-veth->  tw-HASH-t 198.18.0.2/24
+//
+// HASH is the first 8 hex digits of SHA-256(PREFIX), which keeps interface
+// names within the kernel's 15-byte limit for any prefix. The veth pair is
+// created directly inside the namespaces, so it never appears in the caller's
+// namespace. IPv6 is disabled in both namespaces so the link stays silent
+// (no router or neighbour solicitations) unless a test sends something.
+//
+// # Checksum offload
+//
+// veth leaves TX checksum offload on. A segment that a kernel TCP socket in
+// one namespace sends arrives in the other with CHECKSUM_PARTIAL: the TCP
+// checksum field holds only the pseudo-header sum, and the receiving kernel
+// trusts it without checking. A raw socket or packet capture in the prober
+// therefore sees "bad" TCP checksums on segments from the target. A prober on
+// this lab must not reject segments for their checksum (or the target end must
+// have tx checksumming turned off, `ethtool -K tw-HASH-t tx off`). Segments
+// the prober builds itself carry complete checksums and are verified normally.
+// The lab leaves the offload alone on purpose: it is how a real host behaves.
+//
+// # Impairment
+//
+// [Lab.Impair] makes the path lossy and noisy with the kernel's own nftables
+// (the kernel has no netem here): each TCP segment is duplicated with a given
+// probability by `dup to` in a netdev egress chain on its sender's veth end,
+// and dropped with a given probability in a netdev ingress chain on its
+// receiver's end, as on a wire. (A drop in the sender's own egress would be
+// reported to its socket as a local error, which Linux handles unlike a
+// loss on the path.) ARP is left alone. The tables are named
+// ImpairTable(PREFIX), one per namespace, go with the namespaces, and
+// [Lab.ClearImpairment] removes them.
+//
+// # Servers
+//
+// [StartServers] runs small TCP servers on real kernel sockets in the target
+// namespace, one behaviour per port, so a prober can drive the target's TCP
+// into each RFC 9293 state:
+//
+//	PortHold      7001  accept; read and discard; never close. After the
+//	                    peer's FIN the server socket stays in CLOSE_WAIT.
+//	PortClose     7002  read one request, answer "HTTP/1.0 200 OK\r\n\r\nok\n",
+//	                    close(): the server is the active closer (FIN_WAIT_1,
+//	                    FIN_WAIT_2, TIME_WAIT). The request ends at the first
+//	                    blank line ("\r\n\r\n" or "\n\n") if its first line
+//	                    contains "HTTP/", else at the first "\n"; also at EOF or
+//	                    after 1 s without new bytes once some have arrived.
+//	                    Bytes that arrive after that point make Linux answer
+//	                    close() with RST instead of FIN (RFC 2525 2.17).
+//	PortControl   7003  a line protocol (lines end in "\n", "\r\n" accepted,
+//	                    at most 1024 bytes):
+//	                      "close"           close() now (FIN)
+//	                      "shutdown"        shutdown(SHUT_WR): half-close, keep
+//	                                        reading commands ("echo" then has
+//	                                        nowhere to write and is ignored)
+//	                      "rst"             SO_LINGER 0 and close(): RST
+//	                      "echo TEXT"       write "TEXT\n"
+//	                      "close-after-fin" close() as soon as the peer's FIN
+//	                                        (EOF) is read
+//	                      "close-after-fin MS"  answer "armed", then close()
+//	                                        MS milliseconds (0-10000) after
+//	                                        EOF: CLOSE_WAIT, then LAST_ACK
+//	                      anything else     write "?\n"
+//	                    Only "echo", "close-after-fin MS" and unknown lines
+//	                    get an answer. Without "close-after-fin", EOF leaves
+//	                    the socket in CLOSE_WAIT.
+//	PortEcho      7004  echo all bytes back; close() at EOF, so after the peer's
+//	                    FIN the server sends its own (LAST_ACK on the target).
+//	PortHalfClose 7005  on accept write "hello\n" and shutdown(SHUT_WR) at once
+//	                    (the server's FIN comes first), read and discard until
+//	                    EOF, then close().
+//	PortClosed    7009  nothing listens: SYN gets RST (RFC 9293 3.10.7.1).
+//	PortDialer    7010  "dial PORT\n": answer "dialing\n", then the target
+//	                    connects to ProberAddr:PORT (a SYN to the prober; with
+//	                    nobody answering the socket stays in SYN_SENT), giving
+//	                    up after 10 s. A connected dialer socket reads and
+//	                    discards, and closes at EOF or after 75 s at most.
+//	                    Other lines get "?\n". At most 16 dials run at once;
+//	                    more get "busy\n".
+//
+//	PortHTTP        80  as PortClose: an HTTP/1.0 server that answers and closes
+//	PortHTTPAlt   8080  as PortHold
+//
+// Sockets held open (PortHold, PortControl after EOF) live until
+// [Servers.Close], which closes every listener and connection.
+//
+// # Routed labs
+//
+// [CreateRouted] puts one or two router namespaces (PREFIX-fw, PREFIX-fw2)
+// between the prober (198.18.0.1/24) and the target (198.18.2.2/24), with
+// forwarding on, one route for 198.18.0.0/15 per host and no default route.
+// Each router's forward hook gets a [Firewall] ruleset (nftables over
+// netlink, table ip tcpwalk_lab, each rule's nft text in its comment): none,
+// stateless, stateful, reject or clamp. [Destroy] removes the routers and
+// their rules too.
+package lab

@@ -1,0 +1,287 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+
+	"github.com/tcpwalk/tcpwalk/probe/netns"
+)
+
+// Firewall names the ruleset a routed lab's router applies to what it
+// forwards (nftables, hook forward). The rules are documented by
+// [Firewall.Rules], stored as rule comments in the kernel, and read back by
+// [ReadFirewall].
+type Firewall string
+
+// Firewall profiles.
+const (
+	// FirewallNone forwards everything (an empty chain, policy accept).
+	FirewallNone Firewall = "none"
+	// FirewallStateless is a port filter without connection tracking:
+	// TCP to or from the allowed ports passes whatever its flags.
+	FirewallStateless Firewall = "stateless"
+	// FirewallStateful follows connections (conntrack): established and
+	// related pass, invalid is dropped, new connections only as a bare SYN
+	// to an allowed port; everything else is dropped.
+	FirewallStateful Firewall = "stateful"
+	// FirewallReject is FirewallStateful that answers instead of dropping:
+	// invalid segments get ICMP administratively prohibited, other
+	// refused TCP a RST the router sends in the target's name.
+	FirewallReject Firewall = "reject"
+	// FirewallClamp forwards everything and lowers the MSS option of every
+	// SYN to ClampMSS (MSS clamping, as routers do for PPPoE or tunnels).
+	FirewallClamp Firewall = "clamp"
+)
+
+// Numbers the firewall profiles use.
+const (
+	// FirewallPortLo and FirewallPortHi bound the TCP ports the filtering
+	// profiles allow: all the lab servers' ports.
+	FirewallPortLo = 7000
+	FirewallPortHi = 7010
+	// PortBlocked is a port outside the allowed range: a filtering
+	// firewall refuses connections to it. Nothing listens there.
+	PortBlocked = 7099
+	// ClampMSS is the MSS FirewallClamp writes into SYNs that offer more.
+	ClampMSS = 1000
+	// FirewallTable is the nftables table (family ip) of a router's rules;
+	// its one chain is named after the profile.
+	FirewallTable = "tcpwalk_lab"
+)
+
+// Firewalls lists the profiles, for help and errors.
+func Firewalls() []Firewall {
+	return []Firewall{FirewallNone, FirewallStateless, FirewallStateful, FirewallReject, FirewallClamp}
+}
+
+// ParseFirewall reads a profile name.
+func ParseFirewall(s string) (Firewall, error) {
+	for _, f := range Firewalls() {
+		if string(f) == s {
+			return f, nil
+		}
+	}
+	names := make([]string, 0, 5)
+	for _, f := range Firewalls() {
+		names = append(names, string(f))
+	}
+	return "", fmt.Errorf("unknown firewall %q: want one of %s", s, strings.Join(names, ", "))
+}
+
+// rule is one nftables rule with its text in nft syntax.
+type rule struct {
+	text  string
+	exprs []expr.Any
+}
+
+// policy returns the chain policy of f.
+func (f Firewall) policy() nftables.ChainPolicy {
+	if f == FirewallStateless || f == FirewallStateful {
+		return nftables.ChainPolicyDrop
+	}
+	return nftables.ChainPolicyAccept
+}
+
+// Rules returns f's ruleset in nft syntax, as `nft list table ip
+// tcpwalk_lab` would print it (without the comments).
+func (f Firewall) Rules() []string {
+	pol := "accept"
+	if f.policy() == nftables.ChainPolicyDrop {
+		pol = "drop"
+	}
+	out := []string{fmt.Sprintf("chain %s { type filter hook forward priority filter; policy %s; }", f, pol)}
+	for _, r := range f.rules() {
+		out = append(out, r.text)
+	}
+	return out
+}
+
+func (f Firewall) rules() []rule {
+	ports := fmt.Sprintf("%d-%d", FirewallPortLo, FirewallPortHi)
+	newSYN := rule{"tcp flags & (fin|syn|rst|ack) == syn tcp dport " + ports + " ct state new accept",
+		cat(tcpFlags(0x17, 0x02), tcpPort(2), ctState(expr.CtStateBitNEW), verdict(expr.VerdictAccept))}
+	established := rule{"ct state established,related accept",
+		cat(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), verdict(expr.VerdictAccept))}
+	switch f {
+	case FirewallStateless:
+		return []rule{
+			{"ip protocol icmp accept", cat(l4(unix.IPPROTO_ICMP), verdict(expr.VerdictAccept))},
+			{"tcp dport " + ports + " accept", cat(l4(unix.IPPROTO_TCP), tcpPort(2), verdict(expr.VerdictAccept))},
+			{"tcp sport " + ports + " accept", cat(l4(unix.IPPROTO_TCP), tcpPort(0), verdict(expr.VerdictAccept))},
+		}
+	case FirewallStateful:
+		return []rule{
+			established,
+			{"ct state invalid drop", cat(ctState(expr.CtStateBitINVALID), verdict(expr.VerdictDrop))},
+			newSYN,
+		}
+	case FirewallReject:
+		return []rule{
+			established,
+			{"ct state invalid reject with icmp type admin-prohibited",
+				cat(ctState(expr.CtStateBitINVALID), []expr.Any{adminProhibited()})},
+			newSYN,
+			{"meta l4proto tcp reject with tcp reset",
+				cat(l4(unix.IPPROTO_TCP), []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}})},
+			{"reject with icmp type admin-prohibited", []expr.Any{adminProhibited()}},
+		}
+	case FirewallClamp:
+		return []rule{{fmt.Sprintf("tcp flags syn tcp option maxseg size set %d", ClampMSS),
+			cat(tcpFlags(0x02, 0x02), []expr.Any{
+				&expr.Immediate{Register: 1, Data: binaryutil.BigEndian.PutUint16(ClampMSS)},
+				// RFC 9293 §3.2: option kind 2, length 4, the MSS at offset 2.
+				&expr.Exthdr{SourceRegister: 1, Type: 2, Offset: 2, Len: 2, Op: expr.ExthdrOpTcpopt},
+			})}}
+	}
+	return nil
+}
+
+func cat(parts ...[]expr.Any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func l4(proto byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+	}
+}
+
+// tcpPort matches a TCP port (offset 0: source, 2: destination) in the
+// allowed range.
+func tcpPort(off uint32) []expr.Any {
+	return cat(l4(unix.IPPROTO_TCP), []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: binaryutil.BigEndian.PutUint16(FirewallPortLo)},
+		&expr.Cmp{Op: expr.CmpOpLte, Register: 1, Data: binaryutil.BigEndian.PutUint16(FirewallPortHi)},
+	})
+}
+
+// tcpFlags matches flags & mask == want (the flags byte, RFC 9293 §3.1).
+func tcpFlags(mask, want byte) []expr.Any {
+	return cat(l4(unix.IPPROTO_TCP), []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{mask}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{want}},
+	})
+}
+
+// ctState matches when any of bits is set in the conntrack state (host
+// byte order, as the kernel keeps it).
+func ctState(bits uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}
+
+func verdict(k expr.VerdictKind) []expr.Any { return []expr.Any{&expr.Verdict{Kind: k}} }
+
+// adminProhibited is ICMP destination unreachable, code 13: communication
+// administratively prohibited (RFC 1812 §5.2.7.1).
+func adminProhibited() expr.Any {
+	return &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: 13}
+}
+
+// InstallFirewall replaces the firewall of the router namespace ns with f
+// (in one transaction). The table outlives the call and the process: it goes
+// with RemoveFirewall, Destroy or the namespace.
+func InstallFirewall(ns *netns.NS, f Firewall) error {
+	if _, err := ParseFirewall(string(f)); err != nil {
+		return fmt.Errorf("lab: install firewall in %s: %w", ns.Name, err)
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(ns.Fd()))
+	if err != nil {
+		return fmt.Errorf("lab: install firewall in %s: %w", ns.Name, err)
+	}
+	tab := &nftables.Table{Name: FirewallTable, Family: nftables.TableFamilyIPv4}
+	// Adding then deleting makes the delete succeed whether or not the
+	// table existed; the new one follows in the same batch.
+	c.AddTable(tab)
+	c.DelTable(tab)
+	c.AddTable(tab)
+	pol := f.policy()
+	ch := c.AddChain(&nftables.Chain{Name: string(f), Table: tab, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &pol})
+	for _, r := range f.rules() {
+		c.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: r.exprs,
+			UserData: userdata.AppendString(nil, userdata.TypeComment, r.text)})
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("lab: install firewall %s in %s: %w (needs CAP_NET_ADMIN and nf_tables with conntrack, reject and exthdr)", f, ns.Name, err)
+	}
+	return nil
+}
+
+// ReadFirewall reads the firewall back from the kernel: the profile (from the
+// chain's name) and each rule's text (from its comment). A namespace without
+// the table has FirewallNone and no rules.
+func ReadFirewall(ns *netns.NS) (Firewall, []string, error) {
+	c, err := nftables.New(nftables.WithNetNSFd(ns.Fd()))
+	if err != nil {
+		return "", nil, fmt.Errorf("lab: read firewall of %s: %w", ns.Name, err)
+	}
+	tab, err := c.ListTableOfFamily(FirewallTable, nftables.TableFamilyIPv4)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return FirewallNone, nil, nil
+		}
+		return "", nil, fmt.Errorf("lab: read firewall of %s: %w", ns.Name, err)
+	}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return "", nil, fmt.Errorf("lab: read firewall of %s: %w", ns.Name, err)
+	}
+	for _, ch := range chains {
+		if ch.Table.Name != FirewallTable {
+			continue
+		}
+		f, err := ParseFirewall(ch.Name)
+		if err != nil {
+			continue // not one of ours
+		}
+		rules, err := c.GetRules(tab, ch)
+		if err != nil {
+			return "", nil, fmt.Errorf("lab: read firewall of %s: %w", ns.Name, err)
+		}
+		var text []string
+		for _, r := range rules {
+			s, ok := userdata.GetString(r.UserData, userdata.TypeComment)
+			if !ok {
+				s = fmt.Sprintf("(rule %d without a comment: not made by tcpwalk)", r.Handle)
+			}
+			text = append(text, s)
+		}
+		return f, text, nil
+	}
+	return FirewallNone, nil, nil
+}
+
+// RemoveFirewall deletes the firewall table from ns; a missing table is not
+// an error.
+func RemoveFirewall(ns *netns.NS) error {
+	c, err := nftables.New(nftables.WithNetNSFd(ns.Fd()))
+	if err != nil {
+		return fmt.Errorf("lab: remove firewall of %s: %w", ns.Name, err)
+	}
+	tab := &nftables.Table{Name: FirewallTable, Family: nftables.TableFamilyIPv4}
+	c.AddTable(tab)
+	c.DelTable(tab)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("lab: remove firewall of %s: %w", ns.Name, err)
+	}
+	return nil
+}

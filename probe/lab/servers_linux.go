@@ -1,0 +1,401 @@
+package lab
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tcpwalk/tcpwalk/probe/netns"
+)
+
+// Ports of the lab servers; the package doc describes each behaviour.
+const (
+	PortHold      = 7001
+	PortClose     = 7002
+	PortControl   = 7003
+	PortEcho      = 7004
+	PortHalfClose = 7005
+	PortClosed    = 7009 // nothing listens here
+	PortDialer    = 7010
+	// PortHTTP and PortHTTPAlt serve as PortClose and PortHold on the
+	// well-known ports that examples (and habits) use: an HTTP/1.0 server
+	// that answers and closes, and a server that holds connections open.
+	PortHTTP    = 80
+	PortHTTPAlt = 8080
+)
+
+// Bounds of the servers' own activity.
+const (
+	// RequestSilence ends a PortClose request after data without a newline.
+	RequestSilence = time.Second
+	// DialTimeout bounds a PortDialer connection attempt.
+	DialTimeout = 10 * time.Second
+	// DialLifetime bounds how long a connected PortDialer socket lives.
+	DialLifetime = 75 * time.Second
+	// MaxDials bounds concurrent PortDialer attempts.
+	MaxDials = 16
+	// closeWait bounds Servers.Close.
+	closeWait = 5 * time.Second
+	// maxLine bounds a PortControl or PortDialer command line.
+	maxLine = 1024
+	// maxRequest bounds a PortClose request; more counts as complete.
+	maxRequest = 64 << 10
+)
+
+// closeResponse is PortClose's answer.
+const closeResponse = "HTTP/1.0 200 OK\r\n\r\nok\n"
+
+// Servers are the lab servers of one target namespace.
+type Servers struct {
+	ns     *netns.NS
+	addr   netip.Addr
+	prober netip.Addr
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	dials  chan struct{} // semaphore of MaxDials
+
+	mu     sync.Mutex
+	closed bool
+	lns    []net.Listener
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// StartServers listens on addr (which must exist in ns) on every server port,
+// with the listening sockets created inside ns, and serves them from
+// goroutines of this process. PortDialer connects to proberAddr. TCP
+// keepalive is off on every socket, so the servers send nothing a test did not
+// ask for. Close stops everything.
+func StartServers(ns *netns.NS, addr, proberAddr netip.Addr) (*Servers, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Servers{
+		ns:     ns,
+		addr:   addr,
+		prober: proberAddr,
+		ctx:    ctx,
+		cancel: cancel,
+		dials:  make(chan struct{}, MaxDials),
+		conns:  make(map[net.Conn]struct{}),
+	}
+	handlers := []struct {
+		port int
+		fn   func(*net.TCPConn)
+	}{
+		{PortHold, s.hold},
+		{PortClose, s.closeAfterRequest},
+		{PortControl, s.control},
+		{PortEcho, s.echo},
+		{PortHalfClose, s.halfClose},
+		{PortDialer, s.dialer},
+		{PortHTTP, s.closeAfterRequest},
+		{PortHTTPAlt, s.hold},
+	}
+	lc := net.ListenConfig{KeepAlive: -1}
+	err := ns.Do(func() error {
+		for _, h := range handlers {
+			a := netip.AddrPortFrom(addr, uint16(h.port)).String()
+			ln, err := lc.Listen(ctx, "tcp4", a)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", a, err)
+			}
+			s.lns = append(s.lns, ln)
+		}
+		return nil
+	})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("lab: start servers in %s: %w", ns.Name, err)
+	}
+	for i, h := range handlers {
+		s.wg.Add(1)
+		go s.serve(s.lns[i].(*net.TCPListener), h.fn)
+	}
+	return s, nil
+}
+
+// Addr returns the address of a server port.
+func (s *Servers) Addr(port uint16) netip.AddrPort { return netip.AddrPortFrom(s.addr, port) }
+
+// Close closes every listener and connection, cancels dials, and waits (at
+// most 5 s) for the serving goroutines to end. Calling it again is harmless.
+func (s *Servers) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.cancel()
+	var errs []error
+	for _, ln := range s.lns {
+		if err := ln.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.conns = nil
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		errs = append(errs, fmt.Errorf("servers did not stop within %v", closeWait))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("lab: close servers: %w", err)
+	}
+	return nil
+}
+
+// track registers c and a goroutine for it; false means the servers are
+// closing and c has been closed.
+func (s *Servers) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.Close()
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+// release closes c and forgets it.
+func (s *Servers) release(c net.Conn) {
+	s.mu.Lock()
+	if s.conns != nil {
+		delete(s.conns, c)
+	}
+	s.mu.Unlock()
+	c.Close()
+}
+
+func (s *Servers) serve(ln *net.TCPListener, fn func(*net.TCPConn)) {
+	defer s.wg.Done()
+	for {
+		c, err := ln.AcceptTCP()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return // closed
+		}
+		if !s.track(c) {
+			return
+		}
+		go func() {
+			defer s.wg.Done()
+			fn(c)
+		}()
+	}
+}
+
+// hold reads and discards; the connection stays open until Close.
+func (s *Servers) hold(c *net.TCPConn) {
+	io.Copy(io.Discard, readerOnly{c})
+}
+
+// closeAfterRequest reads one request, answers and closes.
+func (s *Servers) closeAfterRequest(c *net.TCPConn) {
+	buf := make([]byte, 0, 4096)
+	var tmp [4096]byte
+	for !requestComplete(buf) && len(buf) < maxRequest {
+		if len(buf) > 0 {
+			c.SetReadDeadline(time.Now().Add(RequestSilence))
+		}
+		n, err := c.Read(tmp[:])
+		buf = append(buf, tmp[:n]...)
+		if err != nil {
+			var ne net.Error
+			if errors.Is(err, io.EOF) || errors.As(err, &ne) && ne.Timeout() && len(buf) > 0 {
+				break
+			}
+			s.release(c) // closed by Close, or reset
+			return
+		}
+	}
+	c.SetDeadline(time.Now().Add(DialTimeout))
+	c.Write([]byte(closeResponse))
+	s.release(c)
+}
+
+// requestComplete reports whether buf holds a whole request: an HTTP request
+// up to its blank line, or any other single line.
+func requestComplete(buf []byte) bool {
+	i := bytes.IndexByte(buf, '\n')
+	if i < 0 {
+		return false
+	}
+	if !bytes.Contains(buf[:i], []byte("HTTP/")) {
+		return true
+	}
+	return bytes.Contains(buf, []byte("\r\n\r\n")) || bytes.Contains(buf, []byte("\n\n"))
+}
+
+// lines calls fn for each command line read from c (without "\r\n"), with
+// over-long lines passed as nil. It returns the read error that ended it
+// (io.EOF at the peer's FIN) or nil when fn returns false.
+func lines(c *net.TCPConn, fn func(line []byte) bool) error {
+	r := bufio.NewReaderSize(readerOnly{c}, maxLine)
+	skipping := false
+	for {
+		line, err := r.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			skipping = true
+			continue
+		case err != nil:
+			return err
+		case skipping:
+			skipping = false
+			line = nil
+		default:
+			line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		}
+		if !fn(line) {
+			return nil
+		}
+	}
+}
+
+// control runs PortControl's line protocol.
+func (s *Servers) control(c *net.TCPConn) {
+	shut, armed := false, false
+	var delay time.Duration
+	reply := func(b []byte) {
+		if !shut {
+			c.Write(b)
+		}
+	}
+	err := lines(c, func(line []byte) bool {
+		cmd, arg, _ := bytes.Cut(line, []byte(" "))
+		switch {
+		case line == nil:
+			reply([]byte("?\n"))
+		case string(line) == "close":
+			return false
+		case string(line) == "shutdown":
+			shut = true
+			c.CloseWrite()
+		case string(line) == "rst":
+			c.SetLinger(0)
+			return false
+		case string(line) == "close-after-fin":
+			armed = true
+		case string(cmd) == "close-after-fin":
+			// "close-after-fin MS": close MS milliseconds after EOF, so a
+			// prober can see CLOSE_WAIT before LAST_ACK.
+			ms, err := strconv.Atoi(string(arg))
+			if err != nil || ms < 0 || ms > 10000 {
+				reply([]byte("?\n"))
+				break
+			}
+			armed, delay = true, time.Duration(ms)*time.Millisecond
+			reply([]byte("armed\n"))
+		case string(cmd) == "echo":
+			reply(append(arg, '\n'))
+		default:
+			reply([]byte("?\n"))
+		}
+		return true
+	})
+	if err == nil || errors.Is(err, io.EOF) && armed {
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-s.ctx.Done():
+			}
+		}
+		s.release(c)
+	}
+	// Otherwise EOF without close-after-fin: stay in CLOSE_WAIT until Close.
+}
+
+// echo copies input back and closes at EOF.
+func (s *Servers) echo(c *net.TCPConn) {
+	io.Copy(writerOnly{c}, readerOnly{c})
+	s.release(c)
+}
+
+// halfClose greets, sends FIN at once, drains until EOF and closes.
+func (s *Servers) halfClose(c *net.TCPConn) {
+	c.Write([]byte("hello\n"))
+	c.CloseWrite()
+	io.Copy(io.Discard, readerOnly{c})
+	s.release(c)
+}
+
+// dialer runs PortDialer's line protocol.
+func (s *Servers) dialer(c *net.TCPConn) {
+	lines(c, func(line []byte) bool {
+		arg, ok := bytes.CutPrefix(line, []byte("dial "))
+		port, err := strconv.ParseUint(string(arg), 10, 16)
+		if !ok || err != nil || port == 0 {
+			c.Write([]byte("?\n"))
+			return true
+		}
+		select {
+		case s.dials <- struct{}{}:
+		default:
+			c.Write([]byte("busy\n"))
+			return true
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			<-s.dials
+			return false
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		c.Write([]byte("dialing\n"))
+		go s.dial(uint16(port))
+		return true
+	})
+	s.release(c)
+}
+
+// dial connects from the target namespace to the prober.
+func (s *Servers) dial(port uint16) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithTimeout(s.ctx, DialTimeout)
+	defer cancel()
+	d := net.Dialer{
+		LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(s.addr, 0)),
+		KeepAlive: -1,
+	}
+	var c net.Conn
+	err := s.ns.Do(func() error {
+		var err error
+		c, err = d.DialContext(ctx, "tcp4", netip.AddrPortFrom(s.prober, port).String())
+		return err
+	})
+	<-s.dials
+	if err != nil || !s.track(c) {
+		return
+	}
+	defer s.wg.Done()
+	c.SetDeadline(time.Now().Add(DialLifetime))
+	io.Copy(io.Discard, readerOnly{c.(*net.TCPConn)})
+	s.release(c)
+}
+
+// readerOnly and writerOnly hide TCPConn's ReadFrom/WriteTo so that io.Copy
+// uses plain read(2)/write(2) and sees EOF exactly at the peer's FIN.
+type readerOnly struct{ io.Reader }
+type writerOnly struct{ io.Writer }
