@@ -1,0 +1,272 @@
+package firewall_test
+
+import (
+	"context"
+	"net/netip"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/firewall"
+	"github.com/tcpwalk/tcpwalk/probe/lab"
+	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
+	"github.com/tcpwalk/tcpwalk/probe/sockdiag"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
+)
+
+// runLab builds a routed lab with profile fw on its router and runs the
+// matrix against the hold server, with a capture in the target.
+func runLab(t *testing.T, fw lab.Firewall, capture bool) (*firewall.Matrix, *lab.Routed) {
+	t.Helper()
+	r := labtest.NewRouted(t, lab.RoutedConfig{Firewall: fw})
+	p, err := probe.Open(probe.Config{Remote: r.TargetAddr, NetNS: r.Prober})
+	labtest.SkipUnlessPermitted(t, err)
+	t.Cleanup(func() { p.Close() })
+	cfg := firewall.Config{Prober: p, Port: lab.PortHold, BlockedPort: lab.PortBlocked,
+		ClosePort: lab.PortClose, CloseRequest: []byte("GET / HTTP/1.0\r\n\r\n")}
+	if capture {
+		cfg.Capture = r.Target
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := firewall.Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Run through %s: %v", fw, err)
+	}
+	// The run leaves no connection of ours on the target (its tidy RSTs
+	// are exact); TIME_WAITs and half-open requests may take a moment.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		var left []string
+		socks, err := sockdiag.Dump(r.Target)
+		if err != nil {
+			t.Fatalf("sock_diag in the target: %v", err)
+		}
+		for _, s := range socks {
+			if s.Remote.Addr() == r.ProberAddr && s.State != sockdiag.TimeWait {
+				left = append(left, s.State.String()+" "+s.Remote.String())
+			}
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("through %s: the run left connections on the target: %v", fw, left)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return m, r
+}
+
+// key names a cell.
+type key struct {
+	state firewall.State
+	probe string
+}
+
+// want is the outcome a cell must have; by, when valid, who must have
+// rejected it.
+type want struct {
+	outcome firewall.Outcome
+	by      netip.Addr
+}
+
+var (
+	fwAddr     = lab.RouterProberSide.Addr()
+	targetAddr = lab.RoutedTargetAddr.Addr()
+	// refusedByStateful are the cells a stateful firewall refuses: every
+	// segment that opens no connection with a SYN or falls outside the
+	// window conntrack tracks.
+	refusedByStateful = []key{
+		{firewall.StateNone, "SYN to a blocked port"},
+		{firewall.StateNone, "unsolicited SYN-ACK"},
+		{firewall.StateNone, "ACK without a connection"},
+		{firewall.StateNone, "FIN scan"},
+		{firewall.StateNone, "NULL scan"},
+		{firewall.StateNone, "Xmas scan"},
+		{firewall.StateHandshaking, "ACK of an unsent number"},
+		{firewall.StateEstablished, "data out of window"},
+		{firewall.StateEstablished, "ACK out of window"},
+		{firewall.StateClosing, "ACK out of window"},
+	}
+)
+
+// implied returns the matrix each profile's ruleset implies: delivered
+// unless listed.
+func implied(fw lab.Firewall) map[key]want {
+	m := map[key]want{}
+	switch fw {
+	case lab.FirewallStateless:
+		m[key{firewall.StateNone, "SYN to a blocked port"}] = want{outcome: firewall.Dropped}
+	case lab.FirewallStateful:
+		for _, k := range refusedByStateful {
+			m[k] = want{outcome: firewall.Dropped}
+		}
+	case lab.FirewallReject:
+		// Invalid for conntrack: ICMP from the firewall; new but not a
+		// SYN to an allowed port: a RST in the target's name.
+		for _, k := range refusedByStateful {
+			m[k] = want{firewall.Rejected, fwAddr}
+		}
+		m[key{firewall.StateNone, "SYN to a blocked port"}] = want{firewall.Rejected, targetAddr}
+		m[key{firewall.StateNone, "ACK without a connection"}] = want{firewall.Rejected, targetAddr}
+	case lab.FirewallClamp:
+		m[key{firewall.StateNone, "SYN with options"}] = want{outcome: firewall.Rewritten}
+		m[key{firewall.StateHandshaking, "SYN retransmitted"}] = want{outcome: firewall.Rewritten}
+	}
+	return m
+}
+
+// TestProfileMatrix: each firewall profile of the lab yields the matrix its
+// ruleset implies, seen by a capture at the target.
+func TestProfileMatrix(t *testing.T) {
+	for _, fw := range lab.Firewalls() {
+		t.Run(string(fw), func(t *testing.T) {
+			t.Parallel()
+			m, _ := runLab(t, fw, true)
+			if m.TargetTTL != 63 {
+				t.Errorf("target TTL %d, want 63 (64 less one router)", m.TargetTTL)
+			}
+			exp := implied(fw)
+			for _, c := range m.Cells {
+				w, ok := exp[key{c.State, c.Probe}]
+				if !ok {
+					w = want{outcome: firewall.Delivered}
+				}
+				if c.Outcome != w.outcome {
+					t.Errorf("%s / %s: %s (%s), want %s", c.State, c.Probe, c.Outcome, c.Detail, w.outcome)
+					continue
+				}
+				if w.by.IsValid() && c.RejectedBy != w.by {
+					t.Errorf("%s / %s: rejected by %s, want %s (%s)", c.State, c.Probe, c.RejectedBy, w.by, c.Detail)
+				}
+				if w.outcome == firewall.Rejected && w.by == targetAddr && c.HopsShort != 1 {
+					t.Errorf("%s / %s: RST came %d hops short of the target, want 1 (the firewall's)", c.State, c.Probe, c.HopsShort)
+				}
+				if w.outcome == firewall.Rewritten {
+					mss := firewall.Change{Field: "mss", Sent: "1460", Got: strconv.Itoa(lab.ClampMSS)}
+					if diff := cmp.Diff([]firewall.Change{mss}, c.Changes); diff != "" {
+						t.Errorf("%s / %s: changes (-want +got):\n%s", c.State, c.Probe, diff)
+					}
+				}
+			}
+			// The cells a target answers show its answer at the target.
+			if c := m.Cell(firewall.StateNone, "SYN with options"); c.TargetAnswer != "S." {
+				t.Errorf("SYN: target answered %q, want S.", c.TargetAnswer)
+			}
+			// --expect stateful: the stateful and reject profiles meet
+			// it, the others do not.
+			m.Judge(firewall.PolicyStateful)
+			wantV := walk.Fail
+			if fw == lab.FirewallStateful || fw == lab.FirewallReject {
+				wantV = walk.Pass
+			}
+			if m.Verdict != wantV {
+				t.Errorf("--expect stateful: verdict %s, want %s", m.Verdict, wantV)
+			}
+			m.Judge(firewall.PolicyOpen)
+			if wantOpen := map[bool]walk.Verdict{true: walk.Pass, false: walk.Fail}[fw == lab.FirewallNone || fw == lab.FirewallClamp]; m.Verdict != wantOpen {
+				t.Errorf("--expect open: verdict %s, want %s", m.Verdict, wantOpen)
+			}
+		})
+	}
+}
+
+// TestMatrixWithoutCapture: without a capture the answers decide: a
+// firewall's RST is told from the target's by its TTL, silence after a
+// segment every TCP answers counts as dropped, and silence after a scan is
+// inconclusive under a policy.
+func TestMatrixWithoutCapture(t *testing.T) {
+	for _, fw := range []lab.Firewall{lab.FirewallReject, lab.FirewallStateful} {
+		t.Run(string(fw), func(t *testing.T) {
+			t.Parallel()
+			m, _ := runLab(t, fw, false)
+			get := func(s firewall.State, p string) *firewall.Cell {
+				c := m.Cell(s, p)
+				if c == nil {
+					t.Fatalf("no cell %s / %s", s, p)
+				}
+				if c.Delivered != nil {
+					t.Errorf("%s / %s: Delivered set without a capture", s, p)
+				}
+				return c
+			}
+			ack := get(firewall.StateNone, "ACK without a connection")
+			fin := get(firewall.StateNone, "FIN scan")
+			data := get(firewall.StateEstablished, "data in window")
+			if data.Outcome != firewall.Delivered {
+				t.Errorf("data in window: %s (%s), want delivered (answered)", data.Outcome, data.Detail)
+			}
+			switch fw {
+			case lab.FirewallReject:
+				if ack.Outcome != firewall.Rejected || ack.HopsShort != 1 {
+					t.Errorf("ACK: %s, %d hops short (%s); want rejected 1 hop short", ack.Outcome, ack.HopsShort, ack.Detail)
+				}
+				if fin.Outcome != firewall.Rejected || fin.RejectedBy != fwAddr {
+					t.Errorf("FIN scan: %s by %s (%s); want rejected by %s", fin.Outcome, fin.RejectedBy, fin.Detail, fwAddr)
+				}
+			case lab.FirewallStateful:
+				if ack.Outcome != firewall.Dropped {
+					t.Errorf("ACK: %s (%s), want dropped (inferred)", ack.Outcome, ack.Detail)
+				}
+				if fin.Outcome != firewall.NoAnswer {
+					t.Errorf("FIN scan: %s (%s), want no-answer", fin.Outcome, fin.Detail)
+				}
+				m.Judge(firewall.PolicyStateful)
+				if fin.Verdict != walk.Inconclusive || m.Verdict != walk.Inconclusive {
+					t.Errorf("FIN scan verdict %s, matrix %s; want inconclusive", fin.Verdict, m.Verdict)
+				}
+			}
+		})
+	}
+}
+
+// TestTraceFindsClampingHop: with two routers, the first clamping the MSS,
+// the ICMP-quote method names hop 1 (198.18.0.254) and the MSS change, and
+// reaches the target at TTL 3.
+func TestTraceFindsClampingHop(t *testing.T) {
+	r := labtest.NewRouted(t, lab.RoutedConfig{Routers: 2, Firewall: lab.FirewallClamp})
+	p, err := probe.Open(probe.Config{Remote: r.TargetAddr, NetNS: r.Prober})
+	labtest.SkipUnlessPermitted(t, err)
+	t.Cleanup(func() { p.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tr, err := firewall.RunTrace(ctx, p, lab.PortHold, 8, firewall.Timing{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Hops) != 3 || !tr.Hops[2].Reached {
+		t.Fatalf("hops %+v: want 2 routers and the target at TTL 3", tr.Hops)
+	}
+	if tr.Hops[0].From != lab.RouterProberSide.Addr() || tr.Hops[1].From != lab.Router2Transit.Addr() {
+		t.Errorf("routers %s, %s; want %s, %s", tr.Hops[0].From, tr.Hops[1].From, lab.RouterProberSide.Addr(), lab.Router2Transit.Addr())
+	}
+	if len(tr.Hops[0].Changes) != 0 || !tr.Hops[0].Quoted {
+		t.Errorf("hop 1 quote: changes %v (whole header %v), want none", tr.Hops[0].Changes, tr.Hops[0].Quoted)
+	}
+	want := []firewall.Rewrite{{Hop: 1, By: lab.RouterProberSide.Addr(),
+		Changes: []firewall.Change{{Field: "mss", Sent: "1460", Got: strconv.Itoa(lab.ClampMSS)}}}}
+	if diff := cmp.Diff(want, tr.Rewrites, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
+		t.Errorf("rewrites (-want +got):\n%s", diff)
+	}
+}
+
+// TestTraceNoRewrite: without a clamp nothing is reported.
+func TestTraceNoRewrite(t *testing.T) {
+	r := labtest.NewRouted(t, lab.RoutedConfig{Routers: 2})
+	p, err := probe.Open(probe.Config{Remote: r.TargetAddr, NetNS: r.Prober})
+	labtest.SkipUnlessPermitted(t, err)
+	t.Cleanup(func() { p.Close() })
+	tr, err := firewall.RunTrace(context.Background(), p, lab.PortHold, 8, firewall.Timing{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Hops) != 3 || len(tr.Rewrites) != 0 {
+		t.Errorf("hops %+v rewrites %+v: want 3 hops, no rewrite", tr.Hops, tr.Rewrites)
+	}
+}

@@ -1,0 +1,271 @@
+package firewall
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/tcpwalk/tcpwalk/probe/walk"
+)
+
+// State is the state of the connection a probe is sent on, as both the
+// target and a stateful firewall on the path track it.
+type State string
+
+// Connection states of the matrix, in order.
+const (
+	// StateNone: no connection; each probe uses a fresh 4-tuple.
+	StateNone State = "none"
+	// StateHandshaking: our SYN was answered, we have not ACKed (the
+	// target is in SYN_RCVD).
+	StateHandshaking State = "handshaking"
+	// StateEstablished: the three-way handshake is done.
+	StateEstablished State = "established"
+	// StateClosing: our FIN was acknowledged; the target, whose app has not
+	// closed, is in CLOSE_WAIT.
+	StateClosing State = "closing"
+	// StateTimeWait: the target closed first and got our FIN: it is in
+	// TIME_WAIT.
+	StateTimeWait State = "time-wait"
+)
+
+// States lists the matrix's states in order.
+var States = []State{StateNone, StateHandshaking, StateEstablished, StateClosing, StateTimeWait}
+
+// Outcome is what became of one probe on the path.
+type Outcome string
+
+// Outcomes.
+const (
+	// Delivered: the probe reached the target unchanged (seen by the
+	// capture), or, without a capture, the target answered it.
+	Delivered Outcome = "delivered"
+	// Rewritten: the probe reached the target with header fields changed.
+	Rewritten Outcome = "rewritten"
+	// Dropped: the probe did not reach the target and nothing answered.
+	// Without a capture this is inferred for probes a TCP always answers.
+	Dropped Outcome = "dropped"
+	// Rejected: the path answered in the target's stead, with an ICMP
+	// error or a RST that the target did not send.
+	Rejected Outcome = "rejected"
+	// NoAnswer: without a capture, nothing came back for a probe the target
+	// may silently ignore: dropped on the path or ignored by the target.
+	NoAnswer Outcome = "no-answer"
+	// NotRun: the connection could not be brought into the state (Reason
+	// says why), so the probe was not sent.
+	NotRun Outcome = "not-run"
+)
+
+// Policy is what the user expects of the path (--expect).
+type Policy string
+
+// Policies.
+const (
+	// PolicyOpen: everything is delivered (no filtering on the path).
+	PolicyOpen Policy = "open"
+	// PolicyStateless: a port filter: connections to the blocked port are
+	// refused, all segments to allowed ports pass whatever their flags.
+	PolicyStateless Policy = "stateless"
+	// PolicyStateful: connection tracking: only a SYN opens a connection,
+	// and segments that belong to no connection or fall outside its
+	// window are refused (dropped or rejected).
+	PolicyStateful Policy = "stateful"
+)
+
+// Policies lists the policies, for help and errors.
+func Policies() []Policy { return []Policy{PolicyOpen, PolicyStateless, PolicyStateful} }
+
+// ParsePolicy reads --expect.
+func ParsePolicy(s string) (Policy, error) {
+	for _, p := range Policies() {
+		if string(p) == s {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("unknown policy %q: want open, stateless or stateful", s)
+}
+
+// Want is what a policy expects of one probe.
+type Want string
+
+// Expectations.
+const (
+	// Pass: the probe must reach the target (delivered or rewritten).
+	Pass Want = "pass"
+	// Block: the probe must not reach the target (dropped or rejected).
+	Block Want = "block"
+	// Any: the policy does not decide; the cell is reported, not judged.
+	Any Want = "any"
+)
+
+// Reply is one packet that came back to us for a probe.
+type Reply struct {
+	From netip.Addr `json:"from"`
+	TTL  uint8      `json:"ttl"`
+	// Flags, Seq and Ack describe a TCP segment; ICMP an ICMP error.
+	Flags string `json:"flags,omitempty"`
+	Seq   uint32 `json:"seq,omitempty"`
+	Ack   uint32 `json:"ack,omitempty"`
+	ICMP  string `json:"icmp,omitempty"`
+}
+
+// String writes "R. from 198.18.2.2 ttl 63" or the ICMP description.
+func (r Reply) String() string {
+	if r.ICMP != "" {
+		return r.ICMP
+	}
+	return fmt.Sprintf("%s from %s ttl %d", r.Flags, r.From, r.TTL)
+}
+
+// Cell is one probe in one state and what became of it.
+type Cell struct {
+	State State  `json:"state"`
+	Probe string `json:"probe"`
+	// Sent is the probe in the spec's notation, e.g. "<SEQ=x><CTL=FIN>".
+	Sent    string  `json:"sent"`
+	Outcome Outcome `json:"outcome"`
+	// Delivered is whether the target-side capture saw the probe; nil
+	// without a capture.
+	Delivered *bool `json:"delivered,omitempty"`
+	// Changes are the fields changed on the way (capture only).
+	Changes []Change `json:"changes,omitempty"`
+	// TargetAnswer is what the target sent back, as the capture saw it
+	// leave (even if the path then dropped it); "" for nothing.
+	TargetAnswer string `json:"target_answer,omitempty"`
+	// Replies is what reached us.
+	Replies []Reply `json:"replies,omitempty"`
+	// RejectedBy is who answered in the target's stead: the ICMP sender,
+	// or the source a RST claimed (HopsShort then says how many hops
+	// before the target it came from, by its TTL).
+	RejectedBy netip.Addr `json:"rejected_by,omitzero"`
+	HopsShort  int        `json:"hops_short,omitempty"`
+	// Detail says what the outcome rests on.
+	Detail   string       `json:"detail"`
+	Expected Want         `json:"expected,omitempty"`
+	Verdict  walk.Verdict `json:"verdict,omitempty"`
+	Reason   string       `json:"reason,omitempty"`
+	Note     string       `json:"note,omitempty"`
+}
+
+// Matrix is the whole check: every probe in every state.
+type Matrix struct {
+	Target netip.AddrPort `json:"target"`
+	Local  netip.Addr     `json:"local"`
+	// Capture is whether a target-side capture decided delivery.
+	Capture bool `json:"capture"`
+	// TargetTTL is the TTL the target's own segments arrive with: a RST
+	// with another TTL was not sent by the target.
+	TargetTTL uint8         `json:"target_ttl"`
+	Policy    Policy        `json:"policy,omitempty"`
+	Verdict   walk.Verdict  `json:"verdict,omitempty"`
+	Start     time.Time     `json:"start"`
+	Duration  time.Duration `json:"duration_ns"`
+	Cells     []Cell        `json:"cells"`
+}
+
+// Cell returns the cell of probe in state, or nil.
+func (m *Matrix) Cell(state State, probe string) *Cell {
+	for i := range m.Cells {
+		if m.Cells[i].State == state && m.Cells[i].Probe == probe {
+			return &m.Cells[i]
+		}
+	}
+	return nil
+}
+
+// Judge sets every cell's expectation and verdict under p, and the
+// matrix's overall verdict (the worst). A probe that was not run is
+// skipped; an outcome that cannot tell delivered from refused (NoAnswer)
+// is inconclusive.
+func (m *Matrix) Judge(p Policy) {
+	m.Policy = p
+	m.Verdict = walk.Pass
+	for i := range m.Cells {
+		c := &m.Cells[i]
+		r := lookupRow(c.State, c.Probe)
+		if r == nil {
+			continue
+		}
+		c.Expected = r.want(p)
+		c.Verdict, c.Reason = judge(c.Expected, c.Outcome)
+		if c.Expected == Any && r.note != "" {
+			c.Note = r.note
+		}
+		m.Verdict = walk.Worse(m.Verdict, c.Verdict)
+	}
+}
+
+func judge(w Want, o Outcome) (walk.Verdict, string) {
+	if o == NotRun {
+		return walk.Skipped, "the state could not be reached"
+	}
+	reached := o == Delivered || o == Rewritten
+	refused := o == Dropped || o == Rejected
+	switch w {
+	case Any:
+		return walk.Pass, ""
+	case Pass:
+		if reached {
+			return walk.Pass, ""
+		}
+		if refused {
+			return walk.Fail, "the policy lets it through, the path " + string(o) + " it"
+		}
+	case Block:
+		if refused {
+			return walk.Pass, ""
+		}
+		if reached {
+			return walk.Fail, "the policy refuses it, the path delivered it"
+		}
+	}
+	return walk.Inconclusive, "nothing came back and no capture shows whether it arrived (use --oracle-netns)"
+}
+
+// Results turns the matrix into one walk.Result per state, each cell a
+// check, for report.WriteJUnit and the like.
+func (m *Matrix) Results() []walk.Result {
+	var out []walk.Result
+	for _, s := range States {
+		res := walk.Result{Scenario: "firewall " + string(s), Summary: "probes on a connection in state " + string(s),
+			Target: m.Target, Local: netip.AddrPortFrom(m.Local, 0), Start: m.Start, Verdict: walk.Pass}
+		for _, c := range m.Cells {
+			if c.State != s {
+				continue
+			}
+			v := c.Verdict
+			if v == "" {
+				v = walk.Pass
+			}
+			res.Checks = append(res.Checks, walk.Check{
+				Name: c.Probe, Rule: "firewall policy " + string(m.Policy), Probe: c.Sent,
+				Expected: string(c.Expected), Received: string(c.Outcome) + ": " + c.Detail,
+				Verdict: v, Reason: c.Reason, At: m.Start,
+			})
+			res.Verdict = walk.Worse(res.Verdict, v)
+		}
+		if len(res.Checks) > 0 {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+// describeRejection says who answered in the target's stead.
+func describeRejection(c *Cell, targetTTL uint8) string {
+	var b strings.Builder
+	for _, r := range c.Replies {
+		if r.ICMP != "" {
+			return r.ICMP
+		}
+	}
+	for _, r := range c.Replies {
+		fmt.Fprintf(&b, "%s in the name of %s, ttl %d", r.Flags, r.From, r.TTL)
+		if targetTTL != 0 && r.TTL != targetTTL {
+			fmt.Fprintf(&b, " (the target's arrive with %d: sent %d hop(s) before it)", targetTTL, int(r.TTL)-int(targetTTL))
+		}
+		break
+	}
+	return b.String()
+}

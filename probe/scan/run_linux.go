@@ -1,0 +1,440 @@
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/guard"
+	"github.com/tcpwalk/tcpwalk/probe/privs"
+	"github.com/tcpwalk/tcpwalk/probe/rawsock"
+)
+
+// batchMax is how many probes one sendmmsg carries (rawsock's batch).
+const batchMax = 64
+
+// replyBuf is the receive buffer per reply: headers are all we read, a longer reply is truncated harmlessly.
+const replyBuf = 256
+
+// interruptGrace bounds the wait for in-flight replies after SIGINT or
+// SIGTERM: the scan stops within it, with the answers to its last probes.
+const interruptGrace = time.Second
+
+// io is what a run opens: sockets and the guard, all made in the scan's namespace.
+type runIO struct {
+	send   *rawsock.Sender       // probes on the raw path
+	packet *rawsock.PacketSender // probes on the packet path, if chosen (chooseSendPath)
+	reply  *rawsock.Sender       // RSTs after SYN-ACKs, from the receive loop, so it never waits for the probe sender
+	recv   *rawsock.Receiver
+	icmp   *rawsock.ICMPReceiver
+	guard  *guard.Guard
+}
+
+func (o *runIO) closeReceivers() error {
+	var errs []error
+	if o.recv != nil {
+		errs = append(errs, o.recv.Close())
+	}
+	if o.icmp != nil {
+		errs = append(errs, o.icmp.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (o *runIO) close() error {
+	errs := []error{o.closeReceivers()}
+	for _, s := range []*rawsock.Sender{o.send, o.reply} {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	if o.packet != nil {
+		errs = append(errs, o.packet.Close())
+	}
+	if o.guard != nil {
+		errs = append(errs, o.guard.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Run scans: it opens the sockets and the RST guard in cfg.NetNS, sends the probes in passes, classifies the
+// replies, and removes everything before it returns. Targets at a broadcast address of cfg.NetNS (see
+// localBroadcasts) are never probed: Result.Skipped lists them. Cancelling ctx stops it early: the Result then holds what
+// was probed so far, with Interrupted set, after the replies to the last probes had Wait (at most a second) to
+// come. Every sending loop is bounded: at most (1+Retries) probes per target,
+// and a run that takes twice its planned time plus 30 s gives up.
+func Run(ctx context.Context, cfg *Config) (*Result, error) {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	if _, err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	if err := privs.Check(true); err != nil {
+		return nil, &probe.EnvError{Err: err}
+	}
+	var (
+		s   *scanner
+		o   runIO
+		err error
+	)
+	open := func() error {
+		var err error
+		if s, err = newScanner(cfg, localAddr); err != nil {
+			return err
+		}
+		b, err := localBroadcasts()
+		if err != nil {
+			return &probe.EnvError{Err: fmt.Errorf("scan: read this namespace's broadcast addresses, which are never probed: %w", err)}
+		}
+		s.skip(b)
+		return s.open(&o)
+	}
+	if cfg.NetNS != nil {
+		err = cfg.NetNS.Do(open)
+	} else {
+		err = open()
+	}
+	if err != nil {
+		return nil, errors.Join(err, o.close())
+	}
+	res, err := s.run(ctx, &o)
+	if cerr := o.close(); cerr != nil && err == nil {
+		err = fmt.Errorf("scan: clean up: %w", cerr)
+	}
+	return res, err
+}
+
+// localAddr asks the routing table which local address reaches the hosts, and insists on one address for all
+// of them: the cookie and the templates are built for it. A connected UDP socket sends nothing.
+func localAddr(pl *plan) (netip.Addr, error) {
+	var local netip.Addr
+	for _, r := range pl.hosts {
+		for _, a := range []uint32{r.lo, r.lo + uint32(r.count-1)} {
+			addr := addrOf(a)
+			if err := probe.CheckLabRoute(addr); err != nil {
+				return netip.Addr{}, err
+			}
+			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 9)))
+			if err != nil {
+				return netip.Addr{}, &probe.EnvError{Err: fmt.Errorf("scan: no route to %s: %w (check the address, or run in the right namespace with --netns)", addr, err)}
+			}
+			l := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+			c.Close()
+			if local.IsValid() && l != local {
+				return netip.Addr{}, &probe.UsageError{Err: fmt.Errorf("scan: the hosts are reached from two local addresses, %s and %s: scan them separately", local, l)}
+			}
+			local = l
+		}
+	}
+	return local, nil
+}
+
+// open makes the sockets and the guard; it runs in the scan's namespace.
+func (s *scanner) open(o *runIO) error {
+	var err error
+	env := func(what string, err error) error {
+		return &probe.EnvError{Err: fmt.Errorf("scan: %s: %w", what, err)}
+	}
+	if o.send, err = rawsock.NewSender(s.cfg.Mark); err != nil {
+		return env("open the raw send socket", err)
+	}
+	if o.reply, err = rawsock.NewSender(s.cfg.Mark); err != nil {
+		return env("open the raw send socket for RSTs", err)
+	}
+	f := rawsock.Filter{Remote: s.plan.cover, LocalLo: s.sport, LocalHi: s.sport}
+	if o.recv, err = rawsock.NewReceiver(f); err != nil {
+		return env("open the raw receive socket", err)
+	}
+	if o.icmp, err = rawsock.NewICMPReceiver(f); err != nil {
+		return env("open the ICMP receive socket", err)
+	}
+	if !s.cfg.NoGuard {
+		g, err := guard.Install(guard.Config{Mark: s.cfg.Mark, Remotes: s.plan.prefixes, LocalLo: s.sport, LocalHi: s.sport})
+		if err != nil {
+			return &probe.EnvError{Err: err}
+		}
+		o.guard = g
+	}
+	return s.chooseSendPath(o)
+}
+
+// run sends the passes and collects the replies.
+func (s *scanner) run(ctx context.Context, o *runIO) (*Result, error) {
+	res := &Result{Type: s.cfg.Type, Shard: s.shard, Seed: s.cfg.Seed, Ports: mergePorts(s.cfg.Ports),
+		Hosts: s.plan.prefixes, Local: netip.AddrPortFrom(netip.AddrFrom4(s.local), s.sport), Targets: s.size,
+		Rate: s.cfg.Rate, Retries: s.cfg.Retries, SendPath: s.path, SendPathNote: s.pathNote, Start: time.Now(), s: s}
+
+	// The bound on the whole run: twice the planned time, plus 30 s for slow starts.
+	planned := time.Duration(float64(s.size*uint64(1+s.cfg.Retries))/float64(s.cfg.Rate)*float64(time.Second)) +
+		time.Duration(1+s.cfg.Retries)*s.cfg.Wait
+	limit := 2*planned + 30*time.Second
+	runCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.receiveTCP(o) }()
+	go func() { defer wg.Done(); s.receiveICMP(o) }()
+	stopProgress := s.startProgress(res.Start)
+
+	var sendErr error
+	pass := 0
+	for ; pass <= s.cfg.Retries && sendErr == nil && runCtx.Err() == nil; pass++ {
+		s.pass.Store(int64(pass))
+		if pass > 0 && s.settled() {
+			break
+		}
+		t0 := time.Now()
+		var snd batchSender = o.send
+		if o.packet != nil {
+			snd = o.packet
+		}
+		sendErr = s.sendPass(runCtx, snd, pass)
+		res.SendTime += time.Since(t0)
+		if sendErr == nil {
+			s.waitReplies(runCtx, s.cfg.Wait)
+		}
+	}
+	if ctx.Err() != nil && sendErr == nil && s.sent.Load() > 0 {
+		// Interrupted: the last probes are still in flight. Their replies
+		// get the wait (at most interruptGrace), so that a port is not
+		// called filtered only for want of time.
+		s.waitReplies(context.Background(), min(s.cfg.Wait, interruptGrace))
+	}
+	stopProgress()
+	if o.guard != nil {
+		res.GuardDropped, _ = o.guard.Dropped()
+	}
+	cerr := o.closeReceivers()
+	wg.Wait()
+	res.End = time.Now()
+	res.Passes = pass
+	res.Probed, res.Sent, res.Retried = s.probed.Load(), s.sent.Load(), s.retried.Load()
+	res.reached = s.reached.Load()
+	res.Skipped, res.SkippedTargets = s.skipped, s.nSkipped
+	res.Replies, res.Ignored = s.replies.Load(), s.ignored.Load()
+	res.froms = make(map[uint64][4]byte, len(s.icmpFrom))
+	for _, f := range s.icmpFrom {
+		res.froms[f.slot] = f.from
+	}
+	switch {
+	case sendErr != nil:
+		return res, sendErr
+	case ctx.Err() != nil:
+		res.Interrupted = true
+	case runCtx.Err() != nil:
+		return res, &probe.EnvError{Err: fmt.Errorf("scan: gave up after %v, twice the planned time: sending is much slower than --rate %d (a busy machine, or a send path that blocks)", limit.Round(time.Second), s.cfg.Rate)}
+	}
+	if cerr != nil {
+		return res, fmt.Errorf("scan: close the receive sockets: %w", cerr)
+	}
+	return res, nil
+}
+
+// sendPass probes the shard's targets in order: all of them in pass 0, the unanswered ones after. It paces to
+// the rate against the pass's start, so a late batch does not slow the ones after it.
+func (s *scanner) sendPass(ctx context.Context, snd batchSender, pass int) error {
+	plen := s.tmpl.Len()
+	buf := make([]byte, batchMax*plen)
+	var pkts [batchMax][]byte
+	var dsts [batchMax]netip.Addr
+	var slots [batchMax]uint64 // the slot of each probe of the batch
+	for i := range pkts {
+		pkts[i] = buf[i*plen : (i+1)*plen]
+	}
+	batch := max(1, min(batchMax, s.cfg.Rate/200)) // about 5 ms of probes at low rates
+	perProbe := float64(time.Second) / float64(s.cfg.Rate)
+	start := time.Now()
+	var n int
+	var sentPass uint64
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		if d := time.Until(start.Add(time.Duration(float64(sentPass) * perProbe))); d > 0 {
+			time.Sleep(d)
+		}
+		k, err := snd.SendBatch(pkts[:n], dsts[:n])
+		sentPass += uint64(k)
+		s.sent.Add(uint64(k))
+		if pass > 0 {
+			s.retried.Add(uint64(k))
+		} else {
+			s.probed.Add(uint64(k))
+			if k > 0 {
+				s.reached.Store(slots[k-1] + 1)
+			}
+		}
+		n = 0
+		if err != nil {
+			return fmt.Errorf("scan: send probes: %w", err)
+		}
+		return nil
+	}
+	if pass == 0 && s.firstSent {
+		// Sent already, to resolve the next hop (chooseSendPath); the slots before it are skipped.
+		sentPass = 1
+		s.sent.Add(1)
+		s.probed.Add(1)
+		s.reached.Store(s.firstSlot + 1)
+	}
+	for k := uint64(0); k < s.size; k++ {
+		switch {
+		case pass == 0 && s.firstSent && k == s.firstSlot:
+			continue
+		case pass > 0 || s.nSkipped > 0:
+			// Retries probe only the silent targets; no pass probes a skipped one.
+			if a := s.table.get(k); pass > 0 && a != ansNone || a == ansSkipped {
+				continue
+			}
+		}
+		dst, l := s.build(pkts[n], k)
+		if l == 0 {
+			return fmt.Errorf("scan: build the probe to %v: template of %d bytes does not fit", dst, plen)
+		}
+		dsts[n], slots[n] = dst, k
+		n++
+		if n == batch {
+			if err := flush(); err != nil {
+				return err
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if pass == 0 {
+		s.reached.Store(s.size) // every slot gone through, the skipped ones after the last probe included
+	}
+	return nil
+}
+
+// waitReplies waits d for late replies, less if every target has answered or ctx ends.
+func (s *scanner) waitReplies(ctx context.Context, d time.Duration) {
+	end := time.Now().Add(d)
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for time.Now().Before(end) && !s.settled() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// receiveTCP is the TCP receive loop: recvmmsg batches, classified in place, RSTs after SYN-ACKs sent in one
+// batch per read. It returns when the receiver is closed.
+func (s *scanner) receiveTCP(o *runIO) {
+	var msgs [batchMax]rawsock.Message
+	bufs := make([]byte, batchMax*replyBuf)
+	for i := range msgs {
+		msgs[i].Buf = bufs[i*replyBuf : (i+1)*replyBuf]
+	}
+	rlen := s.rst.Len()
+	rbuf := make([]byte, batchMax*rlen)
+	var rsts [batchMax][]byte
+	var rdsts [batchMax]netip.Addr
+	for {
+		n, err := o.recv.ReadBatch(msgs[:])
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			s.warn(fmt.Sprintf("receive replies: %v", err))
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		nr := 0
+		for i := range n {
+			m := &msgs[i]
+			dst, l := s.handleTCP(m.Buf[:m.N], rbuf[nr*rlen:(nr+1)*rlen])
+			if l > 0 {
+				rsts[nr], rdsts[nr] = rbuf[nr*rlen:nr*rlen+l], dst
+				nr++
+			}
+		}
+		if nr > 0 {
+			if _, err := o.reply.SendBatch(rsts[:nr], rdsts[:nr]); err != nil {
+				s.warn(fmt.Sprintf("reset half-open connections: %v", err))
+			}
+		}
+	}
+}
+
+// receiveICMP reads ICMP errors quoting our probes; they are rare, so one at a time.
+func (s *scanner) receiveICMP(o *runIO) {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := o.icmp.Read(buf)
+		if err != nil && !errors.Is(err, rawsock.ErrTruncated) {
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			s.warn(fmt.Sprintf("receive ICMP errors: %v", err))
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		e, err := craft.ParseICMPError(buf[:n])
+		if err != nil {
+			s.ignored.Add(1)
+			continue
+		}
+		s.handleICMP(&e)
+	}
+}
+
+func (s *scanner) warn(msg string) {
+	if s.cfg.Warn != nil {
+		s.cfg.Warn(msg)
+	}
+}
+
+// startProgress calls cfg.Progress every ProgressEvery until the returned stop is called.
+func (s *scanner) startProgress(start time.Time) (stop func()) {
+	if s.cfg.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(s.cfg.ProgressEvery)
+		defer t.Stop()
+		lastSent, last := uint64(0), start
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				p := s.progress(start, now)
+				if dt := now.Sub(last).Seconds(); dt > 0 {
+					p.Rate = float64(p.Sent-lastSent) / dt
+				}
+				lastSent, last = p.Sent, now
+				s.cfg.Progress(p)
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func (s *scanner) progress(start, now time.Time) Progress {
+	p := Progress{Pass: int(s.pass.Load()), Targets: s.size - s.nSkipped, Probed: s.probed.Load(), Sent: s.sent.Load(),
+		Replies: s.replies.Load(), Found: s.found.Load(), Elapsed: now.Sub(start)}
+	left := float64(p.Targets-min(p.Probed, p.Targets)) / float64(s.cfg.Rate)
+	p.ETA = time.Duration(left*float64(time.Second)) + time.Duration(1+s.cfg.Retries-p.Pass)*s.cfg.Wait
+	return p
+}

@@ -1,0 +1,358 @@
+package scan
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe/guard"
+	"github.com/tcpwalk/tcpwalk/probe/lab"
+	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
+	"github.com/tcpwalk/tcpwalk/probe/rawsock"
+	"github.com/tcpwalk/tcpwalk/probe/sockdiag"
+)
+
+// scanLab is a bare lab whose target has listeners on Open, drops SYNs to Dropped and rejects them with ICMP
+// 3/13 (administratively prohibited) on Rejected; every other port is closed.
+type scanLab struct {
+	*lab.Lab
+	Open, Dropped, Rejected []uint16
+}
+
+func (sl *scanLab) expect(typ Type, port uint16) State {
+	switch {
+	case slices.Contains(sl.Rejected, port):
+		return Filtered
+	case slices.Contains(sl.Dropped, port):
+		if typ == TypeSYN || typ == TypeACK || typ == TypeWindow {
+			return Filtered
+		}
+		return OpenFiltered
+	}
+	open := slices.Contains(sl.Open, port)
+	switch typ {
+	case TypeSYN:
+		if open {
+			return Open
+		}
+		return Closed
+	case TypeACK:
+		return Unfiltered
+	case TypeFIN, TypeNULL, TypeXmas:
+		// RFC 9293 §3.10.7.2: LISTEN drops a segment without SYN, ACK or RST.
+		if open {
+			return OpenFiltered
+		}
+		return Closed
+	}
+	// Window: Linux's RSTs carry a zero window, open or closed. Maimon: Linux answers FIN+ACK in LISTEN with a
+	// RST, as RFC 9293 says for any ACK there.
+	return Closed
+}
+
+// newScanLab makes the lab with nOpen random open ports (plus the fixed ones given), and the filtered ones.
+func newScanLab(t *testing.T, open []uint16, nOpen int, dropped, rejected []uint16) *scanLab {
+	t.Helper()
+	sl := &scanLab{Lab: labtest.NewBare(t), Dropped: dropped, Rejected: rejected}
+	r := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	taken := map[uint16]bool{}
+	for _, p := range append(append(slices.Clone(open), dropped...), rejected...) {
+		taken[p] = true
+	}
+	sl.Open = slices.Clone(open)
+	for len(sl.Open) < len(open)+nOpen {
+		p := uint16(1 + r.IntN(65535))
+		if !taken[p] {
+			taken[p] = true
+			sl.Open = append(sl.Open, p)
+		}
+	}
+	slices.Sort(sl.Open)
+	err := sl.Target.Do(func() error {
+		// The target answers every rejected probe: no ICMP rate limit (RFC 1812 §4.3.2.8 allows one; Linux's
+		// default is a token per second per peer).
+		if err := os.WriteFile("/proc/sys/net/ipv4/icmp_ratelimit", []byte("0"), 0); err != nil {
+			return fmt.Errorf("turn off the ICMP rate limit: %w", err)
+		}
+		for _, p := range sl.Open {
+			ln, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(netip.AddrPortFrom(sl.TargetAddr, p)))
+			if err != nil {
+				return fmt.Errorf("listen on port %d: %w", p, err)
+			}
+			t.Cleanup(func() { ln.Close() })
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("lab target: %v", err)
+	}
+	firewall(t, sl.Target.Fd(), dropped, rejected)
+	return sl
+}
+
+// firewall installs, in the namespace fd, `tcp dport P drop` for dropped and `tcp dport P reject with icmp type
+// admin-prohibited` for rejected, in a table with a random name removed at cleanup.
+func firewall(t *testing.T, fd int, dropped, rejected []uint16) {
+	t.Helper()
+	c, err := nftables.New(nftables.WithNetNSFd(fd))
+	if err != nil {
+		labtest.SkipUnlessPermitted(t, err)
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	tab := c.AddTable(&nftables.Table{Name: "twt_scan_" + hex.EncodeToString(b[:]), Family: nftables.TableFamilyIPv4})
+	pol := nftables.ChainPolicyAccept
+	ch := c.AddChain(&nftables.Chain{Name: "input", Table: tab, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &pol})
+	rule := func(port uint16, verdict expr.Any) {
+		var p [2]byte
+		binary.BigEndian.PutUint16(p[:], port)
+		c.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p[:]},
+			verdict,
+		}})
+	}
+	for _, p := range dropped {
+		rule(p, &expr.Verdict{Kind: expr.VerdictDrop})
+	}
+	for _, p := range rejected {
+		rule(p, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: 13})
+	}
+	if err := c.Flush(); err != nil {
+		labtest.SkipUnlessPermitted(t, err)
+	}
+	t.Cleanup(func() {
+		c.DelTable(tab)
+		if err := c.Flush(); err != nil {
+			t.Errorf("cleanup: delete table %s: %v", tab.Name, err)
+		}
+	})
+}
+
+// check compares every port's verdict with the lab's truth and returns the number of mismatches.
+func (sl *scanLab) check(t *testing.T, res *Result, ports []uint16) int {
+	t.Helper()
+	got := map[uint16]PortResult{}
+	for pr := range res.PortResults(sl.TargetAddr) {
+		got[pr.Port] = pr
+	}
+	bad := 0
+	for _, p := range ports {
+		want := sl.expect(res.Type, p)
+		g, ok := got[p]
+		if !ok || g.State != want {
+			if bad < 10 {
+				t.Errorf("%v scan: port %d is %v (%v, reported %v), want %v", res.Type, p, g.State, g.Reason, ok, want)
+			}
+			bad++
+			continue
+		}
+		if slices.Contains(sl.Rejected, p) && (g.Reason.Kind != ReasonICMP || g.Reason.ICMPType != 3 || g.Reason.ICMPCode != 13 || g.Reason.From != sl.TargetAddr) {
+			t.Errorf("%v scan: port %d: reason %v, want icmp 3/13 from %v", res.Type, p, g.Reason, sl.TargetAddr)
+		}
+	}
+	if len(got) != len(ports) {
+		t.Errorf("%v scan: %d ports reported, want %d", res.Type, len(got), len(ports))
+	}
+	return bad
+}
+
+func portRange(lo, hi uint16) []uint16 {
+	var ps []uint16
+	for p := uint32(lo); p <= uint32(hi); p++ {
+		ps = append(ps, uint16(p))
+	}
+	return ps
+}
+
+func run(t *testing.T, cfg *Config) *Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		labtest.SkipUnlessPermitted(t, err)
+	}
+	return res
+}
+
+// The full sweep: 50 random open ports among 65535, five dropped, five rejected, the rest closed; every port
+// classified correctly, three times over (each run has its own key, source port and order).
+func TestFullSweep(t *testing.T) {
+	sl := newScanLab(t, nil, 50, []uint16{7, 1000, 30000, 50001, 65535}, []uint16{1, 999, 20000, 40000, 65000})
+	all := portRange(1, 65535)
+	for i := range 3 {
+		start := time.Now()
+		res := run(t, &Config{Type: TypeSYN, Hosts: []netip.Prefix{netip.PrefixFrom(sl.TargetAddr, 32)}, Ports: AllPorts,
+			Rate: 100_000, Retries: 2, Wait: 300 * time.Millisecond, Seed: uint64(i), NetNS: sl.Prober})
+		bad := sl.check(t, res, all)
+		t.Logf("sweep %d: %d probes (%d retried) in %v, %.0f probes/s while sending; %d replies, %d ignored, guard dropped %d; %d wrong",
+			i+1, res.Sent, res.Retried, time.Since(start).Round(time.Millisecond), res.SendRate(), res.Replies, res.Ignored, res.GuardDropped, bad)
+		if res.Count(Open) != uint64(len(sl.Open)) {
+			t.Errorf("sweep %d: %d open, want %d", i+1, res.Count(Open), len(sl.Open))
+		}
+		if res.GuardDropped == 0 {
+			t.Errorf("sweep %d: the guard dropped no local RST, but %d SYN-ACKs came", i+1, len(sl.Open))
+		}
+		if res.Probed != 65535 || res.Interrupted {
+			t.Errorf("sweep %d: probed %d of 65535, interrupted %v", i+1, res.Probed, res.Interrupted)
+		}
+	}
+	// We closed every half-open connection ourselves: no request socket waits on the target.
+	socks, err := sockdiag.Dump(sl.Target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range socks {
+		if s.State == sockdiag.NewSynRecv || s.State == sockdiag.SynRecv {
+			t.Errorf("half-open connection left on the target: %v -> %v", s.Remote, s.Local)
+		}
+	}
+	if tabs, err := guard.Tables(sl.Prober.Fd()); err != nil || len(tabs) != 0 {
+		t.Errorf("guard tables left in the prober: %v (%v)", tabs, err)
+	}
+}
+
+// Every scan type gives nmap's reading of the same lab.
+func TestScanTypes(t *testing.T) {
+	sl := newScanLab(t, []uint16{22, 80, 443}, 5, []uint16{25, 8080}, []uint16{23, 9000})
+	ports := append(portRange(1, 100), sl.Open...)
+	ports = append(ports, 8080, 9000)
+	var pr []PortRange
+	for _, p := range ports {
+		pr = append(pr, PortRange{p, p})
+	}
+	pr = mergePorts(pr)
+	ports = nil
+	for _, r := range pr {
+		ports = append(ports, portRange(r.Lo, r.Hi)...)
+	}
+	for _, typ := range []Type{TypeSYN, TypeACK, TypeFIN, TypeNULL, TypeXmas, TypeWindow, TypeMaimon} {
+		t.Run(typ.String(), func(t *testing.T) {
+			res := run(t, &Config{Type: typ, Hosts: []netip.Prefix{netip.PrefixFrom(sl.TargetAddr, 32)}, Ports: pr,
+				Rate: 20_000, Retries: 1, Wait: 200 * time.Millisecond, NetNS: sl.Prober})
+			sl.check(t, res, ports)
+		})
+	}
+}
+
+// Replies that do not carry the cookie are ignored: a forger in the target namespace answers every probe to a
+// dropped port with SYN-ACKs and RSTs that acknowledge the wrong numbers; the port stays filtered.
+func TestWrongCookieIgnored(t *testing.T) {
+	const forged, sport = 4444, 62000
+	sl := newScanLab(t, []uint16{80}, 0, []uint16{forged}, nil)
+	var snd *rawsock.Sender
+	if err := sl.Target.Do(func() (err error) { snd, err = rawsock.NewSender(0); return err }); err != nil {
+		labtest.SkipUnlessPermitted(t, err)
+	}
+	defer snd.Close()
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		sent := 0
+		defer func() { done <- sent }()
+		pkts := make([][]byte, 0, 3)
+		for i, f := range []craft.Flags{craft.FlagSYN | craft.FlagACK, craft.FlagRST | craft.FlagACK, craft.FlagRST} {
+			seg := craft.Segment{Src: sl.TargetAddr, Dst: sl.ProberAddr, SrcPort: forged, DstPort: sport, Flags: f,
+				Seq: uint32(1000 + i), Ack: uint32(7 + i), Window: 512}
+			b := make([]byte, seg.Len())
+			if _, err := seg.Encode(b); err != nil {
+				return
+			}
+			pkts = append(pkts, b)
+		}
+		for range 400 { // bounded: 400 rounds of 3, 2 s at most
+			for _, p := range pkts {
+				if snd.Send(p, sl.ProberAddr) == nil {
+					sent++
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	res := run(t, &Config{Type: TypeSYN, Hosts: []netip.Prefix{netip.PrefixFrom(sl.TargetAddr, 32)},
+		Ports: []PortRange{{80, 80}, {forged, forged}}, SourcePort: sport, Rate: 100, Retries: 1,
+		Wait: 300 * time.Millisecond, NetNS: sl.Prober})
+	close(stop)
+	sent := <-done
+	sl.check(t, res, []uint16{80, forged})
+	if sent == 0 || res.Ignored == 0 {
+		t.Errorf("forged %d replies, scan ignored %d: the test did not test", sent, res.Ignored)
+	}
+	if res.Replies != 1 {
+		t.Errorf("%d replies matched, want 1 (port 80's SYN-ACK)", res.Replies)
+	}
+}
+
+// Two shards of a scan, run one after the other in the same lab, report every port exactly once between them.
+func TestShardsInLab(t *testing.T) {
+	sl := newScanLab(t, nil, 10, []uint16{5}, nil)
+	ports := portRange(1, 2000)
+	seen := map[uint16]int{}
+	for i := uint64(1); i <= 3; i++ {
+		res := run(t, &Config{Type: TypeSYN, Hosts: []netip.Prefix{netip.PrefixFrom(sl.TargetAddr, 32)},
+			Ports: []PortRange{{1, 2000}}, Shard: Shard{i, 3}, Seed: 99, Rate: 50_000, Retries: 1,
+			Wait: 200 * time.Millisecond, NetNS: sl.Prober})
+		for pr := range res.PortResults(sl.TargetAddr) {
+			seen[pr.Port]++
+			if want := sl.expect(TypeSYN, pr.Port); pr.State != want {
+				t.Errorf("shard %d/3: port %d %v, want %v", i, pr.Port, pr.State, want)
+			}
+		}
+		if res.Targets != (Shard{i, 3}).size(2000) || res.Sent < res.Targets {
+			t.Errorf("shard %d/3: %d targets, %d sent", i, res.Targets, res.Sent)
+		}
+	}
+	for _, p := range ports {
+		if seen[p] != 1 {
+			t.Errorf("port %d reported by %d shards, want 1", p, seen[p])
+		}
+	}
+}
+
+// Cancelling stops the scan early; the result says so and holds only what was probed.
+func TestCancel(t *testing.T) {
+	sl := newScanLab(t, nil, 0, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(300 * time.Millisecond); cancel() }()
+	start := time.Now()
+	res, err := Run(ctx, &Config{Type: TypeSYN, Hosts: []netip.Prefix{netip.PrefixFrom(sl.TargetAddr, 32)},
+		Ports: AllPorts, Rate: 1000, NetNS: sl.Prober})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Run took %v after the cancel", d)
+	}
+	if !res.Interrupted || res.Probed == 0 || res.Probed >= 2000 {
+		t.Errorf("interrupted %v, probed %d: want an interrupted scan of a few hundred probes", res.Interrupted, res.Probed)
+	}
+	n := 0
+	for range res.PortResults(sl.TargetAddr) {
+		n++
+	}
+	if uint64(n) != res.Probed {
+		t.Errorf("%d ports reported, %d probed", n, res.Probed)
+	}
+}

@@ -1,0 +1,262 @@
+package scan
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe"
+)
+
+// scanner is the state of one run: the target space, the order, the cookie key and the answers. Its build and
+// handle methods are the per-packet paths; they allocate nothing.
+type scanner struct {
+	cfg    Config
+	plan   *plan
+	perm   perm
+	shard  Shard
+	size   uint64 // targets of this shard
+	key    sipKey
+	local  [4]byte
+	sport  uint16
+	tmpl   *craft.Template // the probe
+	rst    *craft.Template // the RST that closes a half-open connection after a SYN-ACK
+	hasACK bool            // the probes carry ACK: a RST answers with SEQ = our ACK
+	seqLen uint32
+	table  *table
+
+	path      SendPath // the send path chosen by chooseSendPath
+	pathNote  string   // and why
+	firstSent bool     // the probe of slot firstSlot went out while resolving the next hop
+	firstSlot uint64   // the first slot not skipped
+
+	skipped  []SkippedHost // broadcast addresses among the hosts (skip), in address order
+	nSkipped uint64        // this shard's targets at them, marked ansSkipped in the table
+	reached  atomic.Uint64 // slots the first pass has gone through, probed or skipped: slots go in order
+
+	probed, sent, retried             atomic.Uint64
+	replies, ignored, answered, found atomic.Uint64
+	icmpOther                         atomic.Uint64
+	pass                              atomic.Int64 // the pass being sent
+	icmpFrom                          []icmpFrom   // written by the ICMP loop only, read after it ends
+}
+
+// icmpFrom remembers who sent the ICMP error that decided a slot.
+type icmpFrom struct {
+	slot uint64
+	from [4]byte
+}
+
+// maxICMPFrom bounds the icmpFrom records (preallocated; beyond it the sender is not reported).
+const maxICMPFrom = 1 << 16
+
+// newScanner checks cfg and prepares everything but the sockets.
+// localFor finds our address towards the plan's hosts.
+func newScanner(c *Config, localFor func(*plan) (netip.Addr, error)) (*scanner, error) {
+	cfg, err := c.normalize()
+	if err != nil {
+		return nil, err
+	}
+	pl, err := newPlan(cfg.Hosts, cfg.Ports)
+	if err != nil {
+		return nil, &probe.UsageError{Err: fmt.Errorf("scan: %w", err)}
+	}
+	n := pl.targets()
+	s := &scanner{cfg: cfg, plan: pl, perm: newPerm(n, cfg.Seed), shard: cfg.Shard}
+	s.size = s.shard.size(n)
+	if s.size == 0 {
+		return nil, &probe.UsageError{Err: errNoTargets}
+	}
+	if s.size > MaxShardTargets {
+		return nil, &probe.UsageError{Err: fmt.Errorf("scan: %d targets (hosts × ports) in one process is more than %d: narrow the hosts or ports, or split the scan with --shard", s.size, MaxShardTargets)}
+	}
+	local, err := localFor(pl)
+	if err != nil {
+		return nil, err
+	}
+	if !local.Is4() {
+		return nil, fmt.Errorf("scan: local address %v is not IPv4", local)
+	}
+	s.local = local.As4()
+	if cfg.key != nil {
+		s.key = *cfg.key
+	} else {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("scan: make a cookie key: %w", err)
+		}
+		s.key = sipKey{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
+	}
+	s.sport = cfg.SourcePort
+	if s.sport == 0 {
+		s.sport = SourcePortLo + uint16(probe.RandomUint32()%uint32(SourcePortHi-SourcePortLo+1))
+	}
+	flags := cfg.Type.Flags()
+	s.hasACK = flags.Has(craft.FlagACK)
+	s.seqLen = cfg.Type.seqLen()
+	// DF, as Linux's own segments: an atomic datagram, whose zero IP ID is fine (RFC 6864 §4.1), since the
+	// packet path sends the header as built (the raw path would have the kernel pick an ID).
+	seg := craft.Segment{Src: local, Dst: local, Flags: flags, Window: 1024, DF: true}
+	if cfg.Type == TypeSYN {
+		// A SYN like Linux's: option-less SYNs are dropped by some firewalls (nmap #1753).
+		seg.Window = 64240
+		seg.Options = craft.DefaultSYNOptions(probe.RandomUint32())
+	}
+	if s.tmpl, err = craft.NewTemplate(&seg); err != nil {
+		return nil, fmt.Errorf("scan: build the probe template: %w", err)
+	}
+	if s.rst, err = craft.NewTemplate(&craft.Segment{Src: local, Dst: local, Flags: craft.FlagRST}); err != nil {
+		return nil, fmt.Errorf("scan: build the RST template: %w", err)
+	}
+	s.table = newTable(s.size)
+	s.icmpFrom = make([]icmpFrom, 0, min(s.size, maxICMPFrom))
+	return s, nil
+}
+
+// cookie returns the sequence and acknowledgment numbers of the probe to dst:dport.
+func (s *scanner) cookie(dst [4]byte, dport uint16) (seq, ack uint32) {
+	c := s.key.tuple(s.local, dst, s.sport, dport)
+	return uint32(c), uint32(c >> 32)
+}
+
+// build writes the probe of the shard's k-th target into b and returns its destination and length.
+func (s *scanner) build(b []byte, k uint64) (netip.Addr, int) {
+	t := s.perm.at(s.shard.position(k))
+	a, port := s.plan.target(t)
+	var d [4]byte
+	binary.BigEndian.PutUint32(d[:], a)
+	seq, ack := s.cookie(d, port)
+	if !s.hasACK {
+		ack = 0
+	}
+	dst := netip.AddrFrom4(d)
+	return dst, s.tmpl.Build(b, dst, port, s.sport, seq, ack)
+}
+
+// slotOf returns the shard slot of the target (remote, rport), and whether it is one of ours.
+func (s *scanner) slotOf(remote uint32, rport uint16) (uint64, bool) {
+	t, ok := s.plan.lookup(remote, rport)
+	if !ok {
+		return 0, false
+	}
+	return s.shard.slot(s.perm.index(t))
+}
+
+// record stores answer a for slot and keeps the counters.
+func (s *scanner) record(slot uint64, a answer) {
+	old, stored := s.table.offer(slot, a)
+	if !stored {
+		return
+	}
+	if old == ansNone {
+		s.answered.Add(1)
+	}
+	if st, _ := classify(s.cfg.Type, a); st == Open {
+		if ost, _ := classify(s.cfg.Type, old); old == ansNone || ost != Open {
+			s.found.Add(1)
+		}
+	}
+}
+
+// handleTCP classifies one received IPv4 packet (the kernel filter passed only TCP to our source port from the
+// hosts' cover prefix). If the reply is a SYN-ACK to reset, it writes our RST into rst and returns its
+// destination and length; else length 0.
+func (s *scanner) handleTCP(pkt []byte, rst []byte) (netip.Addr, int) {
+	if len(pkt) < craft.IPv4MinimumSize || pkt[0]>>4 != 4 {
+		s.ignored.Add(1)
+		return netip.Addr{}, 0
+	}
+	ihl := int(pkt[0]&0xf) * 4
+	if ihl < craft.IPv4MinimumSize || len(pkt) < ihl+craft.TCPMinimumSize || pkt[9] != craft.ProtocolTCP ||
+		[4]byte(pkt[16:20]) != s.local {
+		s.ignored.Add(1)
+		return netip.Addr{}, 0
+	}
+	src := [4]byte(pkt[12:16])
+	t := craft.TCP(pkt[ihl:])
+	rport := t.SourcePort()
+	if t.DestinationPort() != s.sport {
+		s.ignored.Add(1)
+		return netip.Addr{}, 0
+	}
+	flags := t.Flags()
+	seq, ack := s.cookie(src, rport)
+	var a answer
+	switch {
+	case flags.Has(craft.FlagRST):
+		// RFC 9293 §3.10.7.1: the reset of a segment with ACK has SEQ = SEG.ACK; of one without,
+		// SEQ 0 and ACK = SEG.SEQ + SEG.LEN.
+		if s.hasACK && t.SequenceNumber() != ack || !s.hasACK && (!flags.Has(craft.FlagACK) || t.AckNumber() != seq+s.seqLen) {
+			s.ignored.Add(1)
+			return netip.Addr{}, 0
+		}
+		a = ansRST
+		if t.WindowSize() != 0 {
+			a = ansRSTWin
+		}
+	case flags.Has(craft.FlagSYN | craft.FlagACK):
+		if s.cfg.Type != TypeSYN || t.AckNumber() != seq+1 {
+			s.ignored.Add(1)
+			return netip.Addr{}, 0
+		}
+		a = ansSynAck
+	case flags.Has(craft.FlagSYN):
+		// A split handshake: the remote answers our SYN with its own. It cannot carry our cookie.
+		if s.cfg.Type != TypeSYN {
+			s.ignored.Add(1)
+			return netip.Addr{}, 0
+		}
+		a = ansSyn
+	default:
+		s.ignored.Add(1)
+		return netip.Addr{}, 0
+	}
+	slot, ok := s.slotOf(binary.BigEndian.Uint32(src[:]), rport)
+	if !ok {
+		s.ignored.Add(1)
+		return netip.Addr{}, 0
+	}
+	s.replies.Add(1)
+	s.record(slot, a)
+	if a != ansSynAck || s.cfg.LeaveOpen {
+		return netip.Addr{}, 0
+	}
+	// Close the remote's half-open connection: RST with SEQ = its RCV.NXT, our ISN + 1 (RFC 9293 §3.10.7.3).
+	dst := netip.AddrFrom4(src)
+	return dst, s.rst.Build(rst, dst, rport, s.sport, seq+1, 0)
+}
+
+// handleICMP classifies one ICMP error quoting a TCP segment (parsed by craft.ParseICMPError).
+func (s *scanner) handleICMP(e *craft.ICMPError) {
+	a := icmpAnswer(e.Type, e.Code)
+	if a == ansNone {
+		s.icmpOther.Add(1)
+		return
+	}
+	if len(e.Quoted) < craft.IPv4MinimumSize || !e.HasSeq || e.SrcPort != s.sport || e.Quoted.Source().As4() != s.local {
+		s.ignored.Add(1)
+		return
+	}
+	dst := e.Quoted.Destination().As4()
+	seq, _ := s.cookie(dst, e.DstPort)
+	if e.Seq != seq {
+		s.ignored.Add(1)
+		return
+	}
+	slot, ok := s.slotOf(binary.BigEndian.Uint32(dst[:]), e.DstPort)
+	if !ok {
+		s.ignored.Add(1)
+		return
+	}
+	s.replies.Add(1)
+	if _, stored := s.table.offer(slot, a); stored {
+		// offer went first: record's counters, without a second offer.
+		s.answered.Add(1)
+		if len(s.icmpFrom) < cap(s.icmpFrom) && e.From.Is4() {
+			s.icmpFrom = append(s.icmpFrom, icmpFrom{slot: slot, from: e.From.As4()})
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package scan
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/nftables"
+
+	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/rawsock"
+)
+
+// resolveWait bounds the wait for the next hop's MAC address.
+const resolveWait = time.Second
+
+// rawPathWarnRate is the --rate from which falling back to the raw path is worth a warning: it sends about
+// 0.5 Mpps per core, and needs headroom.
+const rawPathWarnRate = 200_000
+
+// batchSender is what sendPass sends on: a rawsock.Sender or a rawsock.PacketSender.
+type batchSender interface {
+	SendBatch(pkts [][]byte, dsts []netip.Addr) (int, error)
+	Close() error
+}
+
+// chooseSendPath opens the packet sender if cfg.SendPath asks for it or allows it, and records the path and why
+// in s.path and s.pathNote. It runs in the scan's namespace after the receivers and the guard are up, because
+// resolving the next hop may send the first probe (of the shard's first target not skipped) on the raw path: its reply is then
+// read and its SYN-ACK not answered by the local kernel, and sendPass does not send it again. It runs after skip:
+// that probe is never one to a broadcast address.
+func (s *scanner) chooseSendPath(o *runIO) error {
+	s.path = SendRaw
+	if s.cfg.SendPath == SendRaw {
+		return nil
+	}
+	if s.nSkipped == s.size {
+		s.pathNote = "every target is a broadcast address, skipped: nothing to send"
+		return nil
+	}
+	ps, why, err := s.openPacketSender(o)
+	if err != nil {
+		return &probe.EnvError{Err: err}
+	}
+	if ps == nil {
+		if s.cfg.SendPath == SendPacket {
+			return &probe.EnvError{Err: fmt.Errorf("scan: --send-path packet: %s (use --send-path raw or auto)", why)}
+		}
+		s.pathNote = why
+		if s.cfg.Rate >= rawPathWarnRate {
+			s.warn(fmt.Sprintf("sending on the raw IP path, about 0.5 Mpps per core at most: %s", why))
+		}
+		return nil
+	}
+	if s.cfg.SendPath == SendAuto {
+		if f := statefulInput(); f != "" {
+			ps.Close()
+			s.pathNote = f + ": with AF_PACKET sends conntrack never sees our probes and would call every reply invalid; sending on the raw IP path (--send-path packet to override)"
+			if s.cfg.Rate >= rawPathWarnRate {
+				s.warn(s.pathNote)
+			}
+			return nil
+		}
+	}
+	o.packet = ps
+	s.path = SendPacket
+	s.pathNote = "AF_PACKET on " + ps.Link().String()
+	return nil
+}
+
+// openPacketSender finds the one next hop of every host and opens a PacketSender to it. A nil sender with a
+// reason means the packet path cannot be used here; an error, that something broke on the way.
+func (s *scanner) openPacketSender(o *runIO) (*rawsock.PacketSender, string, error) {
+	var link rawsock.Link
+	for i, r := range s.plan.hosts {
+		first, last := addrOf(r.lo), addrOf(r.lo+uint32(r.count-1))
+		l, err := rawsock.FindLink(first, last, s.cfg.Mark)
+		if err != nil {
+			if errors.Is(err, rawsock.ErrNoLinkLayer) {
+				return nil, err.Error(), nil
+			}
+			return nil, "", fmt.Errorf("scan: find the link to %v-%v: %w", first, last, err)
+		}
+		if i > 0 && (l.Index != link.Index || l.NextHop != link.NextHop) {
+			return nil, fmt.Sprintf("the hosts leave by two next hops (%v on %s and %v on %s)", link.NextHop, link.Name, l.NextHop, l.Name), nil
+		}
+		link = l
+	}
+	link, err := rawsock.ResolveNextHop(link, s.sendFirst(o.send), resolveWait)
+	if err != nil {
+		if errors.Is(err, rawsock.ErrNoLinkLayer) {
+			return nil, err.Error(), nil
+		}
+		return nil, "", err
+	}
+	ps, err := rawsock.NewPacketSender(link, s.cfg.Mark)
+	if err != nil {
+		return nil, "", fmt.Errorf("scan: open the AF_PACKET send socket: %w", err)
+	}
+	return ps, "", nil
+}
+
+// sendFirst returns a trigger for ResolveNextHop: it sends the probe of the shard's first target not skipped on
+// the raw path, which makes the kernel resolve the next hop, and marks it sent.
+func (s *scanner) sendFirst(snd *rawsock.Sender) func() error {
+	return func() error {
+		k := uint64(0)
+		for k < s.size && s.table.get(k) == ansSkipped {
+			k++
+		}
+		if k == s.size {
+			return errors.New("every target is skipped")
+		}
+		buf := make([]byte, s.tmpl.Len())
+		dst, n := s.build(buf, k)
+		if n == 0 {
+			return fmt.Errorf("build the probe to %v", dst)
+		}
+		if err := snd.Send(buf[:n], dst); err != nil {
+			return err
+		}
+		s.firstSent, s.firstSlot = true, k
+		return nil
+	}
+}
+
+// statefulInput describes the netfilter hooks on the receive path of this namespace that may drop replies that
+// conntrack thinks invalid (nftables chains at prerouting or input for IPv4; any legacy iptables table), or ""
+// if there are none.
+func statefulInput() string {
+	if b, err := os.ReadFile("/proc/net/ip_tables_names"); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return "legacy iptables tables are loaded (" + strings.Join(strings.Fields(string(b)), ", ") + ")"
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return ""
+	}
+	chains, err := c.ListChains()
+	if err != nil {
+		return ""
+	}
+	for _, ch := range chains {
+		if ch.Hooknum == nil || ch.Table == nil || (ch.Table.Family != nftables.TableFamilyIPv4 && ch.Table.Family != nftables.TableFamilyINet) {
+			continue
+		}
+		if *ch.Hooknum == *nftables.ChainHookInput || *ch.Hooknum == *nftables.ChainHookPrerouting {
+			return fmt.Sprintf("nftables chain %s %s hooks the receive path", ch.Table.Name, ch.Name)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,49 @@
+package scan
+
+import (
+	"net/netip"
+	"slices"
+)
+
+// SkippedHost is an address of the scan that got no probe: TCP is unicast, and a segment to a broadcast address
+// is to be dropped by its receivers (RFC 9293 §3.9.1, RFC 1122 §4.2.3.10); the kernel refuses to send one without
+// SO_BROADCAST anyway.
+type SkippedHost struct {
+	Addr netip.Addr
+	// Reason says why, e.g. "the broadcast address of 198.18.0.0/24 on veth0".
+	Reason string
+	// Targets is how many of this shard's targets (ports) at Addr were skipped.
+	Targets uint64
+}
+
+// skip marks every target of the shard at one of the broadcast addresses b as skipped (ansSkipped), before the
+// first probe: the send loop passes over them, no retry probes them, and no reply can replace the mark. The
+// target space, and so the order and the shards, stay as the arguments made them: a shard on another machine
+// with other subnets still covers the same targets.
+func (s *scanner) skip(b []broadcastAddr) {
+	pl := s.plan
+	for _, ba := range b {
+		h, ok := pl.lookup(ba.addr, pl.ports[0]) // port index 0: the target number is the host index
+		if !ok {
+			continue
+		}
+		var n uint64
+		for pi := range pl.ports {
+			slot, ok := s.shard.slot(s.perm.index(h + uint64(pi)*pl.nHosts))
+			if !ok {
+				continue
+			}
+			if _, stored := s.table.offer(slot, ansSkipped); stored {
+				n++
+			}
+		}
+		if n > 0 {
+			s.skipped = append(s.skipped, SkippedHost{Addr: addrOf(ba.addr), Reason: ba.why, Targets: n})
+			s.nSkipped += n
+		}
+	}
+	slices.SortFunc(s.skipped, func(a, b SkippedHost) int { return a.Addr.Compare(b.Addr) })
+}
+
+// settled reports whether every target of the shard has answered or was skipped: no wait can add anything.
+func (s *scanner) settled() bool { return s.answered.Load()+s.nSkipped >= s.size }
