@@ -1,0 +1,40 @@
+// Package conform runs the conformance matrix of tcpwalk: for each TCP state
+// a one-sided prober can put a remote stack in, the events of
+// ../shared/spec/tcp-states.md §3 (exact, in-window and out-of-window RST,
+// SYN, ACK above SND.NXT and far below SND.UNA, data after our FIN, our FIN
+// again, SYNs into TIME_WAIT, a bad ACK and a retransmitted SYN in
+// SYN_RCVD), and the options echo of the handshake. Each check names the RFC
+// rule it comes from and ends in one of walk's verdicts: pass, fail,
+// deviation (a documented behaviour that differs from the RFC, named, e.g.
+// "linux-synack-on-retransmitted-syn"), inconclusive or skipped.
+//
+// Every check is one walk.Session on its own 4-tuple and yields one
+// walk.Result whose Scenario is the check's ID ("ESTABLISHED/rst-in-window"),
+// so the JSON, JUnit and pcap writers of package report take the matrix as
+// it is. A check first drives the remote into its state, sends one event,
+// reads the reply, and then asks the remote whether its connection survived
+// (KA1, the keep-alive probe: an ACK when it did, a RST when it is gone);
+// with an Oracle the remote kernel's own state (sock_diag) must agree.
+//
+// Checks run concurrently: they use distinct 4-tuples, and each sends at most
+// one zero-length probe that needs an answer per 500 ms (Linux's
+// tcp_invalid_ratelimit is per socket). The whole run takes about as long as
+// its longest check.
+//
+// Besides the verdicts, Run measures: the SYN-ACK retransmission schedule,
+// the FIN retransmission backoff in FIN_WAIT_1, whether SYN cookies are in
+// use, and the TIME_WAIT fingerprint (the ISS Linux picks for a SYN that
+// reopens a TIME_WAIT connection: the old SND.NXT + 65537).
+//
+// On a lossy path a check never guesses. An event that draws no answer is
+// sent again, each time after confirming that the connection is as it was,
+// until the loss the run's confirmations have seen makes silence believable
+// (silence.go); a connection that closed without the answer an expected
+// outcome closes it with is inconclusive, as the answer may have been lost.
+// A schedule is timed on several connections at once: one whose remote
+// numbers its segments (Linux's IP IDs) and shows none missing is believed
+// alone, else two must agree; otherwise it is "not measured", never a lost
+// retransmission taken for a doubled interval.
+//
+// The package is Linux-only, like the rest of tcpwalk.
+package conform

@@ -1,0 +1,379 @@
+package conform
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
+)
+
+// Check is one cell of the matrix: an event sent to the remote in one state.
+type Check struct {
+	// ID is "STATE/event", e.g. "ESTABLISHED/rst-in-window"; it is the
+	// Scenario of the check's walk.Result.
+	ID    string
+	State string
+	Event string
+	// Rule names the RFC section the expectation comes from.
+	Rule string
+	// Summary says what the RFC expects, in words.
+	Summary string
+	// Action is what the remote app must do to reach State (zero: none).
+	Action walk.Action
+	run    func(ctx context.Context, e *env) error
+}
+
+// Offsets of the probes' sequence and acknowledgment numbers from the
+// remote's variables. A window is at least a few kilobytes on any stack
+// that completed a handshake with our 64240-byte window, and no window is
+// 2^30 bytes, so these land in and out of it with margin.
+const (
+	inWindow    = 100     // RCV.NXT+100: in the window, not exact
+	outOfWindow = 1 << 30 // RCV.NXT+2^30: beyond any window; also below SND.UNA−MAX.SND.WND
+	ackAhead    = 1000    // SND.NXT+1000: acknowledges data never sent
+	synBehind   = 100000  // a SYN below RCV.NXT in TIME_WAIT
+	synAhead    = 100000  // a SYN above RCV.NXT in TIME_WAIT
+)
+
+// The RFC sections the expectations come from (RFC 9293 unless named).
+const (
+	ruleRSTExact    = "RFC 9293 §3.10.7.4 (first: RST at RCV.NXT → CLOSED), RFC 5961 §3.2"
+	ruleRSTIn       = "RFC 5961 §3.2 (RST in the window, not at RCV.NXT → challenge ACK <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>)"
+	ruleRSTOut      = "RFC 9293 §3.10.7.4 (first: RST outside the window → drop it silently)"
+	ruleRSTMinus1   = "RFC 9293 §3.10.7.4 (first: RST at RCV.NXT−1 is outside the window → drop it silently), RFC 5961 §3.2"
+	ruleSYN         = "RFC 5961 §4.2 (SYN in a synchronized state, any SEQ → challenge ACK <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>)"
+	ruleACKAbove    = "RFC 9293 §3.10.7.4 (fifth: SEG.ACK > SND.NXT → send <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, drop)"
+	ruleACKBelow    = "RFC 5961 §5.2 (SEG.ACK < SND.UNA − MAX.SND.WND → challenge ACK, drop)"
+	ruleDataAfter   = "RFC 9293 §3.10.7.4 (seventh: text after the peer's FIN → ignore it)"
+	ruleFINAgain    = "RFC 9293 §3.10.7.4 (eighth: a retransmitted FIN is acknowledged again; TIME-WAIT restarts 2MSL)"
+	ruleTWSynHigher = "RFC 6191 §2 (TIME-WAIT may accept a SYN above RCV.NXT as a new connection, ISS above the old SND.NXT; RFC 1122 §4.2.2.13)"
+	ruleTWSynLower  = "RFC 9293 §3.10.7.4 (first: unacceptable segment → <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>), RFC 5961 §4.2"
+	ruleSRBadACK    = "RFC 9293 §3.10.7.4 (SYN-RECEIVED: unacceptable ACK → <SEQ=SEG.ACK><CTL=RST>, state kept)"
+	ruleSRSynAgain  = "RFC 9293 §3.10.7.4 (first: the retransmitted SYN is not acceptable → <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>)"
+	ruleSRRST       = "RFC 9293 §3.10.7.4 (second: RST in SYN-RECEIVED from a passive OPEN → the connection is gone, LISTEN stays)"
+	ruleOptMSS      = "RFC 9293 §3.7.1 (SHLD-5: send an MSS option in every SYN)"
+	ruleOptSACK     = "RFC 2018 §2 (SACK-permitted in a SYN,ACK only when the SYN offered it)"
+	ruleOptTS       = "RFC 7323 §3.2 (TSopt in a SYN,ACK only when the SYN had one; TSecr echoes its TSval)"
+	ruleOptWS       = "RFC 7323 §2.2 (window scale in a SYN,ACK only when the SYN had one)"
+	ruleOptions     = "RFC 7323, RFC 2018 (a SYN,ACK answers the SYN's options in kind; MSS always, RFC 9293 §3.7.1)"
+)
+
+// tcb is what a check knows of the remote's connection once it is in a
+// state: the remote's SND.NXT and RCV.NXT (spec notation).
+type tcb struct {
+	state          string
+	sndNxt, rcvNxt uint32
+	// sndUna is the remote's SND.UNA: what we have acknowledged.
+	sndUna uint32
+	// kept is the state a surviving connection is in after the event and
+	// the confirmation (SYN_RCVD is confirmed by completing the handshake:
+	// ESTABLISHED); usually state.
+	kept string
+	// synRcvd: confirm by the final ACK of the handshake instead of KA1.
+	synRcvd bool
+	// remoteFIN: the remote has sent its FIN (a FIN it sends later is news).
+	remoteFIN bool
+}
+
+// outcome is one acceptable result of an event: a reply (one of replies,
+// or nothing when silence) and what becomes of the connection.
+type outcome struct {
+	replies []func(t tcb) walk.Want
+	silence bool
+	closed  bool
+}
+
+// challengeACK is <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, the answer to an
+// unacceptable segment and RFC 5961's challenge ACK alike.
+func challengeACK(t tcb) walk.Want {
+	return walk.Want{Flags: craft.FlagACK, Seq: t.sndNxt, Ack: t.rcvNxt}
+}
+
+var (
+	silentClosed = outcome{silence: true, closed: true}
+	silentKept   = outcome{silence: true}
+	ackKept      = outcome{replies: []func(tcb) walk.Want{challengeACK}}
+	ackOrNothing = outcome{replies: []func(tcb) walk.Want{challengeACK}, silence: true}
+)
+
+// describe writes o in the spec's notation.
+func (o outcome) describe(t tcb) string {
+	var alts []string
+	for _, w := range o.replies {
+		alts = append(alts, w(t).String())
+	}
+	if o.silence {
+		alts = append(alts, "no reply")
+	}
+	end := "connection kept"
+	if o.closed {
+		end = "CLOSED"
+	}
+	return strings.Join(alts, " or ") + ", then " + end
+}
+
+// matches reports whether what came is this outcome.
+func (o outcome) matches(t tcb, reply *walk.Reply, end endState) bool {
+	if (end == endClosed) != o.closed || (end != endClosed && end != endKept) {
+		return false
+	}
+	if reply == nil {
+		return o.silence
+	}
+	for _, w := range o.replies {
+		if w(t).Match(reply.Seg, reply.Flags) {
+			return true
+		}
+	}
+	return false
+}
+
+// closesWithReply reports whether an acceptable outcome of the event in
+// state (the RFC's or a known deviation's) closes the connection with an
+// answer: then "closed, no answer seen" may be that outcome with its
+// answer lost.
+func (ev event) closesWithReply(state string) bool {
+	if ev.rfc.closed && len(ev.rfc.replies) > 0 {
+		return true
+	}
+	for _, d := range ev.deviations(state) {
+		if d.outcome.closed && len(d.outcome.replies) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// deviation is a documented behaviour that differs from the RFC.
+type deviation struct {
+	name string
+	// why says where the behaviour comes from (kernel source, sysctl).
+	why     string
+	outcome outcome
+}
+
+// event is one column of the matrix.
+type event struct {
+	name  string
+	what  string // for the check's name
+	rule  string
+	probe func(t tcb) string
+	send  func(c *walk.Conn, t tcb) error
+	rfc   outcome
+	// devs are the deviations known for this event, by state ("*": any).
+	devs map[string][]deviation
+	// copyAfterClose, when set, is the answer a second copy of the event
+	// draws once the first copy closed the connection. On a path seen
+	// duplicating segments it makes the check inconclusive instead of
+	// failed: the answer to the first copy may have been lost.
+	copyAfterClose func(t tcb) walk.Want
+}
+
+var (
+	evRSTExact = event{name: "rst-exact", what: "exact RST (RSTx) → no reply, CLOSED", rule: ruleRSTExact,
+		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=RST> (RCV.NXT)", t.rcvNxt) },
+		send:  func(c *walk.Conn, t tcb) error { return c.SendRaw(craft.FlagRST, t.rcvNxt, 0, nil, "RSTx") },
+		rfc:   silentClosed,
+		devs: map[string][]deviation{
+			"TIME_WAIT": {{name: "rfc1337-time-wait-ignores-rst",
+				why:     "RFC 1337 §3 (F1) drops RSTs in TIME-WAIT; Linux does so with net.ipv4.tcp_rfc1337=1",
+				outcome: silentKept}},
+		}}
+	evRSTIn = event{name: "rst-in-window", what: "RST in window (RSTin) → challenge ACK, connection kept", rule: ruleRSTIn,
+		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=RST> (RCV.NXT+%d)", t.rcvNxt+inWindow, inWindow) },
+		send: func(c *walk.Conn, t tcb) error {
+			return c.SendRaw(craft.FlagRST, t.rcvNxt+inWindow, 0, nil, "RSTin")
+		},
+		rfc: ackKept,
+		devs: map[string][]deviation{
+			"TIME_WAIT": {{name: "linux-time-wait-no-challenge-ack",
+				why:     "Linux's TIME_WAIT mini-socket (tcp_timewait_state_process) drops a RST that is not at RCV.NXT without a challenge ACK",
+				outcome: silentKept}},
+			"FIN_WAIT_2": {{name: "linux-orphan-fin-wait-2-rst-in-window-closes",
+				why:     "an orphaned FIN_WAIT_2 is a Linux TIME_WAIT mini-socket: tcp_timewait_state_process kills it on any in-window RST (no RFC 5961 challenge)",
+				outcome: silentClosed}},
+		}}
+	evRSTOut = event{name: "rst-out-of-window", what: "RST out of window → dropped, no reply", rule: ruleRSTOut,
+		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=RST> (RCV.NXT+2^30)", t.rcvNxt+outOfWindow) },
+		send: func(c *walk.Conn, t tcb) error {
+			return c.SendRaw(craft.FlagRST, t.rcvNxt+outOfWindow, 0, nil, "RST out of window")
+		},
+		rfc: silentKept,
+		devs: map[string][]deviation{
+			"FIN_WAIT_2": {{name: "linux-orphan-fin-wait-2-acks-rst",
+				why:     "an orphaned FIN_WAIT_2 is a Linux TIME_WAIT mini-socket: tcp_timewait_state_process answers any out-of-window segment, a RST too, with an ACK",
+				outcome: ackKept}},
+		}}
+	evRSTMinus1 = event{name: "rst-rcv-nxt-minus-1", what: "RST at RCV.NXT−1 → dropped, no reply", rule: ruleRSTMinus1,
+		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=RST> (RCV.NXT−1)", t.rcvNxt-1) },
+		send: func(c *walk.Conn, t tcb) error {
+			return c.SendRaw(craft.FlagRST, t.rcvNxt-1, 0, nil, "RST at RCV.NXT-1")
+		},
+		rfc: silentKept,
+		devs: map[string][]deviation{
+			"*": {{name: "linux-rst-at-rcv-nxt-minus-1",
+				why:     "Linux (tcp_reset_check) accepts a RST at RCV.NXT−1 in CLOSE_WAIT, LAST_ACK and CLOSING: peers that reset right after their FIN use that number",
+				outcome: silentClosed}},
+		}}
+	evSYN = event{name: "syn", what: "SYN (SYNx) → challenge ACK, connection kept", rule: ruleSYN,
+		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=SYN> (RCV.NXT+%d)", t.rcvNxt+inWindow, inWindow) },
+		send:  func(c *walk.Conn, t tcb) error { return c.SendRaw(craft.FlagSYN, t.rcvNxt+inWindow, 0, nil, "SYNx") },
+		rfc:   ackKept,
+		// A stack that closes on a SYN (Linux's orphaned FIN_WAIT_2 resets
+		// it) answers a second copy as LISTEN does: a new connection.
+		copyAfterClose: func(t tcb) walk.Want {
+			return walk.Want{Flags: craft.FlagSYN | craft.FlagACK, AnySeq: true, Ack: t.rcvNxt + inWindow + 1}
+		},
+		devs: map[string][]deviation{
+			"FIN_WAIT_2": {{name: "linux-orphan-fin-wait-2-resets-syn",
+				why: "an orphaned FIN_WAIT_2 is a Linux TIME_WAIT mini-socket: tcp_timewait_state_process answers a SYN at or above RCV.NXT with a RST and drops the connection",
+				outcome: outcome{replies: []func(tcb) walk.Want{func(t tcb) walk.Want {
+					return walk.Want{Flags: craft.FlagRST | craft.FlagACK, Seq: 0, Ack: t.rcvNxt + inWindow + 1}
+				}}, closed: true}}},
+		}}
+	evACKAbove = event{name: "ack-above-snd-nxt", what: "ACK above SND.NXT → ACK, dropped", rule: ruleACKAbove,
+		probe: func(t tcb) string {
+			return fmt.Sprintf("<SEQ=%d><ACK=%d><CTL=ACK> (SND.NXT+%d)", t.rcvNxt, t.sndNxt+ackAhead, ackAhead)
+		},
+		send: func(c *walk.Conn, t tcb) error {
+			return c.SendRaw(craft.FlagACK, t.rcvNxt, t.sndNxt+ackAhead, nil, "ACK above SND.NXT")
+		},
+		rfc: ackKept,
+		devs: map[string][]deviation{
+			"*": {{name: "linux-silent-on-ack-above-snd-nxt",
+				why:     "Linux before 6.x (tcp_ack: SKB_DROP_REASON_TCP_ACK_UNSENT_DATA) drops such an ACK without answering",
+				outcome: silentKept}},
+			"FIN_WAIT_2": {{name: "linux-orphan-fin-wait-2-silent-on-ack",
+				why:     "an orphaned FIN_WAIT_2 is a Linux TIME_WAIT mini-socket: tcp_timewait_state_process takes any in-window bare ACK as a duplicate and drops it silently",
+				outcome: silentKept}},
+		}}
+	evACKBelow = event{name: "ack-below-snd-una", what: "ACK far below SND.UNA → challenge ACK, dropped", rule: ruleACKBelow,
+		probe: func(t tcb) string {
+			return fmt.Sprintf("<SEQ=%d><ACK=%d><CTL=ACK> (SND.UNA−2^30)", t.rcvNxt, t.sndUna-outOfWindow)
+		},
+		send: func(c *walk.Conn, t tcb) error {
+			return c.SendRaw(craft.FlagACK, t.rcvNxt, t.sndUna-outOfWindow, nil, "ACK below SND.UNA")
+		},
+		rfc: ackKept,
+		devs: map[string][]deviation{
+			"FIN_WAIT_2": {{name: "linux-orphan-fin-wait-2-silent-on-ack",
+				why:     "an orphaned FIN_WAIT_2 is a Linux TIME_WAIT mini-socket: tcp_timewait_state_process takes any in-window bare ACK as a duplicate and drops it silently",
+				outcome: silentKept}},
+		}}
+	evDataAfterFIN = event{name: "data-after-fin", what: "data after our FIN → ignored", rule: ruleDataAfter,
+		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=PSH,ACK> len %d", t.rcvNxt, len(afterFIN)) },
+		send: func(c *walk.Conn, t tcb) error {
+			return c.SendRaw(craft.FlagPSH|craft.FlagACK, t.rcvNxt, c.RcvNxt, afterFIN, "data after FIN")
+		},
+		rfc: ackOrNothing}
+	evFINAgain = event{name: "fin-retransmit", what: "our FIN again → acknowledged again", rule: ruleFINAgain,
+		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=FIN,ACK> (our FIN)", t.rcvNxt-1) },
+		send: func(c *walk.Conn, t tcb) error {
+			return c.SendRaw(craft.FlagFIN|craft.FlagACK, t.rcvNxt-1, c.RcvNxt, nil, "retransmission of our FIN")
+		},
+		rfc: ackKept}
+	evTWSynLower = event{name: "syn-lower-seq", what: "SYN below RCV.NXT → ACK, TIME_WAIT kept", rule: ruleTWSynLower,
+		probe: func(t tcb) string {
+			return fmt.Sprintf("<SEQ=%d><CTL=SYN> (RCV.NXT−%d)", t.rcvNxt-synBehind, synBehind)
+		},
+		send: func(c *walk.Conn, t tcb) error {
+			return c.SendRaw(craft.FlagSYN, t.rcvNxt-synBehind, 0, nil, "SYN below RCV.NXT")
+		},
+		rfc: ackKept}
+
+	// SYN_RCVD: SND.NXT = ISS+1, RCV.NXT = x+1.
+	evSRBadACK = event{name: "bad-ack", what: "bad ACK → RST <SEQ=SEG.ACK>, state kept", rule: ruleSRBadACK,
+		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><ACK=%d><CTL=ACK> (ISS+5)", t.rcvNxt, t.sndNxt+4) },
+		send: func(c *walk.Conn, t tcb) error {
+			return c.SendRaw(craft.FlagACK, t.rcvNxt, t.sndNxt+4, nil, "bad ACK")
+		},
+		rfc: outcome{replies: []func(tcb) walk.Want{func(t tcb) walk.Want {
+			return walk.Want{Flags: craft.FlagRST, Seq: t.sndNxt + 4}
+		}}}}
+	evSRSynAgain = event{name: "syn-retransmit", what: "retransmitted SYN → ACK, state kept", rule: ruleSRSynAgain,
+		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=SYN> (our SYN again)", t.rcvNxt-1) },
+		send: func(c *walk.Conn, t tcb) error {
+			return c.SendRaw(craft.FlagSYN, t.rcvNxt-1, 0, nil, "retransmission of our SYN")
+		},
+		rfc: ackKept,
+		devs: map[string][]deviation{
+			"SYN_RCVD": {{name: "linux-synack-on-retransmitted-syn",
+				why: "Linux (tcp_check_req) answers a retransmitted SYN with its SYN,ACK again (at most one per 500 ms), as if the first were lost",
+				outcome: outcome{replies: []func(tcb) walk.Want{func(t tcb) walk.Want {
+					return walk.Want{Flags: craft.FlagSYN | craft.FlagACK, Seq: t.sndNxt - 1, Ack: t.rcvNxt}
+				}}}}},
+		}}
+	evSRRSTExact = event{name: "rst-exact", what: "exact RST → no reply, the connection gone", rule: ruleSRRST,
+		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=RST> (RCV.NXT)", t.rcvNxt) },
+		send:  func(c *walk.Conn, t tcb) error { return c.SendRaw(craft.FlagRST, t.rcvNxt, 0, nil, "RSTx") },
+		rfc:   silentClosed}
+)
+
+// afterFIN is the data sent after our FIN.
+var afterFIN = []byte("tcpwalk")
+
+// deviations returns the known deviations of ev in state.
+func (ev event) deviations(state string) []deviation {
+	return append(append([]deviation(nil), ev.devs[state]...), ev.devs["*"]...)
+}
+
+// stateDef is one row of the matrix: how to reach the state and which
+// events to send there.
+type stateDef struct {
+	name   string
+	action walk.Action
+	reach  func(ctx context.Context, e *env) (tcb, error)
+	events []event
+}
+
+// rows is the matrix, in RFC 9293 §3.3.2 order of the states.
+func rows() []stateDef {
+	common := []event{evRSTExact, evRSTIn, evRSTOut, evSYN, evACKAbove, evACKBelow}
+	afterOurFIN := append(append([]event(nil), common...), evDataAfterFIN, evFINAgain)
+	return []stateDef{
+		{name: "SYN_RCVD", reach: reachSynRcvd, events: []event{evSRRSTExact, evRSTOut, evSRBadACK, evSRSynAgain}},
+		{name: "ESTABLISHED", reach: reachEstablished, events: common},
+		{name: "FIN_WAIT_1", action: walk.CloseFirst, reach: reachFinWait1, events: common},
+		{name: "FIN_WAIT_2", action: walk.CloseFirst, reach: reachFinWait2, events: common},
+		{name: "CLOSE_WAIT", reach: reachCloseWait, events: append(afterOurFIN, evRSTMinus1)},
+		{name: "CLOSING", action: walk.CloseFirst, reach: reachClosing, events: append(afterOurFIN, evRSTMinus1)},
+		{name: "LAST_ACK", action: walk.CloseAfterFIN, reach: reachLastAck, events: append(afterOurFIN, evRSTMinus1)},
+		{name: "TIME_WAIT", action: walk.CloseFirst, reach: reachTimeWait,
+			events: []event{evRSTExact, evRSTIn, evRSTOut, evDataAfterFIN, evFINAgain, evTWSynLower}},
+	}
+}
+
+// Lookup finds a check by ID.
+func Lookup(id string) (Check, bool) {
+	for _, c := range Checks() {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return Check{}, false
+}
+
+// Checks lists the matrix in the order Run reports it.
+func Checks() []Check {
+	var out []Check
+	for _, st := range rows() {
+		for _, ev := range st.events {
+			out = append(out, Check{ID: st.name + "/" + ev.name, State: st.name, Event: ev.name, Rule: ev.rule,
+				Summary: st.name + ": " + ev.what, Action: st.action, run: eventRun(st, ev)})
+		}
+		if st.name == "TIME_WAIT" {
+			out = append(out, Check{ID: "TIME_WAIT/syn-higher-seq", State: st.name, Event: "syn-higher-seq", Rule: ruleTWSynHigher,
+				Summary: "TIME_WAIT: SYN above RCV.NXT → SYN,ACK of a new connection (or a challenge ACK)",
+				Action:  st.action, run: timeWaitSynHigher})
+		}
+	}
+	out = append(out,
+		Check{ID: "LISTEN/options-offered", State: "LISTEN", Event: "options-offered", Rule: ruleOptions,
+			Summary: "LISTEN: a SYN offering MSS, SACK-permitted, timestamps and window scale gets them all back", run: optionsOffered},
+		Check{ID: "LISTEN/options-not-offered", State: "LISTEN", Event: "options-not-offered", Rule: ruleOptions,
+			Summary: "LISTEN: a SYN without options gets MSS only", run: optionsNotOffered},
+	)
+	return out
+}

@@ -1,0 +1,257 @@
+package conform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
+)
+
+// Rules of the transitions that put the remote in a state (RFC 9293).
+const (
+	ruleListen     = "RFC 9293 §3.10.7.2 (LISTEN: SYN → SYN,ACK <SEQ=ISS><ACK=RCV.NXT>)"
+	ruleKA1        = "RFC 9293 §3.8.4 / §3.10.7.4 (unacceptable segment → <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>)"
+	ruleFinRcvd    = "RFC 9293 §3.10.7.4 (eighth: FIN in ESTABLISHED → CLOSE-WAIT, ACK it)"
+	ruleCloseCall  = "RFC 9293 §3.10.4 (CLOSE in CLOSE-WAIT: send FIN → LAST-ACK)"
+	ruleFinWait1   = "RFC 9293 §3.10.7.4 (FIN-WAIT-1: our FIN acknowledged → FIN-WAIT-2)"
+	ruleClosing    = "RFC 9293 §3.10.7.4 (eighth: FIN in FIN-WAIT-1, ours not acknowledged → CLOSING)"
+	ruleFinWait1TW = "RFC 9293 §3.10.7.4 (eighth: FIN in FIN-WAIT-1 acknowledging ours → TIME-WAIT)"
+)
+
+// errSkip ends a check whose state this target cannot be held in; env.skip
+// says why.
+var errSkip = errors.New("skipped")
+
+// keepAlive checks, with KA1, that the remote is in state: it answers
+// <SEQ=sndNxt><ACK=rcvNxt><CTL=ACK> at once (KA1 carries a byte, so no rate
+// limit applies).
+func (e *env) keepAlive(ctx context.Context, name, rule, state string, sndNxt, rcvNxt uint32) error {
+	_, err := e.s.ExpectStep(ctx, name, rule, "KA1",
+		func(bool) error { return e.c.KeepAlive() },
+		walk.Want{Flags: craft.FlagACK, Seq: sndNxt, Ack: rcvNxt}, state)
+	return err
+}
+
+// reachSynRcvd sends our SYN and withholds the final ACK.
+func reachSynRcvd(ctx context.Context, e *env) (tcb, error) {
+	c := e.c
+	r, err := e.s.ExpectSYNACK(ctx, "LISTEN → SYN_RCVD", ruleListen, "SYN x", c.SendSYN)
+	if err != nil {
+		return tcb{}, err
+	}
+	c.RcvNxt = r.Seg.Seq + 1
+	e.s.States("SYN_SENT", "SYN_RCVD")
+	return tcb{state: "SYN_RCVD", kept: "ESTABLISHED", synRcvd: true, sndNxt: c.RcvNxt, rcvNxt: c.SndNxt, sndUna: c.RcvNxt - 1}, nil
+}
+
+// reachEstablished does the handshake.
+func reachEstablished(ctx context.Context, e *env) (tcb, error) {
+	if err := e.s.Open(ctx); err != nil {
+		return tcb{}, err
+	}
+	c := e.c
+	return tcb{state: "ESTABLISHED", sndNxt: c.RcvNxt, rcvNxt: c.SndNxt, sndUna: c.RcvNxt}, nil
+}
+
+// reachCloseWait sends our FIN to an app that does not close: the remote
+// acknowledges it and stays in CLOSE_WAIT. An app that closes at once (its
+// FIN follows) cannot be held there: the check is skipped.
+func reachCloseWait(ctx context.Context, e *env) (tcb, error) {
+	if err := e.s.Open(ctx); err != nil {
+		return tcb{}, err
+	}
+	c := e.c
+	c.AutoAckData = true
+	fin := c.SndNxt
+	if err := c.SendNext(craft.FlagFIN|craft.FlagACK, nil, ""); err != nil {
+		return tcb{}, err
+	}
+	e.s.States("FIN_WAIT_1", "")
+	// The ACK of our FIN; an app that closes at once may send its FIN
+	// with it. Unacknowledged, the FIN is sent again, as TCP does
+	// (RFC 9293 §3.8.1): it or its ACK may have been lost.
+	sends := 1
+	deadline := time.Now().Add(e.tm.Reply)
+	for {
+		r, err := c.Next(ctx, deadline)
+		if errors.Is(err, probe.ErrTimeout) && sends < e.tm.Tries {
+			if err := c.Retransmit(craft.FlagFIN|craft.FlagACK, fin, c.RcvNxt, nil); err != nil {
+				return tcb{}, err
+			}
+			sends++
+			deadline = time.Now().Add(e.tm.Reply)
+			continue
+		}
+		if errors.Is(err, probe.ErrTimeout) {
+			e.s.Check(walk.Check{Name: "ESTABLISHED → CLOSE_WAIT", Rule: ruleFinRcvd, Expected: fmt.Sprintf("<ACK=%d>", fin+1),
+				Received: "nothing", Verdict: walk.Inconclusive, Reason: fmt.Sprintf("our FIN was not acknowledged after %d sends, %v apart", sends, e.tm.Reply)}, "")
+			return tcb{}, walk.ErrStop
+		}
+		if err != nil {
+			return tcb{}, err
+		}
+		if c.RemoteFINSeen {
+			return tcb{}, e.skipf("the app on port %d closed as soon as it read our FIN: CLOSE_WAIT cannot be held there (use a port whose app keeps connections open, like the lab's 7001)", e.s.Remote().Port())
+		}
+		if r.Flags.Has(craft.FlagACK) && r.Seg.Ack == fin+1 {
+			e.s.Check(walk.Check{Name: "ESTABLISHED → CLOSE_WAIT", Rule: ruleFinRcvd, Expected: fmt.Sprintf("<ACK=%d><CTL=ACK>", fin+1),
+				Received: walk.Describe(r.Seg), Verdict: walk.Pass}, "CLOSE_WAIT")
+			break
+		}
+	}
+	e.s.States("FIN_WAIT_2", "")
+	err := e.keepAlive(ctx, "CLOSE_WAIT: our FIN acknowledged, no FIN from the remote", ruleKA1, "CLOSE_WAIT", c.RcvNxt, fin+1)
+	if err != nil && !c.RemoteFINSeen {
+		return tcb{}, err
+	}
+	if c.RemoteFINSeen {
+		return tcb{}, e.skipf("the app on port %d closed right after our FIN: CLOSE_WAIT cannot be held there", e.s.Remote().Port())
+	}
+	return tcb{state: "CLOSE_WAIT", sndNxt: c.RcvNxt, rcvNxt: fin + 1, sndUna: c.RcvNxt}, nil
+}
+
+// reachLastAck sends our FIN to an app that closes after reading it, and
+// withholds the ACK of the remote's FIN.
+func reachLastAck(ctx context.Context, e *env) (tcb, error) {
+	if err := e.s.Open(ctx); err != nil {
+		return tcb{}, err
+	}
+	c := e.c
+	c.AutoAckData = true
+	trigSeq := c.SndNxt
+	if err := e.s.SendTrigger(); err != nil {
+		return tcb{}, err
+	}
+	// Our FIN, with the request before it, is sent again until
+	// acknowledged (RFC 9293 §3.8.1): either may be lost, and then the
+	// app never closes. An ACK up to the FIN only answers the request.
+	// The remote's FIN acknowledging ours passes too: its pure ACK was
+	// lost, or the app closed at once.
+	fin := c.SndNxt
+	if _, err := e.s.ExpectStep(ctx, "ESTABLISHED → CLOSE_WAIT", ruleFinRcvd, "FIN",
+		func(retry bool) error {
+			if !retry {
+				err := c.SendNext(craft.FlagFIN|craft.FlagACK, nil, "")
+				e.s.States("FIN_WAIT_1", "")
+				return err
+			}
+			if p := e.s.Plan().Payload; len(p) > 0 {
+				if err := c.Retransmit(craft.FlagPSH|craft.FlagACK, trigSeq, c.RcvNxt, p); err != nil {
+					return err
+				}
+			}
+			return c.Retransmit(craft.FlagFIN|craft.FlagACK, fin, c.RcvNxt, nil)
+		},
+		walk.Want{Flags: craft.FlagACK, AnySeq: true, Ack: fin + 1,
+			Retry: &walk.Want{Flags: craft.FlagACK, AnySeq: true, Ack: fin},
+			Or:    &walk.Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: fin + 1}, OrWire: "LAST_ACK",
+			OrNote: "our FIN was acknowledged in the remote's own FIN"}, "CLOSE_WAIT"); err != nil {
+		return tcb{}, err
+	}
+	if !c.RemoteFINSeen {
+		if _, err := e.s.ExpectRemote(ctx, "CLOSE_WAIT → LAST_ACK", ruleCloseCall,
+			walk.Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: fin + 1}, e.s.Plan().Wait, "LAST_ACK"); err != nil {
+			return tcb{}, err
+		}
+	}
+	e.s.States("CLOSING", "")
+	f := c.RemoteFIN
+	if err := e.keepAlive(ctx, "LAST_ACK: FIN sent, ours acknowledged", ruleKA1, "LAST_ACK", f+1, fin+1); err != nil {
+		return tcb{}, err
+	}
+	return tcb{state: "LAST_ACK", sndNxt: f + 1, rcvNxt: fin + 1, sndUna: c.RcvNxt, remoteFIN: true}, nil
+}
+
+// closeFirst opens a connection and makes the remote app close first; its
+// FIN is not acknowledged: the remote is in FIN_WAIT_1.
+func (e *env) closeFirst(ctx context.Context) (f uint32, err error) {
+	if err := e.s.Open(ctx); err != nil {
+		return 0, err
+	}
+	if err := e.s.RemoteCloses(ctx); err != nil {
+		return 0, err
+	}
+	return e.c.RemoteFIN, nil
+}
+
+func reachFinWait1(ctx context.Context, e *env) (tcb, error) {
+	f, err := e.closeFirst(ctx)
+	if err != nil {
+		return tcb{}, err
+	}
+	c := e.c
+	if err := e.keepAlive(ctx, "FIN_WAIT_1: FIN sent, not yet acknowledged", ruleKA1, "FIN_WAIT_1", f+1, c.SndNxt); err != nil {
+		return tcb{}, err
+	}
+	return tcb{state: "FIN_WAIT_1", sndNxt: f + 1, rcvNxt: c.SndNxt, sndUna: c.RcvNxt, remoteFIN: true}, nil
+}
+
+func reachFinWait2(ctx context.Context, e *env) (tcb, error) {
+	f, err := e.closeFirst(ctx)
+	if err != nil {
+		return tcb{}, err
+	}
+	c := e.c
+	c.RcvNxt = f + 1
+	if err := c.SendRaw(craft.FlagACK, c.SndNxt, c.RcvNxt, nil, "ACK of FIN"); err != nil {
+		return tcb{}, err
+	}
+	e.s.States("CLOSE_WAIT", "FIN_WAIT_2")
+	if err := e.keepAlive(ctx, "FIN_WAIT_1 → FIN_WAIT_2", ruleFinWait1, "FIN_WAIT_2", f+1, c.SndNxt); err != nil {
+		return tcb{}, err
+	}
+	return tcb{state: "FIN_WAIT_2", sndNxt: f + 1, rcvNxt: c.SndNxt, sndUna: f + 1, remoteFIN: true}, nil
+}
+
+// reachClosing answers the remote's FIN with ours, not acknowledging its
+// FIN: both FINs cross.
+func reachClosing(ctx context.Context, e *env) (tcb, error) {
+	f, err := e.closeFirst(ctx)
+	if err != nil {
+		return tcb{}, err
+	}
+	c := e.c
+	fin := c.SndNxt
+	if _, err := e.s.ExpectStep(ctx, "FIN_WAIT_1 → CLOSING", ruleClosing, "FIN, ACK F (not F+1)",
+		func(retry bool) error {
+			if retry {
+				return c.Retransmit(craft.FlagFIN|craft.FlagACK, fin, f, nil)
+			}
+			err := c.SendNext(craft.FlagFIN|craft.FlagACK, nil, "")
+			e.s.States("CLOSING", "")
+			return err
+		},
+		walk.Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1}, "CLOSING"); err != nil {
+		return tcb{}, err
+	}
+	return tcb{state: "CLOSING", sndNxt: f + 1, rcvNxt: fin + 1, sndUna: f, remoteFIN: true}, nil
+}
+
+// reachTimeWait answers the remote's FIN with ours, acknowledging it.
+func reachTimeWait(ctx context.Context, e *env) (tcb, error) {
+	f, err := e.closeFirst(ctx)
+	if err != nil {
+		return tcb{}, err
+	}
+	c := e.c
+	c.RcvNxt = f + 1
+	fin := c.SndNxt
+	if _, err := e.s.ExpectStep(ctx, "FIN_WAIT_1 → TIME_WAIT", ruleFinWait1TW, "FIN, ACK F+1",
+		func(retry bool) error {
+			if retry {
+				return c.Retransmit(craft.FlagFIN|craft.FlagACK, fin, f+1, nil)
+			}
+			err := c.SendNext(craft.FlagFIN|craft.FlagACK, nil, "")
+			e.s.States("LAST_ACK", "")
+			return err
+		},
+		walk.Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1}, "TIME_WAIT"); err != nil {
+		return tcb{}, err
+	}
+	e.s.States("CLOSED", "TIME_WAIT")
+	return tcb{state: "TIME_WAIT", sndNxt: f + 1, rcvNxt: fin + 1, sndUna: f + 1, remoteFIN: true}, nil
+}

@@ -1,0 +1,245 @@
+package conform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path"
+	"sync"
+	"time"
+
+	"github.com/tcpwalk/tcpwalk/probe/walk"
+)
+
+// Config is what a conformance run needs.
+type Config struct {
+	// Walk is the walk machinery's config: Prober, Port (a listening port
+	// whose app keeps connections open, like the lab's 7001), Trigger
+	// (how the remote app is made to close), Oracle and Timing.
+	Walk walk.Config
+	// AllRetransmissions waits for every SYN,ACK and FIN retransmission
+	// (about a minute on Linux) instead of the first few.
+	AllRetransmissions bool
+	// Only keeps the checks and measurements whose ID matches one of these
+	// path.Match patterns ("TIME_WAIT/*", "*/rst-in-window"); empty: all.
+	Only []string
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Target  netip.AddrPort
+	Trigger string
+	// Oracle is true when the remote kernel's states were read.
+	Oracle   bool
+	Start    time.Time
+	Duration time.Duration
+	// Results has one walk.Result per check, in Checks() order; its
+	// Scenario is the check's ID.
+	Results      []walk.Result
+	Measurements []Measurement
+}
+
+// Counts tallies checks by verdict.
+type Counts struct {
+	Pass, Deviation, Fail, Inconclusive, Skipped int
+}
+
+// Counts tallies the report's checks. A verdict outside walk's five counts
+// as inconclusive, so the numbers add up to len(Results).
+func (r Report) Counts() Counts {
+	var n Counts
+	for _, res := range r.Results {
+		switch res.Verdict {
+		case walk.Pass:
+			n.Pass++
+		case walk.Deviation:
+			n.Deviation++
+		case walk.Fail:
+			n.Fail++
+		case walk.Skipped:
+			n.Skipped++
+		default:
+			n.Inconclusive++
+		}
+	}
+	return n
+}
+
+// Longest is the check or measurement that took longest, and its duration.
+func (r Report) Longest() (id string, d time.Duration) {
+	for _, res := range r.Results {
+		if res.Duration > d {
+			id, d = res.Scenario, res.Duration
+		}
+	}
+	for _, m := range r.Measurements {
+		if m.Duration > d {
+			id, d = m.ID, m.Duration
+		}
+	}
+	return id, d
+}
+
+// AllResults is every session of the run: the checks, then the
+// measurements that made one (for pcap files).
+func (r Report) AllResults() []walk.Result {
+	out := append([]walk.Result(nil), r.Results...)
+	for _, m := range r.Measurements {
+		if m.Result != nil {
+			out = append(out, *m.Result)
+		}
+	}
+	return out
+}
+
+// Deviations names the deviations seen in one check's result.
+func Deviations(r walk.Result) []string {
+	var out []string
+	for _, c := range r.Checks {
+		if c.Verdict == walk.Deviation && c.Deviation != "" {
+			out = append(out, c.Deviation)
+		}
+	}
+	return out
+}
+
+// Select returns the checks and measurement IDs matching patterns
+// (path.Match; empty: all), or an error naming a pattern that is malformed
+// or matches nothing.
+func Select(patterns []string) ([]Check, []string, error) {
+	all, meas := Checks(), Measurements()
+	if len(patterns) == 0 {
+		return all, meas, nil
+	}
+	match := func(id string) (bool, error) {
+		for _, p := range patterns {
+			ok, err := path.Match(p, id)
+			if err != nil {
+				return false, fmt.Errorf("conform: pattern %q: %w", p, err)
+			}
+			if ok {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	var checks []Check
+	var ms []string
+	for _, c := range all {
+		ok, err := match(c.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			checks = append(checks, c)
+		}
+	}
+	for _, id := range meas {
+		if ok, _ := match(id); ok {
+			ms = append(ms, id)
+		}
+	}
+	if len(checks) == 0 && len(ms) == 0 {
+		return nil, nil, fmt.Errorf("conform: no check matches %q (IDs look like ESTABLISHED/rst-in-window; patterns like TIME_WAIT/* or */syn)", patterns)
+	}
+	return checks, ms, nil
+}
+
+// Run runs the selected checks and measurements concurrently, each on its
+// own 4-tuple, and returns when all have ended: every wait has a deadline
+// and every retransmission of ours is bounded.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	if cfg.Walk.Prober == nil {
+		return Report{}, errors.New("conform: no prober (open one with probe.Open)")
+	}
+	if cfg.Walk.Port == 0 {
+		return Report{}, errors.New("conform: no port: want the remote's listening port")
+	}
+	if cfg.Walk.Timing == (walk.Timing{}) {
+		cfg.Walk.Timing = walk.DefaultTiming
+	}
+	checks, meas, err := Select(cfg.Only)
+	if err != nil {
+		return Report{}, err
+	}
+	if cfg.Walk.Trigger == nil {
+		// walk.NewSession would pick "none" too; the report names it.
+		cfg.Walk.Trigger, _ = walk.ParseTrigger("none", nil)
+	}
+	rep := Report{Target: netip.AddrPortFrom(cfg.Walk.Prober.Remote(), cfg.Walk.Port), Trigger: cfg.Walk.Trigger.Name(),
+		Oracle: cfg.Walk.Oracle != nil, Start: time.Now(), Results: make([]walk.Result, len(checks))}
+	sh := &shared{synAckRetransmitted: -1}
+	var wg sync.WaitGroup
+	for i, ch := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rep.Results[i] = session(ctx, &cfg, sh, ch.ID, ch.Action, ch.run)
+			rep.Results[i].Summary = ch.Summary
+		}()
+	}
+	want := map[string]bool{}
+	for _, id := range meas {
+		want[id] = true
+	}
+	var synAck, finBackoff Measurement
+	var sack, ws bool
+	var cookieErr error
+	var cookieTime time.Duration
+	var mwg sync.WaitGroup
+	if want[MeasureSynAckSchedule] {
+		mwg.Add(1)
+		go func() { defer mwg.Done(); synAck = measureSynAck(ctx, &cfg, sh) }()
+	}
+	if want[MeasureFINBackoff] {
+		mwg.Add(1)
+		go func() { defer mwg.Done(); finBackoff = measureFINBackoff(ctx, &cfg, sh) }()
+	}
+	if want[MeasureSynCookies] {
+		mwg.Add(1)
+		go func() {
+			defer mwg.Done()
+			start := time.Now()
+			sack, ws, cookieErr = probeSynCookies(ctx, &cfg)
+			cookieTime = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	mwg.Wait()
+	for _, id := range meas {
+		switch id {
+		case MeasureSynAckSchedule:
+			rep.Measurements = append(rep.Measurements, synAck)
+		case MeasureFINBackoff:
+			rep.Measurements = append(rep.Measurements, finBackoff)
+		case MeasureSynCookies:
+			rep.Measurements = append(rep.Measurements, synCookies(sack, ws, cookieErr, sh, cookieTime))
+		case MeasureTWFingerprint:
+			rep.Measurements = append(rep.Measurements, twFingerprint(sh))
+		}
+	}
+	rep.Duration = time.Since(rep.Start)
+	return rep, nil
+}
+
+// session runs fn on a new walk.Session named id and returns its result:
+// skipped when the trigger cannot cause action or fn says the target cannot
+// be held in the state.
+func session(ctx context.Context, cfg *Config, sh *shared, id string, action walk.Action, fn func(context.Context, *env) error) walk.Result {
+	s, res := walk.NewSession(cfg.Walk, id, action, cfg.Walk.Port)
+	if res != nil {
+		return *res
+	}
+	e := &env{cfg: cfg, s: s, c: s.Conn(), tm: cfg.Walk.Timing, sh: sh}
+	err := fn(ctx, e)
+	sh.path.addDuplicates(copiesIn(s.Segments()))
+	if errors.Is(err, errSkip) {
+		err = nil
+	}
+	r := s.Finish(err)
+	if e.skip != "" {
+		r.Verdict, r.Reason = walk.Skipped, e.skip
+	}
+	return r
+}

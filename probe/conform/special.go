@@ -1,0 +1,185 @@
+package conform
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
+)
+
+// linuxTWOffset is what Linux adds to a TIME_WAIT connection's SND.NXT for
+// the ISS of a connection that reopens it (tcp_timewait_state_process:
+// tw_snd_nxt + 65535 + 2): a fingerprint of the stack.
+const linuxTWOffset = 65537
+
+// timeWaitSynHigher sends a SYN above RCV.NXT into TIME_WAIT. A stack that
+// reopens the connection answers with a SYN,ACK whose ISS is above the old
+// SND.NXT (RFC 1122 §4.2.2.13, RFC 6191); one that keeps TIME_WAIT answers
+// with a challenge ACK (RFC 5961 §4.2). Both conform. The ISS offset is the
+// TIME_WAIT fingerprint.
+func timeWaitSynHigher(ctx context.Context, e *env) error {
+	t, err := reachTimeWait(ctx, e)
+	if err != nil {
+		return err
+	}
+	c := e.c
+	seq := t.rcvNxt + synAhead
+	a, err := e.await(ctx, true, func() error {
+		return c.SendRaw(craft.FlagSYN, seq, 0, nil, "SYN above RCV.NXT")
+	}, e.tm.Tries, e.tm.Reply)
+	if err != nil {
+		return err
+	}
+	reply := a.r
+	synack := walk.Want{Flags: craft.FlagSYN | craft.FlagACK, AnySeq: true, Ack: seq + 1}
+	chk := walk.Check{Name: "TIME_WAIT: SYN above RCV.NXT → a new connection, ISS above the old SND.NXT", Rule: ruleTWSynHigher,
+		Probe:    fmt.Sprintf("<SEQ=%d><CTL=SYN> (RCV.NXT+%d)", seq, synAhead),
+		Expected: fmt.Sprintf("<SEQ=ISS'><ACK=%d><CTL=SYN,ACK> with ISS' > %d (old SND.NXT), or %s", seq+1, t.sndNxt, challengeACK(t)),
+		Received: "nothing"}
+	wire := ""
+	switch {
+	case reply == nil:
+		chk.Verdict, chk.Reason = walk.Inconclusive, fmt.Sprintf("no answer after %d tries", e.tm.Tries)
+	case reply.Seg.ICMP == "" && synack.Match(reply.Seg, reply.Flags):
+		iss := reply.Seg.Seq
+		off := iss - t.sndNxt
+		chk.Received = fmt.Sprintf("%s: ISS' = old SND.NXT + %d", walk.Describe(reply.Seg), off)
+		if int32(off) > 0 {
+			chk.Verdict, wire = walk.Pass, "SYN_RCVD"
+		} else {
+			chk.Verdict, chk.Reason = walk.Fail, "the new ISS is not above the old SND.NXT: old duplicates could be taken for new data (RFC 6191 §2)"
+		}
+		e.sh.setFingerprint(off)
+		// The new connection's RCV.NXT: the tidy RST at SND.NXT removes it.
+		c.SndNxt, c.RcvNxt = seq+1, iss+1
+	case reply.Seg.ICMP == "" && challengeACK(t).Match(reply.Seg, reply.Flags):
+		chk.Received = walk.Describe(reply.Seg) + " (TIME_WAIT kept)"
+		chk.Verdict, wire = walk.Pass, "TIME_WAIT"
+		e.sh.setFingerprint(0)
+	default:
+		chk.Received = walk.Describe(reply.Seg)
+		chk.Verdict, chk.Reason = walk.Fail, "neither a new connection nor a challenge ACK"
+	}
+	e.record(chk, wire)
+	return nil
+}
+
+// synOptions lists the options of a recorded segment by kind.
+func synOptions(seg *walk.Segment) (map[craft.OptionKind]craft.Option, error) {
+	p, err := craft.ParsePacket(seg.Raw)
+	if err != nil {
+		return nil, err
+	}
+	out := map[craft.OptionKind]craft.Option{}
+	for it := p.TCP.Options(); it.Next(); {
+		o := it.Option()
+		out[o.Kind] = craft.Option{Kind: o.Kind, Data: append([]byte(nil), o.Data...)}
+	}
+	return out, nil
+}
+
+// optionsText writes a segment's options as tcpdump does.
+func optionsText(seg *walk.Segment) string {
+	if len(seg.Options) == 0 {
+		return "no options"
+	}
+	return "<" + strings.Join(seg.Options, ",") + ">"
+}
+
+// optionsOffered sends Linux's SYN options and checks that the SYN,ACK
+// answers each of them.
+func optionsOffered(ctx context.Context, e *env) error {
+	c := e.c
+	r, err := e.s.ExpectSYNACK(ctx, "LISTEN → SYN_RCVD", ruleListen, "SYN x <mss 1460,sackOK,TS,nop,wscale 7>", c.SendSYN)
+	if err != nil {
+		return err
+	}
+	c.RcvNxt = r.Seg.Seq + 1
+	e.s.States("SYN_SENT", "SYN_RCVD")
+	var ourTS uint32
+	for _, s := range e.s.Segments() {
+		if s.Dir == walk.Out && s.Flags == "S" {
+			if opts, err := synOptions(&s); err == nil {
+				ourTS, _ = opts[craft.OptTimestamps].Timestamps()
+			}
+		}
+	}
+	return e.judgeOptions(r.Seg, []optionWant{
+		{craft.OptMSS, true, ruleOptMSS, nil},
+		{craft.OptSACKPermitted, true, ruleOptSACK, nil},
+		{craft.OptTimestamps, true, ruleOptTS, func(o craft.Option) string {
+			if _, ecr := o.Timestamps(); ecr != ourTS {
+				return fmt.Sprintf("TSecr %d does not echo our TSval %d", ecr, ourTS)
+			}
+			return ""
+		}},
+		{craft.OptWindowScale, true, ruleOptWS, nil},
+	})
+}
+
+// optionsNotOffered sends a SYN without options: the SYN,ACK may carry MSS
+// only.
+func optionsNotOffered(ctx context.Context, e *env) error {
+	c := e.c
+	x := c.ISS
+	r, err := e.s.ExpectSYNACK(ctx, "LISTEN → SYN_RCVD", ruleListen, "SYN x without options",
+		func() error { return c.SendRaw(craft.FlagSYN, x, 0, nil, "SYN without options") })
+	if err != nil {
+		return err
+	}
+	c.SndNxt, c.RcvNxt = x+1, r.Seg.Seq+1
+	e.s.States("SYN_SENT", "SYN_RCVD")
+	return e.judgeOptions(r.Seg, []optionWant{
+		{craft.OptMSS, true, ruleOptMSS, nil},
+		{craft.OptSACKPermitted, false, ruleOptSACK, nil},
+		{craft.OptTimestamps, false, ruleOptTS, nil},
+		{craft.OptWindowScale, false, ruleOptWS, nil},
+	})
+}
+
+// optionWant is one option expected (or not) in a SYN,ACK.
+type optionWant struct {
+	kind    craft.OptionKind
+	present bool
+	rule    string
+	// check, when set, returns what is wrong with a present option.
+	check func(craft.Option) string
+}
+
+var optionNames = map[craft.OptionKind]string{craft.OptMSS: "MSS", craft.OptSACKPermitted: "SACK-permitted",
+	craft.OptTimestamps: "timestamps", craft.OptWindowScale: "window scale"}
+
+// judgeOptions records one check per option of a SYN,ACK.
+func (e *env) judgeOptions(synack *walk.Segment, wants []optionWant) error {
+	opts, err := synOptions(synack)
+	if err != nil {
+		e.record(walk.Check{Name: "SYN,ACK options", Rule: ruleOptMSS, Expected: "well-formed options",
+			Received: optionsText(synack), Verdict: walk.Fail, Reason: err.Error()}, "")
+		return nil
+	}
+	for _, w := range wants {
+		name := optionNames[w.kind]
+		chk := walk.Check{Rule: w.rule, Received: optionsText(synack), Verdict: walk.Pass}
+		o, ok := opts[w.kind]
+		if w.present {
+			chk.Name, chk.Expected = "SYN,ACK carries "+name, name+" present"
+			switch {
+			case !ok:
+				chk.Verdict, chk.Reason = walk.Fail, name+" missing"
+			case w.check != nil:
+				if why := w.check(o); why != "" {
+					chk.Verdict, chk.Reason = walk.Fail, why
+				}
+			}
+		} else {
+			chk.Name, chk.Expected = "SYN,ACK without "+name+" (not offered)", name+" absent"
+			if ok {
+				chk.Verdict, chk.Reason = walk.Fail, name+" sent though our SYN did not offer it"
+			}
+		}
+		e.record(chk, "SYN_RCVD")
+	}
+	return nil
+}

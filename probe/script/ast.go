@@ -1,0 +1,144 @@
+package script
+
+import (
+	"time"
+
+	"github.com/tcpwalk/tcpwalk/craft"
+)
+
+// Script is one parsed script file.
+type Script struct {
+	// Name is the file the script came from (for messages and reports).
+	Name string
+	// Port is the remote port of %port; zero when the script names none.
+	Port uint16
+	// Summary is the text of %summary.
+	Summary string
+	// AllowRetransmissions lets the remote retransmit a segment it sent
+	// before without failing the script (%allow-retransmissions).
+	AllowRetransmissions bool
+	// Tolerance is the timing tolerance floor (--tolerance_usecs, default
+	// 4 ms) and TolerancePercent the share of the gap since the previous
+	// event that is tolerated too (--tolerance_percent, default 12.5):
+	// an expected segment may come max(Tolerance, gap·percent/100) early
+	// or late, as in packetdrill.
+	Tolerance        time.Duration
+	TolerancePercent float64
+	// Dials is true when the script asks the remote to connect (%dial).
+	Dials bool
+	// Events are the timed lines in order.
+	Events []Event
+}
+
+// Defaults of the timing tolerance, packetdrill's.
+const (
+	DefaultTolerance        = 4 * time.Millisecond
+	DefaultTolerancePercent = 12.5
+)
+
+// Pos is a place in a script: 1-based line and column (in characters).
+type Pos struct {
+	Line, Col int
+}
+
+// TimeKind says how an event's time is written.
+type TimeKind uint8
+
+// Time kinds. The zero value is invalid on purpose.
+const (
+	_ TimeKind = iota
+	// Absolute: seconds from the start of the script ("0.100").
+	Absolute
+	// Relative: seconds after the previous event happened ("+0.1").
+	Relative
+	// Any: whenever it comes ("*"), only for expected segments.
+	Any
+)
+
+// Time is when an event happens; Start == End unless a range ("~") was
+// written.
+type Time struct {
+	Kind       TimeKind
+	Start, End time.Duration
+	Range      bool
+}
+
+// EventKind says what a line does.
+type EventKind uint8
+
+// Event kinds. The zero value is invalid on purpose.
+const (
+	_ EventKind = iota
+	// Packet: "<" (we send) or ">" (the remote must send).
+	Packet
+	// Dial: %dial, ask the lab's client to connect to us.
+	Dial
+	// ExpectState: %expect-state STATE.
+	ExpectState
+	// Wait: %wait SECONDS, nothing may come meanwhile.
+	Wait
+	// Send: %send "TEXT", data at our next sequence number.
+	Send
+)
+
+// Event is one timed line.
+type Event struct {
+	Pos  Pos
+	Text string // the line as written, trimmed, comments removed
+	Time Time
+	Kind EventKind
+	// Segment is the packet of a Packet event.
+	Segment *Segment
+	// State is the state of an ExpectState event, as in walk.States.
+	State string
+	// Data is the payload of a Send event.
+	Data []byte
+}
+
+// Dir is a packet line's direction, as packetdrill writes it.
+type Dir byte
+
+// Directions.
+const (
+	// In: "<", a segment we inject towards the stack under test.
+	In Dir = '<'
+	// Out: ">", a segment the stack under test must send.
+	Out Dir = '>'
+)
+
+// Segment is a packet line.
+type Segment struct {
+	Dir   Dir
+	Flags craft.Flags
+	// Start and End are the relative sequence numbers of the data
+	// ("start:end(len)"); SYN and FIN are not counted, as in packetdrill.
+	Start, End uint32
+	Ack        uint32
+	HasAck     bool
+	Win        uint16
+	HasWin     bool
+	Urg        uint16
+	HasUrg     bool
+	// Options as written, in order; AnyOptions is "<...>" (not checked);
+	// HasOptions tells "<>"-less lines (no options at all) apart.
+	Options    []Option
+	HasOptions bool
+	AnyOptions bool
+	// Payload is the quoted data of a "<" line (tcpwalk's extension);
+	// nil sends End-Start zero bytes, as packetdrill does.
+	Payload []byte
+}
+
+// Len is the data length.
+func (s *Segment) Len() uint32 { return s.End - s.Start }
+
+// Option is one TCP option of a packet line.
+type Option struct {
+	Kind craft.OptionKind
+	// Value is the MSS or the window scale shift.
+	Value uint32
+	// TSVal and TSEcr are the timestamps (TS val N ecr N).
+	TSVal, TSEcr uint32
+	// Blocks are SACK blocks, relative to the receiver's ISS.
+	Blocks []craft.SACKBlock
+}

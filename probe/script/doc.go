@@ -1,0 +1,101 @@
+// Package script runs packetdrill-style scripts against a remote, unmodified
+// TCP stack: the packet lines of packetdrill, plus directives for what
+// packetdrill does with system calls on the machine under test and tcpwalk
+// cannot do on a remote host.
+//
+// The package is Linux-only, like the rest of tcpwalk (it sends through
+// package probe's raw sockets).
+//
+// # Packet lines
+//
+// As in packetdrill, "<" is a segment we inject towards the stack under test
+// and ">" one that stack must send:
+//
+//	0     < S  0:0(0) win 65535 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>
+//	+0    > S. 0:0(0) ack 1 <...>
+//	+.1   < .  1:1(0) ack 1 win 257
+//	+0    < P. 1:7(6) ack 1 win 257 "close\n"
+//	+0~+1 > F. 1:1(0) ack 7
+//
+// Fields, in order: the time; the direction; the flags, letters of
+// "S . F R P U E W" ('.' is ACK) or "-" for none; start:end(len), data bytes
+// only (SYN and FIN do not count); then "ack N", "win N", "urg N"; then the
+// options "<...>" in order (nop, eol, mss N, wscale N, sackOK,
+// sack L:R..., TS val N ecr N); "<...>" skips the option check, and a line
+// without options wants none. tcpwalk adds one thing: a quoted payload at
+// the end ("GET / HTTP/1.0\r\n\r\n", Go escapes) whose length must match
+// len. A "<" line without one sends len zero bytes; on a ">" line it is
+// compared.
+//
+// Sequence numbers are relative, as in packetdrill: ours to our ISS (a
+// random x), the remote's to its ISS. The remote's ISS is unknown until its
+// SYN comes: the first "> S" line binds it (so "> S. 0:0(0) ack 1" makes
+// the remote's SYN-ACK number 0). Before that, the remote's numbers (the seq
+// of ">" lines, the ack of "<" lines) are absolute, which is how a closed
+// port's "> R. 0:0(0) ack 1" reads. TS values the script wrote on a ">"
+// line are mapped to the remote's real ones, so a "<" line can echo them
+// (TS ecr), as packetdrill does.
+//
+// A ">" line matches when the flags, the sequence numbers, the length and
+// the options (a TS val excepted: it is the remote's clock) are what the line
+// says, and ack, win, urg and payload when the line gives them.
+//
+// # Time
+//
+// "0.100" is absolute (seconds from the start of the script), "+0.1" after
+// the previous event really happened, "*" whenever (up to Config.MaxWait),
+// "a~b" and "+a~+b" a range; "*" and ranges only on ">" lines. An expected
+// segment may come max(4 ms, 12.5% of the gap since the previous event) early
+// or late (packetdrill's --tolerance_usecs=N and --tolerance_percent=P
+// lines change both), and Config.Slack later still: packetdrill times a
+// local stack, tcpwalk a remote one behind a path. Arrival times are the
+// kernel's receive timestamps, so our own scheduling does not count. Between
+// events, nothing may come from the remote: an
+// unexpected segment fails the script, as in packetdrill, except a
+// retransmission when the script says %allow-retransmissions.
+//
+// # Directives
+//
+// Settings, on their own line:
+//
+//	%port 7001               the remote port (HOST:PORT on the command line wins)
+//	%summary TEXT            one line for reports
+//	%allow-retransmissions   the remote may repeat a segment it sent before
+//
+// Events, optionally after a time (default +0):
+//
+//	%dial                    ask the lab's client to connect to us: the
+//	                         script then waits for "> S 0:0(0) <...>"; the
+//	                         line's time is when we ask (its SYN may come
+//	                         before the lab confirms)
+//	%send "TEXT"             data at our next sequence number, P., acking
+//	                         what our last ACK acked (a request that makes
+//	                         the remote app act: "close\n" to the lab's
+//	                         control port, an HTTP request, ...)
+//	%expect-state STATE      the remote is in STATE (one of the 11; RFC or
+//	                         Linux spelling): the oracle (sock_diag) decides
+//	                         when there is one, else the wire inference
+//	%wait SECONDS            nothing may come for that long (a check)
+//
+// Wire inference: the runner moves a model of the remote's TCP with every
+// segment, as RFC 9293 §3.10.7 would (an in-order FIN of ours in
+// ESTABLISHED: CLOSE_WAIT; the ACK of its FIN in LAST_ACK: CLOSED ...). It
+// names the remote's state on each recorded segment and each passing check.
+// The oracle is read at %expect-state only, where the script says the
+// remote has settled (at an expected segment the remote app may already
+// have moved on); a disagreement with the wire is reported, never hidden.
+//
+// System-call lines (listen(...), write(...), close(...)), shell commands
+// in backquotes and IP-level fields are refused with a message at
+// file:line:col: they act on the machine under test, which tcpwalk does not
+// control. Comments are //, /* */ and #.
+//
+// # Results
+//
+// One script is one connection and one walk.Result: Scenario is the
+// script's name; each ">" line, %wait and %expect-state is a walk.Check with
+// the line as written in Expected, what came in the same notation in
+// Received, and "script FILE:LINE" in Rule. The script stops at the first
+// check that does not pass, and ends with an exact RST so that the remote
+// keeps nothing.
+package script

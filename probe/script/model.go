@@ -1,0 +1,156 @@
+package script
+
+import "github.com/tcpwalk/tcpwalk/craft"
+
+// model infers the remote's state from the segments of one script, the way
+// RFC 9293 §3.10.7 moves a TCP that receives them. It is the "wire" half of
+// %expect-state: without an oracle it is all we know; with one, the two are
+// compared and a disagreement is reported.
+//
+// All numbers are relative: ours to our ISS, the remote's to its ISS. A
+// segment of ours only moves the model when the remote would accept it: in
+// order (its sequence number is our next one) and, for an ACK, not
+// acknowledging more than the remote sent. The lab loses nothing, so what we
+// send is taken as received.
+type model struct {
+	state string // "" until something tells
+
+	ourNext    uint32 // our next sequence number (SYN and FIN count one)
+	ourSYN     bool
+	ourFIN     bool
+	ourFINSeq  uint32
+	remoteNext uint32 // the remote's next sequence number
+	remoteSYN  bool
+	remoteFIN  bool
+	remoteFINq uint32 // the remote FIN's sequence number
+}
+
+func newModel(dials bool) *model {
+	m := &model{}
+	if dials {
+		m.state = "CLOSED"
+	}
+	return m
+}
+
+// synchronized states: a TCB that an exact RST destroys (RFC 9293 §3.10.7.4).
+func synchronized(s string) bool {
+	switch s {
+	case "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT":
+		return true
+	}
+	return false
+}
+
+// remoteSent moves the model for a segment the remote sent (relative seq
+// and ack, data length).
+func (m *model) remoteSent(f craft.Flags, seq, ack, n uint32) {
+	if f.Has(craft.FlagRST) {
+		switch m.state {
+		case "":
+			// A closed port and a listener both reset an ACK; only a
+			// reset of our SYN says CLOSED (RFC 9293 §3.10.7.1-2).
+			if m.ourSYN && !m.remoteSYN && f.Has(craft.FlagACK) {
+				m.state = "CLOSED"
+			}
+		case "SYN_RCVD":
+			// The reset of an unacceptable ACK: the state is kept
+			// (§3.10.7.4, SYN-RECEIVED).
+		default:
+			m.state = "CLOSED"
+		}
+		return
+	}
+	end := seq + n
+	if f.Has(craft.FlagSYN) {
+		// A SYN starts a connection (again, after TIME_WAIT): its
+		// numbers are the new ones.
+		end++
+		m.remoteSYN, m.remoteNext = true, end
+		m.remoteFIN, m.ourFIN = false, false
+		if f.Has(craft.FlagACK) {
+			m.state = "SYN_RCVD" // LISTEN or SYN_SENT got our SYN
+			m.ourNext = ack
+		} else if m.state == "" || m.state == "CLOSED" {
+			m.state = "SYN_SENT"
+		}
+	}
+	if f.Has(craft.FlagFIN) {
+		if !m.remoteFIN {
+			m.remoteFIN, m.remoteFINq = true, end
+			switch m.state {
+			case "ESTABLISHED", "SYN_RCVD":
+				m.state = "FIN_WAIT_1"
+			case "CLOSE_WAIT":
+				m.state = "LAST_ACK"
+			}
+		}
+		end++
+	}
+	if seqGT(end, m.remoteNext) {
+		m.remoteNext = end
+	}
+}
+
+// weSent moves the model for a segment we sent (relative numbers; ack is
+// relative to the remote's ISS, meaningful once its SYN was seen).
+func (m *model) weSent(f craft.Flags, seq, ack, n uint32, hasAck bool) {
+	inOrder := seq == m.ourNext || !m.ourSYN && f.Has(craft.FlagSYN)
+	if f.Has(craft.FlagRST) {
+		switch {
+		case synchronized(m.state) && seq == m.ourNext:
+			m.state = "CLOSED"
+		case m.state == "SYN_SENT" && hasAck && ack == m.remoteNext:
+			m.state = "CLOSED" // RFC 9293 §3.10.7.3: acceptable ACK
+		}
+		return
+	}
+	if f.Has(craft.FlagSYN) {
+		if !m.ourSYN {
+			m.ourSYN, m.ourNext = true, seq+1
+		}
+		if f.Has(craft.FlagACK) && m.state == "SYN_SENT" && hasAck && ack == m.remoteNext {
+			m.state = "ESTABLISHED" // RFC 9293 §3.10.7.3
+		}
+		return
+	}
+	if !inOrder {
+		return // unacceptable: the remote only answers with an ACK
+	}
+	// ACK processing first (RFC 9293 §3.10.7.4, fifth), then the text,
+	// then the FIN (eighth).
+	acceptable := hasAck && f.Has(craft.FlagACK) && m.remoteSYN && !seqGT(ack, m.remoteNext)
+	if acceptable {
+		if m.state == "SYN_RCVD" && !seqGT(1, ack) {
+			m.state = "ESTABLISHED"
+		}
+		if m.remoteFIN && seqGT(ack, m.remoteFINq) {
+			switch m.state {
+			case "FIN_WAIT_1":
+				m.state = "FIN_WAIT_2"
+			case "CLOSING":
+				m.state = "TIME_WAIT"
+			case "LAST_ACK":
+				m.state = "CLOSED"
+			}
+		}
+	}
+	m.ourNext = seq + n
+	if f.Has(craft.FlagFIN) {
+		if !m.ourFIN {
+			m.ourFIN, m.ourFINSeq = true, m.ourNext
+			switch m.state {
+			case "ESTABLISHED":
+				m.state = "CLOSE_WAIT"
+			case "FIN_WAIT_1":
+				m.state = "CLOSING"
+			case "FIN_WAIT_2":
+				m.state = "TIME_WAIT"
+			}
+		}
+		m.ourNext++
+	}
+}
+
+// seqGT is a > b in sequence space (RFC 1982 arithmetic, as TCP's).
+func seqGT(a, b uint32) bool { return int32(a-b) > 0 }

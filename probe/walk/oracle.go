@@ -1,0 +1,49 @@
+package walk
+
+import (
+	"net/netip"
+
+	"github.com/tcpwalk/tcpwalk/probe/netns"
+	"github.com/tcpwalk/tcpwalk/probe/sockdiag"
+)
+
+// Oracle reads the remote kernel's own view of a connection: the ground truth
+// a lab has (the remote is a namespace on the same kernel).
+type Oracle interface {
+	// State is the state of the remote's socket whose local end is remote
+	// and whose peer is local (our end); "CLOSED" when there is none.
+	State(remote, local netip.AddrPort) (string, error)
+	// Listening reports whether a socket listens on the remote's port.
+	Listening(remote netip.AddrPort) (bool, error)
+}
+
+// SockDiag is an Oracle that asks sock_diag (NETLINK_SOCK_DIAG) inside the
+// remote's network namespace.
+type SockDiag struct{ NS *netns.NS }
+
+// State implements Oracle.
+func (o SockDiag) State(remote, local netip.AddrPort) (string, error) {
+	s, ok, err := sockdiag.Lookup(o.NS, remote, local)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "CLOSED", nil
+	}
+	return s.State.String(), nil
+}
+
+// Listening implements Oracle.
+func (o SockDiag) Listening(remote netip.AddrPort) (bool, error) {
+	socks, err := sockdiag.Dump(o.NS)
+	if err != nil {
+		return false, err
+	}
+	for _, s := range socks {
+		if s.State == sockdiag.Listen && s.Local.Port() == remote.Port() &&
+			(s.Local.Addr() == remote.Addr() || s.Local.Addr().IsUnspecified()) {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,222 @@
+package walk
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Verdict is the outcome of one expected transition.
+type Verdict string
+
+// Verdicts. Inconclusive means no answer came after our retries: a reason is
+// given, never a guess. Skipped means the walk needs a remote application
+// action tcpwalk cannot cause on this target.
+// Deviation is a documented behaviour that differs from the RFC (the check
+// names it, e.g. Linux answering a retransmitted SYN in SYN_RCVD with a
+// SYN-ACK): not a failure unless the user asks for strictness.
+const (
+	Pass         Verdict = "pass"
+	Deviation    Verdict = "deviation"
+	Fail         Verdict = "fail"
+	Inconclusive Verdict = "inconclusive"
+	Skipped      Verdict = "skipped"
+)
+
+// rank orders verdicts from best to worst for a walk's overall verdict.
+func (v Verdict) rank() int {
+	switch v {
+	case Pass:
+		return 0
+	case Deviation:
+		return 1
+	case Skipped:
+		return 2
+	case Inconclusive:
+		return 3
+	case Fail:
+		return 4
+	}
+	return 5
+}
+
+// Worse returns the worse of two verdicts.
+func Worse(a, b Verdict) Verdict {
+	if b.rank() > a.rank() {
+		return b
+	}
+	return a
+}
+
+// Dir is the direction of a recorded segment.
+type Dir string
+
+// Directions.
+const (
+	Out Dir = "out" // we sent it
+	In  Dir = "in"  // the remote sent it
+)
+
+// Segment is one recorded segment, with the states of both ends right after
+// it as far as the walk has established them.
+type Segment struct {
+	At     time.Time `json:"time"`
+	Dir    Dir       `json:"dir"`
+	Flags  string    `json:"flags"`
+	Seq    uint32    `json:"seq"`
+	Ack    uint32    `json:"ack"`
+	RelSeq uint32    `json:"rel_seq"` // relative to the sender's ISN
+	RelAck uint32    `json:"rel_ack"` // relative to the receiver's ISN
+	Win    uint16    `json:"win"`
+	Len    int       `json:"len"`
+	// Options in tcpdump's words; empty when none.
+	Options []string `json:"options,omitempty"`
+	// Note says what the segment is for ("KA1", "retransmission", ...).
+	Note string `json:"note,omitempty"`
+	// Retransmission marks a remote segment that brings no new transition:
+	// its SYN or FIN came before, or, with neither, all of its data did.
+	Retransmission bool `json:"retransmission,omitempty"`
+	// Duplicate marks a byte-identical copy, made by the path, of a remote
+	// segment that came moments before; the walk ignores it.
+	Duplicate bool `json:"duplicate,omitempty"`
+	// Repeat marks a remote segment with the same flags, numbers and length
+	// as an earlier one: an answer to a copy of one of our segments, or a
+	// duplicate. It may still be an expected answer, never a wrong one.
+	Repeat      bool   `json:"repeat,omitempty"`
+	ICMP        string `json:"icmp,omitempty"`
+	LocalState  string `json:"local_state"`
+	RemoteState string `json:"remote_state"`
+	// Raw is the whole IPv4 packet, for pcap files.
+	Raw []byte `json:"-"`
+}
+
+// Check is one expected transition or state and what came of it.
+type Check struct {
+	// Name is the transition or property, e.g. "LISTEN → SYN_RCVD".
+	Name string `json:"name"`
+	// Rule is where the expectation comes from, e.g. "RFC 9293 §3.10.7.2".
+	Rule     string  `json:"rule"`
+	Probe    string  `json:"probe,omitempty"`
+	Expected string  `json:"expected"`
+	Received string  `json:"received"`
+	Verdict  Verdict `json:"verdict"`
+	Reason   string  `json:"reason,omitempty"`
+	// Deviation names the documented non-RFC behaviour seen (Verdict
+	// Deviation), e.g. "linux-synack-on-retransmitted-syn".
+	Deviation string `json:"deviation,omitempty"`
+	// Wire is the remote's state inferred from the wire after this check;
+	// Kernel is what the remote kernel reports (sock_diag), when an oracle
+	// is available. A disagreement is reported, never hidden.
+	Wire     string `json:"wire_state,omitempty"`
+	Kernel   string `json:"kernel_state,omitempty"`
+	Disagree bool   `json:"disagree,omitempty"`
+	// KernelAhead says the kernel was already in the state the wire shows
+	// next in this walk: the remote moved on (its app closed at once)
+	// between its reply and the oracle's read. Not a disagreement: the
+	// wire confirms that state itself one step later.
+	KernelAhead bool `json:"kernel_ahead,omitempty"`
+	// KernelLag is how long after the latest segment from the remote the
+	// kernel was read. A remote may leave a state by itself (its app
+	// closes, a timer fires); when a loaded machine reads the kernel late,
+	// a disagreement may be the remote having moved on, not the wire wrong.
+	KernelLag time.Duration `json:"kernel_lag_ns,omitempty"`
+	At        time.Time     `json:"time"`
+}
+
+// Result is one walk.
+type Result struct {
+	Scenario string         `json:"scenario"`
+	Summary  string         `json:"summary"`
+	Target   netip.AddrPort `json:"target"`
+	Local    netip.AddrPort `json:"local"`
+	Start    time.Time      `json:"start"`
+	Duration time.Duration  `json:"duration_ns"`
+	Verdict  Verdict        `json:"verdict"`
+	Reason   string         `json:"reason,omitempty"`
+	Oracle   bool           `json:"oracle"`
+	Checks   []Check        `json:"checks"`
+	Segments []Segment      `json:"segments"`
+	// Disagreements counts checks where the wire and the kernel differ.
+	Disagreements int `json:"disagreements"`
+}
+
+// finish computes the overall verdict.
+func (r *Result) finish() {
+	if r.Verdict == "" {
+		r.Verdict = Pass
+	}
+	if len(r.Checks) == 0 && r.Verdict == Pass {
+		r.Verdict = Inconclusive
+		if r.Reason == "" {
+			r.Reason = "no check ran"
+		}
+	}
+	markKernelAhead(r.Checks)
+	for _, c := range r.Checks {
+		r.Verdict = Worse(r.Verdict, c.Verdict)
+		if c.Disagree {
+			r.Disagreements++
+		}
+	}
+}
+
+// markKernelAhead clears Disagree where the kernel's state is the very next
+// state the wire shows after the check's own (never a state further on:
+// that would excuse a kernel that skipped states or lost the socket).
+func markKernelAhead(cs []Check) {
+	for i := range cs {
+		c := &cs[i]
+		if !c.Disagree || c.Kernel == "" {
+			continue
+		}
+		for _, later := range cs[i+1:] {
+			if later.Verdict != Pass || later.Wire == "" || later.Wire == c.Wire {
+				continue
+			}
+			if later.Wire == c.Kernel {
+				c.Disagree, c.KernelAhead = false, true
+			}
+			break
+		}
+	}
+}
+
+// States are the 11 states of RFC 9293 §3.3.2, in the RFC's order.
+var States = []string{"CLOSED", "LISTEN", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
+	"CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT"}
+
+// Coverage says, for one state, which walks confirmed it from the wire and
+// whether the kernel agreed each time.
+type Coverage struct {
+	State string `json:"state"`
+	// By lists the walks with a passing check that put the remote in State.
+	By []string `json:"by"`
+	// Kernel is true when an oracle saw the same state at every such check.
+	Kernel bool `json:"kernel_agrees"`
+}
+
+// StateCoverage lists the 11 states and the walks that confirmed each.
+func StateCoverage(results []Result) []Coverage {
+	out := make([]Coverage, len(States))
+	for i, s := range States {
+		out[i] = Coverage{State: s, Kernel: true}
+		for _, r := range results {
+			hit := false
+			for _, c := range r.Checks {
+				if c.Verdict != Pass || c.Wire != s {
+					continue
+				}
+				hit = true
+				if c.Kernel != s { // also when the kernel was already ahead
+					out[i].Kernel = false
+				}
+			}
+			if hit {
+				out[i].By = append(out[i].By, r.Scenario)
+			}
+		}
+		if len(out[i].By) == 0 {
+			out[i].Kernel = false
+		}
+	}
+	return out
+}

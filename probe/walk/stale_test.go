@@ -1,0 +1,134 @@
+package walk_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/lab"
+	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
+)
+
+// TestStaleConnectionIsReset: the target still holds a connection on the
+// 4-tuple our SYN uses (an earlier one whose reset was lost), in FIN_WAIT_1,
+// retransmitting its FIN. Its answers to our SYN (a challenge ACK, its FIN
+// again) are that connection's, not a failed LISTEN: the walk resets it as
+// SYN-SENT does, <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.3), and its SYN
+// then opens the connection.
+func TestStaleConnectionIsReset(t *testing.T) {
+	l := labtest.New(t)
+	const port = 62222
+	p, err := probe.Open(probe.Config{Remote: l.TargetAddr, NetNS: l.Prober, LocalLo: port, LocalHi: port,
+		Warn: func(m string) { t.Logf("warning: %s", m) }})
+	if err != nil {
+		t.Fatalf("probe.Open: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	local := netip.AddrPortFrom(l.ProberAddr, port)
+
+	// The lab trigger walks active-close on its closing server (7002).
+	for _, tc := range []struct {
+		name string
+		port uint16
+	}{{"handshake", lab.PortControl}, {"active-close", lab.PortClose}} {
+		name := tc.name
+		t.Run(name, func(t *testing.T) {
+			remote := netip.AddrPortFrom(l.TargetAddr, tc.port)
+			makeStale(t, l, remote, local)
+			sc, _ := walk.Lookup(name)
+			cfg := walk.Config{Prober: p, Port: lab.PortControl, Trigger: &walk.LabTarget{Addr: l.TargetAddr, NS: l.Prober},
+				Oracle: walk.SockDiag{NS: l.Target}}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			res := walk.Run(ctx, cfg, []walk.Scenario{sc})
+			if len(res) != 1 {
+				t.Fatalf("%d results", len(res))
+			}
+			r := res[0]
+			if r.Verdict != walk.Pass {
+				for _, c := range r.Checks {
+					t.Logf("%s: %s %s (%s) got %s", c.Name, c.Verdict, c.Wire, c.Reason, c.Received)
+				}
+				t.Errorf("%s over a stale connection: %s (%s)", name, r.Verdict, r.Reason)
+			}
+			reset := false
+			for _, s := range r.Segments {
+				reset = reset || (s.Dir == walk.Out && strings.HasPrefix(s.Note, "reset a stale connection"))
+			}
+			if !reset {
+				t.Errorf("no reset of the stale connection among the segments: %+v", r.Segments)
+			}
+			// The stale connection's FIN is not this connection's: the
+			// remote's FIN_WAIT_1 is shown by a FIN in the sequence space
+			// of the connection our SYN opened (its IRS from the SYN,ACK).
+			var irs uint32
+			for _, s := range r.Segments {
+				if s.Dir == walk.In && s.Flags == "S." {
+					irs = s.Seq
+				}
+			}
+			for _, c := range r.Checks {
+				if c.Name != "ESTABLISHED → FIN_WAIT_1" {
+					continue
+				}
+				var seq uint32
+				if _, err := fmt.Sscanf(c.Received, "<SEQ=%d>", &seq); err != nil || !strings.Contains(c.Received, "FIN") ||
+					seq-(irs+1) >= 1<<30 {
+					t.Errorf("%s passed on %s, not a FIN of the connection with IRS %d", c.Name, c.Received, irs)
+				}
+			}
+		})
+	}
+}
+
+// makeStale leaves the target a connection on remote-local in FIN_WAIT_1,
+// retransmitting its FIN, with no socket on our side: a kernel connection
+// from our port, told to close and dropped at once (SO_LINGER 0). The guard
+// drops its RST and the kernel's RST to the target's FIN.
+func makeStale(t *testing.T, l *lab.Lab, remote, local netip.AddrPort) {
+	t.Helper()
+	err := l.Prober.Do(func() error {
+		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local), Timeout: 2 * time.Second}
+		c, err := d.Dial("tcp", remote.String())
+		if err != nil {
+			return err
+		}
+		// Linger 0 first, then the word and the close back to back: the
+		// socket must be gone before the target's FIN comes, or it would
+		// acknowledge it (FIN_WAIT_2, not FIN_WAIT_1).
+		if err := c.(*net.TCPConn).SetLinger(0); err != nil {
+			c.Close()
+			return err
+		}
+		_, werr := c.Write([]byte("close\n"))
+		if err := c.Close(); werr == nil {
+			werr = err
+		}
+		return werr
+	})
+	if err != nil {
+		t.Fatalf("make the stale connection: %v", err)
+	}
+	oracle := walk.SockDiag{NS: l.Target}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		st, err := oracle.State(remote, local)
+		if err == nil && st == "FIN_WAIT_1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the target's connection is %q (%v), want FIN_WAIT_1", st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // let a FIN retransmission come too
+	if st, err := oracle.State(remote, local); err != nil || st != "FIN_WAIT_1" {
+		t.Fatalf("the target's stale connection went from FIN_WAIT_1 to %q (%v) by itself", st, err)
+	}
+}

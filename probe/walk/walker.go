@@ -1,0 +1,477 @@
+package walk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe"
+)
+
+// Config is what every walk needs.
+type Config struct {
+	Prober *probe.Prober
+	// Port is the remote port walked (a listening one).
+	Port uint16
+	// ClosedPort is a remote port with no listener, for closed-port; zero:
+	// the lab's when the trigger is the lab, else that walk is skipped.
+	ClosedPort uint16
+	// Trigger makes the remote app act; nil means none.
+	Trigger Trigger
+	// Oracle, when set, reads the remote kernel's states.
+	Oracle Oracle
+	Timing Timing
+}
+
+// Scenario is one named walk.
+type Scenario struct {
+	Name    string
+	Summary string
+	// Action is what the remote app must do, zero for none.
+	Action Action
+	run    func(ctx context.Context, w *walker) error
+}
+
+// Scenarios lists the walks in the order `all` reports them.
+func Scenarios() []Scenario {
+	return []Scenario{
+		{Name: "closed-port", Summary: "CLOSED: a port with no listener resets SYN and ACK (RFC 9293 §3.10.7.1)", run: closedPort},
+		{Name: "handshake", Summary: "LISTEN → SYN_RCVD → ESTABLISHED: the three-way handshake (§3.5)", run: handshake},
+		{Name: "syn-rcvd", Summary: "SYN_RCVD: SYN-ACK retransmitted with the same ISS; a bad ACK is reset, the state kept", run: synRcvd},
+		{Name: "passive-close", Summary: "we FIN first: ESTABLISHED → CLOSE_WAIT → LAST_ACK → CLOSED", Action: CloseAfterFIN, run: passiveClose},
+		{Name: "active-close", Summary: "remote FIN first: FIN_WAIT_1 → FIN_WAIT_2 → TIME_WAIT", Action: CloseFirst, run: activeClose},
+		{Name: "simultaneous-close", Summary: "both FIN before either ACK: FIN_WAIT_1 → CLOSING → TIME_WAIT", Action: CloseFirst, run: simultaneousClose},
+		{Name: "half-close", Summary: "data still flows to us after our FIN (CLOSE_WAIT is half-open, §3.6)", Action: RespondAfterFIN, run: halfClose},
+		{Name: "reset", Summary: "an exact RST closes an ESTABLISHED connection (§3.10.7.4, RFC 5961 §3.2)", run: reset},
+		{Name: "syn-sent", Summary: "remote client: SYN_SENT, its SYN retransmitted, simultaneous open → SYN_RCVD", Action: Connect, run: synSent},
+	}
+}
+
+// Lookup finds a scenario by name.
+func Lookup(name string) (Scenario, bool) {
+	for _, s := range Scenarios() {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Scenario{}, false
+}
+
+// Names lists the scenario names, for help and errors.
+func Names() []string {
+	var out []string
+	for _, s := range Scenarios() {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// Run walks the scenarios concurrently, each on its own source port, and
+// returns their results in the order given. Each walk ends by itself: every
+// wait has a deadline and our retransmissions are bounded.
+func Run(ctx context.Context, cfg Config, scenarios []Scenario) []Result {
+	if cfg.Timing == (Timing{}) {
+		cfg.Timing = DefaultTiming
+	}
+	if cfg.Trigger == nil {
+		cfg.Trigger = payloadTrigger{name: "none"}
+	}
+	out := make([]Result, len(scenarios))
+	var wg sync.WaitGroup
+	for i, s := range scenarios {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = runOne(ctx, cfg, s)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// walker is the state of one running scenario.
+type walker struct {
+	cfg    Config
+	res    *Result
+	rec    *recorder
+	conn   *Conn
+	flow   *probe.Flow
+	plan   Plan
+	remote netip.AddrPort
+}
+
+func runOne(ctx context.Context, cfg Config, s Scenario) Result {
+	port := cfg.Port
+	if s.Name == "closed-port" {
+		port = cfg.ClosedPort
+		if port == 0 {
+			if _, lab := cfg.Trigger.(*LabTarget); lab {
+				port = labPortClosed
+			} else {
+				port = cfg.Port
+			}
+		}
+	}
+	sess, res := newSession(cfg, s.Name, s.Summary, s.Action, port)
+	if res != nil {
+		return *res
+	}
+	return sess.Finish(s.run(ctx, sess.w))
+}
+
+// Session is one connection driven step by step, for packages that build
+// their own sequences on the walk machinery (conformance checks, scripts):
+// a Conn, the record of its segments, the judged checks, and the tidy-up.
+type Session struct{ w *walker }
+
+// NewSession prepares a connection to port for a walk named name. When
+// action is not zero, the trigger's plan may choose another port; when the
+// trigger cannot cause action, the returned Result says why (Skipped) and
+// the Session is nil.
+func NewSession(cfg Config, name string, action Action, port uint16) (*Session, *Result) {
+	if cfg.Timing == (Timing{}) {
+		cfg.Timing = DefaultTiming
+	}
+	if cfg.Trigger == nil {
+		cfg.Trigger = payloadTrigger{name: "none"}
+	}
+	return newSession(cfg, name, "", action, port)
+}
+
+func newSession(cfg Config, name, summary string, action Action, port uint16) (*Session, *Result) {
+	res := Result{Scenario: name, Summary: summary, Start: time.Now(), Oracle: cfg.Oracle != nil}
+	w := &walker{cfg: cfg, res: &res, rec: newRecorder("CLOSED", "LISTEN")}
+	if action != 0 {
+		plan, err := cfg.Trigger.Plan(action, port)
+		if err != nil {
+			res.Verdict, res.Reason = Skipped, fmt.Sprintf("the remote app must %s: %v", action, err)
+			res.Target = netip.AddrPortFrom(cfg.Prober.Remote(), port)
+			res.Duration = time.Since(res.Start)
+			return nil, &res
+		}
+		w.plan, port = plan, plan.Port
+	}
+	w.remote = netip.AddrPortFrom(cfg.Prober.Remote(), port)
+	res.Target = w.remote
+	var err error
+	if action == Connect {
+		w.flow, err = cfg.Prober.Listen(0)
+	} else {
+		w.flow, err = cfg.Prober.NewFlow(port, 0)
+	}
+	if err != nil {
+		res.Verdict, res.Reason = Inconclusive, err.Error()
+		res.Duration = time.Since(res.Start)
+		return nil, &res
+	}
+	res.Local = w.flow.Local
+	w.conn = newConn(w.flow, cfg.Timing, w.rec)
+	w.rec.conn = w.conn
+	return &Session{w: w}, nil
+}
+
+// Finish tidies the remote (an exact RST when a connection may remain),
+// releases the flow and returns the walk's result. err is what the steps
+// returned: ErrStop (a judged check ended the walk) is not an error.
+func (s *Session) Finish(err error) Result {
+	w := s.w
+	res := w.res
+	w.tidy()
+	w.flow.Close()
+	if err != nil && !errors.Is(err, errStop) {
+		res.Verdict = Worse(res.Verdict, Inconclusive)
+		if res.Reason == "" {
+			res.Reason = reasonOf(err)
+		}
+	}
+	res.Segments = w.rec.snapshot()
+	res.Duration = time.Since(res.Start)
+	res.finish()
+	return *res
+}
+
+// Reasons for a walk cut short by its context: what stopped it, not anything the remote did.
+const (
+	ReasonInterrupted = "interrupted (SIGINT or SIGTERM)"
+	ReasonTimeLimit   = "gave up: time limit"
+)
+
+// reasonOf is the Check or Result reason for err. A cancelled context means the user interrupted tcpwalk (its
+// signal handler cancels the context); an expired one, that the run's time limit passed. Go's own words for
+// them ("context canceled") would read like a fault of the remote or of tcpwalk.
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return ReasonInterrupted
+	case errors.Is(err, context.DeadlineExceeded):
+		return ReasonTimeLimit
+	}
+	return err.Error()
+}
+
+// ErrStop is returned by steps after a check that failed or was
+// inconclusive: later steps depend on it.
+var ErrStop = errStop
+
+// Conn is the session's connection.
+func (s *Session) Conn() *Conn { return s.w.conn }
+
+// Plan is the trigger's plan for the session's action (zero without one).
+func (s *Session) Plan() Plan { return s.w.plan }
+
+// Remote is the remote end of the connection.
+func (s *Session) Remote() netip.AddrPort { return s.w.remote }
+
+// Local is our end of the connection.
+func (s *Session) Local() netip.AddrPort { return s.w.flow.Local }
+
+// Open does the three-way handshake with its checks (LISTEN → SYN_RCVD →
+// ESTABLISHED).
+func (s *Session) Open(ctx context.Context) error { return s.w.open(ctx) }
+
+// SendTrigger sends the plan's payload (the request that makes the app act).
+func (s *Session) SendTrigger() error { return s.w.sendTrigger() }
+
+// RemoteCloses makes the remote app close first and waits for its FIN
+// (ESTABLISHED → FIN_WAIT_1 on the remote).
+func (s *Session) RemoteCloses(ctx context.Context) error { return s.w.remoteCloses(ctx) }
+
+// States sets the states the ladder shows from the last segment on ("" keeps
+// one).
+func (s *Session) States(local, remote string) { s.w.rec.states(local, remote) }
+
+// Check records a judged check; wire is the remote state it implies when it
+// passed (the oracle is read then).
+func (s *Session) Check(c Check, wire string) Check { return s.w.check(c, wire) }
+
+// ExpectStep sends with send (retransmitting up to Timing.Tries) until a
+// segment matching want comes, and records the check.
+func (s *Session) ExpectStep(ctx context.Context, name, rule, probeDesc string, send func(retry bool) error, want Want, wire string) (*Reply, error) {
+	return s.w.expectStep(ctx, name, rule, probeDesc, send, want, wire)
+}
+
+// ExpectRemote waits up to wait for a segment the remote sends by itself.
+func (s *Session) ExpectRemote(ctx context.Context, name, rule string, want Want, wait time.Duration, wire string) (*Reply, error) {
+	return s.w.expectRemote(ctx, name, rule, want, wait, wire)
+}
+
+// ExpectSilence checks that nothing for which bad is true comes for d.
+func (s *Session) ExpectSilence(ctx context.Context, name, rule, expected string, d time.Duration, bad func(*Reply) bool, wire string) error {
+	return s.w.expectSilence(ctx, name, rule, expected, d, bad, wire)
+}
+
+// Kernel reads the oracle's state of the connection ("" without an oracle).
+func (s *Session) Kernel() string { return s.w.kernel() }
+
+// ExpectSYNACK sends a SYN at ISS with send and expects the listener's
+// SYN,ACK acknowledging it. An answer of an earlier connection on the same
+// 4-tuple (a challenge ACK, its FIN or data) is reset as SYN-SENT does, and
+// the SYN goes out again.
+func (s *Session) ExpectSYNACK(ctx context.Context, name, rule, probeDesc string, send func() error) (*Reply, error) {
+	return s.w.expectSYNACK(ctx, name, rule, probeDesc, send)
+}
+
+// Segments returns what was recorded so far.
+func (s *Session) Segments() []Segment { return s.w.rec.snapshot() }
+
+// Describe writes a recorded segment in the spec's notation.
+func Describe(seg *Segment) string { return describe(seg) }
+
+// errStop ends a walk after a failed or inconclusive check: later steps
+// depend on it.
+var errStop = errors.New("walk stopped")
+
+// tidy leaves no connection behind on the remote: an exact RST
+// <SEQ=RCV.NXT> destroys any synchronized TCB (RFC 9293 §3.10.7.4) and a
+// TIME_WAIT on Linux (tcp_rfc1337=0); it draws no reply.
+//
+// A walk cut short (SIGINT, SIGTERM) right after a SYN, before its answer
+// was read, may leave the remote in SYN_RCVD for that SYN (a first one, or
+// a new connection out of TIME_WAIT), which outlives us through its
+// SYN,ACK retransmissions: <SEQ=SYN+1><CTL=RST> is in that connection's
+// window and removes it (§3.10.7.4, SYN-RECEIVED), and a listener or a
+// closed port that never took the SYN ignores it (§3.10.7.1-2).
+func (w *walker) tidy() {
+	c := w.conn
+	if w.res.Scenario == "closed-port" {
+		return
+	}
+	synPending := c.synPending
+	if c.haveIRS {
+		_ = c.send(craft.Segment{Seq: c.SndNxt, Flags: craft.FlagRST}, "tidy: reset")
+	}
+	if synPending && (!c.haveIRS || c.synSeq+1 != c.SndNxt) {
+		_ = c.send(craft.Segment{Seq: c.synSeq + 1, Flags: craft.FlagRST}, "tidy: reset the SYN's connection")
+	}
+}
+
+// kernel reads the oracle's state of this connection.
+func (w *walker) kernel() string {
+	if w.cfg.Oracle == nil {
+		return ""
+	}
+	st, err := w.cfg.Oracle.State(w.remote, w.flow.Local)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return st
+}
+
+// check records one judged step. wire is the remote state the wire implies
+// when the step passed; the oracle is read right away.
+func (w *walker) check(c Check, wire string) Check {
+	c.At = time.Now()
+	if c.Verdict == Pass {
+		c.Wire = wire
+		w.rec.states("", wire)
+	}
+	if w.cfg.Oracle != nil && c.Verdict == Pass && wire != "" {
+		c.Kernel = w.kernel()
+		c.Disagree = c.Kernel != c.Wire
+		if at := w.rec.lastIn(); !at.IsZero() {
+			c.KernelLag = time.Since(at)
+		}
+	}
+	w.res.Checks = append(w.res.Checks, c)
+	return c
+}
+
+// expectStep is the common shape of a step: send, wait for the wanted reply
+// (retransmitting ours), judge.
+func (w *walker) expectStep(ctx context.Context, name, rule, probeDesc string, send func(retry bool) error, want Want, wire string) (*Reply, error) {
+	r, other, err := w.conn.Exchange(ctx, send, want)
+	c := Check{Name: name, Rule: rule, Probe: probeDesc, Expected: want.String()}
+	switch {
+	case err == nil && r != nil:
+		c.Verdict, c.Received = Pass, describe(r.Seg)
+		if want.Or != nil && !want.Match(r.Seg, r.Flags) {
+			wire, c.Reason = want.OrWire, want.OrNote
+		}
+	case other != nil && other.ICMP != "":
+		// The path, not the remote's TCP, answered (an unreachable host,
+		// a filtering firewall): nothing was learned about the TCP.
+		c.Verdict, c.Received = Inconclusive, describe(other)
+		c.Reason = "the path answered with an ICMP error instead of the remote's TCP"
+	case other != nil:
+		c.Verdict, c.Received = Fail, describe(other)
+		c.Reason = "the reply differs from the RFC's"
+	case errors.Is(err, errNoReply):
+		c.Verdict, c.Received = Inconclusive, "nothing"
+		c.Reason = fmt.Sprintf("no reply after %d tries, %v apart", w.cfg.Timing.Tries, w.cfg.Timing.Reply) + w.malformedNote()
+	default:
+		c.Verdict, c.Received, c.Reason = Inconclusive, "nothing", reasonOf(err)
+	}
+	w.check(c, wire)
+	if c.Verdict != Pass {
+		return nil, errStop
+	}
+	return r, nil
+}
+
+// malformedNote tells, for a step that saw no reply, that replies did come
+// but were dropped as malformed ("" when none were): "no reply" alone would
+// hide what the remote got wrong.
+func (w *walker) malformedNote() string {
+	n := w.flow.Malformed()
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d malformed replies on this connection were dropped (the last: %s)", n, w.cfg.Prober.LastMalformed())
+}
+
+// expectRemote waits for a segment the remote sends by itself (its
+// retransmission, its FIN), without sending anything.
+func (w *walker) expectRemote(ctx context.Context, name, rule string, want Want, wait time.Duration, wire string) (*Reply, error) {
+	var other *Segment
+	deadline := time.Now().Add(wait)
+	for {
+		r, err := w.conn.next(ctx, deadline)
+		if err != nil {
+			c := Check{Name: name, Rule: rule, Expected: want.String(), Received: "nothing", Verdict: Inconclusive}
+			if errors.Is(err, probe.ErrTimeout) {
+				c.Reason = fmt.Sprintf("nothing came in %v", wait) + w.malformedNote()
+			} else {
+				c.Reason = reasonOf(err)
+			}
+			if other != nil {
+				c.Verdict, c.Received, c.Reason = Fail, describe(other), "the remote sent something else"
+			}
+			w.check(c, wire)
+			return nil, errStop
+		}
+		if r.Seg != nil && r.Seg.ICMP == "" && want.Match(r.Seg, r.Flags) {
+			w.check(Check{Name: name, Rule: rule, Expected: want.String(), Received: describe(r.Seg), Verdict: Pass}, wire)
+			return r, nil
+		}
+		if r.Seg != nil && r.Flags&^(craft.FlagPSH|craft.FlagACK) != 0 && !r.Seg.Retransmission && !r.Seg.Repeat {
+			other = r.Seg // a control segment we did not expect
+		}
+	}
+}
+
+// expectSilence checks that nothing matching bad comes for d.
+func (w *walker) expectSilence(ctx context.Context, name, rule, expected string, d time.Duration, bad func(*Reply) bool, wire string) error {
+	return w.expectSilenceUnsure(ctx, name, rule, expected, d, bad, nil, wire)
+}
+
+// expectSilenceUnsure is expectSilence where a segment for which unsure
+// returns a reason makes the check inconclusive instead of failed: the
+// segment is also what a correct remote sends when the path duplicated one
+// of our segments. Only segments that came after our last send count, and
+// never repeats of earlier answers.
+func (w *walker) expectSilenceUnsure(ctx context.Context, name, rule, expected string, d time.Duration, bad func(*Reply) bool, unsure func(*Reply) string, wire string) error {
+	since := w.conn.lastSend
+	rs, err := w.conn.Collect(ctx, d)
+	if err != nil {
+		w.check(Check{Name: name, Rule: rule, Expected: expected, Verdict: Inconclusive, Reason: reasonOf(err)}, wire)
+		return errStop
+	}
+	for _, r := range rs {
+		if r.Seg == nil || r.Seg.At.Before(since) || r.Seg.Repeat {
+			continue
+		}
+		if unsure != nil {
+			if why := unsure(r); why != "" {
+				w.check(Check{Name: name, Rule: rule, Expected: expected, Received: describe(r.Seg), Verdict: Inconclusive,
+					Reason: why}, wire)
+				return errStop
+			}
+		}
+		if bad(r) {
+			w.check(Check{Name: name, Rule: rule, Expected: expected, Received: describe(r.Seg), Verdict: Fail,
+				Reason: "the remote sent a segment it must not send here"}, wire)
+			return errStop
+		}
+	}
+	w.check(Check{Name: name, Rule: rule, Expected: expected, Received: fmt.Sprintf("nothing of that in %v", d), Verdict: Pass}, wire)
+	return nil
+}
+
+// describe writes a recorded segment in the spec's notation plus length.
+func describe(s *Segment) string {
+	if s == nil {
+		return "nothing"
+	}
+	if s.ICMP != "" {
+		return s.ICMP
+	}
+	f, _ := craft.ParseFlags(s.Flags)
+	var b strings.Builder
+	fmt.Fprintf(&b, "<SEQ=%d>", s.Seq)
+	if f.Has(craft.FlagACK) {
+		fmt.Fprintf(&b, "<ACK=%d>", s.Ack)
+	}
+	fmt.Fprintf(&b, "<CTL=%s>", ctlNames(f))
+	if s.Len > 0 {
+		fmt.Fprintf(&b, " len %d", s.Len)
+	}
+	if s.Retransmission {
+		b.WriteString(" (retransmission)")
+	}
+	return b.String()
+}
