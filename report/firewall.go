@@ -1,0 +1,135 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/tcpwalk/tcpwalk/probe/firewall"
+)
+
+// WriteFirewall prints the firewall matrix as a table, one probe per line
+// grouped by connection state: the outcome (delivered, rewritten, dropped,
+// rejected by whom), what it rests on, and, when a policy was judged, the
+// expectation and verdict. A summary line ends it.
+func WriteFirewall(w io.Writer, m *firewall.Matrix) error {
+	how := "answers only (no capture: --oracle-netns decides delivery)"
+	if m.Capture {
+		how = "capture at the target"
+	}
+	if _, err := fmt.Fprintf(w, "firewall matrix %s from %s, decided by %s; the target's segments arrive with TTL %d\n\n",
+		m.Target, m.Local, how, m.TargetTTL); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	judged := m.Policy != ""
+	if judged {
+		fmt.Fprintf(tw, "STATE\tPROBE\tOUTCOME\tEXPECT\tVERDICT\tDETAIL\n")
+	} else {
+		fmt.Fprintf(tw, "STATE\tPROBE\tOUTCOME\tDETAIL\n")
+	}
+	prev := firewall.State("")
+	for _, c := range m.Cells {
+		state := string(c.State)
+		if c.State == prev {
+			state = ""
+		}
+		prev = c.State
+		outcome := string(c.Outcome)
+		if c.Outcome == firewall.Rejected && c.RejectedBy.IsValid() {
+			outcome += " by " + c.RejectedBy.String()
+		}
+		detail := c.Detail
+		if c.Reason != "" {
+			detail += " — " + c.Reason
+		}
+		if c.Note != "" {
+			detail += " (" + c.Note + ")"
+		}
+		if judged {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", state, c.Probe, outcome, c.Expected, c.Verdict, detail)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", state, c.Probe, outcome, detail)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	n := map[firewall.Outcome]int{}
+	for _, c := range m.Cells {
+		n[c.Outcome]++
+	}
+	var parts []string
+	for _, o := range []firewall.Outcome{firewall.Delivered, firewall.Rewritten, firewall.Dropped, firewall.Rejected, firewall.NoAnswer, firewall.NotRun} {
+		if n[o] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[o], o))
+		}
+	}
+	_, err := fmt.Fprintf(w, "\n%d probes: %s", len(m.Cells), strings.Join(parts, ", "))
+	if err == nil && judged {
+		_, err = fmt.Fprintf(w, "; --expect %s: %s", m.Policy, m.Verdict)
+	}
+	if err == nil {
+		_, err = fmt.Fprintln(w)
+	}
+	return err
+}
+
+// WriteTrace prints the ICMP-quote trace: each hop, what its quote shows
+// changed, and which router made each change.
+func WriteTrace(w io.Writer, tr *firewall.Trace) error {
+	fmt.Fprintf(w, "path changes to %s (TTL-limited copies of %s, quoted back in ICMP time exceeded):\n", tr.Target, tr.Sent)
+	for _, h := range tr.Hops {
+		switch {
+		case h.Reached:
+			fmt.Fprintf(w, "  ttl %2d  %-15s  the target answered\n", h.TTL, h.From)
+		case !h.From.IsValid():
+			fmt.Fprintf(w, "  ttl %2d  *                no ICMP came back\n", h.TTL)
+		case !h.Quoted:
+			fmt.Fprintf(w, "  ttl %2d  %-15s  quote too short to compare the options\n", h.TTL, h.From)
+		case len(h.Changes) == 0:
+			fmt.Fprintf(w, "  ttl %2d  %-15s  arrived unchanged\n", h.TTL, h.From)
+		default:
+			fmt.Fprintf(w, "  ttl %2d  %-15s  arrived changed: %s\n", h.TTL, h.From, changeList(h.Changes))
+		}
+	}
+	if len(tr.Rewrites) == 0 {
+		fmt.Fprintf(w, "no router changed the SYN before the last hop\n")
+	}
+	for _, r := range tr.Rewrites {
+		by := "our own host"
+		if r.Hop > 0 {
+			by = fmt.Sprintf("hop %d (%s)", r.Hop, r.By)
+		}
+		fmt.Fprintf(w, "rewritten by %s: %s\n", by, changeList(r.Changes))
+	}
+	if tr.Note != "" {
+		_, err := fmt.Fprintf(w, "note: %s\n", tr.Note)
+		return err
+	}
+	return nil
+}
+
+func changeList(cs []firewall.Change) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = c.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// FirewallJSON is the machine-readable firewall report.
+type FirewallJSON struct {
+	Matrix *firewall.Matrix `json:"matrix"`
+	Trace  *firewall.Trace  `json:"trace,omitempty"`
+}
+
+// WriteFirewallJSON writes the matrix (and the trace, if any) as one
+// indented JSON document.
+func WriteFirewallJSON(w io.Writer, m *firewall.Matrix, tr *firewall.Trace) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(FirewallJSON{Matrix: m, Trace: tr})
+}
