@@ -1,0 +1,255 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/netns"
+	"github.com/tcpwalk/tcpwalk/probe/script"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/report"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run packetdrill-style scripts against a remote TCP stack",
+		ArgsUsage: "HOST[:PORT] SCRIPT...",
+		Description: `Runs scripts of packetdrill packet lines against a remote, unmodified
+stack, one connection per script: "<" is a segment tcpwalk sends, ">" one
+the remote must send, with packetdrill's flags, relative sequence numbers,
+options, times and tolerance. Paste packetdrill's packet lines as they are.
+
+  %port 7001
+  0    < S  0:0(0) win 65535 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>
+  +0   > S. 0:0(0) ack 1 <...>
+  +0   < .  1:1(0) ack 1 win 257
+  +0   %expect-state ESTABLISHED
+
+What packetdrill does with system calls, scripts say with directives:
+  %port N              the remote port (HOST:PORT on the command line wins)
+  %send "TEXT"         data that makes the remote app act ("close\n" to the
+                       lab's control port 7003, an HTTP request, ...)
+  %dial                ask the lab's client to connect to us (SYN_SENT)
+  %expect-state STATE  the remote's state: sock_diag decides when there is
+                       an oracle (the lab), else the segments so far
+  %wait SECONDS        nothing may come for that long
+  %summary TEXT, %allow-retransmissions
+System calls and shell commands are refused: tcpwalk cannot run them on a
+remote host. The language is described in scripts/README.md; ready-made
+scripts for the 11 states and RFC 5961 are in scripts/conformance.
+
+An expected segment may come max(4 ms, 12.5% of the gap) early or late, and
+--slack later still (the path's delay). A script stops at its first check
+that does not pass and ends with a RST so that the remote keeps nothing.
+
+Examples:
+   tcpwalk run 198.18.0.2 scripts/conformance/*.pkt
+   tcpwalk run --junit run.xml --pcap run.pcapng 198.18.0.2 my.pkt
+   tcpwalk run --oracle-netns tcpwalk-target 198.18.0.2:7001 handshake.pkt
+
+Exit status: 0 every script passed (or was skipped), 1 a script failed or
+was inconclusive, 2 bad usage or a mistake in a script (shown as
+file:line:col), 3 environment error or the target answered nothing.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "oracle-netns", Usage: "read the target's real socket states in this namespace (default: the lab's target, against the lab)"},
+			&cli.BoolFlag{Name: "lab", Usage: "the target is a tcpwalk lab target: %dial asks its client to connect (default: when the lab is found)"},
+			&cli.IntFlag{Name: "parallel", Value: 4, Usage: "scripts run at once, each on its own source port (1-64)"},
+			&cli.DurationFlag{Name: "slack", Value: script.DefaultSlack, Usage: "extra lateness allowed on expected segments, for the path's delay"},
+			&cli.DurationFlag{Name: "max-wait", Value: script.DefaultMaxWait, Usage: "how long an expected segment timed * may take"},
+			&cli.BoolFlag{Name: "ladder", Usage: "draw every script as a ladder diagram, not only the failed ones"},
+			&cli.BoolFlag{Name: "json", Usage: "one JSON object per script, then a summary line"},
+			&cli.BoolFlag{Name: "no-color", Usage: "plain text even on a terminal (NO_COLOR is respected too)"},
+			&cli.BoolFlag{Name: "no-rst-guard", Usage: "do not install the nftables RST guard (scripts will fail: the local kernel resets them)"},
+			junitFlag(), pcapFlag(),
+		},
+		Action: runScripts,
+	}
+}
+
+func runScripts(c *cli.Context) error {
+	if c.NArg() < 2 {
+		return usageErr("run: want HOST[:PORT] SCRIPT..., e.g. tcpwalk run 198.18.0.2 scripts/conformance/*.pkt")
+	}
+	target, port, err := parseRunTarget(c.Args().Get(0))
+	if err != nil {
+		return err
+	}
+	parallel := c.Int("parallel")
+	if parallel < 1 || parallel > 64 {
+		return usageErr("--parallel %d: want 1 to 64", parallel)
+	}
+	slack, maxWait := c.Duration("slack"), c.Duration("max-wait")
+	if slack < 0 || slack > time.Minute {
+		return usageErr("--slack %v: want a duration from 0 to 1m", slack)
+	}
+	if maxWait <= 0 || maxWait > time.Hour {
+		return usageErr("--max-wait %v: want a duration from 1ms to 1h", maxWait)
+	}
+	scripts, err := loadScripts(c.Args().Slice()[1:], port)
+	if err != nil {
+		return err
+	}
+	ns, err := openNetNS(c, target)
+	if err != nil {
+		return err
+	}
+	if ns != nil {
+		defer ns.Close()
+	}
+	cfg := script.Config{Port: port, MaxWait: maxWait, Slack: slack}
+	if slack == 0 {
+		cfg.Slack = -1 // none
+	}
+	l, isLab := labTargetFor(c, target)
+	if isLab {
+		defer l.Release()
+		labNS := ns
+		if labNS == nil {
+			labNS = l.Prober
+		}
+		cfg.Lab = &walk.LabTarget{Addr: l.TargetAddr, NS: labNS}
+	} else if c.Bool("lab") {
+		cfg.Lab = &walk.LabTarget{Addr: target, NS: ns}
+	}
+	switch name := c.String("oracle-netns"); {
+	case name != "":
+		ons, err := netns.Open(name)
+		if err != nil {
+			return &exitError{code: exitEnv, err: fmt.Errorf("--oracle-netns %s: %w", name, err)}
+		}
+		defer ons.Close()
+		cfg.Oracle = walk.SockDiag{NS: ons}
+	case isLab:
+		cfg.Oracle = walk.SockDiag{NS: l.Target}
+	}
+	p, err := probe.Open(probe.Config{Remote: target, NetNS: ns, NoGuard: c.Bool("no-rst-guard"),
+		Warn: func(msg string) { fmt.Fprintf(c.App.ErrWriter, "tcpwalk: warning: %s\n", msg) }})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	cfg.Prober = p
+	results := script.RunAll(c.Context, cfg, scripts, parallel)
+	return writeScripts(c, target, results)
+}
+
+// parseRunTarget reads HOST or HOST:PORT; a zero port leaves it to the
+// scripts' %port.
+func parseRunTarget(s string) (netip.Addr, uint16, error) {
+	if _, _, err := net.SplitHostPort(s); err == nil {
+		ap, err := probe.ParseTarget(s)
+		return ap.Addr(), ap.Port(), err
+	}
+	a, err := probe.ResolveHost(s)
+	return a, 0, err
+}
+
+// loadScripts parses every script before anything is sent: a mistake in
+// any of them is bad usage (exit status 2), all mistakes shown at once.
+func loadScripts(paths []string, port uint16) ([]*script.Script, error) {
+	var out []*script.Script
+	var errs []error
+	for _, path := range paths {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read script: %w", err))
+			continue
+		}
+		s, err := script.Parse(path, src)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if port == 0 && s.Port == 0 && !s.Dials {
+			errs = append(errs, fmt.Errorf("%s: no remote port: add `%%port N` to the script or give HOST:PORT", path))
+			continue
+		}
+		out = append(out, s)
+	}
+	if len(errs) > 0 {
+		return nil, &exitError{code: exitUsage, err: errors.Join(errs...)}
+	}
+	return out, nil
+}
+
+// writeScripts prints the results (a line per script, the failed checks
+// with expected and received, ladders on request, or JSON), writes the
+// report files and maps verdicts to the exit status.
+func writeScripts(c *cli.Context, target netip.Addr, results []walk.Result) error {
+	w := c.App.Writer
+	color := !c.Bool("no-color") && isTerminal(w)
+	if c.Bool("json") {
+		if err := report.WriteWalkJSON(w, results); err != nil {
+			return &exitError{code: exitEnv, err: err}
+		}
+	} else {
+		for _, r := range results {
+			if c.Bool("ladder") || r.Verdict == walk.Fail || r.Verdict == walk.Inconclusive {
+				if err := report.WriteLadder(w, r, report.LadderOptions{Color: color, Width: 100}); err != nil {
+					return &exitError{code: exitEnv, err: err}
+				}
+			}
+			writeScriptResult(w, r)
+		}
+		if len(results) > 1 {
+			report.WalkSummary(w, results, color)
+		}
+	}
+	if err := writeReportFiles(c, "tcpwalk run "+target.String(), results); err != nil {
+		return err
+	}
+	answered, bad := false, false
+	for _, r := range results {
+		for _, s := range r.Segments {
+			answered = answered || s.Dir == walk.In && s.ICMP == ""
+		}
+		bad = bad || r.Verdict == walk.Fail || r.Verdict == walk.Inconclusive
+	}
+	// Interrupted (run exits 130/143), scripts cut short before any answer
+	// do not mean the target is down.
+	if !answered && bad && c.Context.Err() == nil {
+		return &exitError{code: exitEnv, err: fmt.Errorf("%s answered none of the scripts: is it up, and the port open? (%d scripts)", target, len(results))}
+	}
+	if bad {
+		return &exitError{code: exitNoReply}
+	}
+	return nil
+}
+
+// writeScriptResult writes one line per script and, for a script that did
+// not pass, the check that stopped it: its line, what was expected there
+// and what came.
+func writeScriptResult(w io.Writer, r walk.Result) {
+	checks := "checks"
+	if len(r.Checks) == 1 {
+		checks = "check"
+	}
+	fmt.Fprintf(w, "%-12s %s  (%d %s, %.3f s)\n", strings.ToUpper(string(r.Verdict)), r.Scenario, len(r.Checks), checks, r.Duration.Seconds())
+	if r.Verdict == walk.Pass {
+		return
+	}
+	for _, ch := range r.Checks {
+		if ch.Verdict == walk.Pass {
+			continue
+		}
+		fmt.Fprintf(w, "    %s: %s\n", strings.TrimPrefix(ch.Rule, "script "), ch.Verdict)
+		fmt.Fprintf(w, "      expected: %s\n", ch.Expected)
+		fmt.Fprintf(w, "      received: %s\n", ch.Received)
+		if ch.Reason != "" {
+			fmt.Fprintf(w, "      why:      %s\n", ch.Reason)
+		}
+	}
+	if len(r.Checks) == 0 || r.Verdict == walk.Skipped {
+		fmt.Fprintf(w, "    %s\n", r.Reason)
+	}
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/lab"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/report"
+)
+
+func walkCommand() *cli.Command {
+	var list strings.Builder
+	for _, s := range walk.Scenarios() {
+		fmt.Fprintf(&list, "   %-19s %s\n", s.Name, s.Summary)
+	}
+	return &cli.Command{
+		Name:      "walk",
+		Usage:     "drive a remote TCP stack through its states and judge every reply against RFC 9293",
+		ArgsUsage: "SCENARIO|all HOST:PORT",
+		Description: `Walks the remote through TCP states with crafted segments, checks each
+transition from the wire, and draws each walk as a ladder diagram.
+
+Scenarios:
+` + list.String() + `   all                 every scenario at once, each on its own source port
+
+Some states need the remote application to act (close first, close after our
+FIN, connect to us). --close-trigger says how tcpwalk makes that happen:
+   http        send an HTTP/1.0 request: the server answers and closes
+   lab         the lab target's fixed behaviours (default against the lab)
+   string:TEXT / hex:BYTES   send these bytes (\r \n \t escapes in TEXT)
+   wait        wait for the server's own idle close (up to 30 s)
+   none        cause nothing: walks that need an action are skipped
+With --oracle-netns NAME (and always against the lab) the target's own socket
+states are read with sock_diag after each step: "wire says / kernel says".
+
+Examples:
+   tcpwalk walk handshake 198.18.0.2:7001
+   tcpwalk walk passive-close --close-trigger http 198.18.0.2:7002
+   tcpwalk walk all --oracle-netns tcpwalk-target 198.18.0.2:7001
+   tcpwalk walk all --json 198.18.0.2:7001
+   tcpwalk walk all --junit walks.xml --pcap walks.pcapng 198.18.0.2:7001
+
+Exit status: 0 every walk passed (or was skipped), 1 a walk failed or was
+inconclusive, 2 bad usage, 3 environment error.`,
+		Flags: append(walkFlags(),
+			&cli.UintFlag{Name: "closed-port", Usage: "a port with no listener, for closed-port in all (default: the walked port for closed-port alone; the lab's 7009)"},
+			&cli.BoolFlag{Name: "json", Usage: "one JSON object per walk, then a summary line"},
+			&cli.BoolFlag{Name: "no-color", Usage: "plain text even on a terminal (NO_COLOR is respected too)"},
+			&cli.BoolFlag{Name: "no-rst-guard", Usage: "do not install the nftables RST guard (walks will fail: the local kernel resets them)"},
+			junitFlag(), pcapFlag(),
+		),
+		Action: runWalk,
+	}
+}
+
+func runWalk(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return usageErr("walk: want SCENARIO HOST:PORT, e.g. tcpwalk walk handshake 198.18.0.2:7001 (scenarios: %s, all)", strings.Join(walk.Names(), ", "))
+	}
+	scenarios, err := pickScenarios(c.Args().Get(0))
+	if err != nil {
+		return err
+	}
+	target, err := probe.ParseTarget(c.Args().Get(1))
+	if err != nil {
+		return err
+	}
+	cp := c.Uint("closed-port")
+	if cp > 65535 {
+		return usageErr("--closed-port %d: want 1 to 65535", cp)
+	}
+	setup, err := newWalkSetup(c, target.Addr())
+	if err != nil {
+		return err
+	}
+	defer setup.Close()
+	cfg := setup.cfg
+	cfg.Port, cfg.ClosedPort = target.Port(), uint16(cp)
+	results, err := runWalks(c.Context, c, probe.Config{Remote: target.Addr(), NetNS: setup.ns, NoGuard: c.Bool("no-rst-guard")}, cfg, scenarios)
+	if err != nil {
+		return err
+	}
+	return writeWalks(c, results, false)
+}
+
+// pickScenarios reads SCENARIO or all.
+func pickScenarios(name string) ([]walk.Scenario, error) {
+	if name == "all" {
+		return walk.Scenarios(), nil
+	}
+	s, ok := walk.Lookup(name)
+	if !ok {
+		return nil, usageErr("unknown scenario %q: want one of %s, all", name, strings.Join(walk.Names(), ", "))
+	}
+	return []walk.Scenario{s}, nil
+}
+
+// runWalks opens a prober and runs the walks concurrently.
+func runWalks(ctx context.Context, c *cli.Context, pcfg probe.Config, cfg walk.Config, scenarios []walk.Scenario) ([]walk.Result, error) {
+	pcfg.Warn = func(msg string) { fmt.Fprintf(c.App.ErrWriter, "tcpwalk: warning: %s\n", msg) }
+	p, err := probe.Open(pcfg)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	cfg.Prober = p
+	return walk.Run(ctx, cfg, scenarios), nil
+}
+
+// writeWalks prints ladders and the summary (or JSON) and maps verdicts to
+// the exit status.
+func writeWalks(c *cli.Context, results []walk.Result, coverage bool) error {
+	// The report files first: they are written even when stdout fails.
+	fileErr := writeReportFiles(c, "tcpwalk "+c.Command.Name, results)
+	w := c.App.Writer
+	if c.Bool("json") {
+		if err := report.WriteWalkJSON(w, results); err != nil {
+			return err
+		}
+	} else {
+		color := !c.Bool("no-color") && isTerminal(w)
+		for _, r := range results {
+			if err := report.WriteLadder(w, r, report.LadderOptions{Color: color, Width: 100}); err != nil {
+				return err
+			}
+			fmt.Fprintln(w)
+		}
+		if len(results) > 1 {
+			report.WalkSummary(w, results, color)
+		}
+		if coverage {
+			writeCoverage(w, walk.StateCoverage(results))
+		}
+	}
+	if fileErr != nil {
+		return fileErr
+	}
+	for _, r := range results {
+		if r.Verdict == walk.Fail || r.Verdict == walk.Inconclusive {
+			return &exitError{code: exitNoReply}
+		}
+	}
+	return nil
+}
+
+// junitFlag and pcapFlag are the report file flags of walk and demo (and
+// of any command with walk.Results), read by writeReportFiles. New flags
+// each time: urfave/cli keeps state in a flag.
+func junitFlag() cli.Flag {
+	return &cli.StringFlag{Name: "junit", Usage: "also write JUnit XML to `FILE`, one test case per walk, for CI"}
+}
+
+func pcapFlag() cli.Flag {
+	return &cli.StringFlag{Name: "pcap", Usage: "also write every segment sent and received to `FILE` (pcapng, a comment on each packet)"}
+}
+
+// writeReportFiles writes the --junit and --pcap files, created or
+// truncated, when asked for. Failing to write one is an environment error
+// (exit status 3); both are attempted either way.
+func writeReportFiles(c *cli.Context, suite string, results []walk.Result) error {
+	var errs []error
+	if path := c.String("junit"); path != "" {
+		errs = append(errs, writeReportFile("--junit", path, func(w io.Writer) error { return report.WriteJUnit(w, suite, results) }))
+	}
+	if path := c.String("pcap"); path != "" {
+		errs = append(errs, writeReportFile("--pcap", path, func(w io.Writer) error { return report.WritePcap(w, results) }))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return &exitError{code: exitEnv, err: err}
+	}
+	return nil
+}
+
+// writeReportFile creates or truncates path and fills it with write.
+func writeReportFile(flag, path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w (is the directory there and writable?)", flag, path, err)
+	}
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", flag, path, err)
+	}
+	return nil
+}
+
+func writeCoverage(w io.Writer, cov []walk.Coverage) {
+	fmt.Fprintln(w, "\nThe 11 states of RFC 9293, each seen on the wire and in the target kernel (sock_diag):")
+	for _, cv := range cov {
+		mark := "confirmed"
+		switch {
+		case len(cv.By) == 0:
+			mark = "NOT SEEN"
+		case !cv.Kernel:
+			mark = "wire only"
+		}
+		fmt.Fprintf(w, "  %-12s %-10s by %s\n", cv.State, mark, strings.Join(cv.By, ", "))
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && report.ColorEnabled(f)
+}
+
+// keep lab imported for the doc link in help text.
+var _ = lab.PortHold

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
+)
+
+// TestRunCLI runs every shipped script with `tcpwalk run` against a fresh
+// lab's Linux target: exit status 0, a PASS line per script, and one JUnit
+// test case per script.
+func TestRunCLI(t *testing.T) {
+	l := labtest.New(t)
+	scripts, err := filepath.Glob("scripts/conformance/*.pkt")
+	if err != nil || len(scripts) == 0 {
+		t.Fatalf("no scripts in scripts/conformance (%v)", err)
+	}
+	dir := t.TempDir()
+	junit, pcap := filepath.Join(dir, "run.xml"), filepath.Join(dir, "run.pcapng")
+	// The slack: other tests share the machine's two cores.
+	args := append([]string{"--netns", l.Prober.Name, "run", "--slack", "100ms", "--junit", junit, "--pcap", pcap,
+		l.TargetAddr.String()}, scripts...)
+	r := runApp(t, args...)
+	if r.code != exitOK {
+		t.Fatalf("exit status %d, want 0; stderr: %s", r.code, r.stderr)
+	}
+	for _, s := range scripts {
+		if !strings.Contains(r.stdout, "PASS         "+s+"  (") {
+			t.Errorf("no PASS line for %s", s)
+		}
+	}
+	b, err := os.ReadFile(junit)
+	if err != nil {
+		t.Fatalf("--junit: %v", err)
+	}
+	var suites struct {
+		Suites []struct {
+			Tests    int `xml:"tests,attr"`
+			Failures int `xml:"failures,attr"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(b, &suites); err != nil || len(suites.Suites) != 1 {
+		t.Fatalf("--junit does not parse as one suite: %v", err)
+	}
+	if s := suites.Suites[0]; s.Tests != len(scripts) || s.Failures != 0 {
+		t.Errorf("JUnit: %d tests, %d failures; want %d, 0", s.Tests, s.Failures, len(scripts))
+	}
+	if fi, err := os.Stat(pcap); err != nil || fi.Size() == 0 {
+		t.Errorf("--pcap: %v (size %v)", err, fi)
+	}
+}
+
+// TestRunCLIWrongExpectation: a script that expects the wrong ACK fails
+// with exit status 1, and the output names the line, the expected and the
+// received segment.
+func TestRunCLIWrongExpectation(t *testing.T) {
+	l := labtest.New(t)
+	path := filepath.Join(t.TempDir(), "wrong.pkt")
+	src := "%port 7001\n0 < S 0:0(0) win 65535 <mss 1460>\n+0 > S. 0:0(0) ack 2 <mss 1460>\n"
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runApp(t, "--netns", l.Prober.Name, "run", "--no-color", "--slack", "100ms", l.TargetAddr.String(), path)
+	if r.code != exitNoReply {
+		t.Fatalf("exit status %d, want 1", r.code)
+	}
+	for _, want := range []string{
+		"FAIL         " + path,
+		path + ":3: fail",
+		"expected: +0 > S. 0:0(0) ack 2 <mss 1460>",
+		"received: > S. 0:0(0) ack 1 win ",
+		"why:      ack 1, want 2",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q", want)
+		}
+	}
+}
+
+// TestRunCLIScriptErrors: mistakes in scripts are bad usage (2), shown at
+// file:line:col before anything is sent (no lab needed).
+func TestRunCLIScriptErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	syscall := write("syscall.pkt", "%port 80\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+	flags := write("flags.pkt", "%port 80\n0 < SQ 0:0(0)\n")
+	noPort := write("noport.pkt", "0 < S 0:0(0)\n")
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"syscall and bad flags, both shown", []string{"run", "198.18.0.2", syscall, flags},
+			[]string{syscall + ":2:3: socket(...) is a system call", flags + ":2:5: want TCP flags"}},
+		{"no port anywhere", []string{"run", "198.18.0.2", noPort}, []string{noPort + ": no remote port"}},
+		{"missing file", []string{"run", "198.18.0.2", filepath.Join(dir, "nope.pkt")}, []string{"nope.pkt: no such file"}},
+		{"no script", []string{"run", "198.18.0.2"}, []string{"want HOST[:PORT] SCRIPT..."}},
+		{"bad parallel", []string{"run", "--parallel", "0", "198.18.0.2", noPort}, []string{"--parallel 0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runApp(t, tt.args...)
+			if r.code != exitUsage {
+				t.Errorf("exit status %d, want 2", r.code)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr lacks %q", w)
+				}
+			}
+		})
+	}
+}
