@@ -168,8 +168,9 @@ type Want struct {
 	// the last data, as Linux's collapsed retransmissions do): Seq is then
 	// the FIN's own sequence number, SEG.SEQ+SEG.LEN.
 	IgnoreData bool
-	// IgnoreFIN leaves the FIN flag out of the comparison, as PSH always is.
-	IgnoreFIN bool
+	// IgnoreFIN and IgnoreSYN leave that flag out of the comparison, as
+	// PSH always is.
+	IgnoreFIN, IgnoreSYN bool
 	// Retry, when set, is the answer of the remote in the state before the
 	// transition our segment was to cause: it shows that segment (or the
 	// wanted answer) was lost, so Exchange sends again instead of judging
@@ -189,11 +190,14 @@ type Want struct {
 }
 
 // Match reports whether s is the wanted segment. PSH is ignored: it carries
-// no state; so is FIN with IgnoreFIN.
+// no state; so are FIN and SYN with IgnoreFIN and IgnoreSYN.
 func (w Want) Match(s *Segment, flags craft.Flags) bool {
 	ignore := craft.FlagPSH
 	if w.IgnoreFIN {
 		ignore |= craft.FlagFIN
+	}
+	if w.IgnoreSYN {
+		ignore |= craft.FlagSYN
 	}
 	if flags&^ignore != w.Flags&^ignore {
 		return false

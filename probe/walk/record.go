@@ -139,6 +139,22 @@ func (r *recorder) received(at time.Time, p *craft.Packet, raw []byte) *Segment 
 	return &r.segs[len(r.segs)-1]
 }
 
+// forget removes a remote segment from what the recorder has seen, after we
+// reset its connection: the same segment again then comes from a new
+// connection (an answer to our next SYN), not as a retransmission, repeat or
+// copy of this one.
+func (r *recorder) forget(seg *Segment, f craft.Flags) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.answers, [4]uint32{uint32(f), seg.Seq, seg.Ack, uint32(seg.Len)})
+	if f.Has(craft.FlagSYN) {
+		delete(r.syns, seg.Seq)
+	}
+	if p, err := craft.ParsePacket(seg.Raw); err == nil {
+		delete(r.copies, string(p.TCP))
+	}
+}
+
 // seqLE is a <= b in sequence space (RFC 9293 §3.4).
 func seqLE(a, b uint32) bool { return int32(b-a) >= 0 }
 

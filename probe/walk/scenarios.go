@@ -108,10 +108,22 @@ func (w *walker) open(ctx context.Context) error {
 // first.
 var staleAnswer = Want{Flags: craft.FlagACK, AnySeq: true, AnyAck: true, IgnoreFIN: true}
 
+// staleAnswerOrSYNACK is staleAnswer or a SYN,ACK that does not acknowledge
+// our SYN (expectSYNACK matches the right one first): the retransmitted
+// SYN,ACK of a connection an earlier walk left half-open, in SYN_RCVD, on
+// this 4-tuple. Linux drops or challenges our new SYNs while that
+// connection lives (tcp_check_req), so its SYN,ACK may be all that comes.
+var staleAnswerOrSYNACK = Want{Flags: craft.FlagACK, AnySeq: true, AnyAck: true, IgnoreFIN: true, IgnoreSYN: true}
+
 // expectSYNACK sends a SYN at ISS with send and expects the listener's
-// SYN,ACK acknowledging it. A stale connection's answer (staleAnswer) is
-// reset and the SYN sent again.
+// SYN,ACK acknowledging it. A stale connection's answer (staleAnswer, or a
+// SYN,ACK with an unacceptable ACK) is reset as SYN-SENT does and the SYN
+// sent again. On the last try a wrong SYN,ACK is no longer taken for a
+// stale one: it came after Tries-1 resets, each of which removes a stale
+// connection, so it is the remote's answer to our SYN, and judged.
 func (w *walker) expectSYNACK(ctx context.Context, name, rule, probeDesc string, send func() error) (*Reply, error) {
+	stale := staleAnswerOrSYNACK
+	try := 0
 	return w.expectStep(ctx, name, rule, probeDesc,
 		func(retry bool) error {
 			if retry {
@@ -119,24 +131,30 @@ func (w *walker) expectSYNACK(ctx context.Context, name, rule, probeDesc string,
 					return err
 				}
 			}
+			if try++; try >= w.conn.tm.Tries {
+				stale = staleAnswer
+			}
 			return send()
 		},
-		Want{Flags: craft.FlagSYN | craft.FlagACK, AnySeq: true, Ack: w.conn.ISS + 1, Retry: &staleAnswer}, "SYN_RCVD")
+		Want{Flags: craft.FlagSYN | craft.FlagACK, AnySeq: true, Ack: w.conn.ISS + 1, Retry: &stale}, "SYN_RCVD")
 }
 
-// resetStale answers a segment of a stale connection (staleAnswer) as
-// SYN-SENT does, <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.3, RFC 5961
+// resetStale answers a segment of a stale connection (staleAnswerOrSYNACK)
+// as SYN-SENT does, <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.3, RFC 5961
 // §4.2), which removes that connection, so that the SYN sent next finds the
-// listener.
+// listener. The recorder forgets the segment: the same one again comes from
+// a new connection, and is an answer, not a repeat.
 func (w *walker) resetStale() error {
 	last := w.rec.last()
 	if last == nil || last.Dir != In || last.ICMP != "" {
 		return nil
 	}
-	if f, err := craft.ParseFlags(last.Flags); err != nil || !staleAnswer.Match(last, f) {
+	f, err := craft.ParseFlags(last.Flags)
+	if err != nil || !staleAnswerOrSYNACK.Match(last, f) || f.Has(craft.FlagSYN) && last.Ack == w.conn.ISS+1 {
 		return nil
 	}
-	return w.conn.SendRaw(craft.FlagRST, last.Ack, 0, nil, "reset a stale connection (RFC 5961 §4.2)")
+	w.rec.forget(last, f)
+	return w.conn.SendRaw(craft.FlagRST, last.Ack, 0, nil, "reset a stale connection (RFC 9293 §3.10.7.3)")
 }
 
 func closedPort(ctx context.Context, w *walker) error {

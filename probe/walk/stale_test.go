@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
@@ -130,5 +132,82 @@ func makeStale(t *testing.T, l *lab.Lab, remote, local netip.AddrPort) {
 	time.Sleep(300 * time.Millisecond) // let a FIN retransmission come too
 	if st, err := oracle.State(remote, local); err != nil || st != "FIN_WAIT_1" {
 		t.Fatalf("the target's stale connection went from FIN_WAIT_1 to %q (%v) by itself", st, err)
+	}
+}
+
+// TestStaleHalfOpenIsReset: the target holds a half-open connection
+// (SYN_RCVD) on the 4-tuple our SYN uses, one of an earlier SYN whose tidy
+// RST was lost. Linux answers a new SYN on that 4-tuple with at most a
+// rate-limited ACK (tcp_check_req), which this test uses up beforehand, so
+// what comes is that connection's retransmitted SYN,ACK, acknowledging the
+// old SYN. That is no failed LISTEN: SYN-SENT resets a SYN,ACK with an
+// unacceptable ACK, <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.3), which
+// removes the half-open connection, and the SYN sent again opens ours.
+func TestStaleHalfOpenIsReset(t *testing.T) {
+	l := labtest.New(t)
+	const port = 62223
+	p, err := probe.Open(probe.Config{Remote: l.TargetAddr, NetNS: l.Prober, LocalLo: port, LocalHi: port,
+		Warn: func(m string) { t.Logf("warning: %s", m) }})
+	if err != nil {
+		t.Fatalf("probe.Open: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	remote := netip.AddrPortFrom(l.TargetAddr, lab.PortControl)
+	local := netip.AddrPortFrom(l.ProberAddr, port)
+
+	// One out-of-window ACK per minute from a half-open connection, in the
+	// target's namespace only (the lab's own, removed with it).
+	if err := l.Target.Do(func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/tcp_invalid_ratelimit", []byte("60000"), 0)
+	}); err != nil {
+		t.Fatalf("set tcp_invalid_ratelimit in the target: %v", err)
+	}
+	// Two SYNs with different ISNs, left open: the first makes the
+	// half-open connection, the second draws its one ACK.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var acks int
+	if _, err := probe.Send(ctx, p, probe.SendSpec{Target: remote, Flags: craft.FlagSYN, SrcPort: port, Count: 2,
+		Interval: 50 * time.Millisecond, Wait: 200 * time.Millisecond, LeaveOpen: true},
+		probe.SendObserver{Reply: func(r probe.Reply) {
+			if r.Flags == craft.FlagACK {
+				acks++
+			}
+		}}); err != nil {
+		t.Fatalf("make the half-open connection: %v", err)
+	}
+	if acks != 1 {
+		t.Fatalf("the second SYN drew %d ACKs, want the half-open connection's one", acks)
+	}
+	if st, err := (walk.SockDiag{NS: l.Target}).State(remote, local); err != nil || st != "SYN_RCVD" {
+		t.Fatalf("the target's connection is %q (%v), want SYN_RCVD", st, err)
+	}
+
+	sc, _ := walk.Lookup("handshake")
+	cfg := walk.Config{Prober: p, Port: lab.PortControl, Oracle: walk.SockDiag{NS: l.Target}}
+	res := walk.Run(ctx, cfg, []walk.Scenario{sc})
+	if len(res) != 1 {
+		t.Fatalf("%d results", len(res))
+	}
+	r := res[0]
+	var staleAck uint32
+	for _, s := range r.Segments {
+		if s.Dir == walk.In && s.Flags == "S." && staleAck == 0 {
+			staleAck = s.Ack
+		}
+	}
+	reset := false
+	for _, s := range r.Segments {
+		t.Logf("%s %s seq %d ack %d %s", s.Dir, s.Flags, s.Seq, s.Ack, s.Note)
+		reset = reset || s.Dir == walk.Out && s.Flags == "R" && s.Seq == staleAck && strings.HasPrefix(s.Note, "reset a stale connection")
+	}
+	if r.Verdict != walk.Pass {
+		for _, c := range r.Checks {
+			t.Logf("%s: %s %s (%s) got %s", c.Name, c.Verdict, c.Wire, c.Reason, c.Received)
+		}
+		t.Errorf("handshake over a half-open connection: %s (%s)", r.Verdict, r.Reason)
+	}
+	if !reset {
+		t.Errorf("the first SYN,ACK (ACK=%d, the half-open connection's) was not reset with <SEQ=SEG.ACK><CTL=RST>", staleAck)
 	}
 }
