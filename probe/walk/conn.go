@@ -67,8 +67,9 @@ type Conn struct {
 	// Data the remote sent that we accepted, in order.
 	Received []byte
 
-	// AutoAckData makes the conn ACK in-order remote data at once (never
-	// the remote's FIN: that stays the walk's decision).
+	// AutoAckData makes the conn ACK remote data at once, in-order data
+	// and data it has or cannot take yet alike (never the remote's FIN:
+	// that stays the walk's decision).
 	AutoAckData bool
 
 	tsVal    uint32
@@ -305,11 +306,22 @@ func (c *Conn) take(e *probe.Event) (r *Reply, dup bool) {
 	if flags.Has(craft.FlagSYN) {
 		dataSeq++
 	}
-	if len(payload) > 0 && dataSeq == c.RcvNxt && c.haveRcv() {
-		c.Received = append(c.Received, payload...)
-		c.RcvNxt += uint32(len(payload))
-		if c.AutoAckData && !flags.Has(craft.FlagFIN) {
-			_ = c.SendRaw(craft.FlagACK, c.SndNxt, c.RcvNxt, nil, "ack data")
+	// Only data in this connection's sequence space is its data (see the
+	// FIN below); a retransmission may repeat some of what we have.
+	if len(payload) > 0 && c.haveRcv() && dataSeq-(c.IRS+1) < 1<<30 {
+		end := dataSeq + uint32(len(payload))
+		if seqLE(dataSeq, c.RcvNxt) && !seqLE(end, c.RcvNxt) {
+			c.Received = append(c.Received, payload[c.RcvNxt-dataSeq:]...)
+			c.RcvNxt = end
+			if c.AutoAckData && !flags.Has(craft.FlagFIN) {
+				_ = c.SendRaw(craft.FlagACK, c.SndNxt, c.RcvNxt, nil, "ack data")
+			}
+		} else if c.AutoAckData && !flags.Has(craft.FlagFIN) {
+			// Data we have (our ACK of it was lost) or out of order: ACK
+			// RCV.NXT again (RFC 9293 §3.10.7.4, first; RFC 5681 §4.2).
+			// Unacknowledged, the remote keeps retransmitting it, and
+			// after its timeout (cwnd 1) holds back its FIN behind it.
+			_ = c.SendRaw(craft.FlagACK, c.SndNxt, c.RcvNxt, nil, "ack data again")
 		}
 	}
 	// Only a FIN in this connection's sequence space is its FIN: before the
