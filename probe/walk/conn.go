@@ -177,6 +177,12 @@ type Want struct {
 	// wanted answer) was lost, so Exchange sends again instead of judging
 	// it. After Timing.Tries such answers the step is inconclusive.
 	Retry *Want
+	// RetryWait, when set, is how long the wanted answer may still take
+	// after the first Retry answer of a try, instead of what is left of
+	// Timing.Reply: the Retry answer showed our segment arrived, and the
+	// wanted answer, lost, comes again by the remote's own retransmission
+	// timer, which backs off past the tries' span (RFC 6298 §5.5).
+	RetryWait time.Duration
 	// Beyond, when set, is an answer showing the remote went past the
 	// wanted state already (our segment arrived, the wanted answer was
 	// lost, and the remote moved on): the step is inconclusive, not failed.
@@ -424,8 +430,14 @@ func (c *Conn) Exchange(ctx context.Context, send func(retry bool) error, w Want
 				return nil, nil, fmt.Errorf("%w: the remote went on and sent %s", errBeyond, describe(r.Seg))
 			}
 			if w.Retry != nil && w.Retry.Match(r.Seg, r.Flags) {
+				// The wanted answer may still come; else send again.
+				if !sawRetry && w.RetryWait > 0 {
+					if d := time.Now().Add(w.RetryWait); d.After(deadline) {
+						deadline = d
+					}
+				}
 				sawRetry = true
-				continue // the wanted answer may still come; else send again
+				continue
 			}
 			// The app's data (no SYN, FIN or RST) is no answer to a probe.
 			appData := r.Seg.Len > 0 && r.Flags&^(craft.FlagPSH|craft.FlagACK) == 0

@@ -616,8 +616,12 @@ func synSent(ctx context.Context, w *walker) error {
 			return c.SendNext(craft.FlagSYN, nil, "")
 		},
 		// A challenge ACK <SEQ=ISS+1><ACK=x+1> (RFC 5961 §4) answers our
-		// SYN again when its SYN,ACK was lost: it comes again by its timer.
-		Want{Flags: craft.FlagSYN | craft.FlagACK, Seq: irs, Ack: iss + 1, Retry: &Want{Flags: craft.FlagACK, Seq: irs + 1, Ack: iss + 1}}, "SYN_RCVD")
+		// SYN again when its SYN,ACK was lost: it comes again by its
+		// timer, which backs off past our tries' span when a copy is lost
+		// too.
+		Want{Flags: craft.FlagSYN | craft.FlagACK, Seq: irs, Ack: iss + 1,
+			Retry:     &Want{Flags: craft.FlagACK, Seq: irs + 1, Ack: iss + 1},
+			RetryWait: w.cfg.Timing.RemoteRetransmit}, "SYN_RCVD")
 	if err == nil {
 		w.rec.states("SYN_RCVD", "SYN_RCVD")
 	}
