@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
@@ -20,12 +19,7 @@ import (
 func TestSimultaneousOpenSynAckLost(t *testing.T) {
 	l := labtest.New(t)
 	const port = 62224
-	p, err := probe.Open(probe.Config{Remote: l.TargetAddr, NetNS: l.Prober, LocalLo: port, LocalHi: port,
-		Warn: func(m string) { t.Logf("warning: %s", m) }})
-	if err != nil {
-		t.Fatalf("probe.Open: %v", err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := portProber(t, l, port)
 	cfg := walk.Config{Prober: p, Trigger: &walk.LabTarget{Addr: l.TargetAddr, NS: l.Prober}, Oracle: walk.SockDiag{NS: l.Target}}
 	labtest.DropFirst(t, l, port, 0x12, 3) // the simultaneous open's SYN,ACK, twice again
 	sc, _ := walk.Lookup("syn-sent")

@@ -26,12 +26,7 @@ import (
 func TestStaleConnectionIsReset(t *testing.T) {
 	l := labtest.New(t)
 	const port = 62222
-	p, err := probe.Open(probe.Config{Remote: l.TargetAddr, NetNS: l.Prober, LocalLo: port, LocalHi: port,
-		Warn: func(m string) { t.Logf("warning: %s", m) }})
-	if err != nil {
-		t.Fatalf("probe.Open: %v", err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := portProber(t, l, port)
 	local := netip.AddrPortFrom(l.ProberAddr, port)
 
 	// The lab trigger walks active-close on its closing server (7002).
@@ -146,12 +141,7 @@ func makeStale(t *testing.T, l *lab.Lab, remote, local netip.AddrPort) {
 func TestStaleHalfOpenIsReset(t *testing.T) {
 	l := labtest.New(t)
 	const port = 62223
-	p, err := probe.Open(probe.Config{Remote: l.TargetAddr, NetNS: l.Prober, LocalLo: port, LocalHi: port,
-		Warn: func(m string) { t.Logf("warning: %s", m) }})
-	if err != nil {
-		t.Fatalf("probe.Open: %v", err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := portProber(t, l, port)
 	remote := netip.AddrPortFrom(l.TargetAddr, lab.PortControl)
 	local := netip.AddrPortFrom(l.ProberAddr, port)
 

@@ -32,6 +32,20 @@ func labWalk(t *testing.T) (walk.Config, *lab.Lab) {
 	}, l
 }
 
+// portProber opens a prober on l that sends from port alone (so that a
+// test can set up the target's side of that 4-tuple first), closed at
+// cleanup.
+func portProber(t *testing.T, l *lab.Lab, port uint16) *probe.Prober {
+	t.Helper()
+	p, err := probe.Open(probe.Config{Remote: l.TargetAddr, NetNS: l.Prober, LocalLo: port, LocalHi: port,
+		Warn: func(m string) { t.Logf("warning: %s", m) }})
+	if err != nil {
+		t.Fatalf("probe.Open: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
 func TestAllScenariosAgainstLinux(t *testing.T) {
 	cfg, _ := labWalk(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
