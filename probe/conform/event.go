@@ -231,6 +231,12 @@ func eventRun(st stateDef, ev event) func(context.Context, *env) error {
 // or ACK draws what it would have drawn anyway.
 func (e *env) event(ctx context.Context, t tcb, ev event) error {
 	c := e.c
+	// From the event on we send only the event and the confirmation: an
+	// ACK of the remote's late data (its retransmission of what the path
+	// lost while the state was reached) would draw answers of its own,
+	// such as CLOSED's <SEQ=SEG.ACK><CTL=RST> after a reset the remote
+	// took, that would be judged as answers to the event.
+	c.AutoAckData = false
 	// Silence that the RFC allows needs less evidence than silence that
 	// goes against it (see silenceRiskAgainstRFC).
 	risk := silenceRisk
