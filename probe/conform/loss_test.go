@@ -106,10 +106,10 @@ func cleanBaseline(t *testing.T) baseline {
 	t.Helper()
 	cfg := labConfig(t)
 	b := baseline{verdict: map[string]walk.Verdict{}, devs: map[string][]string{}, meas: map[string]conform.Measurement{}}
-	// A measurement with a caveat (our ACKs late on a loaded machine) is
-	// not what an idle prober sees, so it is no reference: the clean run is
-	// repeated, up to baselineRuns times, until each measurement has a
-	// value without one.
+	// A measurement with a caveat (our ACKs late on a loaded machine), or
+	// none, is not what an idle prober sees, so it is no reference: the
+	// clean run is repeated, up to baselineRuns times, until each
+	// measurement has a value without one.
 	const baselineRuns = 3
 	for run := range baselineRuns {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -129,16 +129,21 @@ func cleanBaseline(t *testing.T) baseline {
 		}
 		settled := true
 		for _, m := range rep.Measurements {
-			if !m.OK {
-				t.Fatalf("clean path: %s not measured: %s", m.ID, m.Value)
-			}
-			if old, ok := b.meas[m.ID]; !ok || (old.Caveat != "" && m.Caveat == "") {
+			if old, ok := b.meas[m.ID]; !ok || !old.OK && m.OK || old.OK && m.OK && old.Caveat != "" && m.Caveat == "" {
 				b.meas[m.ID] = m
 			}
-			settled = settled && b.meas[m.ID].Caveat == ""
+			settled = settled && b.meas[m.ID].OK && b.meas[m.ID].Caveat == ""
 		}
 		if settled {
 			break
+		}
+	}
+	// "Not measured" is an honest answer on a loaded machine (late ACKs
+	// stretch the remote's timers until no two connections agree), so a
+	// measurement gets the same runs as one with a caveat to find a value.
+	for _, m := range b.meas {
+		if !m.OK {
+			t.Fatalf("clean path: %s not measured in %d runs: %s", m.ID, baselineRuns, m.Value)
 		}
 	}
 	for _, m := range b.meas {

@@ -224,6 +224,13 @@ func agreed(scheds []schedule) (gaps []time.Duration, ok bool, why string) {
 // measureSchedules runs scheduleProbes sessions of fn at once and returns
 // what each measured.
 func measureSchedules(ctx context.Context, cfg *Config, sh *shared, id string, action walk.Action, fn func(context.Context, *env) (schedule, error)) []schedule {
+	// The connections read no oracle: a kernel read after a step (tens to
+	// hundreds of ms, in another namespace) delays our ACK that follows
+	// it, the handshake's above all, and the remote's RTO, whose schedule
+	// is measured, follows its round-trip samples (RFC 6298 §2).
+	mcfg := *cfg
+	mcfg.Walk.Oracle = nil
+	cfg = &mcfg
 	out := make([]schedule, scheduleProbes)
 	var wg sync.WaitGroup
 	for i := range out {
