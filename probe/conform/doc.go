@@ -34,7 +34,9 @@
 // A schedule is timed on several connections at once: one whose remote
 // numbers its segments (Linux's IP IDs) and shows none missing is believed
 // alone, else two must agree; otherwise it is "not measured", never a lost
-// retransmission taken for a doubled interval.
+// retransmission taken for a doubled interval. Those connections read no
+// oracle: a kernel read delays our ACK after it, and the remote's timers
+// follow the round trips it sees.
 //
 // The package is Linux-only, like the rest of tcpwalk.
 package conform
