@@ -173,25 +173,10 @@ func hostsString(r *scan.Result) string {
 	return strings.Join(s, " ")
 }
 
-func portsString(rs []scan.PortRange) string {
-	var b strings.Builder
-	for i, r := range rs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Itoa(int(r.Lo)))
-		if r.Hi != r.Lo {
-			b.WriteByte('-')
-			b.WriteString(strconv.Itoa(int(r.Hi)))
-		}
-	}
-	return b.String()
-}
-
 func (p *ScanPrinter) printText(r *scan.Result, views []hostView, silent int) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "tcpwalk %s scan of %s, ports %s, from %s (shard %s, seed %d)\n", r.Type, hostsString(r),
-		portsString(r.Ports), r.Local, r.Shard, r.Seed)
+		scan.FormatPorts(r.Ports), r.Local, r.Shard, r.Seed)
 	for _, v := range views {
 		fmt.Fprintf(&b, "\nScan report for %s\n", v.addr)
 		if len(v.notShown) > 0 {
@@ -281,7 +266,7 @@ func (p *ScanPrinter) printJSON(r *scan.Result, views []hostView) error {
 	for i, h := range r.Hosts {
 		hosts[i] = h.String()
 	}
-	return enc.Encode(jsonScanSummary{Event: "summary", Type: r.Type.String(), Hosts: hosts, Ports: portsString(r.Ports),
+	return enc.Encode(jsonScanSummary{Event: "summary", Type: r.Type.String(), Hosts: hosts, Ports: scan.FormatPorts(r.Ports),
 		Shard: r.Shard.String(), Seed: r.Seed, Source: r.Local.String(), Targets: r.Targets, Probed: r.Probed, Skipped: r.SkippedTargets, Sent: r.Sent,
 		Retried: r.Retried, Replies: r.Replies, Ignored: r.Ignored, States: states,
 		ElapsedMs: ms(r.End.Sub(r.Start)), SendRatePPS: float64(int64(r.SendRate())), Rate: r.Rate,
@@ -293,7 +278,7 @@ func (p *ScanPrinter) printJSON(r *scan.Result, views []hostView) error {
 func (p *ScanPrinter) printGrepable(r *scan.Result, views []hostView, silent int) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# tcpwalk %s scan of %s, ports %s, shard %s, seed %d, started %s\n", r.Type, hostsString(r),
-		portsString(r.Ports), r.Shard, r.Seed, r.Start.UTC().Format(time.RFC3339))
+		scan.FormatPorts(r.Ports), r.Shard, r.Seed, r.Start.UTC().Format(time.RFC3339))
 	for _, v := range views {
 		fmt.Fprintf(&b, "Host: %s ()", v.addr)
 		if len(v.ports) > 0 {

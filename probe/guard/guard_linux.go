@@ -1,7 +1,6 @@
 package guard
 
 import (
-	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -17,6 +16,8 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/tcpwalk/tcpwalk/probe/internal/addrspan"
 )
 
 // TablePrefix starts the name of every table Install makes.
@@ -160,35 +161,21 @@ const rstFlag = 0x04 // RFC 9293 §3.1
 // Overlapping and adjacent prefixes are merged. It returns nil when a prefix covers every address, which needs
 // no set at all.
 func intervals(pfxs []netip.Prefix) []nftables.SetElement {
-	type span struct{ lo, hi uint64 } // hi exclusive, so 2^32 fits
-	spans := make([]span, 0, len(pfxs))
 	for _, p := range pfxs {
 		if p.Bits() == 0 {
 			return nil
 		}
-		a := p.Masked().Addr().As4()
-		lo := uint64(binary.BigEndian.Uint32(a[:]))
-		spans = append(spans, span{lo, lo + 1<<(32-p.Bits())})
 	}
-	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
-	merged := spans[:1]
-	for _, s := range spans[1:] {
-		last := &merged[len(merged)-1]
-		if s.lo <= last.hi {
-			last.hi = max(last.hi, s.hi)
-			continue
-		}
-		merged = append(merged, s)
-	}
+	merged := addrspan.Merge(pfxs)
 	key := func(v uint64) []byte { return binary.BigEndian.AppendUint32(nil, uint32(v)) }
 	var elems []nftables.SetElement
-	if merged[0].lo != 0 {
+	if merged[0].Lo != 0 {
 		elems = append(elems, nftables.SetElement{Key: key(0), IntervalEnd: true})
 	}
 	for _, s := range merged {
-		elems = append(elems, nftables.SetElement{Key: key(s.lo)})
-		if s.hi <= 0xffffffff {
-			elems = append(elems, nftables.SetElement{Key: key(s.hi), IntervalEnd: true})
+		elems = append(elems, nftables.SetElement{Key: key(s.Lo)})
+		if s.Hi <= 0xffffffff {
+			elems = append(elems, nftables.SetElement{Key: key(s.Hi), IntervalEnd: true})
 		}
 	}
 	return elems

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/internal/addrspan"
 )
 
 // PortRange is an inclusive range of TCP ports.
@@ -124,8 +125,6 @@ func newPlan(hosts []netip.Prefix, ports []PortRange) (*plan, error) {
 		return nil, errors.New("no ports to scan")
 	}
 	p := &plan{}
-	type span struct{ lo, hi uint64 } // hi exclusive
-	spans := make([]span, 0, len(hosts))
 	for _, h := range hosts {
 		if !h.IsValid() || !h.Addr().Is4() {
 			return nil, fmt.Errorf("host %v is not an IPv4 address or prefix", h)
@@ -136,28 +135,16 @@ func newPlan(hosts []netip.Prefix, ports []PortRange) (*plan, error) {
 				return nil, fmt.Errorf("refusing to scan %v: it overlaps %v, which holds no unicast hosts", h, r)
 			}
 		}
-		a := h.Addr().As4()
-		lo := uint64(binary.BigEndian.Uint32(a[:]))
-		spans = append(spans, span{lo, lo + 1<<(32-h.Bits())})
 	}
-	slices.SortFunc(spans, func(a, b span) int { return compareU64(a.lo, b.lo) })
-	merged := spans[:1]
-	for _, s := range spans[1:] {
-		last := &merged[len(merged)-1]
-		if s.lo <= last.hi {
-			last.hi = max(last.hi, s.hi)
-			continue
-		}
-		merged = append(merged, s)
-	}
+	merged := addrspan.Merge(hosts)
 	for _, s := range merged {
-		p.hosts = append(p.hosts, hostRange{lo: uint32(s.lo), count: s.hi - s.lo, cum: p.nHosts})
-		p.nHosts += s.hi - s.lo
+		p.hosts = append(p.hosts, hostRange{lo: uint32(s.Lo), count: s.Hi - s.Lo, cum: p.nHosts})
+		p.nHosts += s.Hi - s.Lo
 	}
 	for _, h := range hosts {
 		p.prefixes = append(p.prefixes, h.Masked())
 	}
-	p.cover = coverPrefix(uint32(merged[0].lo), uint32(merged[len(merged)-1].hi-1))
+	p.cover = coverPrefix(uint32(merged[0].Lo), uint32(merged[len(merged)-1].Hi-1))
 
 	for i := range p.portIndex {
 		p.portIndex[i] = -1
@@ -172,16 +159,6 @@ func newPlan(hosts []netip.Prefix, ports []PortRange) (*plan, error) {
 		}
 	}
 	return p, nil
-}
-
-func compareU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // coverPrefix is the longest prefix holding both lo and hi.
@@ -252,8 +229,9 @@ func (p *plan) eachHost(fn func(h uint64, addr uint32) bool) {
 	}
 }
 
-// String describes the ports as a list of ranges ("1-1024,8080").
-func portsString(rs []PortRange) string {
+// FormatPorts writes ports as a list of ranges ("1-1024,8080"), as -p
+// takes them.
+func FormatPorts(rs []PortRange) string {
 	var b strings.Builder
 	for i, r := range rs {
 		if i > 0 {

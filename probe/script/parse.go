@@ -677,34 +677,33 @@ func (p *parser) segment() (*Segment, error) {
 		}
 		w := p.word()
 		p.space()
+		// field reads the number after w, which may come once.
+		field := func(given *bool, limit uint64, what string) (uint64, error) {
+			if *given {
+				return 0, p.fail(at, "%s given twice", w)
+			}
+			*given = true
+			return p.digits(limit, what)
+		}
 		switch w {
 		case "ack":
-			if seg.HasAck {
-				return nil, p.fail(at, "ack given twice")
-			}
-			v, err := p.digits(math.MaxUint32, "an acknowledgment number after ack")
+			v, err := field(&seg.HasAck, math.MaxUint32, "an acknowledgment number after ack")
 			if err != nil {
 				return nil, err
 			}
-			seg.Ack, seg.HasAck = uint32(v), true
+			seg.Ack = uint32(v)
 		case "win":
-			if seg.HasWin {
-				return nil, p.fail(at, "win given twice")
-			}
-			v, err := p.digits(65535, "a window (0-65535) after win")
+			v, err := field(&seg.HasWin, 65535, "a window (0-65535) after win")
 			if err != nil {
 				return nil, err
 			}
-			seg.Win, seg.HasWin = uint16(v), true
+			seg.Win = uint16(v)
 		case "urg":
-			if seg.HasUrg {
-				return nil, p.fail(at, "urg given twice")
-			}
-			v, err := p.digits(65535, "an urgent pointer (0-65535) after urg")
+			v, err := field(&seg.HasUrg, 65535, "an urgent pointer (0-65535) after urg")
 			if err != nil {
 				return nil, err
 			}
-			seg.Urg, seg.HasUrg = uint16(v), true
+			seg.Urg = uint16(v)
 		default:
 			p.i = at
 			return nil, p.fail(at, "want ack N, win N, urg N, <options> or a \"payload\", got %s", p.rest())

@@ -398,7 +398,8 @@ var errBeyond = errors.New("the wanted answer was lost")
 // passed over, as are the remote's retransmissions and repeats of earlier
 // answers, which tell nothing new, and the app's data. An answer matching w.Retry shows that
 // our segment or the wanted answer was lost: the wanted answer may still
-// come within Timing.Reply, and then the segment is sent again.
+// come within Timing.Reply (w.RetryWait when set), and then the segment is
+// sent again.
 func (c *Conn) Exchange(ctx context.Context, send func(retry bool) error, w Want) (*Reply, *Segment, error) {
 	var other *Segment
 	start := time.Now()
