@@ -136,7 +136,7 @@ func runFirewall(c *cli.Context) error {
 		return &exitError{code: exitEnv, err: err}
 	}
 	var tr *firewall.Trace
-	if c.Bool("trace") {
+	if c.Bool("trace") && !m.Interrupted {
 		if tr, err = firewall.RunTrace(c.Context, p, target.Port(), c.Int("max-hops"), tm); err != nil {
 			return &exitError{code: exitEnv, err: err}
 		}

@@ -313,8 +313,9 @@ func events(objs []map[string]any, ev string) []map[string]any {
 	return out
 }
 
-// checkJUnit parses path with encoding/xml and returns its test cases.
-func checkJUnit(t *testing.T, path string) int {
+// checkJUnit parses path with encoding/xml and returns its test cases and
+// how many of them are an <error type="interrupted">.
+func checkJUnit(t *testing.T, path string) (cases, interrupted int) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -322,23 +323,38 @@ func checkJUnit(t *testing.T, path string) int {
 	}
 	var doc struct {
 		XMLName xml.Name `xml:"testsuites"`
+		Errors  int      `xml:"errors,attr"`
 		Suites  []struct {
 			Cases []struct {
-				Name string `xml:"name,attr"`
+				Name  string `xml:"name,attr"`
+				Error *struct {
+					Type string `xml:"type,attr"`
+				} `xml:"error"`
 			} `xml:"testcase"`
 		} `xml:"testsuite"`
 	}
 	if err := xml.Unmarshal(b, &doc); err != nil {
 		t.Fatalf("--junit %s does not parse: %v", path, err)
 	}
-	n := 0
+	errs := 0
 	for _, s := range doc.Suites {
-		n += len(s.Cases)
+		cases += len(s.Cases)
+		for _, c := range s.Cases {
+			if c.Error != nil {
+				errs++
+				if c.Error.Type == "interrupted" {
+					interrupted++
+				}
+			}
+		}
 	}
-	if n == 0 {
+	if cases == 0 {
 		t.Errorf("--junit %s has no test case", path)
 	}
-	return n
+	if doc.Errors != errs {
+		t.Errorf("--junit %s: errors=%d on the root, %d <error> elements", path, doc.Errors, errs)
+	}
+	return cases, interrupted
 }
 
 // checkPcap reads path with tcpdump and returns the packets it printed.
@@ -389,32 +405,40 @@ func logFlows(t *testing.T, pcap string, socks []string) {
 }
 
 // interruptedWalks checks walk results cut by the signal: none failed
-// (an interruption is not the remote's fault) and the cut ones are
-// inconclusive with a reason.
-func interruptedWalks(t *testing.T, walks []map[string]any, want int) {
+// (an interruption is not the remote's fault), the cut ones have the verdict
+// "interrupted" with a reason, and nothing the signal cut short claims
+// anything else: no pass, deviation, skip or inconclusive whose reason, or
+// whose step's, is the interruption. It returns how many were cut.
+func interruptedWalks(t *testing.T, walks []map[string]any, want int) int {
 	t.Helper()
 	if len(walks) != want {
 		t.Errorf("%d walk results, want %d (every walk, finished or cut)", len(walks), want)
 	}
 	cut := 0
 	for _, w := range walks {
+		why := walkReason(w)
 		switch w["verdict"] {
 		case "fail":
 			t.Errorf("walk %v failed after the signal: %v", w["scenario"], w["reason"])
-		case "inconclusive":
-			if walkReason(w) == "" {
-				t.Errorf("walk %v is inconclusive with no reason", w["scenario"])
+		case "interrupted":
+			if why == "" {
+				t.Errorf("walk %v is interrupted with no reason", w["scenario"])
 			}
 			cut++
+		default:
+			if strings.Contains(why, "interrupted") || strings.Contains(why, "context canceled") {
+				t.Errorf("walk %v cut by the signal (%q) has verdict %v, want interrupted", w["scenario"], why, w["verdict"])
+			}
 		}
 	}
 	if cut == 0 {
 		t.Errorf("no walk was cut by the signal: the test signalled too late")
 	}
+	return cut
 }
 
-// walkReason is why a walk (or a conformance check) was inconclusive: its
-// own reason, or that of its first inconclusive step.
+// walkReason is why a walk (or a conformance check) did not pass: its own
+// reason, or that of its first step that did not pass.
 func walkReason(w map[string]any) string {
 	if r, _ := w["reason"].(string); r != "" {
 		return r
@@ -423,7 +447,7 @@ func walkReason(w map[string]any) string {
 		steps, _ := w[key].([]any)
 		for _, st := range steps {
 			m, _ := st.(map[string]any)
-			if r, _ := m["reason"].(string); r != "" && m["verdict"] == "inconclusive" {
+			if r, _ := m["reason"].(string); r != "" && m["verdict"] != "pass" {
 				return r
 			}
 		}
@@ -478,9 +502,13 @@ func signalCases() []signalCase {
 		ready: connected,
 		check: func(t *testing.T, _ *lab.Lab, stdout string) {
 			objs := jsonLines(t, stdout)
-			interruptedWalks(t, events(objs, "walk"), 9)
-			if len(events(objs, "summary")) != 1 {
-				t.Error("no summary line")
+			cut := interruptedWalks(t, events(objs, "walk"), 9)
+			sum := events(objs, "summary")
+			if len(sum) != 1 {
+				t.Fatal("no summary line")
+			}
+			if n, _ := sum[0]["interrupted"].(float64); int(n) != cut {
+				t.Errorf("summary %v counts %v interrupted, want %d", sum[0], sum[0]["interrupted"], cut)
 			}
 		},
 	}, {
@@ -505,7 +533,31 @@ func signalCases() []signalCase {
 			if len(walks) == 0 {
 				t.Fatal("no checks in the partial run")
 			}
-			interruptedWalks(t, walks, len(walks))
+			cut := interruptedWalks(t, walks, len(walks))
+			counts, _ := objs[0]["counts"].(map[string]any)
+			if n, _ := counts["interrupted"].(float64); int(n) != cut || objs[0]["interrupted"] != true {
+				t.Errorf("counts %v, interrupted %v: want %d interrupted and interrupted true", counts, objs[0]["interrupted"], cut)
+			}
+			if objs[0]["verdict"] == "pass" || objs[0]["verdict"] == "deviation" {
+				t.Errorf("an interrupted run's verdict is %v", objs[0]["verdict"])
+			}
+		},
+	}, {
+		// The firewall matrix's rows hold connections in each state; text
+		// output, as a user reads it.
+		name:  "firewall",
+		files: true,
+		args: func(l *lab.Lab, junit, pcap string) []string {
+			return []string{"--netns", l.Prober.Name, "firewall", "--expect", "open", "--junit", junit, target(l, lab.PortHold)}
+		},
+		ready: connected,
+		check: func(t *testing.T, _ *lab.Lab, stdout string) {
+			if !strings.Contains(stdout, "interrupted: the matrix is partial") {
+				t.Errorf("the partial matrix does not say it was interrupted:\n%s", stdout)
+			}
+			if strings.Contains(stdout, "--expect open: pass") {
+				t.Errorf("an interrupted matrix passes its --expect:\n%s", stdout)
+			}
 		},
 	}, {
 		name: "scan",
@@ -582,8 +634,12 @@ func TestSignalsLeaveNothing(t *testing.T) {
 				tc.check(t, l, p.output())
 				quietStderr(t, p)
 				if tc.files {
-					checkJUnit(t, junit)
-					checkPcap(t, pcap)
+					if _, cut := checkJUnit(t, junit); cut == 0 {
+						t.Errorf("--junit %s has no <error type=\"interrupted\">: the cut work reads as finished", junit)
+					}
+					if tc.name != "firewall" { // it writes no pcap
+						checkPcap(t, pcap)
+					}
 				}
 				if left := guardTables(t, l.Prober); len(left) > 0 {
 					t.Errorf("guard tables left in %s: %v", l.Prober.Name, left)
@@ -689,7 +745,9 @@ func TestSignalsDemo(t *testing.T) {
 			objs := jsonLines(t, p.output())
 			interruptedWalks(t, events(objs, "walk"), 9)
 			quietStderr(t, p)
-			checkJUnit(t, junit)
+			if _, cut := checkJUnit(t, junit); cut == 0 {
+				t.Errorf("--junit %s has no <error type=\"interrupted\">: the cut walks read as finished", junit)
+			}
 			checkPcap(t, pcap)
 			if left := demoNamespaces(t, p.cmd.Process.Pid); len(left) > 0 {
 				t.Errorf("the interrupted demo left namespaces: %v", left)

@@ -25,6 +25,8 @@ func conformColor(v walk.Verdict) string {
 		return sgrYellow
 	case walk.Skipped:
 		return sgrDim
+	case walk.Interrupted:
+		return sgrYellow
 	}
 	return sgrRed
 }
@@ -122,8 +124,15 @@ func WriteConformTable(w io.Writer, rep conform.Report, color bool) error {
 		}
 	}
 	n := rep.Counts()
-	fmt.Fprintf(&b, "\n%d checks: %d pass, %d deviation, %d fail, %d inconclusive, %d skipped\n",
+	fmt.Fprintf(&b, "\n%d checks: %d pass, %d deviation, %d fail, %d inconclusive, %d skipped",
 		len(rep.Results), n.Pass, n.Deviation, n.Fail, n.Inconclusive, n.Skipped)
+	if n.Interrupted > 0 {
+		fmt.Fprintf(&b, ", %d interrupted", n.Interrupted)
+	}
+	b.WriteString("\n")
+	if rep.Interrupted {
+		b.WriteString("interrupted: the run was stopped before every check ended; the results are partial\n")
+	}
 	id, longest := rep.Longest()
 	fmt.Fprintf(&b, "%s in all; the longest check, %s, took %s\n", seconds(rep.Duration), orNothing(id), seconds(longest))
 	if _, err := io.WriteString(w, b.String()); err != nil {
@@ -144,6 +153,7 @@ type jsonConform struct {
 	LongestNS    int64             `json:"longest_ns"`
 	Verdict      walk.Verdict      `json:"verdict"`
 	Counts       jsonCounts        `json:"counts"`
+	Interrupted  bool              `json:"interrupted"`
 	Checks       []jsonCheck       `json:"checks"`
 	Measurements []jsonMeasurement `json:"measurements"`
 }
@@ -154,6 +164,7 @@ type jsonCounts struct {
 	Fail         int `json:"fail"`
 	Inconclusive int `json:"inconclusive"`
 	Skipped      int `json:"skipped"`
+	Interrupted  int `json:"interrupted"`
 }
 
 type jsonCheck struct {
@@ -183,6 +194,7 @@ type jsonMeasurement struct {
 	Value       string  `json:"value"`
 	IntervalsNS []int64 `json:"intervals_ns"`
 	DurationNS  int64   `json:"duration_ns"`
+	Interrupted bool    `json:"interrupted,omitempty"`
 }
 
 // WriteConformJSON writes a conformance run as one JSON object on one line
@@ -196,9 +208,11 @@ type jsonMeasurement struct {
 //	start          RFC 3339 time the run began; duration_ns: its length
 //	longest        the ID of the longest check or measurement; longest_ns: its length
 //	verdict        the worst verdict of all checks: "pass", "deviation", "skipped",
-//	               "inconclusive" or "fail", in that order from best to worst
-//	counts         {"pass","deviation","fail","inconclusive","skipped"}: checks per verdict,
-//	               adding up to the number of checks
+//	               "inconclusive", "interrupted" or "fail", in that order from best to worst
+//	               ("interrupted": the user stopped the run before the check was decided)
+//	counts         {"pass","deviation","fail","inconclusive","skipped","interrupted"}: checks
+//	               per verdict, adding up to the number of checks
+//	interrupted    true when the run was stopped (SIGINT, SIGTERM) before it ended
 //	checks         array, in the matrix's order, of:
 //	  id                  "STATE/event", e.g. "ESTABLISHED/rst-in-window"
 //	  state, event        the two halves of id
@@ -220,12 +234,15 @@ type jsonMeasurement struct {
 //	  value               the result in words
 //	  intervals_ns        gaps between successive transmissions (always an array, empty if none)
 //	  duration_ns         how long the measurement took
+//	  interrupted         true when the run was stopped before it was measured (omitted otherwise)
 func WriteConformJSON(w io.Writer, rep conform.Report) error {
 	n := rep.Counts()
 	id, longest := rep.Longest()
 	out := jsonConform{Event: "conform", Target: rep.Target.String(), Trigger: rep.Trigger, Oracle: rep.Oracle,
 		Start: rep.Start, DurationNS: int64(rep.Duration), Longest: id, LongestNS: int64(longest), Verdict: walk.Pass,
-		Counts:       jsonCounts{Pass: n.Pass, Deviation: n.Deviation, Fail: n.Fail, Inconclusive: n.Inconclusive, Skipped: n.Skipped},
+		Counts: jsonCounts{Pass: n.Pass, Deviation: n.Deviation, Fail: n.Fail, Inconclusive: n.Inconclusive, Skipped: n.Skipped,
+			Interrupted: n.Interrupted},
+		Interrupted:  rep.Interrupted,
 		Checks:       make([]jsonCheck, 0, len(rep.Results)),
 		Measurements: make([]jsonMeasurement, 0, len(rep.Measurements))}
 	for _, r := range rep.Results {
@@ -251,7 +268,7 @@ func WriteConformJSON(w io.Writer, rep conform.Report) error {
 	}
 	for _, m := range rep.Measurements {
 		jm := jsonMeasurement{ID: m.ID, Name: m.Name, Rule: m.Rule, OK: m.OK, Value: m.Value,
-			IntervalsNS: make([]int64, 0, len(m.Intervals)), DurationNS: int64(m.Duration)}
+			IntervalsNS: make([]int64, 0, len(m.Intervals)), DurationNS: int64(m.Duration), Interrupted: m.Interrupted}
 		for _, d := range m.Intervals {
 			jm.IntervalsNS = append(jm.IntervalsNS, int64(d))
 		}

@@ -127,7 +127,7 @@ func TestWriteConformJSON(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, got[k], want)
 		}
 	}
-	if diff := cmp.Diff(map[string]any{"pass": 1.0, "deviation": 1.0, "fail": 1.0, "inconclusive": 1.0, "skipped": 1.0}, got["counts"]); diff != "" {
+	if diff := cmp.Diff(map[string]any{"pass": 1.0, "deviation": 1.0, "fail": 1.0, "inconclusive": 1.0, "skipped": 1.0, "interrupted": 0.0}, got["counts"]); diff != "" {
 		t.Errorf("counts (-want +got):\n%s", diff)
 	}
 	checks := got["checks"].([]any)

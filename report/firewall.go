@@ -62,7 +62,7 @@ func WriteFirewall(w io.Writer, m *firewall.Matrix) error {
 		n[c.Outcome]++
 	}
 	var parts []string
-	for _, o := range []firewall.Outcome{firewall.Delivered, firewall.Rewritten, firewall.Dropped, firewall.Rejected, firewall.NoAnswer, firewall.NotRun} {
+	for _, o := range []firewall.Outcome{firewall.Delivered, firewall.Rewritten, firewall.Dropped, firewall.Rejected, firewall.NoAnswer, firewall.NotRun, firewall.Interrupted} {
 		if n[o] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n[o], o))
 		}
@@ -73,6 +73,9 @@ func WriteFirewall(w io.Writer, m *firewall.Matrix) error {
 	}
 	if err == nil {
 		_, err = fmt.Fprintln(w)
+	}
+	if err == nil && m.Interrupted {
+		_, err = fmt.Fprintln(w, "interrupted: the matrix is partial; the probes cut short are marked interrupted")
 	}
 	return err
 }

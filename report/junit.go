@@ -91,6 +91,7 @@ func junitTime(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds())
 //	fail          <failure>      each failed check: name, rule, expected, received, reason
 //	inconclusive  <error type="inconclusive">  each check without an answer, and why
 //	skipped       <skipped message=reason/>
+//	interrupted   <error type="interrupted">  the user stopped the run before the walk ended
 //
 // A verdict outside these (package walk never makes one) is an <error>, so
 // the counts always add up to the number of test cases. Every test case's

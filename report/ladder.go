@@ -52,6 +52,7 @@ const (
 	checkFail  = "✗"
 	checkInc   = "?"
 	checkSkip  = "-"
+	checkCut   = "‖"
 	checkOther = "!"
 )
 
@@ -454,6 +455,8 @@ func verdictMark(v walk.Verdict) (mark, code string) {
 		return checkInc, sgrYellow
 	case walk.Skipped:
 		return checkSkip, sgrDim
+	case walk.Interrupted:
+		return checkCut, sgrYellow
 	}
 	return checkOther, sgrRed
 }

@@ -9,11 +9,11 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
-// verdictCounts tallies walks by verdict. A verdict outside walk's five
-// (package walk never makes one) counts as inconclusive, so the five
+// verdictCounts tallies walks by verdict. A verdict outside walk's six
+// (package walk never makes one) counts as inconclusive, so the six
 // numbers always add up to the number of walks.
 type verdictCounts struct {
-	pass, deviation, fail, inconclusive, skipped int
+	pass, deviation, fail, inconclusive, skipped, interrupted int
 }
 
 func countVerdicts(results []walk.Result) verdictCounts {
@@ -28,6 +28,8 @@ func countVerdicts(results []walk.Result) verdictCounts {
 			n.fail++
 		case walk.Skipped:
 			n.skipped++
+		case walk.Interrupted:
+			n.interrupted++
 		default:
 			n.inconclusive++
 		}
@@ -41,7 +43,9 @@ const summaryWidth = DefaultWidth
 // WalkSummary writes a table of several walks, one row each: scenario,
 // verdict, checks passed/total, duration, wire/kernel disagreements ("-"
 // when no oracle was used) and the reason of a walk that did not pass, then
-// a total line "N walks: X pass, Y fail, Z inconclusive, W skipped".
+// a total line "N walks: X pass, Y fail, Z inconclusive, W skipped", with
+// ", V interrupted" and a line saying the results are partial when the user
+// stopped the run.
 // With color the verdicts are coloured as in WriteLadder.
 func WalkSummary(w io.Writer, results []walk.Result, color bool) error {
 	p := painter(color)
@@ -76,7 +80,11 @@ func WalkSummary(w io.Writer, results []walk.Result, color bool) error {
 	if n.deviation > 0 {
 		fmt.Fprintf(&b, "%d deviation, ", n.deviation)
 	}
-	fmt.Fprintf(&b, "%d fail, %d inconclusive, %d skipped\n", n.fail, n.inconclusive, n.skipped)
+	fmt.Fprintf(&b, "%d fail, %d inconclusive, %d skipped", n.fail, n.inconclusive, n.skipped)
+	if n.interrupted > 0 {
+		fmt.Fprintf(&b, ", %d interrupted\ninterrupted: the run was stopped before every walk ended; the results are partial", n.interrupted)
+	}
+	b.WriteString("\n")
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("report: write the summary of %d walks: %w", len(results), err)
 	}
@@ -107,6 +115,7 @@ type jsonWalkSummary struct {
 	Fail         int    `json:"fail"`
 	Inconclusive int    `json:"inconclusive"`
 	Skipped      int    `json:"skipped"`
+	Interrupted  int    `json:"interrupted"`
 }
 
 // WriteWalkJSON writes walks as JSON lines (one object per line, UTF-8,
@@ -169,7 +178,7 @@ func WriteWalkJSON(w io.Writer, results []walk.Result) error {
 	}
 	n := countVerdicts(results)
 	s := jsonWalkSummary{Event: "summary", Walks: len(results), Pass: n.pass, Deviation: n.deviation, Fail: n.fail,
-		Inconclusive: n.inconclusive, Skipped: n.skipped}
+		Inconclusive: n.inconclusive, Skipped: n.skipped, Interrupted: n.interrupted}
 	if err := enc.Encode(s); err != nil {
 		return fmt.Errorf("report: write the JSON summary of %d walks: %w", len(results), err)
 	}

@@ -160,7 +160,7 @@ func TestWriteWalkJSON(t *testing.T) {
 	}
 
 	want := map[string]any{"event": "summary", "walks": float64(4), "pass": float64(1), "deviation": float64(0), "fail": float64(1),
-		"inconclusive": float64(1), "skipped": float64(1)}
+		"inconclusive": float64(1), "skipped": float64(1), "interrupted": float64(0)}
 	if diff := cmp.Diff(want, lines[len(lines)-1]); diff != "" {
 		t.Errorf("summary line (-want +got):\n%s", diff)
 	}
@@ -192,7 +192,7 @@ func TestWriteWalkJSONEmptyAndErrors(t *testing.T) {
 	if err := WriteWalkJSON(&b, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := b.String(), `{"event":"summary","walks":0,"pass":0,"deviation":0,"fail":0,"inconclusive":0,"skipped":0}`+"\n"; got != want {
+	if got, want := b.String(), `{"event":"summary","walks":0,"pass":0,"deviation":0,"fail":0,"inconclusive":0,"skipped":0,"interrupted":0}`+"\n"; got != want {
 		t.Errorf("no walks: %q, want %q", got, want)
 	}
 	// An unknown verdict still counts, so the four numbers add up.

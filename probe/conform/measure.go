@@ -31,8 +31,11 @@ type Measurement struct {
 	OK bool
 	// Caveat, when set, says why the value may differ from what an idle
 	// prober on a clean path measures (Value ends with it too).
-	Caveat   string
-	Duration time.Duration
+	Caveat string
+	// Interrupted is true when the user stopped the run before the
+	// measurement ended; OK is then false.
+	Interrupted bool
+	Duration    time.Duration
 	// Result is the session the measurement was made on, for the pcap
 	// writer; nil when it made none of its own.
 	Result *walk.Result

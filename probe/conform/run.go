@@ -38,14 +38,17 @@ type Report struct {
 	// Scenario is the check's ID.
 	Results      []walk.Result
 	Measurements []Measurement
+	// Interrupted is true when the user stopped the run (SIGINT, SIGTERM):
+	// the checks and measurements cut short say so (walk.Interrupted).
+	Interrupted bool
 }
 
 // Counts tallies checks by verdict.
 type Counts struct {
-	Pass, Deviation, Fail, Inconclusive, Skipped int
+	Pass, Deviation, Fail, Inconclusive, Skipped, Interrupted int
 }
 
-// Counts tallies the report's checks. A verdict outside walk's five counts
+// Counts tallies the report's checks. A verdict outside walk's six counts
 // as inconclusive, so the numbers add up to len(Results).
 func (r Report) Counts() Counts {
 	var n Counts
@@ -59,6 +62,8 @@ func (r Report) Counts() Counts {
 			n.Fail++
 		case walk.Skipped:
 			n.Skipped++
+		case walk.Interrupted:
+			n.Interrupted++
 		default:
 			n.Inconclusive++
 		}
@@ -188,13 +193,32 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	var cookieErr error
 	var cookieTime time.Duration
 	var mwg sync.WaitGroup
+	// cut records, per measurement, that the run was interrupted before it
+	// ended: what it saw until then is not a measurement.
+	cut := map[string]bool{}
+	var cutMu sync.Mutex
+	measured := func(id string) {
+		if ctx.Err() != nil {
+			cutMu.Lock()
+			cut[id] = true
+			cutMu.Unlock()
+		}
+	}
 	if want[MeasureSynAckSchedule] {
 		mwg.Add(1)
-		go func() { defer mwg.Done(); synAck = measureSynAck(ctx, &cfg, sh) }()
+		go func() {
+			defer mwg.Done()
+			synAck = measureSynAck(ctx, &cfg, sh)
+			measured(MeasureSynAckSchedule)
+		}()
 	}
 	if want[MeasureFINBackoff] {
 		mwg.Add(1)
-		go func() { defer mwg.Done(); finBackoff = measureFINBackoff(ctx, &cfg, sh) }()
+		go func() {
+			defer mwg.Done()
+			finBackoff = measureFINBackoff(ctx, &cfg, sh)
+			measured(MeasureFINBackoff)
+		}()
 	}
 	if want[MeasureSynCookies] {
 		mwg.Add(1)
@@ -203,10 +227,13 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			start := time.Now()
 			sack, ws, cookieErr = probeSynCookies(ctx, &cfg)
 			cookieTime = time.Since(start)
+			measured(MeasureSynCookies)
 		}()
 	}
 	wg.Wait()
 	mwg.Wait()
+	// The TIME_WAIT fingerprint is read from checks, which ended by now.
+	measured(MeasureTWFingerprint)
 	for _, id := range meas {
 		switch id {
 		case MeasureSynAckSchedule:
@@ -218,7 +245,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		case MeasureTWFingerprint:
 			rep.Measurements = append(rep.Measurements, twFingerprint(sh))
 		}
+		if m := &rep.Measurements[len(rep.Measurements)-1]; cut[id] {
+			m.Interrupted, m.OK = true, false
+			m.Value = walk.ReasonInterrupted + " before it was measured"
+		}
 	}
+	rep.Interrupted = ctx.Err() != nil
 	rep.Duration = time.Since(rep.Start)
 	return rep, nil
 }
@@ -233,6 +265,11 @@ func session(ctx context.Context, cfg *Config, sh *shared, id string, action wal
 	}
 	e := &env{cfg: cfg, s: s, c: s.Conn(), tm: cfg.Walk.Timing, sh: sh}
 	err := fn(ctx, e)
+	if ctx.Err() != nil && (err == nil || errors.Is(err, errSkip)) {
+		// Cut short: a wait that the signal ended may have looked like
+		// the silence a check wants. Never a pass, nor a skip.
+		err, e.skip = ctx.Err(), ""
+	}
 	sh.path.addDuplicates(copiesIn(s.Segments()))
 	if errors.Is(err, errSkip) {
 		err = nil

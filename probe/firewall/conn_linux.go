@@ -91,6 +91,10 @@ func (c *conn) exchange(ctx context.Context, what string, send func() error, mat
 // SYN_RCVD); with complete, it ACKs it (ESTABLISHED).
 func (c *conn) handshake(ctx context.Context, complete bool) error {
 	syn := craft.Segment{Seq: c.s.iss, Flags: craft.FlagSYN, Options: []craft.Option{craft.MSS(1460)}}
+	// The SYN takes ISS (RFC 9293 §3.4): SND.NXT is ISS+1 from its send on,
+	// so that a tidy RST of a handshake cut short (a signal, a SYN,ACK that
+	// comes late) is in the remote's SYN_RCVD window.
+	c.s.sndNxt = c.s.iss + 1
 	p, ttl, err := c.exchange(ctx, "SYN → SYN,ACK", func() error { _, err := c.send(syn); return err },
 		func(p craft.Packet) bool {
 			f := p.TCP.Flags()

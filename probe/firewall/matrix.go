@@ -55,6 +55,9 @@ const (
 	// NotRun: the connection could not be brought into the state (Reason
 	// says why), so the probe was not sent.
 	NotRun Outcome = "not-run"
+	// Interrupted: the user stopped tcpwalk (SIGINT, SIGTERM) before the
+	// probe's outcome was known.
+	Interrupted Outcome = "interrupted"
 )
 
 // Policy is what the user expects of the path (--expect).
@@ -162,6 +165,9 @@ type Matrix struct {
 	Start     time.Time     `json:"start"`
 	Duration  time.Duration `json:"duration_ns"`
 	Cells     []Cell        `json:"cells"`
+	// Interrupted is true when the user stopped the run: the cells cut
+	// short have the outcome Interrupted.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // Cell returns the cell of probe in state, or nil.
@@ -197,8 +203,11 @@ func (m *Matrix) Judge(p Policy) {
 }
 
 func judge(w Want, o Outcome) (walk.Verdict, string) {
-	if o == NotRun {
+	switch o {
+	case NotRun:
 		return walk.Skipped, "the state could not be reached"
+	case Interrupted:
+		return walk.Interrupted, walk.ReasonInterrupted
 	}
 	reached := o == Delivered || o == Rewritten
 	refused := o == Dropped || o == Rejected
@@ -235,8 +244,11 @@ func (m *Matrix) Results() []walk.Result {
 				continue
 			}
 			v := c.Verdict
-			if v == "" {
-				v = walk.Pass
+			switch {
+			case c.Outcome == Interrupted:
+				v = walk.Interrupted
+			case v == "":
+				v = walk.Pass // no --expect: an outcome, not a judgement
 			}
 			res.Checks = append(res.Checks, walk.Check{
 				Name: c.Probe, Rule: "firewall policy " + string(m.Policy), Probe: c.Sent,

@@ -11,6 +11,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/netns"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
 // Config is what a run needs. Ports left zero skip the rows that need them.
@@ -57,6 +58,9 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 		defer cp.Close()
 	}
 	ttl, err := baseline(ctx, cfg)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("firewall: %s: %s before the first connection was made", m.Target, walk.ReasonInterrupted)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("firewall: %s: %w (the matrix needs a listening port that the path allows)", m.Target, err)
 	}
@@ -70,12 +74,18 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			m.Cells[i] = runRow(ctx, cfg, cp, ttl, &rows[i])
+			cell := runRow(ctx, cfg, cp, ttl, &rows[i])
+			if ctx.Err() != nil {
+				// A wait the signal ended may look like a drop.
+				cell.Outcome, cell.Detail = Interrupted, walk.ReasonInterrupted
+			}
+			m.Cells[i] = cell
 		}()
 	}
 	wg.Wait()
 	m.Duration = time.Since(m.Start)
-	return m, ctx.Err()
+	m.Interrupted = ctx.Err() != nil
+	return m, nil
 }
 
 // baseline opens and resets one connection to learn the TTL the target's
@@ -88,6 +98,7 @@ func baseline(ctx context.Context, cfg Config) (uint8, error) {
 	defer f.Close()
 	c := newConn(f, cfg.Timing)
 	if err := c.handshake(ctx, false); err != nil {
+		tidy(c, StateHandshaking, nil)
 		return 0, err
 	}
 	_, err = c.send(craft.Segment{Seq: c.s.sndNxt, Flags: craft.FlagRST})

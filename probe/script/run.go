@@ -129,12 +129,18 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 	}
 	res.Local = r.flow.Local
 	err = r.run(ctx)
+	if ctx.Err() != nil && (err == nil || errors.Is(err, errStop)) {
+		// Cut short: a wait the signal ended may have looked like the
+		// silence a line wants. The rest of the script never ran.
+		err = ctx.Err()
+	}
 	r.tidy()
 	r.flow.Close()
 	if err != nil && !errors.Is(err, errStop) {
-		res.Verdict = walk.Worse(res.Verdict, walk.Inconclusive)
-		if res.Reason == "" {
-			res.Reason = err.Error()
+		v, why := walk.Unfinished(err)
+		res.Verdict = walk.Worse(res.Verdict, v)
+		if res.Reason == "" || v == walk.Interrupted {
+			res.Reason = why
 		}
 	}
 	// Kernel timestamps order the record: a reply may have come before
@@ -148,6 +154,12 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 
 // finish computes the overall verdict as package walk does.
 func finish(r *walk.Result) {
+	if r.Verdict == "" && len(r.Checks) == 0 {
+		r.Verdict = walk.Inconclusive
+		if r.Reason == "" {
+			r.Reason = "no check ran: the script expects nothing (add a `>` line, %wait or %expect-state)"
+		}
+	}
 	if r.Verdict == "" {
 		r.Verdict = walk.Pass
 	}
@@ -683,8 +695,9 @@ func (r *runner) dial(ctx context.Context, ev *Event) error {
 	// confirms the request.
 	asked := time.Now()
 	if err := r.cfg.Lab.Dial(ctx, r.flow.Local.Port()); err != nil {
-		r.check(walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: "the lab's client connects to us", Received: "nothing",
-			Verdict: walk.Inconclusive, Reason: err.Error()})
+		c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: "the lab's client connects to us", Received: "nothing"}
+		c.Verdict, c.Reason = walk.Unfinished(err)
+		r.check(c)
 		return errStop
 	}
 	r.prev = asked

@@ -10,7 +10,9 @@ type Verdict string
 
 // Verdicts. Inconclusive means no answer came after our retries: a reason is
 // given, never a guess. Skipped means the walk needs a remote application
-// action tcpwalk cannot cause on this target.
+// action tcpwalk cannot cause on this target. Interrupted means the user
+// stopped tcpwalk (SIGINT, SIGTERM) before the check or walk was decided:
+// unfinished work is never a pass, whatever passed before the signal.
 // Deviation is a documented behaviour that differs from the RFC (the check
 // names it, e.g. Linux answering a retransmitted SYN in SYN_RCVD with a
 // SYN-ACK): not a failure unless the user asks for strictness.
@@ -20,23 +22,26 @@ const (
 	Fail         Verdict = "fail"
 	Inconclusive Verdict = "inconclusive"
 	Skipped      Verdict = "skipped"
+	Interrupted  Verdict = "interrupted"
 )
 
-// rank orders verdicts from best to worst for a walk's overall verdict.
+// Verdicts lists the verdicts from best to worst, for counts and reports.
+var Verdicts = []Verdict{Pass, Deviation, Skipped, Inconclusive, Interrupted, Fail}
+
+// rank orders verdicts from best to worst for a walk's overall verdict. The
+// zero Verdict is "not decided yet" and ranks below all: Worse("", v) is v.
+// An unknown verdict ranks worst, so that it is never hidden. A fail found
+// before an interruption is still a fail: it was decided.
 func (v Verdict) rank() int {
-	switch v {
-	case Pass:
-		return 0
-	case Deviation:
-		return 1
-	case Skipped:
-		return 2
-	case Inconclusive:
-		return 3
-	case Fail:
-		return 4
+	if v == "" {
+		return -1
 	}
-	return 5
+	for i, k := range Verdicts {
+		if v == k {
+			return i
+		}
+	}
+	return len(Verdicts)
 }
 
 // Worse returns the worse of two verdicts.

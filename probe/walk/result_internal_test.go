@@ -1,6 +1,11 @@
 package walk
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+)
 
 // TestMarkKernelAhead: a kernel read that is already in the state the wire
 // shows next is not a disagreement; any other difference stays one.
@@ -56,5 +61,45 @@ func TestMarkKernelAhead(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWorseAndUnfinished: the zero verdict is "not decided yet", so a walk cut before its result had a
+// verdict takes the cut's verdict (it used to stay "" and then read as pass); an interruption is worse than
+// any verdict but a fail, which was decided before the signal.
+func TestWorseAndUnfinished(t *testing.T) {
+	for _, tc := range []struct{ a, b, want Verdict }{
+		{"", Interrupted, Interrupted},
+		{"", Inconclusive, Inconclusive},
+		{Pass, Interrupted, Interrupted},
+		{Interrupted, Pass, Interrupted},
+		{Inconclusive, Interrupted, Interrupted},
+		{Fail, Interrupted, Fail},
+		{Interrupted, Fail, Fail},
+		{Skipped, Interrupted, Interrupted},
+		{Pass, "bogus", "bogus"},
+	} {
+		if got := Worse(tc.a, tc.b); got != tc.want {
+			t.Errorf("Worse(%q, %q) = %q, want %q", tc.a, tc.b, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		err  error
+		want Verdict
+		why  string
+	}{
+		{context.Canceled, Interrupted, ReasonInterrupted},
+		{fmt.Errorf("probe: read: %w", context.Canceled), Interrupted, ReasonInterrupted},
+		{context.DeadlineExceeded, Inconclusive, ReasonTimeLimit},
+		{errors.New("no route"), Inconclusive, "no route"},
+	} {
+		if v, why := Unfinished(tc.err); v != tc.want || why != tc.why {
+			t.Errorf("Unfinished(%v) = %s, %q; want %s, %q", tc.err, v, why, tc.want, tc.why)
+		}
+	}
+	r := Result{Checks: []Check{{Verdict: Pass}, {Verdict: Interrupted}}}
+	r.finish()
+	if r.Verdict != Interrupted {
+		t.Errorf("a walk with a passed and an interrupted check: %s, want interrupted", r.Verdict)
 	}
 }

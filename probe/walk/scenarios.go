@@ -574,8 +574,9 @@ func synSent(ctx context.Context, w *walker) error {
 	}
 	w.rec.states("LISTEN", "CLOSED")
 	if err := lab.Dial(ctx, w.flow.Local.Port()); err != nil {
-		w.check(Check{Name: "CLOSED → SYN_SENT", Rule: ruleSynSent, Expected: "a SYN from the remote", Received: "nothing",
-			Verdict: Inconclusive, Reason: reasonOf(err)}, "")
+		c := Check{Name: "CLOSED → SYN_SENT", Rule: ruleSynSent, Expected: "a SYN from the remote", Received: "nothing"}
+		c.Verdict, c.Reason = Unfinished(err)
+		w.check(c, "")
 		return errStop
 	}
 	// The client's SYN: learn its port and ISS.

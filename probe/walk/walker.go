@@ -121,7 +121,13 @@ func runOne(ctx context.Context, cfg Config, s Scenario) Result {
 	if res != nil {
 		return *res
 	}
-	return sess.Finish(s.run(ctx, sess.w))
+	err := s.run(ctx, sess.w)
+	if ctx.Err() != nil && (err == nil || errors.Is(err, errStop)) {
+		// Cut short: a wait that the signal ended may have looked like
+		// the silence a check wants, and later checks never ran.
+		err = ctx.Err()
+	}
+	return sess.Finish(err)
 }
 
 // Session is one connection driven step by step, for packages that build
@@ -184,9 +190,10 @@ func (s *Session) Finish(err error) Result {
 	w.tidy()
 	w.flow.Close()
 	if err != nil && !errors.Is(err, errStop) {
-		res.Verdict = Worse(res.Verdict, Inconclusive)
-		if res.Reason == "" {
-			res.Reason = reasonOf(err)
+		v, why := Unfinished(err)
+		res.Verdict = Worse(res.Verdict, v)
+		if res.Reason == "" || v == Interrupted {
+			res.Reason = why
 		}
 	}
 	res.Segments = w.rec.snapshot()
@@ -205,13 +212,22 @@ const (
 // signal handler cancels the context); an expired one, that the run's time limit passed. Go's own words for
 // them ("context canceled") would read like a fault of the remote or of tcpwalk.
 func reasonOf(err error) string {
+	_, why := Unfinished(err)
+	return why
+}
+
+// Unfinished is the verdict and reason of a check or walk that err ended before it was decided: Interrupted
+// when the context was cancelled (the user's SIGINT or SIGTERM), else Inconclusive (a time limit, a local
+// error). Every package that judges on the walk machinery (conform, script, firewall) ends unfinished work
+// through it, so that an interruption is never reported as anything else.
+func Unfinished(err error) (Verdict, string) {
 	switch {
 	case errors.Is(err, context.Canceled):
-		return ReasonInterrupted
+		return Interrupted, ReasonInterrupted
 	case errors.Is(err, context.DeadlineExceeded):
-		return ReasonTimeLimit
+		return Inconclusive, ReasonTimeLimit
 	}
-	return err.Error()
+	return Inconclusive, err.Error()
 }
 
 // ErrStop is returned by steps after a check that failed or was
@@ -352,6 +368,11 @@ func (w *walker) expectStep(ctx context.Context, name, rule, probeDesc string, s
 		if want.Or != nil && !want.Match(r.Seg, r.Flags) {
 			wire, c.Reason = want.OrWire, want.OrNote
 		}
+	case errors.Is(err, context.Canceled):
+		// Cut short before the wanted reply could come: not decided,
+		// whatever else came meanwhile.
+		c.Received = describe(other)
+		c.Verdict, c.Reason = Unfinished(err)
 	case other != nil && other.ICMP != "":
 		// The path, not the remote's TCP, answered (an unreachable host,
 		// a filtering firewall): nothing was learned about the TCP.
@@ -364,7 +385,8 @@ func (w *walker) expectStep(ctx context.Context, name, rule, probeDesc string, s
 		c.Verdict, c.Received = Inconclusive, "nothing"
 		c.Reason = fmt.Sprintf("no reply after %d tries, %v apart", w.cfg.Timing.Tries, w.cfg.Timing.Reply) + w.malformedNote()
 	default:
-		c.Verdict, c.Received, c.Reason = Inconclusive, "nothing", reasonOf(err)
+		c.Received = "nothing"
+		c.Verdict, c.Reason = Unfinished(err)
 	}
 	w.check(c, wire)
 	if c.Verdict != Pass {
@@ -396,9 +418,9 @@ func (w *walker) expectRemote(ctx context.Context, name, rule string, want Want,
 			if errors.Is(err, probe.ErrTimeout) {
 				c.Reason = fmt.Sprintf("nothing came in %v", wait) + w.malformedNote()
 			} else {
-				c.Reason = reasonOf(err)
+				c.Verdict, c.Reason = Unfinished(err)
 			}
-			if other != nil {
+			if other != nil && c.Verdict != Interrupted {
 				c.Verdict, c.Received, c.Reason = Fail, describe(other), "the remote sent something else"
 			}
 			w.check(c, wire)
@@ -428,7 +450,9 @@ func (w *walker) expectSilenceUnsure(ctx context.Context, name, rule, expected s
 	since := w.conn.lastSend
 	rs, err := w.conn.Collect(ctx, d)
 	if err != nil {
-		w.check(Check{Name: name, Rule: rule, Expected: expected, Verdict: Inconclusive, Reason: reasonOf(err)}, wire)
+		c := Check{Name: name, Rule: rule, Expected: expected}
+		c.Verdict, c.Reason = Unfinished(err)
+		w.check(c, wire)
 		return errStop
 	}
 	for _, r := range rs {
