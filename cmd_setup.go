@@ -16,6 +16,7 @@ import (
 func walkFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "close-trigger", Usage: "how to make the remote app act: http, lab, wait, none, string:TEXT, hex:BYTES (default: lab against the lab, else none)"},
+		&cli.StringFlag{Name: "dial-trigger", Usage: "how to make the remote host connect to us (syn-sent): lab, wait:PORT[:WAIT], connect-back:PORT:TEXT (default: lab against the lab, else the walk is skipped)"},
 		&cli.StringFlag{Name: "oracle-netns", Usage: "read the target's real socket states in this namespace (default: the lab's target, against the lab)"},
 		&cli.DurationFlag{Name: "reply-timeout", Value: walk.DefaultTiming.Reply, Usage: "wait for a reply before retransmitting ours"},
 		&cli.IntFlag{Name: "tries", Value: walk.DefaultTiming.Tries, Usage: "times a segment that expects a reply is sent (1-10)"},
@@ -68,6 +69,15 @@ func newWalkSetup(c *cli.Context, target netip.Addr) (_ *walkSetup, err error) {
 	}
 	if s.cfg.Trigger, err = walk.ParseTrigger(trigName, labTarget); err != nil {
 		return nil, usageErr("%v", err)
+	}
+	if d := c.String("dial-trigger"); d != "" {
+		dialNS := s.ns
+		if labTarget != nil {
+			dialNS = labTarget.NS
+		}
+		if s.cfg.Dial, err = walk.ParseDialTrigger(d, labTarget, target, dialNS); err != nil {
+			return nil, usageErr("%v", err)
+		}
 	}
 	switch name := c.String("oracle-netns"); {
 	case name != "":

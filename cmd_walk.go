@@ -38,6 +38,13 @@ FIN, connect to us). --close-trigger says how tcpwalk makes that happen:
    string:TEXT / hex:BYTES   send these bytes (\r \n \t escapes in TEXT)
    wait        wait for the server's own idle close (up to 30 s)
    none        cause nothing: walks that need an action are skipped
+syn-sent needs the remote host to connect to us. --dial-trigger says how:
+   lab                     the lab target's client (default against the lab)
+   wait:PORT[:WAIT]        wait up to WAIT (60s) for it to connect to our PORT:
+                           you make it connect (curl, nc, a device's own client)
+   connect-back:PORT:TEXT  send TEXT to its PORT and wait for it to connect
+                           back ({addr} {port} {ftp} are our address, port,
+                           and FTP's PORT argument): an FTP server in active mode
 With --oracle-netns NAME (and always against the lab) the target's own socket
 states are read with sock_diag after each step: "wire says / kernel says".
 
@@ -47,6 +54,7 @@ Examples:
    tcpwalk walk all --oracle-netns tcpwalk-target 198.18.0.2:7001
    tcpwalk walk all --json 198.18.0.2:7001
    tcpwalk walk all --junit walks.xml --pcap walks.pcapng 198.18.0.2:7001
+   tcpwalk walk syn-sent --dial-trigger wait:8000:30s 198.18.0.2:7001
 
 Exit status: 0 every walk passed (or was skipped), 1 a walk failed or was
 inconclusive, 2 bad usage, 3 environment error.`,
@@ -112,7 +120,30 @@ func runWalks(ctx context.Context, c *cli.Context, pcfg probe.Config, cfg walk.C
 	}
 	defer p.Close()
 	cfg.Prober = p
+	if cfg.Dial != nil && cfg.Dial.Port() != 0 && needsDial(scenarios) {
+		// The remote connects to one fixed port of ours: a prober of
+		// that port alone, so that no other walk takes it and the guard
+		// and filter cover it wherever it is.
+		dcfg := pcfg
+		dcfg.LocalLo, dcfg.LocalHi = cfg.Dial.Port(), cfg.Dial.Port()
+		dp, err := probe.Open(dcfg)
+		if err != nil {
+			return nil, fmt.Errorf("--dial-trigger %s: %w", cfg.Dial.Name(), err)
+		}
+		defer dp.Close()
+		cfg.DialProber = dp
+	}
 	return walk.Run(ctx, cfg, scenarios), nil
+}
+
+// needsDial reports whether a walk needs the remote to connect to us.
+func needsDial(scenarios []walk.Scenario) bool {
+	for _, s := range scenarios {
+		if s.Action == walk.Connect {
+			return true
+		}
+	}
+	return false
 }
 
 // writeWalks prints ladders and the summary (or JSON) and maps verdicts to

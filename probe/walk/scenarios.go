@@ -567,13 +567,8 @@ func reset(ctx context.Context, w *walker) error {
 
 func synSent(ctx context.Context, w *walker) error {
 	c := w.conn
-	lab, ok := w.cfg.Trigger.(*LabTarget)
-	if !ok {
-		w.res.Verdict, w.res.Reason = Skipped, "the remote host must connect to us: only the lab's client can be asked to"
-		return nil
-	}
 	w.rec.states("LISTEN", "CLOSED")
-	if err := lab.Dial(ctx, w.flow.Local.Port()); err != nil {
+	if err := w.dial.Dial(ctx, w.flow.Local.Port()); err != nil {
 		c := Check{Name: "CLOSED → SYN_SENT", Rule: ruleSynSent, Expected: "a SYN from the remote", Received: "nothing"}
 		c.Verdict, c.Reason = Unfinished(err)
 		w.check(c, "")

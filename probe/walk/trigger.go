@@ -60,7 +60,8 @@ type Plan struct {
 type Trigger interface {
 	Name() string
 	// Plan returns how to cause a on a connection to port, or an error
-	// that says plainly why this trigger cannot.
+	// that says plainly why this trigger cannot. Connect is a
+	// DialTrigger's, never a Trigger's.
 	Plan(a Action, port uint16) (Plan, error)
 }
 
@@ -128,8 +129,6 @@ func (t payloadTrigger) Plan(a Action, port uint16) (Plan, error) {
 			return Plan{}, errors.New("needs the remote app to send data after our FIN: pass a request with --close-trigger http, string:... or hex:...")
 		}
 		return Plan{Port: port, Payload: t.payload, Wait: wait}, nil
-	case Connect:
-		return Plan{}, errors.New("needs the remote host to connect to us: only the lab's client can be asked to (--close-trigger lab)")
 	}
 	return Plan{}, fmt.Errorf("unknown action %d", a)
 }
@@ -169,8 +168,6 @@ func (l *LabTarget) Plan(a Action, port uint16) (Plan, error) {
 		return Plan{Port: labPortControl, Payload: []byte("close-after-fin 1000\n"), Wait: 5 * time.Second}, nil
 	case RespondAfterFIN:
 		return Plan{Port: labPortClose, Payload: []byte("GET / HTTP/1.0\r\n\r\n"), Wait: 5 * time.Second}, nil
-	case Connect:
-		return Plan{Port: labPortDialer, Wait: 5 * time.Second}, nil
 	}
 	return Plan{}, fmt.Errorf("unknown action %d", a)
 }

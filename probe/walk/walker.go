@@ -23,6 +23,13 @@ type Config struct {
 	ClosedPort uint16
 	// Trigger makes the remote app act; nil means none.
 	Trigger Trigger
+	// Dial makes the remote host connect to us (the syn-sent walk); nil:
+	// the lab's client when Trigger is the lab, else that walk is skipped.
+	Dial DialTrigger
+	// DialProber, when set, is the prober the remote connects to: one
+	// whose port range holds Dial.Port() (wait:PORT with a PORT outside
+	// Prober's range). Nil: Prober.
+	DialProber *probe.Prober
 	// Oracle, when set, reads the remote kernel's states.
 	Oracle Oracle
 	Timing Timing
@@ -102,6 +109,7 @@ type walker struct {
 	conn   *Conn
 	flow   *probe.Flow
 	plan   Plan
+	dial   DialTrigger // for action Connect
 	remote netip.AddrPort
 }
 
@@ -152,6 +160,9 @@ func NewSession(cfg Config, name string, action Action, port uint16) (*Session, 
 func newSession(cfg Config, name, summary string, action Action, port uint16) (*Session, *Result) {
 	res := Result{Scenario: name, Summary: summary, Start: time.Now(), Oracle: cfg.Oracle != nil}
 	w := &walker{cfg: cfg, res: &res, rec: newRecorder("CLOSED", "LISTEN")}
+	if action == Connect {
+		return w.connectSession()
+	}
 	if action != 0 {
 		plan, err := cfg.Trigger.Plan(action, port)
 		if err != nil {
@@ -165,20 +176,60 @@ func newSession(cfg Config, name, summary string, action Action, port uint16) (*
 	w.remote = netip.AddrPortFrom(cfg.Prober.Remote(), port)
 	res.Target = w.remote
 	var err error
-	if action == Connect {
-		w.flow, err = cfg.Prober.Listen(0)
-	} else {
-		w.flow, err = cfg.Prober.NewFlow(port, 0)
+	w.flow, err = cfg.Prober.NewFlow(port, 0)
+	return w.started(err)
+}
+
+// connectSession prepares a session whose remote connects to us (action
+// Connect): a listening flow on the dial trigger's port.
+func (w *walker) connectSession() (*Session, *Result) {
+	res := w.res
+	w.dial = w.cfg.dialTrigger()
+	if w.dial == nil {
+		res.Verdict, res.Reason = Skipped, "the remote host must connect to us: pass --dial-trigger wait:PORT and make it connect (curl, nc, its own client), or connect-back:PORT:TEXT; in the lab, --close-trigger lab"
+		res.Target = netip.AddrPortFrom(w.cfg.Prober.Remote(), 0)
+		res.Duration = time.Since(res.Start)
+		return nil, res
 	}
+	w.plan = Plan{Wait: w.dial.Wait()}
+	if _, lab := w.dial.(*LabTarget); lab {
+		w.plan.Port = labPortDialer // until its SYN names the client's port
+	}
+	w.remote = netip.AddrPortFrom(w.cfg.Prober.Remote(), w.plan.Port)
+	res.Target = w.remote
+	p := w.cfg.Prober
+	if w.cfg.DialProber != nil {
+		p = w.cfg.DialProber
+	}
+	var err error
+	w.flow, err = p.Listen(w.dial.Port())
+	return w.started(err)
+}
+
+// started ends newSession: the session on w.flow, or the result that says
+// why there is none.
+func (w *walker) started(err error) (*Session, *Result) {
+	res := w.res
 	if err != nil {
 		res.Verdict, res.Reason = Inconclusive, err.Error()
 		res.Duration = time.Since(res.Start)
-		return nil, &res
+		return nil, res
 	}
 	res.Local = w.flow.Local
-	w.conn = newConn(w.flow, cfg.Timing, w.rec)
+	w.conn = newConn(w.flow, w.cfg.Timing, w.rec)
 	w.rec.conn = w.conn
 	return &Session{w: w}, nil
+}
+
+// dialTrigger is what makes the remote connect to us: Dial, else the lab.
+func (c *Config) dialTrigger() DialTrigger {
+	if c.Dial != nil {
+		return c.Dial
+	}
+	if lab, ok := c.Trigger.(*LabTarget); ok {
+		return lab
+	}
+	return nil
 }
 
 // Finish tidies the remote (an exact RST when a connection may remain),
