@@ -17,6 +17,40 @@
 // namespace. IPv6 is disabled in both namespaces so the link stays silent
 // (no router or neighbour solicitations) unless a test sends something.
 //
+// # Two stacks
+//
+// [Config.Stack] chooses the TCP that answers at the target address. With
+// [StackLinux] (the default) it is the target namespace's kernel, laid out
+// as above. With [StackGVisor] it is gVisor's netstack (gvisor.dev/gvisor,
+// a user-space TCP/IP stack in Go that shares no code with Linux), so that
+// tcpwalk's verdicts can be checked against a second, independent
+// implementation:
+//
+//	namespace PREFIX-prober            namespace PREFIX-target
+//	  tw-HASH-p 198.18.0.1/24  <-veth->  tw-HASH-t  (up, no address)
+//	                                       | kernel forwards, proxy ARP
+//	                                     tw-HASH-n  TUN, route 198.18.0.2/32
+//	                                       | IP packets
+//	                                     netstack owning 198.18.0.2
+//
+// The target's kernel has no address at all, so it has no TCP of its own to
+// answer with: it answers ARP for 198.18.0.2 on the veth (proxy_arp, with
+// proxy_delay 0), forwards between veth and TUN (ip_forward; redirects
+// off), and reaches the prober through a permanent neighbour entry and a
+// scope-link route for the prober's subnet. Segments from netstack
+// therefore arrive at the prober with TTL 63 (netstack's 64, forwarded
+// once). A TUN device has no checksum offload, so the kernel completes
+// checksums before netstack reads a packet. Create makes the TUN device
+// persistent; the servers' netstack ([StartNetstackServers], in the
+// process that runs them) attaches to it, and a killed server process
+// leaves the device for [Destroy] to remove. Netstack runs with SACK on and
+// timestamps and window scaling as gVisor ships them; keep-alive is off.
+//
+// sock_diag sees only kernel sockets: a gvisor lab has no oracle of the
+// target's states ([Stack.HasOracle]), and tools must say so rather than
+// report the empty kernel's "CLOSED". [Open] tells the two layouts apart by
+// the TUN device and sets [Lab.Stack].
+//
 // # Checksum offload
 //
 // veth leaves TX checksum offload on. A segment that a kernel TCP socket in
@@ -45,7 +79,9 @@
 //
 // [StartServers] runs small TCP servers on real kernel sockets in the target
 // namespace, one behaviour per port, so a prober can drive the target's TCP
-// into each RFC 9293 state:
+// into each RFC 9293 state; [StartNetstackServers] runs the same server code
+// on netstack's connections (the [Conn] interface), so both stacks serve
+// the same ports, behaviours and control protocol:
 //
 //	PortHold      7001  accept; read and discard; never close. After the
 //	                    peer's FIN the server socket stays in CLOSE_WAIT.

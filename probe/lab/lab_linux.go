@@ -43,6 +43,9 @@ type Config struct {
 	// both inside 198.18.0.0/15 and in one subnet. Defaults
 	// DefaultProberAddr and DefaultTargetAddr.
 	ProberAddr, TargetAddr netip.Prefix
+	// Stack is the TCP that answers at TargetAddr: StackLinux (default,
+	// "" too) or StackGVisor (see the package doc's layout).
+	Stack Stack
 }
 
 // Lab is a created or reopened lab.
@@ -55,6 +58,10 @@ type Lab struct {
 	ProberAddr, TargetAddr netip.Addr
 	// ProberIf and TargetIf are the names of the veth ends.
 	ProberIf, TargetIf string
+	// Stack is the TCP that answers at TargetAddr.
+	Stack Stack
+	// TUNIf is the TUN device netstack attaches to (StackGVisor only).
+	TUNIf string
 
 	mu      sync.Mutex
 	servers []*Servers
@@ -110,6 +117,11 @@ func normalize(cfg *Config) (Config, error) {
 	if c.ProberAddr.Addr() == c.TargetAddr.Addr() {
 		return c, fmt.Errorf("lab: prober and target both have address %s", c.ProberAddr.Addr())
 	}
+	st, err := ParseStack(string(c.Stack))
+	if err != nil {
+		return c, fmt.Errorf("lab: %w", err)
+	}
+	c.Stack = st
 	return c, nil
 }
 
@@ -130,6 +142,10 @@ func Create(cfg *Config) (*Lab, error) {
 		TargetAddr: c.TargetAddr.Addr(),
 		ProberIf:   pif,
 		TargetIf:   tif,
+		Stack:      c.Stack,
+	}
+	if c.Stack == StackGVisor {
+		l.TUNIf = TUNName(c.Prefix)
 	}
 	fail := func(err error) (*Lab, error) {
 		// Remove only what this call made: a namespace that existed before
@@ -181,7 +197,15 @@ func Create(cfg *Config) (*Lab, error) {
 		return fail(fmt.Errorf("open rtnetlink in %s: %w", tns, err))
 	}
 	defer th.Close()
-	if err := configure(th, tif, c.TargetAddr); err != nil {
+	if c.Stack == StackGVisor {
+		plink, err := h.LinkByName(pif)
+		if err != nil {
+			return fail(fmt.Errorf("find %s: %w", pif, err))
+		}
+		if err := configureGVisorTarget(l.Target, th, tif, l.TUNIf, c.TargetAddr, c.ProberAddr, plink.Attrs().HardwareAddr); err != nil {
+			return fail(fmt.Errorf("namespace %s: %w", tns, err))
+		}
+	} else if err := configure(th, tif, c.TargetAddr); err != nil {
 		return fail(err)
 	}
 	if err := waitOperUp(h, pif); err != nil {
@@ -252,13 +276,15 @@ func configure(h *netlink.Handle, name string, addr netip.Prefix) error {
 
 // Open reattaches to the existing lab with prefix (for `lab status` and
 // `lab down`). It fails unless both namespaces and both veth ends exist and
-// each end has an IPv4 address.
+// each end has an IPv4 address, or, for a gvisor lab (whose target veth
+// end has none), the target namespace has the lab's TUN device and its
+// route to the target address. It sets Stack from what it finds.
 func Open(prefix string) (*Lab, error) {
 	if err := checkPrefix(prefix); err != nil {
 		return nil, err
 	}
 	pns, tns, pif, tif := Names(prefix)
-	l := &Lab{Prefix: prefix, ProberIf: pif, TargetIf: tif}
+	l := &Lab{Prefix: prefix, ProberIf: pif, TargetIf: tif, Stack: StackLinux}
 	fail := func(err error) (*Lab, error) {
 		for _, ns := range []*netns.NS{l.Prober, l.Target} {
 			if ns != nil {
@@ -278,7 +304,15 @@ func Open(prefix string) (*Lab, error) {
 		return fail(err)
 	}
 	if l.TargetAddr, err = ifAddr(l.Target, tif); err != nil {
-		return fail(err)
+		tunIf := TUNName(prefix)
+		a, terr := gvisorTargetAddr(l.Target, tunIf)
+		if terr != nil {
+			if errors.Is(terr, fs.ErrNotExist) {
+				return fail(err)
+			}
+			return fail(terr)
+		}
+		l.TargetAddr, l.Stack, l.TUNIf = a, StackGVisor, tunIf
 	}
 	return l, nil
 }
@@ -307,14 +341,20 @@ func ifAddr(ns *netns.NS, name string) (netip.Addr, error) {
 }
 
 // StartServers starts the lab servers (see the package doc) on TargetAddr in
-// the target namespace; Close stops them.
+// the target namespace, on the lab's Stack; Close stops them.
 func (l *Lab) StartServers() (*Servers, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return nil, fmt.Errorf("lab: start servers in %q: lab is closed", l.Prefix)
 	}
-	s, err := StartServers(l.Target, l.TargetAddr, l.ProberAddr)
+	var s *Servers
+	var err error
+	if l.Stack == StackGVisor {
+		s, err = StartNetstackServers(l.Target, l.TUNIf, l.TargetAddr, l.ProberAddr)
+	} else {
+		s, err = StartServers(l.Target, l.TargetAddr, l.ProberAddr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -379,7 +419,7 @@ func (l *Lab) Close() error {
 }
 
 // Destroy removes everything of the lab with prefix that exists: the veth
-// pair and both named namespaces, and for a routed lab (CreateRouted) the
+// pair, a gvisor lab's TUN device, and both named namespaces, and for a routed lab (CreateRouted) the
 // routers' firewall tables, veths and namespaces. Missing parts are not an
 // error, so it cleans up after a crash or a half-made lab. Servers running in another
 // process keep their sockets (and so the namespace) alive but are cut off,
@@ -402,6 +442,11 @@ func Destroy(prefix string) error {
 		}
 		if err := deleteLink(ns, x.ifname); err != nil {
 			errs = append(errs, fmt.Errorf("lab: destroy %q: %w", prefix, err))
+		}
+		if x.ns == tns {
+			if err := deleteLink(ns, TUNName(prefix)); err != nil {
+				errs = append(errs, fmt.Errorf("lab: destroy %q: %w", prefix, err))
+			}
 		}
 		ns.Close()
 	}

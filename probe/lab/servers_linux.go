@@ -53,9 +53,34 @@ const (
 // closeResponse is PortClose's answer.
 const closeResponse = "HTTP/1.0 200 OK\r\n\r\nok\n"
 
+// Conn is a server's end of one TCP connection: what the servers need of
+// it, which both a kernel socket (*net.TCPConn) and a connection of the
+// gvisor stack's netstack provide, so one server code runs on either stack.
+type Conn interface {
+	net.Conn
+	// CloseWrite sends FIN and keeps reading (shutdown(SHUT_WR)).
+	CloseWrite() error
+	// SetLinger(0) makes Close send RST instead of FIN.
+	SetLinger(sec int) error
+}
+
+// listener accepts server connections on one port.
+type listener interface {
+	accept() (Conn, error)
+	Close() error
+}
+
+// network is the TCP stack the servers run on: the target namespace's
+// kernel, or netstack (see StackGVisor).
+type network interface {
+	listen(port uint16) (listener, error)
+	dial(ctx context.Context, to netip.AddrPort) (net.Conn, error)
+	close() error
+}
+
 // Servers are the lab servers of one target namespace.
 type Servers struct {
-	ns     *netns.NS
+	net    network
 	addr   netip.Addr
 	prober netip.Addr
 
@@ -65,7 +90,7 @@ type Servers struct {
 
 	mu     sync.Mutex
 	closed bool
-	lns    []net.Listener
+	lns    []listener
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
 }
@@ -76,9 +101,42 @@ type Servers struct {
 // keepalive is off on every socket, so the servers send nothing a test did not
 // ask for. Close stops everything.
 func StartServers(ns *netns.NS, addr, proberAddr netip.Addr) (*Servers, error) {
+	s, err := startServers(&kernelNet{ns: ns, addr: addr}, addr, proberAddr)
+	if err != nil {
+		return nil, fmt.Errorf("lab: start servers in %s: %w", ns.Name, err)
+	}
+	return s, nil
+}
+
+// StartNetstackServers runs the same servers on gVisor's netstack instead
+// of the kernel: netstack attaches to the persistent TUN device tunIf in ns
+// (made by Create with StackGVisor) and owns addr there. Close stops the
+// servers and netstack and detaches from the TUN device.
+func StartNetstackServers(ns *netns.NS, tunIf string, addr, proberAddr netip.Addr) (*Servers, error) {
+	n, err := openNetstack(ns, tunIf, addr)
+	if err != nil {
+		return nil, fmt.Errorf("lab: start netstack servers in %s: %w", ns.Name, err)
+	}
+	// Attaching gives the TUN device carrier; until the kernel has
+	// attached its qdisc (linkwatch, up to a second later) packets routed
+	// to it are dropped, so wait for that as Create waits for the veth.
+	if err := waitTUNUp(ns, tunIf); err != nil {
+		n.close()
+		return nil, fmt.Errorf("lab: start netstack servers in %s: %w", ns.Name, err)
+	}
+	s, err := startServers(n, addr, proberAddr)
+	if err != nil {
+		return nil, fmt.Errorf("lab: start netstack servers in %s: %w", ns.Name, err)
+	}
+	return s, nil
+}
+
+// startServers listens on every server port of n and serves them; on an
+// error it closes n.
+func startServers(n network, addr, proberAddr netip.Addr) (*Servers, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Servers{
-		ns:     ns,
+		net:    n,
 		addr:   addr,
 		prober: proberAddr,
 		ctx:    ctx,
@@ -88,7 +146,7 @@ func StartServers(ns *netns.NS, addr, proberAddr netip.Addr) (*Servers, error) {
 	}
 	handlers := []struct {
 		port int
-		fn   func(*net.TCPConn)
+		fn   func(Conn)
 	}{
 		{PortHold, s.hold},
 		{PortClose, s.closeAfterRequest},
@@ -99,27 +157,66 @@ func StartServers(ns *netns.NS, addr, proberAddr netip.Addr) (*Servers, error) {
 		{PortHTTP, s.closeAfterRequest},
 		{PortHTTPAlt, s.hold},
 	}
-	lc := net.ListenConfig{KeepAlive: -1}
-	err := ns.Do(func() error {
-		for _, h := range handlers {
-			a := netip.AddrPortFrom(addr, uint16(h.port)).String()
-			ln, err := lc.Listen(ctx, "tcp4", a)
-			if err != nil {
-				return fmt.Errorf("listen on %s: %w", a, err)
-			}
-			s.lns = append(s.lns, ln)
+	for _, h := range handlers {
+		ln, err := n.listen(uint16(h.port))
+		if err != nil {
+			s.Close()
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("lab: start servers in %s: %w", ns.Name, err)
+		s.lns = append(s.lns, ln)
 	}
 	for i, h := range handlers {
 		s.wg.Add(1)
-		go s.serve(s.lns[i].(*net.TCPListener), h.fn)
+		go s.serve(s.lns[i], h.fn)
 	}
 	return s, nil
+}
+
+// kernelNet is the target namespace's own kernel TCP.
+type kernelNet struct {
+	ns   *netns.NS
+	addr netip.Addr
+}
+
+func (k *kernelNet) listen(port uint16) (listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	var ln net.Listener
+	a := netip.AddrPortFrom(k.addr, port).String()
+	err := k.ns.Do(func() error {
+		var err error
+		ln, err = lc.Listen(context.Background(), "tcp4", a)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", a, err)
+	}
+	return kernelListener{ln.(*net.TCPListener)}, nil
+}
+
+func (k *kernelNet) dial(ctx context.Context, to netip.AddrPort) (net.Conn, error) {
+	d := net.Dialer{
+		LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(k.addr, 0)),
+		KeepAlive: -1,
+	}
+	var c net.Conn
+	err := k.ns.Do(func() error {
+		var err error
+		c, err = d.DialContext(ctx, "tcp4", to.String())
+		return err
+	})
+	return c, err
+}
+
+func (k *kernelNet) close() error { return nil }
+
+type kernelListener struct{ *net.TCPListener }
+
+func (l kernelListener) accept() (Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Addr returns the address of a server port.
@@ -151,6 +248,9 @@ func (s *Servers) Close() error {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		if err := s.net.close(); err != nil {
+			errs = append(errs, err)
+		}
 	case <-time.After(closeWait):
 		errs = append(errs, fmt.Errorf("servers did not stop within %v", closeWait))
 	}
@@ -184,10 +284,10 @@ func (s *Servers) release(c net.Conn) {
 	c.Close()
 }
 
-func (s *Servers) serve(ln *net.TCPListener, fn func(*net.TCPConn)) {
+func (s *Servers) serve(ln listener, fn func(Conn)) {
 	defer s.wg.Done()
 	for {
-		c, err := ln.AcceptTCP()
+		c, err := ln.accept()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -206,12 +306,12 @@ func (s *Servers) serve(ln *net.TCPListener, fn func(*net.TCPConn)) {
 }
 
 // hold reads and discards; the connection stays open until Close.
-func (s *Servers) hold(c *net.TCPConn) {
+func (s *Servers) hold(c Conn) {
 	io.Copy(io.Discard, readerOnly{c})
 }
 
 // closeAfterRequest reads one request, answers and closes.
-func (s *Servers) closeAfterRequest(c *net.TCPConn) {
+func (s *Servers) closeAfterRequest(c Conn) {
 	buf := make([]byte, 0, 4096)
 	var tmp [4096]byte
 	for !requestComplete(buf) && len(buf) < maxRequest {
@@ -250,7 +350,7 @@ func requestComplete(buf []byte) bool {
 // lines calls fn for each command line read from c (without "\r\n"), with
 // over-long lines passed as nil. It returns the read error that ended it
 // (io.EOF at the peer's FIN) or nil when fn returns false.
-func lines(c *net.TCPConn, fn func(line []byte) bool) error {
+func lines(c Conn, fn func(line []byte) bool) error {
 	r := bufio.NewReaderSize(readerOnly{c}, maxLine)
 	skipping := false
 	for {
@@ -274,7 +374,7 @@ func lines(c *net.TCPConn, fn func(line []byte) bool) error {
 }
 
 // control runs PortControl's line protocol.
-func (s *Servers) control(c *net.TCPConn) {
+func (s *Servers) control(c Conn) {
 	shut, armed := false, false
 	var delay time.Duration
 	reply := func(b []byte) {
@@ -327,13 +427,13 @@ func (s *Servers) control(c *net.TCPConn) {
 }
 
 // echo copies input back and closes at EOF.
-func (s *Servers) echo(c *net.TCPConn) {
+func (s *Servers) echo(c Conn) {
 	io.Copy(writerOnly{c}, readerOnly{c})
 	s.release(c)
 }
 
 // halfClose greets, sends FIN at once, drains until EOF and closes.
-func (s *Servers) halfClose(c *net.TCPConn) {
+func (s *Servers) halfClose(c Conn) {
 	c.Write([]byte("hello\n"))
 	c.CloseWrite()
 	io.Copy(io.Discard, readerOnly{c})
@@ -341,7 +441,7 @@ func (s *Servers) halfClose(c *net.TCPConn) {
 }
 
 // dialer runs PortDialer's line protocol.
-func (s *Servers) dialer(c *net.TCPConn) {
+func (s *Servers) dialer(c Conn) {
 	lines(c, func(line []byte) bool {
 		arg, ok := bytes.CutPrefix(line, []byte("dial "))
 		port, err := strconv.ParseUint(string(arg), 10, 16)
@@ -375,23 +475,14 @@ func (s *Servers) dial(port uint16) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, DialTimeout)
 	defer cancel()
-	d := net.Dialer{
-		LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(s.addr, 0)),
-		KeepAlive: -1,
-	}
-	var c net.Conn
-	err := s.ns.Do(func() error {
-		var err error
-		c, err = d.DialContext(ctx, "tcp4", netip.AddrPortFrom(s.prober, port).String())
-		return err
-	})
+	c, err := s.net.dial(ctx, netip.AddrPortFrom(s.prober, port))
 	<-s.dials
 	if err != nil || !s.track(c) {
 		return
 	}
 	defer s.wg.Done()
 	c.SetDeadline(time.Now().Add(DialLifetime))
-	io.Copy(io.Discard, readerOnly{c.(*net.TCPConn)})
+	io.Copy(io.Discard, readerOnly{c})
 	s.release(c)
 }
 

@@ -45,7 +45,13 @@ func SkipUnlessPermitted(t testing.TB, err error) {
 // cleanup.
 func NewBare(t testing.TB) *lab.Lab {
 	t.Helper()
-	l, err := lab.Create(&lab.Config{Prefix: Prefix(t)})
+	return NewBareStack(t, lab.StackLinux)
+}
+
+// NewBareStack is NewBare with the given stack behind the target address.
+func NewBareStack(t testing.TB, stack lab.Stack) *lab.Lab {
+	t.Helper()
+	l, err := lab.Create(&lab.Config{Prefix: Prefix(t), Stack: stack})
 	SkipUnlessPermitted(t, err)
 	t.Cleanup(func() {
 		if err := l.Close(); err != nil {
@@ -59,7 +65,14 @@ func NewBare(t testing.TB) *lab.Lab {
 // Servers); t.Cleanup stops the servers and removes the lab.
 func New(t testing.TB) *lab.Lab {
 	t.Helper()
-	l := NewBare(t)
+	return NewStack(t, lab.StackLinux)
+}
+
+// NewStack is New with the given stack serving the target address:
+// lab.StackGVisor runs the servers on gVisor's netstack in this process.
+func NewStack(t testing.TB, stack lab.Stack) *lab.Lab {
+	t.Helper()
+	l := NewBareStack(t, stack)
 	if _, err := l.StartServers(); err != nil {
 		t.Fatalf("labtest: %v", err)
 	}
