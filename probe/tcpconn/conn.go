@@ -344,7 +344,7 @@ func (c *Conn) Take(e *probe.Event) (r *Reply, dup bool) {
 	synAnswer := flags.Has(craft.FlagSYN|craft.FlagACK) && c.ourSYNSent && ack == c.SynSeq+1
 	if flags.Has(craft.FlagSYN) && !flags.Has(craft.FlagRST) && (synAnswer || !flags.Has(craft.FlagACK) && !c.HaveIRS) {
 		if !c.HaveIRS || synAnswer {
-			c.IRS, c.HaveIRS = seq, true
+			c.IRS, c.HaveIRS, c.RcvNxt = seq, true, seq+1
 			// After a bare SYN of the remote's, it is in SYN_SENT until a
 			// SYN of ours comes (see Tidy).
 			c.peerSYN, c.peerSYNSeen, c.synSince = Offer{}, true, synAnswer
