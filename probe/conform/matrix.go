@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -64,9 +65,9 @@ const (
 // state: the remote's SND.NXT and RCV.NXT (spec notation).
 type tcb struct {
 	state          string
-	sndNxt, rcvNxt uint32
+	sndNxt, rcvNxt tcpconn.Seq
 	// sndUna is the remote's SND.UNA: what we have acknowledged.
-	sndUna uint32
+	sndUna tcpconn.Seq
 	// kept is the state a surviving connection is in after the event and
 	// the confirmation (SYN_RCVD is confirmed by completing the handshake:
 	// ESTABLISHED); usually state.

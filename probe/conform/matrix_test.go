@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -102,7 +103,7 @@ func TestSelect(t *testing.T) {
 
 // seg makes a recorded remote segment for matching.
 func seg(flags craft.Flags, seq, ack uint32) *walk.Reply {
-	return &walk.Reply{Seg: &walk.Segment{Dir: walk.In, Flags: flags.String(), Seq: seq, Ack: ack}, Flags: flags}
+	return &walk.Reply{Seg: &walk.Segment{Dir: walk.In, Flags: flags.String(), Seq: tcpconn.Seq(seq), Ack: tcpconn.Seq(ack)}, Flags: flags}
 }
 
 func TestOutcomeMatches(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -336,7 +337,7 @@ func measureFINBackoff(ctx context.Context, cfg *Config, sh *shared) (m Measurem
 		}
 		first := lastIn(e.s.Segments(), "F")
 		at, err := collectRetransmissions(ctx, e.c, first, func(r *walk.Reply) bool {
-			return r.Flags.Has(craft.FlagFIN) && r.Seg.Seq+uint32(r.Seg.Len) == f
+			return r.Flags.Has(craft.FlagFIN) && r.Seg.Seq.Add(tcpconn.Size(r.Seg.Len)) == f
 		}, want, first.Add(wait), 0)
 		segs := e.s.Segments()
 		lost, counted := lostSegment(segs)

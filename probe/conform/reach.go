@@ -8,6 +8,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -29,7 +30,7 @@ var errSkip = errors.New("skipped")
 // keepAlive checks, with KA1, that the remote is in state: it answers
 // <SEQ=sndNxt><ACK=rcvNxt><CTL=ACK> at once (KA1 carries a byte, so no rate
 // limit applies).
-func (e *env) keepAlive(ctx context.Context, name, rule, state string, sndNxt, rcvNxt uint32) error {
+func (e *env) keepAlive(ctx context.Context, name, rule, state string, sndNxt, rcvNxt tcpconn.Seq) error {
 	_, err := e.s.ExpectStep(ctx, name, rule, "KA1",
 		func(bool) error { return e.c.KeepAlive() },
 		walk.Want{Flags: craft.FlagACK, Seq: sndNxt, Ack: rcvNxt}, state)
@@ -168,7 +169,7 @@ func reachLastAck(ctx context.Context, e *env) (tcb, error) {
 
 // closeFirst opens a connection and makes the remote app close first; its
 // FIN is not acknowledged: the remote is in FIN_WAIT_1.
-func (e *env) closeFirst(ctx context.Context) (f uint32, err error) {
+func (e *env) closeFirst(ctx context.Context) (f tcpconn.Seq, err error) {
 	if err := e.s.Open(ctx); err != nil {
 		return 0, err
 	}

@@ -51,7 +51,7 @@ func timeWaitSynHigher(ctx context.Context, e *env) error {
 		} else {
 			chk.Verdict, chk.Reason = walk.Fail, "the new ISS is not above the old SND.NXT: old duplicates could be taken for new data (RFC 6191 §2)"
 		}
-		e.sh.setFingerprint(off)
+		e.sh.setFingerprint(uint32(off))
 		// The new connection's RCV.NXT: the tidy RST at SND.NXT removes it.
 		c.SndNxt, c.RcvNxt = seq+1, iss+1
 	case reply.Seg.ICMP == "" && challengeACK(t).Match(reply.Seg, reply.Flags):

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -341,7 +342,7 @@ func (r *runner) read(ctx context.Context, deadline time.Time) (*in, error) {
 	}
 	g := &in{flags: t.Flags(), seq: t.SequenceNumber(), ack: t.AckNumber(), win: t.WindowSize(), urg: t.UrgentPointer(),
 		payload: bytes.Clone(t.Payload()), at: e.At}
-	seg := walk.Segment{At: e.At, Dir: walk.In, Flags: g.flags.String(), Seq: g.seq, Ack: g.ack, Win: g.win,
+	seg := walk.Segment{At: e.At, Dir: walk.In, Flags: g.flags.String(), Seq: tcpconn.Seq(g.seq), Ack: tcpconn.Seq(g.ack), Win: g.win,
 		Len: len(g.payload), Raw: bytes.Clone(e.Bytes())}
 	for it := t.Options(); it.Next(); {
 		o := it.Option()
@@ -620,7 +621,7 @@ func (r *runner) sendSegment(s *Segment, ev *Event) error {
 	if err != nil {
 		return fmt.Errorf("%s:%d: send %s: %w", r.s.Name, ev.Pos.Line, ev.Text, err)
 	}
-	out := walk.Segment{At: at, Dir: walk.Out, Flags: seg.Flags.String(), Seq: seg.Seq, Ack: seg.Ack, Win: seg.Window,
+	out := walk.Segment{At: at, Dir: walk.Out, Flags: seg.Flags.String(), Seq: tcpconn.Seq(seg.Seq), Ack: tcpconn.Seq(seg.Ack), Win: seg.Window,
 		Len: len(seg.Payload), RelSeq: s.Start, Note: fmt.Sprintf("line %d", ev.Pos.Line), Raw: bytes.Clone(r.flow.LastSent())}
 	if r.haveIRS && s.HasAck {
 		out.RelAck = seg.Ack - r.irs
@@ -831,6 +832,6 @@ func (r *runner) sendTidy(seg craft.Segment, relSeq uint32, note string) {
 	if err != nil {
 		return
 	}
-	r.segs = append(r.segs, walk.Segment{At: at, Dir: walk.Out, Flags: seg.Flags.String(), Seq: seg.Seq, Ack: seg.Ack,
+	r.segs = append(r.segs, walk.Segment{At: at, Dir: walk.Out, Flags: seg.Flags.String(), Seq: tcpconn.Seq(seg.Seq), Ack: tcpconn.Seq(seg.Ack),
 		RelSeq: relSeq, Note: note, RemoteState: "CLOSED", Raw: bytes.Clone(r.flow.LastSent())})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 )
 
 // Timing of our side. Replies to our segments come at once on a healthy path;
@@ -37,132 +38,31 @@ var DefaultTiming = Timing{
 	RateLimit:        550 * time.Millisecond,
 }
 
-// Conn is our end of one connection, played with raw segments.
+// Conn is our end of one connection, played with raw segments: the
+// connection engine (tcpconn.Conn: sequence state, negotiated options, a
+// conformant sender, the recorder, the tidy) with the walk's timing and
+// its exchanges of expected answers on top.
 type Conn struct {
-	flow *probe.Flow
+	*tcpconn.Conn
 	tm   Timing
-	rec  *recorder
-
-	// Our sequence variables (RFC 9293 §3.3.1): ISS, SND.NXT.
-	ISS    uint32
-	SndNxt uint32
-	// The remote's: IRS (its ISS) and RCV.NXT (the next byte we expect).
-	IRS     uint32
-	RcvNxt  uint32
-	haveIRS bool
-	// synSeq is the sequence number of our last SYN without ACK, and
-	// synPending says it was the last segment we sent and its answer
-	// (SYN,ACK or RST,ACK) was not read: the remote may hold a SYN_RCVD
-	// for it that only this number resets.
-	synSeq     uint32
-	synPending bool
-	// The remote's FIN, once seen: its sequence number, and what its
-	// segment acknowledged (did the remote close before or after our FIN?).
-	RemoteFIN     uint32
-	RemoteFINAck  uint32
-	RemoteFINSeen bool
-	// Our FIN, once sent.
-	OurFIN     uint32
-	OurFINSent bool
-	// Data the remote sent that we accepted, in order.
-	Received []byte
-
-	// AutoAckData makes the conn ACK remote data at once, in-order data
-	// and data it has or cannot take yet alike (never the remote's FIN:
-	// that stays the walk's decision).
-	AutoAckData bool
-
-	tsVal    uint32
-	last     time.Time // when our last zero-length probe went out
-	lastSend time.Time // when our last segment went out
+	last time.Time // when our last zero-length probe went out
 }
 
-func newConn(flow *probe.Flow, tm Timing, rec *recorder) *Conn {
-	iss := probe.RandomUint32()
-	return &Conn{flow: flow, tm: tm, rec: rec, ISS: iss, SndNxt: iss, tsVal: uint32(time.Now().UnixMilli())}
+func newConn(flow *probe.Flow, tm Timing, rec recorder) *Conn {
+	return &Conn{Conn: tcpconn.New(flow, rec.Recorder), tm: tm}
 }
 
 // errNoReply is returned when a step's reply did not come after our tries.
 var errNoReply = errors.New("no reply")
 
-// send writes seg and records it. It does not touch SND.NXT.
-func (c *Conn) send(seg craft.Segment, note string) error {
-	if seg.Window == 0 && !seg.Flags.Has(craft.FlagRST) {
-		seg.Window = probe.DefaultWin
-	}
-	if seg.ID == 0 {
-		// The kernel would fill a zero IP ID after we recorded the bytes;
-		// drawing it here keeps the record (and pcap) equal to the wire.
-		seg.ID = uint16(probe.RandomUint32()) | 1
-	}
-	at, err := c.flow.Send(&seg)
-	if err != nil {
-		return err
-	}
-	c.rec.sent(at, &seg, c.flow.LastSent(), note)
-	c.lastSend = at
-	c.synPending = seg.Flags&(craft.FlagSYN|craft.FlagACK|craft.FlagRST) == craft.FlagSYN
-	if c.synPending {
-		c.synSeq = seg.Seq
-	}
-	return nil
-}
-
-// SendSYN sends our SYN at ISS with Linux's options, again when called
-// again: SND.NXT is ISS+1 after it.
-func (c *Conn) SendSYN() error {
-	c.SndNxt = c.ISS
-	return c.SendNext(craft.FlagSYN, nil, "")
-}
-
-// SendNext sends flags with payload at SND.NXT, acknowledging RCV.NXT when
-// ACK is among flags, and advances SND.NXT by the segment length (SYN and FIN
-// count one).
-func (c *Conn) SendNext(flags craft.Flags, payload []byte, note string) error {
-	seg := craft.Segment{Seq: c.SndNxt, Flags: flags, Payload: payload}
-	if flags.Has(craft.FlagACK) {
-		seg.Ack = c.RcvNxt
-	}
-	if flags.Has(craft.FlagSYN) {
-		seg.Options = craft.DefaultSYNOptions(c.tsVal)
-	}
-	if err := c.send(seg, note); err != nil {
-		return err
-	}
-	c.SndNxt += uint32(len(payload))
-	if flags.Has(craft.FlagSYN) {
-		c.SndNxt++
-	}
-	if flags.Has(craft.FlagFIN) {
-		c.OurFIN, c.OurFINSent = c.SndNxt, true
-		c.SndNxt++
-	}
-	return nil
-}
-
-// SendRaw sends a segment with exactly the given numbers; SND.NXT stays.
-func (c *Conn) SendRaw(flags craft.Flags, seq, ack uint32, payload []byte, note string) error {
-	return c.send(craft.Segment{Seq: seq, Ack: ack, Flags: flags, Payload: payload}, note)
-}
-
-// Retransmit sends a copy of one of our earlier segments: the same numbers,
-// SND.NXT untouched.
-func (c *Conn) Retransmit(flags craft.Flags, seq, ack uint32, payload []byte) error {
-	return c.SendRaw(flags, seq, ack, payload, "retransmission")
-}
-
-// KeepAlive sends KA1, the keep-alive probe of RFC 9293 §3.8.4:
-// <SEQ=SND.NXT−1><ACK=RCV.NXT><CTL=ACK> with one garbage byte. In every
-// synchronized state it draws <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> at once,
-// and carrying data it is never rate-limited.
-func (c *Conn) KeepAlive() error {
-	return c.SendRaw(craft.FlagACK, c.SndNxt-1, c.RcvNxt, []byte{0}, "KA1")
-}
+// SendSYN sends our SYN at ISS with the offered options (Linux's), again
+// when called again: SND.NXT is ISS+1 after it.
+func (c *Conn) SendSYN() error { return c.Conn.SendSYN("") }
 
 // Want describes an expected segment from the remote, in the spec's notation.
 type Want struct {
 	Flags    craft.Flags
-	Seq, Ack uint32
+	Seq, Ack tcpconn.Seq
 	// AnySeq and AnyAck skip the comparison of that field.
 	AnySeq, AnyAck bool
 	// IgnoreData accepts a payload before a wanted FIN (a FIN that carries
@@ -211,7 +111,7 @@ func (w Want) Match(s *Segment, flags craft.Flags) bool {
 	}
 	seq := s.Seq
 	if w.IgnoreData && flags.Has(craft.FlagFIN) {
-		seq += uint32(s.Len)
+		seq = seq.Add(tcpconn.Size(s.Len))
 	}
 	if !w.AnySeq && seq != w.Seq {
 		return false
@@ -261,101 +161,12 @@ func ctlNames(f craft.Flags) string {
 }
 
 // Reply is one received segment, as matched.
-type Reply struct {
-	Seg     *Segment // the recorded segment
-	Flags   craft.Flags
-	Data    []byte
-	SrcPort uint16
-}
+type Reply = tcpconn.Reply
 
-// next reads one event, records it and updates the remote's variables
-// (in-order data is taken; a FIN is noted, not acknowledged).
+// next reads one event, records it and updates the connection.
 func (c *Conn) next(ctx context.Context, deadline time.Time) (*Reply, error) {
-	for {
-		e, err := c.flow.Next(ctx, deadline)
-		if err != nil {
-			return nil, err
-		}
-		r, dup := c.take(e)
-		c.flow.Release(e)
-		// A copy made by the path is recorded and otherwise ignored.
-		if !dup {
-			return r, nil
-		}
-	}
+	return c.Conn.Next(ctx, deadline)
 }
-
-// take records one event and updates the remote's variables; dup reports
-// a path's copy of an earlier segment, which changes nothing.
-func (c *Conn) take(e *probe.Event) (r *Reply, dup bool) {
-	if e.Kind == probe.EventICMP {
-		c.rec.icmp(e.At, e.ICMP.String(), e.Bytes())
-		return &Reply{Seg: c.rec.last()}, false
-	}
-	tcp := e.Seg.TCP
-	flags := tcp.Flags()
-	payload := tcp.Payload()
-	seq := tcp.SequenceNumber()
-	seg := c.rec.received(e.At, &e.Seg, e.Bytes())
-	if seg.Duplicate {
-		return nil, true
-	}
-	if flags.Has(craft.FlagSYN) && !c.haveIRS {
-		c.IRS, c.haveIRS = seq, true
-	}
-	if flags.Has(craft.FlagACK) && flags&(craft.FlagSYN|craft.FlagRST) != 0 && tcp.AckNumber() == c.synSeq+1 {
-		c.synPending = false // our SYN's answer
-	}
-	r = &Reply{Seg: seg, Flags: flags, Data: append([]byte(nil), payload...), SrcPort: tcp.SourcePort()}
-	// Take in-order data (RFC 9293 §3.10.7.4, seventh: segment text).
-	dataSeq := seq
-	if flags.Has(craft.FlagSYN) {
-		dataSeq++
-	}
-	// Only data in this connection's sequence space is its data (see the
-	// FIN below); a retransmission may repeat some of what we have.
-	if len(payload) > 0 && c.haveRcv() && dataSeq-(c.IRS+1) < 1<<30 {
-		end := dataSeq + uint32(len(payload))
-		if seqLE(dataSeq, c.RcvNxt) && !seqLE(end, c.RcvNxt) {
-			c.Received = append(c.Received, payload[c.RcvNxt-dataSeq:]...)
-			c.RcvNxt = end
-			if c.AutoAckData && !flags.Has(craft.FlagFIN) {
-				_ = c.SendRaw(craft.FlagACK, c.SndNxt, c.RcvNxt, nil, "ack data")
-			}
-		} else if c.AutoAckData && !flags.Has(craft.FlagFIN) {
-			// Data we have (our ACK of it was lost) or out of order: ACK
-			// RCV.NXT again (RFC 9293 §3.10.7.4, first; RFC 5681 §4.2).
-			// Unacknowledged, the remote keeps retransmitting it, and
-			// after its timeout (cwnd 1) holds back its FIN behind it.
-			_ = c.SendRaw(craft.FlagACK, c.SndNxt, c.RcvNxt, nil, "ack data again")
-		}
-	}
-	// Only a FIN in this connection's sequence space is its FIN: before the
-	// remote's SYN, or far from it, a FIN is a stale connection's on the
-	// same 4-tuple (an earlier one whose reset was lost, RFC 9293 §3.5.2).
-	if flags.Has(craft.FlagFIN) && c.haveIRS && dataSeq-(c.IRS+1) < 1<<30 {
-		if !c.RemoteFINSeen {
-			c.RemoteFINAck = tcp.AckNumber()
-		}
-		c.RemoteFIN, c.RemoteFINSeen = dataSeq+uint32(len(payload)), true
-	}
-	return r, false
-}
-
-func (c *Conn) haveRcv() bool { return c.haveIRS }
-
-// Next reads the next segment (or ICMP error) of the connection, records it
-// and updates the remote's variables, or returns probe.ErrTimeout.
-func (c *Conn) Next(ctx context.Context, deadline time.Time) (*Reply, error) {
-	return c.next(ctx, deadline)
-}
-
-// Synchronized reports whether the remote's ISS is known (a SYN came).
-func (c *Conn) Synchronized() bool { return c.haveIRS }
-
-// Forget marks the connection as gone on the remote: Finish sends no tidy
-// RST.
-func (c *Conn) Forget() { c.haveIRS, c.synPending = false, false }
 
 // SpaceProbe waits so that zero-length probes on this connection are at
 // least Timing.RateLimit apart (Linux's per-socket limit on challenge ACKs

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -188,7 +189,7 @@ func (tl *lossTally) add(r walk.Result, dup bool) {
 func repeatsMarked(segs []walk.Segment, checks []walk.Check) []string {
 	type key struct {
 		flags    string
-		seq, ack uint32
+		seq, ack tcpconn.Seq
 		len      int
 	}
 	last := map[key]time.Time{}

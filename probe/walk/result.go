@@ -52,48 +52,6 @@ func Worse(a, b Verdict) Verdict {
 	return a
 }
 
-// Dir is the direction of a recorded segment.
-type Dir string
-
-// Directions.
-const (
-	Out Dir = "out" // we sent it
-	In  Dir = "in"  // the remote sent it
-)
-
-// Segment is one recorded segment, with the states of both ends right after
-// it as far as the walk has established them.
-type Segment struct {
-	At     time.Time `json:"time"`
-	Dir    Dir       `json:"dir"`
-	Flags  string    `json:"flags"`
-	Seq    uint32    `json:"seq"`
-	Ack    uint32    `json:"ack"`
-	RelSeq uint32    `json:"rel_seq"` // relative to the sender's ISN
-	RelAck uint32    `json:"rel_ack"` // relative to the receiver's ISN
-	Win    uint16    `json:"win"`
-	Len    int       `json:"len"`
-	// Options in tcpdump's words; empty when none.
-	Options []string `json:"options,omitempty"`
-	// Note says what the segment is for ("KA1", "retransmission", ...).
-	Note string `json:"note,omitempty"`
-	// Retransmission marks a remote segment that brings no new transition:
-	// its SYN or FIN came before, or, with neither, all of its data did.
-	Retransmission bool `json:"retransmission,omitempty"`
-	// Duplicate marks a byte-identical copy, made by the path, of a remote
-	// segment that came moments before; the walk ignores it.
-	Duplicate bool `json:"duplicate,omitempty"`
-	// Repeat marks a remote segment with the same flags, numbers and length
-	// as an earlier one: an answer to a copy of one of our segments, or a
-	// duplicate. It may still be an expected answer, never a wrong one.
-	Repeat      bool   `json:"repeat,omitempty"`
-	ICMP        string `json:"icmp,omitempty"`
-	LocalState  string `json:"local_state"`
-	RemoteState string `json:"remote_state"`
-	// Raw is the whole IPv4 packet, for pcap files.
-	Raw []byte `json:"-"`
-}
-
 // Check is one expected transition or state and what came of it.
 type Check struct {
 	// Name is the transition or property, e.g. "LISTEN → SYN_RCVD".

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 )
 
 // The RFC sections every expectation comes from (RFC 9293 unless named).
@@ -224,7 +225,7 @@ func passiveClose(ctx context.Context, w *walker) error {
 	// (CLOSING), not a passive one. Unless acknowledged, the segment is
 	// sent again, as TCP does (§3.8.1).
 	trigSeq := c.SndNxt
-	finSeq := trigSeq + uint32(len(w.plan.Payload))
+	finSeq := trigSeq.Add(tcpconn.Size(len(w.plan.Payload)))
 	finFlags, note := craft.FlagFIN|craft.FlagACK, ""
 	if len(w.plan.Payload) > 0 {
 		finFlags |= craft.FlagPSH
@@ -307,7 +308,7 @@ func passiveClose(ctx context.Context, w *walker) error {
 			return c.KeepAlive()
 		},
 		Want{Flags: craft.FlagRST, Seq: c.RcvNxt, Retry: &Want{Flags: craft.FlagACK, Seq: f + 1, Ack: finSeq + 1}}, "CLOSED")
-	c.haveIRS = false // nothing left to tidy
+	c.HaveIRS = false // nothing left to tidy
 	return err
 }
 
@@ -338,7 +339,7 @@ func (w *walker) remoteCloses(ctx context.Context) error {
 				try++
 				continue
 			}
-			if err == nil && r.Seg != nil && r.Flags.Has(craft.FlagACK) && seqLE(c.SndNxt, r.Seg.Ack) {
+			if err == nil && r.Seg != nil && r.Flags.Has(craft.FlagACK) && c.SndNxt.LessEq(r.Seg.Ack) {
 				acked = true
 			}
 			if err != nil {
@@ -405,7 +406,7 @@ func activeClose(ctx context.Context, w *walker) error {
 
 // timeWaitReACK retransmits our FIN into TIME_WAIT: it is acknowledged again
 // (the check named name, by rule), which shows the remote is in TIME_WAIT.
-func (w *walker) timeWaitReACK(ctx context.Context, name, rule string, f, fin uint32) error {
+func (w *walker) timeWaitReACK(ctx context.Context, name, rule string, f, fin tcpconn.Seq) error {
 	c := w.conn
 	// The re-ACK answers a duplicate segment: space it past the rate limit.
 	c.last = time.Now()
@@ -531,7 +532,7 @@ func halfClose(ctx context.Context, w *walker) error {
 		return err
 	}
 	w.rec.states("TIME_WAIT", "CLOSED")
-	c.haveIRS = false
+	c.HaveIRS = false
 	return nil
 }
 
@@ -561,7 +562,7 @@ func reset(ctx context.Context, w *walker) error {
 			return c.KeepAlive()
 		},
 		Want{Flags: craft.FlagRST, Seq: c.RcvNxt, Retry: &Want{Flags: craft.FlagACK, Seq: c.RcvNxt, Ack: c.SndNxt}}, "CLOSED")
-	c.haveIRS = false
+	c.HaveIRS = false
 	return err
 }
 

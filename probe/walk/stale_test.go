@@ -14,6 +14,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -67,7 +68,7 @@ func TestStaleConnectionIsReset(t *testing.T) {
 			var irs uint32
 			for _, s := range r.Segments {
 				if s.Dir == walk.In && s.Flags == "S." {
-					irs = s.Seq
+					irs = uint32(s.Seq)
 				}
 			}
 			for _, c := range r.Checks {
@@ -180,7 +181,7 @@ func TestStaleHalfOpenIsReset(t *testing.T) {
 		t.Fatalf("%d results", len(res))
 	}
 	r := res[0]
-	var staleAck uint32
+	var staleAck tcpconn.Seq
 	for _, s := range r.Segments {
 		if s.Dir == walk.In && s.Flags == "S." && staleAck == 0 {
 			staleAck = s.Ack

@@ -117,7 +117,7 @@ func TestElevenStatesWireEqualsKernel(t *testing.T) {
 	if !ok1 || !ok2 {
 		t.Fatalf("passive-close: FINs not recorded")
 	}
-	want := fmt.Sprintf("<SEQ=%d><ACK=%d><CTL=ACK>", theirs.Seq+uint32(theirs.Len)+1, ours.Seq+uint32(ours.Len)+1)
+	want := fmt.Sprintf("<SEQ=%d><ACK=%d><CTL=ACK>", uint32(theirs.Seq)+uint32(theirs.Len)+1, uint32(ours.Seq)+uint32(ours.Len)+1)
 	if got := check(pc, "LAST_ACK: FIN sent, ours acknowledged").Received; got != want {
 		t.Errorf("LAST_ACK KA1 reply %s, want %s", got, want)
 	}

@@ -105,7 +105,7 @@ func Run(ctx context.Context, cfg Config, scenarios []Scenario) []Result {
 type walker struct {
 	cfg    Config
 	res    *Result
-	rec    *recorder
+	rec    recorder
 	conn   *Conn
 	flow   *probe.Flow
 	plan   Plan
@@ -217,7 +217,6 @@ func (w *walker) started(err error) (*Session, *Result) {
 	}
 	res.Local = w.flow.Local
 	w.conn = newConn(w.flow, w.cfg.Timing, w.rec)
-	w.rec.conn = w.conn
 	return &Session{w: w}, nil
 }
 
@@ -364,17 +363,10 @@ var errStop = errors.New("walk stopped")
 // window and removes it (§3.10.7.4, SYN-RECEIVED), and a listener or a
 // closed port that never took the SYN ignores it (§3.10.7.1-2).
 func (w *walker) tidy() {
-	c := w.conn
 	if w.res.Scenario == "closed-port" {
 		return
 	}
-	synPending := c.synPending
-	if c.haveIRS {
-		_ = c.send(craft.Segment{Seq: c.SndNxt, Flags: craft.FlagRST}, "tidy: reset")
-	}
-	if synPending && (!c.haveIRS || c.synSeq+1 != c.SndNxt) {
-		_ = c.send(craft.Segment{Seq: c.synSeq + 1, Flags: craft.FlagRST}, "tidy: reset the SYN's connection")
-	}
+	w.conn.Tidy()
 }
 
 // kernel reads the oracle's state of this connection.
@@ -498,7 +490,7 @@ func (w *walker) expectSilence(ctx context.Context, name, rule, expected string,
 // of our segments. Only segments that came after our last send count, and
 // never repeats of earlier answers.
 func (w *walker) expectSilenceUnsure(ctx context.Context, name, rule, expected string, d time.Duration, bad func(*Reply) bool, unsure func(*Reply) string, wire string) error {
-	since := w.conn.lastSend
+	since := w.conn.LastSend
 	rs, err := w.conn.Collect(ctx, d)
 	if err != nil {
 		c := Check{Name: name, Rule: rule, Expected: expected}
