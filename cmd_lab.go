@@ -30,7 +30,7 @@ func labCommand() *cli.Command {
 	prefix := &cli.StringFlag{Name: "prefix", Value: lab.DefaultPrefix, Usage: "lab name: namespaces are PREFIX-prober and PREFIX-target"}
 	return &cli.Command{
 		Name:  "lab",
-		Usage: "make, inspect or remove the built-in lab (two network namespaces with real Linux servers)",
+		Usage: "make, inspect or remove the built-in lab (two network namespaces with real Linux, or gVisor, servers)",
 		Description: `The lab is two network namespaces joined by a veth pair, with addresses from
 198.18.0.0/15 (RFC 2544's benchmarking range) and no default route, so nothing
 in it reaches any other network:
