@@ -30,14 +30,17 @@ func labCommand() *cli.Command {
 	prefix := &cli.StringFlag{Name: "prefix", Value: lab.DefaultPrefix, Usage: "lab name: namespaces are PREFIX-prober and PREFIX-target"}
 	return &cli.Command{
 		Name:  "lab",
-		Usage: "make, inspect or remove the built-in lab (two network namespaces with real Linux servers)",
+		Usage: "make, inspect or remove the built-in lab (two network namespaces with real Linux, or gVisor, servers)",
 		Description: `The lab is two network namespaces joined by a veth pair, with addresses from
 198.18.0.0/15 (RFC 2544's benchmarking range) and no default route, so nothing
 in it reaches any other network:
 
    tcpwalk-prober 198.18.0.1  <-- veth -->  tcpwalk-target 198.18.0.2
 
-Real kernel servers run in the target namespace with fixed behaviours:
+Servers run in the target namespace with fixed behaviours, on real kernel
+sockets, or with --stack gvisor on gVisor's netstack (a second, independent
+TCP implementation in user space, behind a TUN device; its sockets are
+invisible to sock_diag, so walks against it read no kernel states):
    7001 hold        accept, read and discard, never close
    7002 close       read one request, answer "HTTP/1.0 200 OK", close (the remote closes first)
    7003 control     line commands: close, shutdown, rst, echo TEXT, close-after-fin [MS]
@@ -59,6 +62,7 @@ path's verdicts or inconclusive, never a wrong one.
 
 Examples:
    tcpwalk lab up
+   tcpwalk lab up --stack gvisor
    tcpwalk lab up --loss 10% --dup 5%
    tcpwalk lab status
    tcpwalk walk all 198.18.0.2:7001
@@ -75,12 +79,36 @@ Examples:
 			{Name: "up", Usage: "make the lab and start its servers", Flags: []cli.Flag{prefix, &cli.StringFlag{Name: "firewall",
 				Usage: "put a router with an nftables ruleset between prober (198.18.0.1) and target (198.18.2.2): none, stateless, stateful, reject or clamp"},
 				&cli.StringFlag{Name: "loss", Usage: "drop `PCT` percent of TCP segments each way (nftables numgen), e.g. 10%"},
-				&cli.StringFlag{Name: "dup", Usage: "duplicate `PCT` percent of TCP segments each way (nftables dup), e.g. 5%"}}, Action: labUp},
+				&cli.StringFlag{Name: "dup", Usage: "duplicate `PCT` percent of TCP segments each way (nftables dup), e.g. 5%"},
+				stackFlag()}, Action: labUp},
 			{Name: "status", Usage: "show the lab, its servers and the target's TCP sockets", Flags: []cli.Flag{prefix}, Action: labStatus},
 			{Name: "down", Usage: "remove the lab (also one left by a crash or a killed demo)", Flags: []cli.Flag{prefix}, Action: labDown},
 			{Name: "serve", Hidden: true, Usage: "run the lab's servers (started by lab up)", Flags: []cli.Flag{prefix}, Action: labServe},
 		},
 	}
+}
+
+// stackFlag chooses the TCP that serves the lab's target.
+func stackFlag() cli.Flag {
+	return &cli.StringFlag{Name: "stack", Value: string(lab.StackLinux),
+		Usage: "TCP stack serving the target: linux (the kernel) or gvisor (gVisor's netstack on a TUN device)"}
+}
+
+// parseStack reads --stack.
+func parseStack(c *cli.Context) (lab.Stack, error) {
+	st, err := lab.ParseStack(c.String("stack"))
+	if err != nil {
+		return "", usageErr("--stack: %v", err)
+	}
+	return st, nil
+}
+
+// stackText says in a few words what serves a lab's target.
+func stackText(st lab.Stack) string {
+	if st == lab.StackGVisor {
+		return "gVisor netstack (user space, no sock_diag oracle)"
+	}
+	return "Linux kernel"
 }
 
 func pidFile(prefix string) string { return filepath.Join(runDir, prefix+".pid") }
@@ -89,10 +117,17 @@ func logFile(prefix string) string { return filepath.Join(runDir, prefix+".log")
 func labUp(c *cli.Context) error {
 	prefix := c.String("prefix")
 	w := c.App.Writer
+	stack, err := parseStack(c)
+	if err != nil {
+		return err
+	}
 	if l, err := lab.Open(prefix); err == nil {
 		l.Release()
 		if pid, alive := serverPID(prefix); alive {
-			fmt.Fprintf(w, "lab %s is already up (servers: pid %d)\n", prefix, pid)
+			if c.IsSet("stack") && l.Stack != stack {
+				return &exitError{code: exitEnv, err: fmt.Errorf("lab %s is already up with stack %s, not %s: run `tcpwalk lab down --prefix %s` first", prefix, l.Stack, stack, prefix)}
+			}
+			fmt.Fprintf(w, "lab %s is already up (stack %s, servers: pid %d)\n", prefix, l.Stack, pid)
 			return nil
 		}
 		return &exitError{code: exitEnv, err: fmt.Errorf("lab %s exists but its servers are not running: run `tcpwalk lab down --prefix %s` first", prefix, prefix)}
@@ -106,6 +141,9 @@ func labUp(c *cli.Context) error {
 		return err
 	}
 	var l *lab.Lab
+	if c.IsSet("firewall") && stack != lab.StackLinux {
+		return usageErr("lab up: --firewall works with --stack linux only")
+	}
 	if c.IsSet("firewall") {
 		fw, perr := lab.ParseFirewall(c.String("firewall"))
 		if perr != nil {
@@ -119,7 +157,7 @@ func labUp(c *cli.Context) error {
 			}
 		}
 	} else {
-		l, err = lab.Create(&lab.Config{Prefix: prefix})
+		l, err = lab.Create(&lab.Config{Prefix: prefix, Stack: stack})
 	}
 	if err != nil {
 		return &exitError{code: exitEnv, err: fmt.Errorf("lab up: %w (needs root: CAP_SYS_ADMIN and CAP_NET_ADMIN; leftovers: tcpwalk lab down)", err)}
@@ -134,17 +172,23 @@ func labUp(c *cli.Context) error {
 	if err := l.Impair(loss, dup); err != nil {
 		return &exitError{code: exitEnv, err: fmt.Errorf("lab up: %w", err)}
 	}
-	if err := startServer(prefix); err != nil {
+	ready, err := startServer(prefix)
+	if err != nil {
 		return &exitError{code: exitEnv, err: fmt.Errorf("lab up: start servers: %w", err)}
 	}
-	if err := waitListening(l.Target, lab.PortHold, 5*time.Second); err != nil {
+	if err := waitReady(ready, 5*time.Second); err != nil {
 		return &exitError{code: exitEnv, err: fmt.Errorf("lab up: servers did not start: %w (see %s)", err, logFile(prefix))}
+	}
+	if l.Stack.HasOracle() {
+		if err := waitListening(l.Target, lab.PortHold, 5*time.Second); err != nil {
+			return &exitError{code: exitEnv, err: fmt.Errorf("lab up: servers did not start: %w (see %s)", err, logFile(prefix))}
+		}
 	}
 	ok = true
 	pid, _ := serverPID(prefix)
 	l.Release()
-	fmt.Fprintf(w, "lab %s is up: %s (%s) <-> %s (%s), servers pid %d\n", prefix,
-		l.Prober.Name, l.ProberAddr, l.Target.Name, l.TargetAddr, pid)
+	fmt.Fprintf(w, "lab %s is up: %s (%s) <-> %s (%s), servers pid %d, stack %s\n", prefix,
+		l.Prober.Name, l.ProberAddr, l.Target.Name, l.TargetAddr, pid, stackText(l.Stack))
 	if c.IsSet("firewall") {
 		fmt.Fprintf(w, "router %s (%s | %s) forwards between them, firewall %s (see: tcpwalk lab status)\n",
 			lab.RouterNames(prefix)[0], lab.RouterProberSide.Addr(), lab.RouterTargetSide.Addr(), c.String("firewall"))
@@ -171,32 +215,83 @@ func parsePercent(c *cli.Context, name string) (int, error) {
 	return n, nil
 }
 
+// readyEnv names the environment variable that tells `lab serve` which
+// file descriptor to write readyLine to once its servers listen.
+const readyEnv = "TCPWALK_LAB_READY_FD"
+
+const readyLine = "ready\n"
+
 // startServer runs `tcpwalk lab serve` as a daemon: its own session, output
-// to a log file, pid in runDir.
-func startServer(prefix string) error {
+// to a log file, pid in runDir. It returns the read end of a pipe on which
+// the server says readyLine once it serves (see waitReady).
+func startServer(prefix string) (*os.File, error) {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	logf, err := os.OpenFile(logFile(prefix), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer logf.Close()
+	r, wr, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer wr.Close()
 	cmd := exec.Command(exe, "lab", "serve", "--prefix", prefix)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{wr} // fd 3
+	cmd.Env = append(os.Environ(), readyEnv+"=3")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return err
+		r.Close()
+		return nil, err
 	}
 	if err := os.WriteFile(pidFile(prefix), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
 		cmd.Process.Kill()
+		r.Close()
+		return nil, err
+	}
+	return r, cmd.Process.Release()
+}
+
+// waitReady reads the server's ready line from r (and closes r): a
+// netstack's sockets are invisible to sock_diag, so only the server can
+// tell that it listens. EOF means the server exited first.
+func waitReady(r *os.File, within time.Duration) error {
+	defer r.Close()
+	r.SetReadDeadline(time.Now().Add(within))
+	b := make([]byte, len(readyLine))
+	if _, err := io.ReadFull(r, b); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return errors.New("the server process exited before it served")
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("the server process did not say it serves within %v", within)
+		}
 		return err
 	}
-	return cmd.Process.Release()
+	if string(b) != readyLine {
+		return fmt.Errorf("the server process said %q, want %q", b, readyLine)
+	}
+	return nil
+}
+
+// signalReady tells `lab up` (through the pipe named by readyEnv) that the
+// servers serve; without readyEnv it does nothing.
+func signalReady() {
+	fd, err := strconv.Atoi(os.Getenv(readyEnv))
+	if err != nil || fd < 3 {
+		return
+	}
+	os.Unsetenv(readyEnv)
+	f := os.NewFile(uintptr(fd), "ready")
+	f.WriteString(readyLine)
+	f.Close()
 }
 
 // serverPID reads the pid file and tells whether that process still runs
@@ -268,7 +363,8 @@ func labServe(c *cli.Context) error {
 		return &exitError{code: exitEnv, err: err}
 	}
 	defer s.Close()
-	fmt.Fprintf(c.App.Writer, "%s lab %s: servers up on %s\n", time.Now().Format(time.RFC3339), prefix, l.TargetAddr)
+	fmt.Fprintf(c.App.Writer, "%s lab %s: servers up on %s (%s)\n", time.Now().Format(time.RFC3339), prefix, l.TargetAddr, stackText(l.Stack))
+	signalReady()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
@@ -292,8 +388,13 @@ func labStatus(c *cli.Context) error {
 	}
 	defer l.Release()
 	pid, alive := serverPID(prefix)
-	fmt.Fprintf(w, "lab %s: up\n  prober  %-20s %s on %s\n  target  %-20s %s on %s\n", prefix,
-		l.Prober.Name, l.ProberAddr, l.ProberIf, l.Target.Name, l.TargetAddr, l.TargetIf)
+	fmt.Fprintf(w, "lab %s: up\n  prober  %-20s %s on %s\n", prefix, l.Prober.Name, l.ProberAddr, l.ProberIf)
+	if l.Stack == lab.StackGVisor {
+		fmt.Fprintf(w, "  target  %-20s %s on %s (netstack), forwarded from %s\n", l.Target.Name, l.TargetAddr, l.TUNIf, l.TargetIf)
+	} else {
+		fmt.Fprintf(w, "  target  %-20s %s on %s\n", l.Target.Name, l.TargetAddr, l.TargetIf)
+	}
+	fmt.Fprintf(w, "  stack   %s: %s\n", l.Stack, stackText(l.Stack))
 	if loss, dup, err := l.Impairment(); err == nil && (loss > 0 || dup > 0) {
 		fmt.Fprintf(w, "  path    %d%% loss, %d%% duplication of TCP segments each way (nftables %s)\n", loss, dup, lab.ImpairTable(prefix))
 	}
@@ -303,6 +404,10 @@ func labStatus(c *cli.Context) error {
 		fmt.Fprintf(w, "  servers NOT running (run `tcpwalk lab down` then `tcpwalk lab up`)\n")
 	}
 	writeRouters(w, prefix)
+	if !l.Stack.HasOracle() {
+		fmt.Fprintf(w, "  target TCP sockets: not visible (netstack's sockets live in the server process; sock_diag sees only the kernel's)\n")
+		return nil
+	}
 	writeSockets(w, l.Target)
 	return nil
 }

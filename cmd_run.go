@@ -13,7 +13,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tcpwalk/tcpwalk/probe"
-	"github.com/tcpwalk/tcpwalk/probe/netns"
 	"github.com/tcpwalk/tcpwalk/probe/script"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 	"github.com/tcpwalk/tcpwalk/report"
@@ -121,17 +120,14 @@ func runScripts(c *cli.Context) error {
 	} else if c.Bool("lab") {
 		cfg.Lab = &walk.LabTarget{Addr: target, NS: ns}
 	}
-	switch name := c.String("oracle-netns"); {
-	case name != "":
-		ons, err := netns.Open(name)
-		if err != nil {
-			return &exitError{code: exitEnv, err: fmt.Errorf("--oracle-netns %s: %w", name, err)}
-		}
-		defer ons.Close()
-		cfg.Oracle = walk.SockDiag{NS: ons}
-	case isLab:
-		cfg.Oracle = walk.SockDiag{NS: l.Target}
+	oracle, closeOracle, err := chooseOracle(c, l, isLab)
+	if err != nil {
+		return err
 	}
+	if closeOracle != nil {
+		defer closeOracle()
+	}
+	cfg.Oracle = oracle
 	p, err := probe.Open(probe.Config{Remote: target, NetNS: ns, NoGuard: c.Bool("no-rst-guard"),
 		Warn: func(msg string) { fmt.Fprintf(c.App.ErrWriter, "tcpwalk: warning: %s\n", msg) }})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/netns"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
@@ -79,18 +80,42 @@ func newWalkSetup(c *cli.Context, target netip.Addr) (_ *walkSetup, err error) {
 			return nil, usageErr("%v", err)
 		}
 	}
-	switch name := c.String("oracle-netns"); {
+	var closeOracle func()
+	if s.cfg.Oracle, closeOracle, err = chooseOracle(c, l, isLab); err != nil {
+		return nil, err
+	}
+	if closeOracle != nil {
+		s.closers = append(s.closers, closeOracle)
+	}
+	return s, nil
+}
+
+// chooseOracle picks what reads the target's own connection states: sock_diag
+// in --oracle-netns, else in the lab's target namespace when the lab's
+// stack is the kernel. A gvisor lab's netstack keeps its sockets in user
+// space, where sock_diag cannot see them: reading the empty kernel would
+// report every connection CLOSED, so such a lab gets no oracle (said on
+// stderr), and --oracle-netns naming its target is refused. The returned
+// func, when not nil, closes what was opened.
+func chooseOracle(c *cli.Context, l *lab.Lab, isLab bool) (walk.Oracle, func(), error) {
+	name := c.String("oracle-netns")
+	gvisor := isLab && !l.Stack.HasOracle()
+	switch {
+	case name != "" && gvisor && name == l.Target.Name:
+		return nil, nil, usageErr("--oracle-netns %s: the lab's target runs gVisor's netstack, whose sockets sock_diag cannot see (leave --oracle-netns out)", name)
 	case name != "":
 		ons, err := netns.Open(name)
 		if err != nil {
-			return nil, &exitError{code: exitEnv, err: fmt.Errorf("--oracle-netns %s: %w", name, err)}
+			return nil, nil, &exitError{code: exitEnv, err: fmt.Errorf("--oracle-netns %s: %w", name, err)}
 		}
-		s.closers = append(s.closers, func() { ons.Close() })
-		s.cfg.Oracle = walk.SockDiag{NS: ons}
+		return walk.SockDiag{NS: ons}, func() { ons.Close() }, nil
+	case gvisor:
+		fmt.Fprintf(c.App.ErrWriter, "tcpwalk: the lab's target %s runs gVisor's netstack: no kernel-state oracle (sock_diag cannot see its sockets)\n", l.TargetAddr)
+		return nil, nil, nil
 	case isLab:
-		s.cfg.Oracle = walk.SockDiag{NS: l.Target}
+		return walk.SockDiag{NS: l.Target}, nil, nil
 	}
-	return s, nil
+	return nil, nil, nil
 }
 
 func (s *walkSetup) Close() {

@@ -99,3 +99,52 @@ func skipUnlessRoot(t *testing.T) {
 	}
 	t.Skip("needs root (network namespaces)")
 }
+
+// TestDemoGVisorLeavesNothing: `demo --stack gvisor` walks gVisor's
+// netstack and removes everything, as the Linux demo does. The walks that
+// need netstack to take our ACK stay inconclusive while tcpwalk sends no
+// timestamps after the SYN (netstack drops such segments, RFC 7323 §3.2);
+// none may fail, and the walks that need no ACK of ours pass.
+func TestDemoGVisorLeavesNothing(t *testing.T) {
+	skipUnlessRoot(t)
+	if left := demoLeftovers(t); len(left) > 0 {
+		t.Fatalf("not a clean state before the demo: %v", left)
+	}
+	r := runApp(t, "demo", "--stack", "gvisor", "--json")
+	if r.code != exitOK && r.code != exitNoReply {
+		t.Fatalf("demo --stack gvisor: exit %d, want 0 or 1", r.code)
+	}
+	verdicts := map[string]string{}
+	for _, line := range lines(r.stdout) {
+		var ev struct {
+			Event    string `json:"event"`
+			Scenario string `json:"scenario"`
+			Verdict  string `json:"verdict"`
+			Oracle   bool   `json:"oracle"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("demo --json line %q: %v", line, err)
+		}
+		if ev.Event != "walk" {
+			continue
+		}
+		verdicts[ev.Scenario] = ev.Verdict
+		if ev.Oracle {
+			t.Errorf("walk %s read kernel states of a netstack target", ev.Scenario)
+		}
+		if ev.Verdict == "fail" {
+			t.Errorf("walk %s failed against netstack", ev.Scenario)
+		}
+	}
+	if len(verdicts) != 9 {
+		t.Errorf("demo: %d walks, want 9: %v", len(verdicts), verdicts)
+	}
+	for _, s := range []string{"closed-port", "syn-rcvd", "syn-sent"} {
+		if verdicts[s] != "pass" {
+			t.Errorf("walk %s against netstack: %q, want pass", s, verdicts[s])
+		}
+	}
+	if left := demoLeftovers(t); len(left) > 0 {
+		t.Errorf("the demo left behind: %v", left)
+	}
+}
