@@ -173,6 +173,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}()
 
 	app := newApp(stdout, stderr)
+	app.Metadata = map[string]any{"args": args} // the command line as given, for scan's XML (nmaprun args)
 	err := app.RunContext(ctx, reorderArgs(app, args))
 	code := exitCode(err)
 	if err != nil && code != exitNoReply {

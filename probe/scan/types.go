@@ -110,13 +110,15 @@ const (
 	ReasonReset                            // "reset"
 	ReasonNoResponse                       // "no-response"
 	ReasonICMP                             // "icmp T/C from ADDR"
+	// ReasonARP is a host's reason only: it answered no probe, but answered ARP on the link, so it is up.
+	ReasonARP // "arp-response"
 )
 
 var reasonNames = [...]string{ReasonSynAck: "syn-ack", ReasonSyn: "split-handshake-syn", ReasonReset: "reset",
-	ReasonNoResponse: "no-response", ReasonICMP: "icmp"}
+	ReasonNoResponse: "no-response", ReasonICMP: "icmp", ReasonARP: "arp-response"}
 
 func (k ReasonKind) String() string {
-	if k < ReasonSynAck || k > ReasonICMP {
+	if k < ReasonSynAck || k > ReasonARP {
 		return "ReasonKind(" + strconv.Itoa(int(k)) + ")"
 	}
 	return reasonNames[k]
