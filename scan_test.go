@@ -112,6 +112,10 @@ func TestScanJSON(t *testing.T) {
 			notShown = m
 		case "summary":
 			summary = m
+		case "host":
+			if m["host"] != l.TargetAddr.String() || m["status"] != "up" || m["reason"] != "syn-ack" {
+				t.Errorf("host line %v: want %v up (syn-ack)", m, l.TargetAddr)
+			}
 		default:
 			t.Errorf("unknown event in %q", line)
 		}
