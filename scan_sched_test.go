@@ -131,3 +131,60 @@ func TestShardSchedulerScripts(t *testing.T) {
 		}
 	})
 }
+
+// The scan, merge and ndiff examples of the README and of scan's and merge's help run as written, in that
+// order, in a directory of their own, with "tcpwalk" a wrapper that points it at the lab (--netns).
+func TestScanNmapExamples(t *testing.T) {
+	l := scanCLILab(t, []uint16{22, 80})
+	bin := tcpwalkBinary(t)
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	help := scanCommand().Description + mergeCommand().Description
+	examples := []struct {
+		line    string
+		inHelp  bool // also (or only) in --help
+		creates []string
+	}{
+		{"tcpwalk scan -p ssh,http,8000-8100 198.18.0.2", true, nil},
+		{"tcpwalk scan --top-ports 100 --exclude 198.18.0.3 198.18.0.2-5", true, nil},
+		{"tcpwalk scan -p 1-1024 -oA lab-scan 198.18.0.2", true, []string{"lab-scan.xml", "lab-scan.nmap", "lab-scan.gnmap"}},
+		{"tcpwalk scan -p 1-1024 -oX - 198.18.0.2", true, nil},
+		{"tcpwalk scan -p 1-1024 -oX before.xml 198.18.0.2", false, []string{"before.xml"}},
+		{"tcpwalk scan -p 1-1024 -oX after.xml 198.18.0.2", false, []string{"after.xml"}},
+		{"ndiff before.xml after.xml", false, nil},
+		{"tcpwalk scan -p 1-1024 --shard 1/2 --seed 7 --json 198.18.0.2 > shard-1.json", true, []string{"shard-1.json"}},
+		{"tcpwalk scan -p 1-1024 --shard 2/2 --seed 7 -oX shard-2.xml 198.18.0.2", true, []string{"shard-2.xml"}},
+		{"tcpwalk merge shard-1.json shard-2.xml", true, nil},
+		{"tcpwalk merge --json -oX merged.xml shard-1.json shard-2.xml", true, []string{"merged.xml"}},
+	}
+	needTool(t, "ndiff", "ndiff")
+	dir, binDir := t.TempDir(), t.TempDir()
+	wrapper := fmt.Sprintf("#!/bin/sh\nexec %q --netns %q \"$@\"\n", bin, l.Prober.Name)
+	if err := os.WriteFile(filepath.Join(binDir, "tcpwalk"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range examples {
+		inReadme := strings.Contains(string(readme), "    "+ex.line+"\n")
+		if ex.inHelp && !strings.Contains(help, "   "+ex.line+"\n") || !ex.inHelp && !inReadme {
+			t.Errorf("example %q is not in the README or --help any more: update this test", ex.line)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", ex.line)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"))
+		out, err := cmd.CombinedOutput()
+		cancel()
+		t.Logf("$ %s\n%s", ex.line, out)
+		if err != nil {
+			t.Errorf("%s: %v", ex.line, err)
+		}
+		for _, f := range ex.creates {
+			if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+				t.Errorf("%s: no %s: %v", ex.line, f, err)
+			}
+		}
+	}
+}
