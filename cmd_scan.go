@@ -29,7 +29,7 @@ func scanCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "type", Value: "syn", Usage: "scan type: " + strings.Join(scan.TypeNames(), ", ")},
 		&cli.StringFlag{Name: "ports", Aliases: []string{"p"}, Value: "1-1024", Usage: "ports: 22,80,443 or 1-1024,8080, service names (ssh,http, http*); - or -p- for all (as nmap's -p)"},
-		&cli.IntFlag{Name: "top-ports", Usage: "scan the N most commonly open ports (nmap-services' frequencies, else tcpwalk's small table)"},
+		&cli.IntFlag{Name: "top-ports", Usage: "scan the `N` most commonly open ports (nmap-services' frequencies, else tcpwalk's small table)"},
 		&cli.StringFlag{Name: "iL", Usage: "read targets from `FILE` (- for stdin): addresses, prefixes and ranges, separated by blanks or lines, # comments"},
 		&cli.StringFlag{Name: "exclude", Usage: "leave out these targets: a comma-separated `LIST` (198.18.0.1,7,198.18.0.64/26)"},
 		&cli.StringFlag{Name: "excludefile", Usage: "leave out the targets listed in `FILE`, as -iL reads it"},
