@@ -257,3 +257,37 @@ func TestReadScanRefuses(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReadScan: no input panics the reader of scan outputs, nor the merge of what it reads.
+func FuzzReadScan(f *testing.F) {
+	for _, s := range []string{
+		`{"event":"summary","type":"syn","hosts":["198.18.0.2/32"],"ports":"1-3","shard":"1/1","seed":1,"targets":3,"probed":3}`,
+		`{"event":"not_shown","host":"198.18.0.2","state":"closed","count":2,"reason":"reset","reasons":[{"reason":"reset","count":2,"ports":"1-2"}]}` + "\n" +
+			`{"event":"summary","type":"syn","hosts":["198.18.0.2/32"],"ports":"1-3","shard":"1/1","seed":1,"targets":3,"probed":3}`,
+		`<nmaprun scanner="nmap" version="tcpwalk"><!-- tcpwalk-summary {"type":"syn","hosts":["198.18.0.2/32"],"ports":"1","shard":"1/1"} --><host><status state="up"/><address addr="198.18.0.2"/><ports><port portid="1"><state state="open" reason="syn-ack"/></port></ports></host></nmaprun>`,
+		`<nmaprun`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ReadScan(strings.NewReader(s), "fuzz")
+		if err != nil {
+			return
+		}
+		// A merge of a large scan only takes time: up to 4096 targets.
+		hosts, ports := 0, 0
+		for _, h := range p.Hosts {
+			if h.Bits() < 20 {
+				return
+			}
+			hosts += 1 << (32 - h.Bits())
+		}
+		for _, r := range p.Ports {
+			ports += int(r.Hi) - int(r.Lo) + 1
+		}
+		if hosts*ports > 4096 {
+			return
+		}
+		scan.Merge([]scan.Part{p})
+	})
+}

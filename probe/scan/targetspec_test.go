@@ -135,3 +135,55 @@ func TestFormatHosts(t *testing.T) {
 		}
 	}
 }
+
+// FuzzOctetSpec: no octet specification panics, and what parses covers only addresses the specification
+// names (each address's octets are in the octet's list). Only octet specifications are fed to ParseTarget:
+// anything else would be looked up as a host name.
+func FuzzOctetSpec(f *testing.F) {
+	for _, s := range []string{
+		"198.18.0.2-20",     // a last-octet range
+		"198.18.0-1.1-254",  // two ranges
+		"198.18.0.2,5,7",    // a list
+		"198.18.*.-",        // whole octets
+		"198.18.0.-2,254-",  // open ends
+		"198.18.0.5-2",      // backwards
+		"198.18.0.1,,2",     // an empty item
+		"1-254.1-254.1-2.1", // many runs
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !isOctetSpec(strings.TrimSpace(s)) || len(s) > 200 {
+			return
+		}
+		ps, err := ParseTarget(s)
+		if err != nil {
+			return
+		}
+		parts := strings.Split(strings.TrimSpace(s), ".")
+		sets := make([][]octetRange, 4)
+		for i, p := range parts {
+			if sets[i], err = parseOctet(p); err != nil {
+				t.Fatalf("ParseTarget(%q) parsed, octet %q does not: %v", s, p, err)
+			}
+		}
+		in := func(rs []octetRange, v byte) bool {
+			for _, r := range rs {
+				if v >= r.lo && v <= r.hi {
+					return true
+				}
+			}
+			return false
+		}
+		for _, r := range addrspan.Merge(ps) {
+			for _, a := range []uint64{r.Lo, r.Hi - 1} {
+				b := addrOf(uint32(a)).As4()
+				for i := range 4 {
+					if !in(sets[i], b[i]) {
+						t.Fatalf("ParseTarget(%q) covers %v, whose octet %d is not in %q", s, addrOf(uint32(a)), i+1, parts[i])
+					}
+				}
+			}
+		}
+	})
+}
