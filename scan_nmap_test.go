@@ -110,7 +110,7 @@ func TestScanXMLWithNdiff(t *testing.T) {
 	}
 
 	normal, err := os.ReadFile(a + ".nmap")
-	if err != nil || !strings.Contains(string(normal), "Scan report for "+target) || !strings.Contains(string(normal), "22/tcp    open") {
+	if err != nil || !strings.Contains(string(normal), "Scan report for "+target) || !strings.Contains(string(normal), "22/tcp    open           ssh\n") {
 		t.Errorf("-oA's .nmap (normal output): %v\n%s", err, normal)
 	}
 	grep, err := os.ReadFile(a + ".gnmap")

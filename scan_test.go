@@ -149,9 +149,9 @@ func TestScanTextAndGrepable(t *testing.T) {
 	for _, want := range []string{
 		"tcpwalk ack scan of " + target + ", ports 20-25,443, from ",
 		"Scan report for " + target,
-		"PORT      STATE          REASON",
-		"22/tcp    unfiltered     reset",
-		"443/tcp   unfiltered     reset",
+		"PORT      STATE          SERVICE         REASON",
+		"22/tcp    unfiltered     ssh             reset",
+		"443/tcp   unfiltered     https           reset",
 		"Done: 7 targets, ",
 	} {
 		if !strings.Contains(stdout, want) {

@@ -235,18 +235,39 @@ func (p *ScanPrinter) printText(r *scan.Result, views []hostView, silent int) er
 		if len(v.ports) == 0 {
 			continue
 		}
-		if p.Reason {
-			fmt.Fprintf(&b, "%-9s %-14s %s\n", "PORT", "STATE", "REASON")
-		} else {
-			fmt.Fprintf(&b, "%-9s %s\n", "PORT", "STATE")
+		// nmap's columns: PORT STATE SERVICE REASON, the service named from the table (nmap-services).
+		cols := []string{"PORT", "STATE"}
+		if p.Services != nil {
+			cols = append(cols, "SERVICE")
 		}
-		for _, pr := range v.ports {
-			port := strconv.Itoa(int(pr.Port)) + "/tcp"
-			if p.Reason {
-				fmt.Fprintf(&b, "%-9s %-14s %s\n", port, pr.State, pr.Reason)
-			} else {
-				fmt.Fprintf(&b, "%-9s %s\n", port, pr.State)
+		if p.Reason {
+			cols = append(cols, "REASON")
+		}
+		widths := []int{9, 14, 15}
+		row := func(vals []string) {
+			for i, v := range vals {
+				if i == len(vals)-1 {
+					b.WriteString(v)
+				} else {
+					fmt.Fprintf(&b, "%-*s ", widths[i], v)
+				}
 			}
+			b.WriteByte('\n')
+		}
+		row(cols)
+		for _, pr := range v.ports {
+			vals := []string{strconv.Itoa(int(pr.Port)) + "/tcp", pr.State.String()}
+			if p.Services != nil {
+				name := p.Services.Name(pr.Port)
+				if name == "" {
+					name = "unknown"
+				}
+				vals = append(vals, name)
+			}
+			if p.Reason {
+				vals = append(vals, pr.Reason.String())
+			}
+			row(vals)
 		}
 	}
 	if len(r.Skipped) > 0 {
