@@ -36,17 +36,7 @@ Kubernetes Indexed Job or a Slurm job array.
 
 Exit status: 0 done, 2 bad usage or outputs that do not merge, 3 a file
 cannot be read or written.`,
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "json", Usage: "one JSON object per line"},
-			&cli.BoolFlag{Name: "grepable", Usage: "nmap's grepable format (-oG): one line per host"},
-			&cli.BoolFlag{Name: "reason", Usage: "show why each port got its state"},
-			&cli.BoolFlag{Name: "open", Usage: "list only ports that may be open (open, open|filtered, unfiltered)"},
-			&cli.BoolFlag{Name: "all", Usage: "list every port and every host, none summed up"},
-			&cli.StringFlag{Name: "oX", Usage: "write nmap's XML to `FILE` (- for stdout)"},
-			&cli.StringFlag{Name: "oN", Usage: "write the normal (text) output to `FILE` (- for stdout)"},
-			&cli.StringFlag{Name: "oG", Usage: "write nmap's grepable output to `FILE` (- for stdout)"},
-			&cli.StringFlag{Name: "oA", Usage: "write all three, to `BASE`.xml, BASE.nmap and BASE.gnmap"},
-		},
+		Flags:  scanOutputFlags(),
 		Action: runMerge,
 	}
 }

@@ -33,10 +33,6 @@ func scanCommand() *cli.Command {
 		&cli.StringFlag{Name: "iL", Usage: "read targets from `FILE` (- for stdin): addresses, prefixes and ranges, separated by blanks or lines, # comments"},
 		&cli.StringFlag{Name: "exclude", Usage: "leave out these targets: a comma-separated `LIST` (198.18.0.1,7,198.18.0.64/26)"},
 		&cli.StringFlag{Name: "excludefile", Usage: "leave out the targets listed in `FILE`, as -iL reads it"},
-		&cli.StringFlag{Name: "oX", Usage: "write nmap's XML to `FILE` (- for stdout)"},
-		&cli.StringFlag{Name: "oN", Usage: "write the normal (text) output to `FILE` (- for stdout)"},
-		&cli.StringFlag{Name: "oG", Usage: "write nmap's grepable output to `FILE` (- for stdout)"},
-		&cli.StringFlag{Name: "oA", Usage: "write all three, to `BASE`.xml, BASE.nmap and BASE.gnmap"},
 		&cli.BoolFlag{Name: "p-", Hidden: true, Usage: "all ports, 1-65535 (nmap's -p-)"},
 		&cli.IntFlag{Name: "rate", Value: scan.DefaultRate, Usage: fmt.Sprintf("probes per second (1 to %d)", scan.MaxRate)},
 		&cli.IntFlag{Name: "retries", Value: scan.DefaultRetries, Usage: fmt.Sprintf("passes again over the targets still silent (0 to %d)", scan.MaxRetries)},
@@ -44,16 +40,12 @@ func scanCommand() *cli.Command {
 		&cli.StringFlag{Name: "shard", Usage: "run part I of N of the scan (e.g. 2/4); needs --seed, the same on every shard"},
 		&cli.Uint64Flag{Name: "seed", DefaultText: "random, printed with the results", Usage: "seed of the probing order"},
 		&cli.UintFlag{Name: "sport", DefaultText: fmt.Sprintf("random, %d-%d", scan.SourcePortLo, scan.SourcePortHi), Usage: "source port of every probe"},
-		&cli.BoolFlag{Name: "json", Usage: "one JSON object per line"},
-		&cli.BoolFlag{Name: "grepable", Usage: "nmap's grepable format (-oG): one line per host"},
-		&cli.BoolFlag{Name: "reason", Usage: "show why each port got its state (syn-ack, reset, no-response, icmp 3/13 from X)"},
-		&cli.BoolFlag{Name: "open", Usage: "list only ports that may be open (open, open|filtered, unfiltered)"},
-		&cli.BoolFlag{Name: "all", Usage: "list every port and every host, none summed up"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress line, even on a terminal"},
 		&cli.StringFlag{Name: "send-path", Value: "auto", Usage: "how probes leave: packet (AF_PACKET frames to the next hop, about twice as fast), raw (IP raw socket, any destination) or auto"},
 		&cli.BoolFlag{Name: "no-rst-guard", Usage: "do not install the nftables RST guard (the local kernel will reset every SYN-ACK)"},
 		&cli.BoolFlag{Name: "leave-open", Usage: "do not reset the half-open connections our SYNs leave on the targets"},
 	}
+	flags = append(flags, scanOutputFlags()...)
 	for _, f := range nmapTypeFlags {
 		flags = append(flags, &cli.BoolFlag{Name: f.flag, Hidden: true, Usage: "--type " + f.typ.String()})
 	}
@@ -358,6 +350,21 @@ func scanPortsFromFlags(c *cli.Context, ports string) ([]scan.PortRange, error) 
 		return nil, usageErr("--ports: %v", err)
 	}
 	return rs, nil
+}
+
+// scanOutputFlags are the output options of scan and merge, which openScanOutputs reads.
+func scanOutputFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "json", Usage: "one JSON object per line"},
+		&cli.BoolFlag{Name: "grepable", Usage: "nmap's grepable format (-oG): one line per host"},
+		&cli.BoolFlag{Name: "reason", Usage: "show why each port got its state (syn-ack, reset, no-response, icmp 3/13 from X)"},
+		&cli.BoolFlag{Name: "open", Usage: "list only ports that may be open (open, open|filtered, unfiltered)"},
+		&cli.BoolFlag{Name: "all", Usage: "list every port and every host, none summed up"},
+		&cli.StringFlag{Name: "oX", Usage: "write nmap's XML to `FILE` (- for stdout)"},
+		&cli.StringFlag{Name: "oN", Usage: "write the normal (text) output to `FILE` (- for stdout)"},
+		&cli.StringFlag{Name: "oG", Usage: "write nmap's grepable output to `FILE` (- for stdout)"},
+		&cli.StringFlag{Name: "oA", Usage: "write all three, to `BASE`.xml, BASE.nmap and BASE.gnmap"},
+	}
 }
 
 // scanOutputs are where a scan's results go: stdout in the format of --json/--grepable (or text), unless an -o
