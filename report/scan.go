@@ -221,7 +221,7 @@ func (p *ScanPrinter) printText(r *scan.Result, views []hostView, silent int) er
 	for _, v := range views {
 		fmt.Fprintf(&b, "\nScan report for %s\n", v.addr)
 		if v.status == scan.HostDown {
-			b.WriteString("Host seems down: it answered no probe (nor ARP, on its link)\n")
+			b.WriteString("Host seems down: no reply to any probe, nor to ARP if it is on the link\n")
 		} else {
 			fmt.Fprintf(&b, "Host is up (%s).\n", v.why)
 		}
