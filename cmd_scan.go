@@ -145,10 +145,12 @@ func runScan(c *cli.Context) error {
 	if prog != nil {
 		prog.clear()
 	}
-	if res != nil {
-		if perr := outs.print(c, res); perr != nil && err == nil {
-			err = &exitError{code: exitEnv, err: fmt.Errorf("scan: write results: %w", perr)}
-		}
+	if res == nil {
+		outs.discard() // no result: leave no empty files behind
+		return err
+	}
+	if perr := outs.print(c, res); perr != nil && err == nil {
+		err = &exitError{code: exitEnv, err: fmt.Errorf("scan: write results: %w", perr)}
 	}
 	return err
 }
@@ -461,6 +463,17 @@ func (o *scanOutputs) print(c *cli.Context, res *scan.Result) error {
 		sf.f = nil
 	}
 	return errors.Join(errs...)
+}
+
+// discard closes and removes the files, for a scan that gave no result.
+func (o *scanOutputs) discard() {
+	for i := range o.files {
+		if sf := &o.files[i]; sf.f != nil {
+			sf.f.Close()
+			os.Remove(sf.path)
+			sf.f = nil
+		}
+	}
 }
 
 func (o *scanOutputs) close() {

@@ -226,6 +226,16 @@ func TestScanTargetsAndHostDiscovery(t *testing.T) {
 	if strings.Contains(stdout, "198.18.0.3\n") {
 		t.Error("text lists the down host")
 	}
+
+	// A scan that fails before it has a result (no route to the host in the prober) leaves no empty output file.
+	out := filepath.Join(t.TempDir(), "failed")
+	code, _, _ = runScanApp(t, "--netns", l.Prober.Name, "scan", "-p", "22", "-oA", out, "198.18.9.9")
+	if code != exitEnv {
+		t.Errorf("scan with no route: exit %d, want %d", code, exitEnv)
+	}
+	if left, _ := filepath.Glob(out + "*"); len(left) > 0 {
+		t.Errorf("a failed scan left %v", left)
+	}
 }
 
 func TestScanTargetUsageErrors(t *testing.T) {
@@ -255,6 +265,7 @@ func TestScanTargetUsageErrors(t *testing.T) {
 	if code != exitEnv || !strings.Contains(stderr, "-oX") {
 		t.Errorf("unwritable -oX: exit %d, %q; want exit %d naming -oX", code, stderr, exitEnv)
 	}
+
 }
 
 // runTcpwalk runs the built binary with args and stdin, bounded to 60 s.
