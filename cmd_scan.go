@@ -330,9 +330,17 @@ func scanTargetsFromFlags(c *cli.Context) ([]netip.Prefix, error) {
 
 // scanPortsFromFlags reads -p (with service names) or --top-ports.
 func scanPortsFromFlags(c *cli.Context, ports string) ([]scan.PortRange, error) {
-	svc, err := scan.DefaultServices()
+	byNumber := strings.Trim(ports, "0123456789-, ") == ""
+	if byNumber && !c.IsSet("top-ports") {
+		rs, err := scan.ParsePorts(ports)
+		if err != nil {
+			return nil, usageErr("--ports: %v", err)
+		}
+		return rs, nil
+	}
+	svc, err := scan.DefaultServices() // only names and --top-ports need the table
 	if err != nil {
-		return nil, &exitError{code: exitEnv, err: fmt.Errorf("scan: %w", err)}
+		return nil, &exitError{code: exitEnv, err: fmt.Errorf("scan: %w (numeric ports work without it)", err)}
 	}
 	if c.IsSet("top-ports") {
 		n := c.Int("top-ports")
