@@ -119,7 +119,7 @@ error (privileges, guard, namespace), 130/143 interrupted.`,
 			&cli.StringFlag{Name: "netns", EnvVars: []string{"TCPWALK_NETNS"},
 				Usage: "run in the named network namespace `NAME` (e.g. tcpwalk-prober, made by tcpwalk lab up)"},
 		},
-		Commands: []*cli.Command{sendCommand(), walkCommand(), conformCommand(), firewallCommand(), runCommand(), scanCommand(), labCommand(), demoCommand()},
+		Commands: []*cli.Command{sendCommand(), walkCommand(), conformCommand(), firewallCommand(), runCommand(), scanCommand(), mergeCommand(), labCommand(), demoCommand()},
 		// Without an Action, urfave/cli answers an unknown command with
 		// "No help topic" and exit status 3, our environment-error status:
 		// make it bad usage (2). Bare `tcpwalk` still prints the help.
@@ -173,6 +173,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}()
 
 	app := newApp(stdout, stderr)
+	app.Metadata = map[string]any{"args": args} // the command line as given, for scan's XML (nmaprun args)
 	err := app.RunContext(ctx, reorderArgs(app, args))
 	code := exitCode(err)
 	if err != nil && code != exitNoReply {

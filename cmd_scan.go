@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -26,7 +28,11 @@ var nmapTypeFlags = []struct {
 func scanCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "type", Value: "syn", Usage: "scan type: " + strings.Join(scan.TypeNames(), ", ")},
-		&cli.StringFlag{Name: "ports", Aliases: []string{"p"}, Value: "1-1024", Usage: "ports: 22,80,443 or 1-1024,8080; - or -p- for all (as nmap's -p)"},
+		&cli.StringFlag{Name: "ports", Aliases: []string{"p"}, Value: "1-1024", Usage: "ports: 22,80,443 or 1-1024,8080, service names (ssh,http, http*); - or -p- for all (as nmap's -p)"},
+		&cli.IntFlag{Name: "top-ports", Usage: "scan the `N` most commonly open ports (nmap-services' frequencies, else tcpwalk's small table)"},
+		&cli.StringFlag{Name: "iL", Usage: "read targets from `FILE` (- for stdin): addresses, prefixes and ranges, separated by blanks or lines, # comments"},
+		&cli.StringFlag{Name: "exclude", Usage: "leave out these targets: a comma-separated `LIST` (198.18.0.1,7,198.18.0.64/26)"},
+		&cli.StringFlag{Name: "excludefile", Usage: "leave out the targets listed in `FILE`, as -iL reads it"},
 		&cli.BoolFlag{Name: "p-", Hidden: true, Usage: "all ports, 1-65535 (nmap's -p-)"},
 		&cli.IntFlag{Name: "rate", Value: scan.DefaultRate, Usage: fmt.Sprintf("probes per second (1 to %d)", scan.MaxRate)},
 		&cli.IntFlag{Name: "retries", Value: scan.DefaultRetries, Usage: fmt.Sprintf("passes again over the targets still silent (0 to %d)", scan.MaxRetries)},
@@ -34,23 +40,19 @@ func scanCommand() *cli.Command {
 		&cli.StringFlag{Name: "shard", Usage: "run part I of N of the scan (e.g. 2/4); needs --seed, the same on every shard"},
 		&cli.Uint64Flag{Name: "seed", DefaultText: "random, printed with the results", Usage: "seed of the probing order"},
 		&cli.UintFlag{Name: "sport", DefaultText: fmt.Sprintf("random, %d-%d", scan.SourcePortLo, scan.SourcePortHi), Usage: "source port of every probe"},
-		&cli.BoolFlag{Name: "json", Usage: "one JSON object per line"},
-		&cli.BoolFlag{Name: "grepable", Usage: "nmap's grepable format (-oG): one line per host"},
-		&cli.BoolFlag{Name: "reason", Usage: "show why each port got its state (syn-ack, reset, no-response, icmp 3/13 from X)"},
-		&cli.BoolFlag{Name: "open", Usage: "list only ports that may be open (open, open|filtered, unfiltered)"},
-		&cli.BoolFlag{Name: "all", Usage: "list every port and every host, none summed up"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress line, even on a terminal"},
 		&cli.StringFlag{Name: "send-path", Value: "auto", Usage: "how probes leave: packet (AF_PACKET frames to the next hop, about twice as fast), raw (IP raw socket, any destination) or auto"},
 		&cli.BoolFlag{Name: "no-rst-guard", Usage: "do not install the nftables RST guard (the local kernel will reset every SYN-ACK)"},
 		&cli.BoolFlag{Name: "leave-open", Usage: "do not reset the half-open connections our SYNs leave on the targets"},
 	}
+	flags = append(flags, scanOutputFlags()...)
 	for _, f := range nmapTypeFlags {
 		flags = append(flags, &cli.BoolFlag{Name: f.flag, Hidden: true, Usage: "--type " + f.typ.String()})
 	}
 	return &cli.Command{
 		Name:      "scan",
 		Usage:     "scan ports and firewall rules of many hosts, statelessly (like nmap -sS/-sA/-sF, at masscan's speed)",
-		ArgsUsage: "HOST|PREFIX...",
+		ArgsUsage: "TARGET...",
 		Description: `Sends one probe per host and port, in a pseudo-random order over all of them,
 at --rate probes per second, and reads the replies as nmap does:
 
@@ -83,14 +85,29 @@ every broadcast route are skipped and reported as skipped, with the reason.
 The network address of a subnet is probed, as nmap does: Linux routes it as
 unicast.
 
+Targets are as nmap takes them: addresses, prefixes (198.18.0.0/28), ranges
+and lists in any octet (198.18.0.2-20, 198.18.0-1.1-254, 198.18.0.2,5,7),
+names, a file of them (-iL FILE, - for stdin), less --exclude and
+--excludefile. A host that answers nothing at all, no probe and no ARP on
+its link, is down, as nmap says; down hosts of a scan of several are not
+listed (--all lists them).
+
+-oX, -oN and -oG write nmap's XML, normal and grepable formats to a file as
+well (- for stdout, instead of the usual output); -oA BASE writes all three.
+The XML is valid against nmap's DTD: ndiff compares two scans.
+
 --shard I/N --seed S runs part I of N of the same scan: run shards 1..N with the
 same seed and arguments (e.g. on N machines) and together they probe every
-target exactly once.
+target exactly once; tcpwalk merge joins their JSON or XML outputs.
 
 Examples:
    tcpwalk scan -p 1-65535 198.18.0.2
    tcpwalk scan --type ack -p 22,80,443 198.18.0.0/28
    tcpwalk scan --type fin --reason -p 1-1024 198.18.0.2
+   tcpwalk scan -p ssh,http,8000-8100 198.18.0.2
+   tcpwalk scan --top-ports 100 --exclude 198.18.0.3 198.18.0.2-5
+   tcpwalk scan -p 1-1024 -oA lab-scan 198.18.0.2
+   tcpwalk scan -p 1-1024 -oX - 198.18.0.2
    tcpwalk scan --rate 200000 --retries 1 --shard 2/4 --seed 7 -p- 198.18.0.0/24 --json
 
 Exit status: 0 done, 2 bad usage, 3 environment error, 130/143 interrupted
@@ -119,37 +136,35 @@ func runScan(c *cli.Context) error {
 		prog = &progressLine{w: c.App.ErrWriter}
 		cfg.Progress = prog.show
 	}
+	outs, err := openScanOutputs(c)
+	if err != nil {
+		return err
+	}
+	defer outs.close()
 	res, err := scan.Run(c.Context, cfg)
 	if prog != nil {
 		prog.clear()
 	}
-	if res != nil {
-		out := &report.ScanPrinter{W: c.App.Writer, Format: report.ScanText, Reason: c.Bool("reason"), Open: c.Bool("open"), All: c.Bool("all")}
-		switch {
-		case c.Bool("json"):
-			out.Format = report.ScanJSON
-		case c.Bool("grepable"):
-			out.Format = report.ScanGrepable
-		}
-		if perr := out.Print(res); perr != nil && err == nil {
-			err = &exitError{code: exitEnv, err: fmt.Errorf("scan: write results: %w", perr)}
-		}
+	if res == nil {
+		outs.discard() // no result: leave no empty files behind
+		return err
+	}
+	if perr := outs.print(c, res); perr != nil && err == nil {
+		err = &exitError{code: exitEnv, err: fmt.Errorf("scan: write results: %w", perr)}
 	}
 	return err
 }
 
 func scanConfigFromFlags(c *cli.Context) (*scan.Config, error) {
 	cfg := &scan.Config{}
-	if c.NArg() == 0 {
-		return nil, usageErr("scan: missing target: give hosts or prefixes, e.g. tcpwalk scan -p 1-1024 198.18.0.2")
+	if c.NArg() == 0 && c.String("iL") == "" {
+		return nil, usageErr("scan: missing target: give hosts, prefixes or ranges, e.g. tcpwalk scan -p 1-1024 198.18.0.2, or a file with -iL")
 	}
-	for _, a := range c.Args().Slice() {
-		h, err := scan.ParseHost(a)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Hosts = append(cfg.Hosts, h)
+	hosts, err := scanTargetsFromFlags(c)
+	if err != nil {
+		return nil, err
 	}
+	cfg.Hosts = hosts
 	typ, err := scan.ParseType(c.String("type"))
 	if err != nil {
 		return nil, usageErr("--type: %v", err)
@@ -172,8 +187,8 @@ func scanConfigFromFlags(c *cli.Context) (*scan.Config, error) {
 		}
 		ports = "-"
 	}
-	if cfg.Ports, err = scan.ParsePorts(ports); err != nil {
-		return nil, usageErr("--ports: %v", err)
+	if cfg.Ports, err = scanPortsFromFlags(c, ports); err != nil {
+		return nil, err
 	}
 	cfg.Rate, cfg.Retries, cfg.Wait = c.Int("rate"), c.Int("retries"), c.Duration("wait")
 	if cfg.Rate < 1 || cfg.Rate > scan.MaxRate {
@@ -265,4 +280,214 @@ func siCount(v float64) string {
 		return fmt.Sprintf("%.0fk", v/1e3)
 	}
 	return fmt.Sprintf("%.0f", v)
+}
+
+// scanTargetsFromFlags reads the targets: the arguments and -iL's file, less --exclude and --excludefile.
+func scanTargetsFromFlags(c *cli.Context) ([]netip.Prefix, error) {
+	targets := c.Args().Slice()
+	readList := func(flag, name string) ([]string, error) {
+		var r io.Reader
+		if name == "-" {
+			r = c.App.Reader
+			if r == nil {
+				r = os.Stdin
+			}
+			name = "stdin"
+		} else {
+			f, err := os.Open(name)
+			if err != nil {
+				return nil, usageErr("%s: %v", flag, err)
+			}
+			defer f.Close()
+			r = f
+		}
+		list, err := scan.ReadTargetList(r, name)
+		if err != nil {
+			return nil, usageErr("%s: %v", flag, err)
+		}
+		return list, nil
+	}
+	if f := c.String("iL"); f != "" {
+		list, err := readList("-iL", f)
+		if err != nil {
+			return nil, err
+		}
+		if len(list) == 0 {
+			return nil, usageErr("-iL %s: no targets in the file", f)
+		}
+		targets = append(targets, list...)
+	}
+	exclude := scan.SplitTargetList(c.String("exclude"))
+	if f := c.String("excludefile"); f != "" {
+		list, err := readList("--excludefile", f)
+		if err != nil {
+			return nil, err
+		}
+		exclude = append(exclude, list...)
+	}
+	return scan.ResolveTargets(targets, exclude)
+}
+
+// scanPortsFromFlags reads -p (with service names) or --top-ports.
+func scanPortsFromFlags(c *cli.Context, ports string) ([]scan.PortRange, error) {
+	byNumber := strings.Trim(ports, "0123456789-, ") == ""
+	if byNumber && !c.IsSet("top-ports") {
+		rs, err := scan.ParsePorts(ports)
+		if err != nil {
+			return nil, usageErr("--ports: %v", err)
+		}
+		return rs, nil
+	}
+	svc, err := scan.DefaultServices() // only names and --top-ports need the table
+	if err != nil {
+		return nil, &exitError{code: exitEnv, err: fmt.Errorf("scan: %w (numeric ports work without it)", err)}
+	}
+	if c.IsSet("top-ports") {
+		n := c.Int("top-ports")
+		if c.IsSet("ports") || c.Bool("p-") {
+			return nil, usageErr("scan: --top-ports and -p both give the ports: keep one")
+		}
+		if n < 1 || n > 65535 {
+			return nil, usageErr("--top-ports %d: want 1 to 65535", n)
+		}
+		if n > svc.Len() {
+			return nil, usageErr("--top-ports %d: %s ranks only %d tcp ports", n, svc.Source, svc.Len())
+		}
+		return svc.Top(n), nil
+	}
+	rs, err := scan.ParsePortsNamed(ports, svc)
+	if err != nil {
+		return nil, usageErr("--ports: %v", err)
+	}
+	return rs, nil
+}
+
+// scanOutputFlags are the output options of scan and merge, which openScanOutputs reads.
+func scanOutputFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "json", Usage: "one JSON object per line"},
+		&cli.BoolFlag{Name: "grepable", Usage: "nmap's grepable format (-oG): one line per host"},
+		&cli.BoolFlag{Name: "reason", Usage: "show why each port got its state (syn-ack, reset, no-response, icmp 3/13 from X)"},
+		&cli.BoolFlag{Name: "open", Usage: "list only ports that may be open (open, open|filtered, unfiltered)"},
+		&cli.BoolFlag{Name: "all", Usage: "list every port and every host, none summed up"},
+		&cli.StringFlag{Name: "oX", Usage: "write nmap's XML to `FILE` (- for stdout)"},
+		&cli.StringFlag{Name: "oN", Usage: "write the normal (text) output to `FILE` (- for stdout)"},
+		&cli.StringFlag{Name: "oG", Usage: "write nmap's grepable output to `FILE` (- for stdout)"},
+		&cli.StringFlag{Name: "oA", Usage: "write all three, to `BASE`.xml, BASE.nmap and BASE.gnmap"},
+	}
+}
+
+// scanOutputs are where a scan's results go: stdout in the format of --json/--grepable (or text), unless an -o
+// option takes stdout, and the files of -oX, -oN, -oG and -oA.
+type scanOutputs struct {
+	stdout report.ScanFormat // 0: an -o option writes to stdout instead
+	toOut  report.ScanFormat // the -o format written to stdout, if any
+	files  []scanFile
+}
+
+type scanFile struct {
+	format report.ScanFormat
+	path   string
+	f      *os.File
+}
+
+// openScanOutputs creates the output files before the scan, so that an unwritable path fails at once, not after
+// an hour of scanning.
+func openScanOutputs(c *cli.Context) (*scanOutputs, error) {
+	o := &scanOutputs{stdout: report.ScanText}
+	switch {
+	case c.Bool("json"):
+		o.stdout = report.ScanJSON
+	case c.Bool("grepable"):
+		o.stdout = report.ScanGrepable
+	}
+	type want struct {
+		flag   string
+		format report.ScanFormat
+		path   string
+	}
+	var wants []want
+	for _, w := range []want{{"oX", report.ScanXML, ""}, {"oN", report.ScanText, ""}, {"oG", report.ScanGrepable, ""}} {
+		if p := c.String(w.flag); p != "" {
+			w.path = p
+			wants = append(wants, w)
+		}
+	}
+	if base := c.String("oA"); base != "" {
+		if base == "-" {
+			return nil, usageErr("-oA -: -oA writes three files; give a base name, or use -oX - for stdout")
+		}
+		wants = append(wants, want{"oA", report.ScanXML, base + ".xml"}, want{"oA", report.ScanText, base + ".nmap"},
+			want{"oA", report.ScanGrepable, base + ".gnmap"})
+	}
+	for _, w := range wants {
+		if w.path == "-" {
+			if o.toOut != 0 {
+				return nil, usageErr("-%s -: another -o option already writes to stdout; keep one", w.flag)
+			}
+			o.toOut, o.stdout = w.format, 0
+			continue
+		}
+		f, err := os.Create(w.path)
+		if err != nil {
+			o.close()
+			return nil, &exitError{code: exitEnv, err: fmt.Errorf("scan: -%s: %w", w.flag, err)}
+		}
+		o.files = append(o.files, scanFile{format: w.format, path: w.path, f: f})
+	}
+	if o.toOut != 0 && (c.Bool("json") || c.Bool("grepable")) {
+		o.close()
+		return nil, usageErr("scan: an -o option writes to stdout (-), and --json or --grepable too: keep one")
+	}
+	return o, nil
+}
+
+// print writes the result to every output.
+func (o *scanOutputs) print(c *cli.Context, res *scan.Result) error {
+	svc, _ := scan.DefaultServices()
+	args, _ := c.App.Metadata["args"].([]string)
+	if args == nil {
+		args = os.Args
+	}
+	pr := func(w io.Writer, f report.ScanFormat) error {
+		p := &report.ScanPrinter{W: w, Format: f, Reason: c.Bool("reason"), Open: c.Bool("open"), All: c.Bool("all"),
+			Args: args, Services: svc}
+		return p.Print(res)
+	}
+	var errs []error
+	for _, f := range []report.ScanFormat{o.stdout, o.toOut} {
+		if f != 0 {
+			errs = append(errs, pr(c.App.Writer, f))
+		}
+	}
+	for i := range o.files {
+		sf := &o.files[i]
+		if err := pr(sf.f, sf.format); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", sf.path, err))
+		}
+		if err := sf.f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", sf.path, err))
+		}
+		sf.f = nil
+	}
+	return errors.Join(errs...)
+}
+
+// discard closes and removes the files, for a scan that gave no result.
+func (o *scanOutputs) discard() {
+	for i := range o.files {
+		if sf := &o.files[i]; sf.f != nil {
+			sf.f.Close()
+			os.Remove(sf.path)
+			sf.f = nil
+		}
+	}
+}
+
+func (o *scanOutputs) close() {
+	for _, sf := range o.files {
+		if sf.f != nil {
+			sf.f.Close()
+		}
+	}
 }

@@ -112,6 +112,10 @@ func TestScanJSON(t *testing.T) {
 			notShown = m
 		case "summary":
 			summary = m
+		case "host":
+			if m["host"] != l.TargetAddr.String() || m["status"] != "up" || m["reason"] != "syn-ack" {
+				t.Errorf("host line %v: want %v up (syn-ack)", m, l.TargetAddr)
+			}
 		default:
 			t.Errorf("unknown event in %q", line)
 		}
@@ -145,9 +149,9 @@ func TestScanTextAndGrepable(t *testing.T) {
 	for _, want := range []string{
 		"tcpwalk ack scan of " + target + ", ports 20-25,443, from ",
 		"Scan report for " + target,
-		"PORT      STATE          REASON",
-		"22/tcp    unfiltered     reset",
-		"443/tcp   unfiltered     reset",
+		"PORT      STATE          SERVICE         REASON",
+		"22/tcp    unfiltered     ssh             reset",
+		"443/tcp   unfiltered     https           reset",
 		"Done: 7 targets, ",
 	} {
 		if !strings.Contains(stdout, want) {

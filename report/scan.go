@@ -20,6 +20,7 @@ const (
 	ScanText     ScanFormat = iota + 1 // nmap's normal output
 	ScanJSON                           // one JSON object per line
 	ScanGrepable                       // nmap's -oG: one line per host
+	ScanXML                            // nmap's -oX: valid against nmap.dtd, read by ndiff and nmap's importers
 )
 
 // collapseOver is nmap's rule: more ports than this in one state are summed up in a "Not shown" line.
@@ -34,6 +35,10 @@ type ScanPrinter struct {
 	Reason bool // text: add the REASON column (JSON and grepable always carry what they carry)
 	Open   bool // list only ports that may be open: open, open|filtered, unfiltered (nmap --open)
 	All    bool // list every port and every host
+	// Args is the command line, for XML's nmaprun args (nil: none).
+	Args []string
+	// Services names the ports in XML's service elements (nil: no names).
+	Services *scan.Services
 }
 
 // JSON field names are part of tcpwalk's interface (see README): do not rename them.
@@ -50,11 +55,30 @@ type jsonScanPort struct {
 }
 
 type jsonScanNotShown struct {
-	Event  string `json:"event"` // "not_shown"
+	Event   string            `json:"event"` // "not_shown"
+	Host    string            `json:"host"`
+	State   string            `json:"state"`
+	Count   uint64            `json:"count"`
+	Reason  string            `json:"reason"`  // the most common reason
+	Reasons []jsonReasonGroup `json:"reasons"` // every reason, with its ports: tcpwalk merge reads them
+}
+
+// jsonReasonGroup is the ports of a not-shown state that got one reason.
+type jsonReasonGroup struct {
+	Reason   string `json:"reason"`
+	ICMPType *uint8 `json:"icmp_type,omitempty"`
+	ICMPCode *uint8 `json:"icmp_code,omitempty"`
+	Count    uint64 `json:"count"`
+	Ports    string `json:"ports"` // as -p takes them: 1-21,23-79
+}
+
+// jsonScanHost is a host's status, as nmap's host discovery says: down hosts of a scan of several are not
+// listed (unless --all).
+type jsonScanHost struct {
+	Event  string `json:"event"` // "host"
 	Host   string `json:"host"`
-	State  string `json:"state"`
-	Count  uint64 `json:"count"`
-	Reason string `json:"reason"` // the most common reason
+	Status string `json:"status"` // "up" or "down"
+	Reason string `json:"reason"` // syn-ack, reset, split-handshake-syn, icmp, arp-response or no-response
 }
 
 // jsonScanSkipped is a host that got no probe: a broadcast address where the scan ran.
@@ -72,6 +96,8 @@ type jsonScanSummary struct {
 	Ports        string            `json:"ports"`
 	Shard        string            `json:"shard"`
 	Seed         uint64            `json:"seed"`
+	Retries      int               `json:"retries"`
+	Start        time.Time         `json:"start"`
 	Source       string            `json:"source"`
 	Targets      uint64            `json:"targets"`
 	Probed       uint64            `json:"probed"`
@@ -91,6 +117,8 @@ type jsonScanSummary struct {
 // hostView is what is printed for one host.
 type hostView struct {
 	addr     netip.Addr
+	status   scan.HostStatus
+	why      scan.ReasonKind // of the status
 	ports    []scan.PortResult
 	notShown []notShown
 }
@@ -98,7 +126,25 @@ type hostView struct {
 type notShown struct {
 	state  scan.State
 	count  uint64
-	reason scan.ReasonKind
+	reason scan.ReasonKind // the most common
+	groups []reasonGroup   // every reason, in port order of first use
+}
+
+// reasonGroup is the ports of a not-shown state with one reason (its From left out: a summary names no router).
+type reasonGroup struct {
+	reason scan.Reason
+	ports  []scan.PortRange
+	count  uint64
+}
+
+// add appends port to the group's ranges; ports come in order.
+func (g *reasonGroup) add(port uint16) {
+	g.count++
+	if n := len(g.ports); n > 0 && uint32(g.ports[n-1].Hi)+1 == uint32(port) {
+		g.ports[n-1].Hi = port
+		return
+	}
+	g.ports = append(g.ports, scan.PortRange{Lo: port, Hi: port})
 }
 
 func (p *ScanPrinter) listed(st scan.State) bool {
@@ -109,27 +155,19 @@ func (p *ScanPrinter) listed(st scan.State) bool {
 func (p *ScanPrinter) views(r *scan.Result) (views []hostView, silent int) {
 	hosts := r.HostResults()
 	for _, h := range hosts {
-		answered := false
-		for _, reasons := range h.Reasons {
-			for k, n := range reasons {
-				if n > 0 && k != scan.ReasonNoResponse {
-					answered = true
-				}
-			}
-		}
-		if !answered && len(hosts) > 1 && !p.All {
+		if h.Status == scan.HostDown && len(hosts) > 1 && !p.All {
 			silent++
 			continue
 		}
-		v := hostView{addr: h.Addr}
-		collapse := map[scan.State]bool{}
+		v := hostView{addr: h.Addr, status: h.Status, why: h.StatusReason}
+		collapse := map[scan.State]int{} // state -> index in v.notShown + 1
 		for _, st := range scan.States {
 			n := h.Counts[st]
 			if n == 0 {
 				continue
 			}
 			if st != scan.Open && n > collapseOver && !p.All || !p.listed(st) {
-				collapse[st] = true
+				collapse[st] = len(v.notShown) + 1
 				var best scan.ReasonKind
 				for k, c := range h.Reasons[st] {
 					if best == 0 || c > h.Reasons[st][best] || c == h.Reasons[st][best] && k < best {
@@ -140,9 +178,20 @@ func (p *ScanPrinter) views(r *scan.Result) (views []hostView, silent int) {
 			}
 		}
 		for pr := range r.PortResults(h.Addr) {
-			if !collapse[pr.State] {
+			i := collapse[pr.State]
+			if i == 0 {
 				v.ports = append(v.ports, pr)
+				continue
 			}
+			ns := &v.notShown[i-1]
+			why := pr.Reason
+			why.From = netip.Addr{}
+			j := slices.IndexFunc(ns.groups, func(g reasonGroup) bool { return g.reason == why })
+			if j < 0 {
+				ns.groups = append(ns.groups, reasonGroup{reason: why})
+				j = len(ns.groups) - 1
+			}
+			ns.groups[j].add(pr.Port)
 		}
 		views = append(views, v)
 	}
@@ -157,21 +206,13 @@ func (p *ScanPrinter) Print(r *scan.Result) error {
 		return p.printJSON(r, views)
 	case ScanGrepable:
 		return p.printGrepable(r, views, silent)
+	case ScanXML:
+		return p.printXML(r, views, silent)
 	}
 	return p.printText(r, views, silent)
 }
 
-func hostsString(r *scan.Result) string {
-	s := make([]string, len(r.Hosts))
-	for i, h := range r.Hosts {
-		if h.IsSingleIP() {
-			s[i] = h.Addr().String()
-		} else {
-			s[i] = h.String()
-		}
-	}
-	return strings.Join(s, " ")
-}
+func hostsString(r *scan.Result) string { return scan.FormatHosts(r.Hosts) }
 
 func (p *ScanPrinter) printText(r *scan.Result, views []hostView, silent int) error {
 	var b strings.Builder
@@ -179,6 +220,11 @@ func (p *ScanPrinter) printText(r *scan.Result, views []hostView, silent int) er
 		scan.FormatPorts(r.Ports), r.Local, r.Shard, r.Seed)
 	for _, v := range views {
 		fmt.Fprintf(&b, "\nScan report for %s\n", v.addr)
+		if v.status == scan.HostDown {
+			b.WriteString("Host seems down: no reply to any probe, nor to ARP if it is on the link\n")
+		} else {
+			fmt.Fprintf(&b, "Host is up (%s).\n", v.why)
+		}
 		if len(v.notShown) > 0 {
 			parts := make([]string, len(v.notShown))
 			for i, n := range v.notShown {
@@ -189,18 +235,39 @@ func (p *ScanPrinter) printText(r *scan.Result, views []hostView, silent int) er
 		if len(v.ports) == 0 {
 			continue
 		}
-		if p.Reason {
-			fmt.Fprintf(&b, "%-9s %-14s %s\n", "PORT", "STATE", "REASON")
-		} else {
-			fmt.Fprintf(&b, "%-9s %s\n", "PORT", "STATE")
+		// nmap's columns: PORT STATE SERVICE REASON, the service named from the table (nmap-services).
+		cols := []string{"PORT", "STATE"}
+		if p.Services != nil {
+			cols = append(cols, "SERVICE")
 		}
-		for _, pr := range v.ports {
-			port := strconv.Itoa(int(pr.Port)) + "/tcp"
-			if p.Reason {
-				fmt.Fprintf(&b, "%-9s %-14s %s\n", port, pr.State, pr.Reason)
-			} else {
-				fmt.Fprintf(&b, "%-9s %s\n", port, pr.State)
+		if p.Reason {
+			cols = append(cols, "REASON")
+		}
+		widths := []int{9, 14, 15}
+		row := func(vals []string) {
+			for i, v := range vals {
+				if i == len(vals)-1 {
+					b.WriteString(v)
+				} else {
+					fmt.Fprintf(&b, "%-*s ", widths[i], v)
+				}
 			}
+			b.WriteByte('\n')
+		}
+		row(cols)
+		for _, pr := range v.ports {
+			vals := []string{strconv.Itoa(int(pr.Port)) + "/tcp", pr.State.String()}
+			if p.Services != nil {
+				name := p.Services.Name(pr.Port)
+				if name == "" {
+					name = "unknown"
+				}
+				vals = append(vals, name)
+			}
+			if p.Reason {
+				vals = append(vals, pr.Reason.String())
+			}
+			row(vals)
 		}
 	}
 	if len(r.Skipped) > 0 {
@@ -230,6 +297,9 @@ func (p *ScanPrinter) printText(r *scan.Result, views []hostView, silent int) er
 func (p *ScanPrinter) printJSON(r *scan.Result, views []hostView) error {
 	enc := json.NewEncoder(p.W)
 	for _, v := range views {
+		if err := enc.Encode(jsonScanHost{Event: "host", Host: v.addr.String(), Status: v.status.String(), Reason: v.why.String()}); err != nil {
+			return err
+		}
 		for _, pr := range v.ports {
 			j := jsonScanPort{Event: "port", Host: pr.Addr.String(), Port: pr.Port, Proto: "tcp", State: pr.State.String(),
 				Reason: pr.Reason.Kind.String()}
@@ -245,8 +315,16 @@ func (p *ScanPrinter) printJSON(r *scan.Result, views []hostView) error {
 			}
 		}
 		for _, n := range v.notShown {
+			groups := make([]jsonReasonGroup, len(n.groups))
+			for i, g := range n.groups {
+				groups[i] = jsonReasonGroup{Reason: g.reason.Kind.String(), Count: g.count, Ports: scan.FormatPorts(g.ports)}
+				if g.reason.Kind == scan.ReasonICMP {
+					t, c := g.reason.ICMPType, g.reason.ICMPCode
+					groups[i].ICMPType, groups[i].ICMPCode = &t, &c
+				}
+			}
 			if err := enc.Encode(jsonScanNotShown{Event: "not_shown", Host: v.addr.String(), State: n.state.String(),
-				Count: n.count, Reason: n.reason.String()}); err != nil {
+				Count: n.count, Reason: n.reason.String(), Reasons: groups}); err != nil {
 				return err
 			}
 		}
@@ -256,6 +334,11 @@ func (p *ScanPrinter) printJSON(r *scan.Result, views []hostView) error {
 			return err
 		}
 	}
+	return enc.Encode(p.summary(r))
+}
+
+// summary is the JSON summary line, also carried in a comment of the XML output for tcpwalk merge.
+func (p *ScanPrinter) summary(r *scan.Result) jsonScanSummary {
 	states := map[string]uint64{}
 	for _, h := range r.HostResults() {
 		for st, n := range h.Counts {
@@ -266,11 +349,11 @@ func (p *ScanPrinter) printJSON(r *scan.Result, views []hostView) error {
 	for i, h := range r.Hosts {
 		hosts[i] = h.String()
 	}
-	return enc.Encode(jsonScanSummary{Event: "summary", Type: r.Type.String(), Hosts: hosts, Ports: scan.FormatPorts(r.Ports),
-		Shard: r.Shard.String(), Seed: r.Seed, Source: r.Local.String(), Targets: r.Targets, Probed: r.Probed, Skipped: r.SkippedTargets, Sent: r.Sent,
+	return jsonScanSummary{Event: "summary", Type: r.Type.String(), Hosts: hosts, Ports: scan.FormatPorts(r.Ports),
+		Shard: r.Shard.String(), Seed: r.Seed, Retries: r.Retries, Start: r.Start.UTC(), Source: r.Local.String(), Targets: r.Targets, Probed: r.Probed, Skipped: r.SkippedTargets, Sent: r.Sent,
 		Retried: r.Retried, Replies: r.Replies, Ignored: r.Ignored, States: states,
 		ElapsedMs: ms(r.End.Sub(r.Start)), SendRatePPS: float64(int64(r.SendRate())), Rate: r.Rate,
-		GuardDropped: r.GuardDropped, Interrupted: r.Interrupted})
+		GuardDropped: r.GuardDropped, Interrupted: r.Interrupted}
 }
 
 // printGrepable writes nmap's -oG lines: "Host: ADDR ()<TAB>Ports: 22/open/tcp/////, ...<TAB>Ignored State:
@@ -280,6 +363,7 @@ func (p *ScanPrinter) printGrepable(r *scan.Result, views []hostView, silent int
 	fmt.Fprintf(&b, "# tcpwalk %s scan of %s, ports %s, shard %s, seed %d, started %s\n", r.Type, hostsString(r),
 		scan.FormatPorts(r.Ports), r.Shard, r.Seed, r.Start.UTC().Format(time.RFC3339))
 	for _, v := range views {
+		fmt.Fprintf(&b, "Host: %s ()\tStatus: %s\n", v.addr, upper1(v.status.String()))
 		fmt.Fprintf(&b, "Host: %s ()", v.addr)
 		if len(v.ports) > 0 {
 			parts := make([]string, len(v.ports))
@@ -313,4 +397,12 @@ func (p *ScanPrinter) printGrepable(r *scan.Result, views []hostView, silent int
 		r.Probed, r.Count(scan.Open), silent, skipped, r.End.Sub(r.Start).Seconds())
 	_, err := io.WriteString(p.W, b.String())
 	return err
+}
+
+// upper1 capitalises the first letter, as nmap's grepable "Status: Up".
+func upper1(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }

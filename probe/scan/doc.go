@@ -17,6 +17,17 @@
 // positions i-1, i-1+n, i-1+2n, …: shards with the same seed cover every target exactly once, so one scan splits
 // across machines with no overlap and no gap.
 //
+// # Targets, host discovery, merging
+//
+// ParseTarget reads nmap's target syntax (octet ranges and lists, prefixes, names) into prefixes; ResolveTargets
+// takes exclusions away; the plan is built from what is left, so the RST guard, the kernel filter and the
+// address limits see exactly the hosts probed. Services reads nmap-services (or tcpwalk's own small table) for
+// service names and --top-ports. A host is down when it answered nothing at all: no TCP reply, no ICMP error of
+// its own, and no ARP on the link (neighboursUp reads the kernel's neighbour table after the scan; the probes
+// made the kernel ask). Merge rebuilds a whole scan's Result from its shards' outputs: the permutation tells
+// each target's shard, so a target no output mentions was silent, and one reported by a shard it is not in
+// belongs to another scan.
+//
 // # Broadcast addresses
 //
 // TCP is unicast: a segment to a broadcast address is to be dropped by its receivers (RFC 9293 §3.9.1, RFC 1122

@@ -3,6 +3,7 @@ package scan
 import (
 	"iter"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -44,6 +45,7 @@ type Result struct {
 	Interrupted bool // the context ended the scan early
 
 	s       *scanner
+	arpUp   map[[4]byte]bool   // hosts that answered ARP on the link (see neighboursUp)
 	reached uint64             // slots the first pass went through (probed or skipped), in order
 	froms   map[uint64][4]byte // slot -> sender of the ICMP error that decided it
 
@@ -67,10 +69,34 @@ type PortResult struct {
 	Reason Reason
 }
 
+// HostStatus is whether a host is up, as nmap's host discovery says: a host that answered nothing at all, no
+// probe and no ARP on the link, is down. The zero value is invalid.
+type HostStatus uint8
+
+const (
+	HostUp   HostStatus = iota + 1 // it answered a probe (TCP, or an ICMP error of its own), or ARP on the link
+	HostDown                       // nothing came back from it
+)
+
+// String returns nmap's name, "up" or "down".
+func (s HostStatus) String() string {
+	switch s {
+	case HostUp:
+		return "up"
+	case HostDown:
+		return "down"
+	}
+	return "HostStatus(" + strconv.Itoa(int(s)) + ")"
+}
+
 // HostResult counts one host's states.
 type HostResult struct {
-	Addr   netip.Addr
-	Counts map[State]uint64
+	Addr netip.Addr
+	// Status and StatusReason say whether the host is up and why: syn-ack, reset, split-handshake-syn, icmp (an
+	// error the host sent itself; a router's says nothing of the host), arp-response; or down, no-response.
+	Status       HostStatus
+	StatusReason ReasonKind
+	Counts       map[State]uint64
 	// Reasons counts the reason kinds per state (for "Not shown: 65485 closed tcp ports (reset)").
 	Reasons map[State]map[ReasonKind]uint64
 }
@@ -109,11 +135,15 @@ func (r *Result) hostResults() []HostResult {
 	pl := r.s.plan
 	var out []HostResult
 	pl.eachHost(func(h uint64, a uint32) bool {
-		hr := HostResult{Addr: addrOf(a), Counts: map[State]uint64{}, Reasons: map[State]map[ReasonKind]uint64{}}
+		hr := HostResult{Addr: addrOf(a), Counts: map[State]uint64{}, Reasons: map[State]map[ReasonKind]uint64{},
+			Status: HostDown, StatusReason: ReasonNoResponse}
 		for pi := range pl.ports {
 			st, why, ok := r.verdict(h + uint64(pi)*pl.nHosts)
 			if !ok {
 				continue
+			}
+			if up := hostReasonRank(why, hr.Addr); up > hostReasonRank(Reason{Kind: hr.StatusReason}, hr.Addr) {
+				hr.Status, hr.StatusReason = HostUp, why.Kind
 			}
 			hr.Counts[st]++
 			if hr.Reasons[st] == nil {
@@ -121,12 +151,33 @@ func (r *Result) hostResults() []HostResult {
 			}
 			hr.Reasons[st][why.Kind]++
 		}
+		if hr.Status == HostDown && r.arpUp[hr.Addr.As4()] {
+			hr.Status, hr.StatusReason = HostUp, ReasonARP
+		}
 		if len(hr.Counts) > 0 {
 			out = append(out, hr)
 		}
 		return true
 	})
 	return out
+}
+
+// hostReasonRank orders the evidence that a host is up: its own SYN-ACK over its RST over a bare SYN over an
+// ICMP error it sent itself; silence and a router's ICMP error are none (0).
+func hostReasonRank(why Reason, host netip.Addr) int {
+	switch why.Kind {
+	case ReasonSynAck:
+		return 4
+	case ReasonReset:
+		return 3
+	case ReasonSyn:
+		return 2
+	case ReasonICMP:
+		if why.From == host {
+			return 1
+		}
+	}
+	return 0
 }
 
 // PortResults yields the verdicts of host's ports probed by this shard, in port order.

@@ -109,6 +109,14 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	if cerr := o.close(); cerr != nil && err == nil {
 		err = fmt.Errorf("scan: clean up: %w", cerr)
 	}
+	if res != nil {
+		discover := func() error { res.arpUp, _ = neighboursUp(s.plan); return nil } // none known: silence decides
+		if cfg.NetNS != nil {
+			_ = cfg.NetNS.Do(discover)
+		} else {
+			_ = discover()
+		}
+	}
 	return res, err
 }
 

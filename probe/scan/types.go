@@ -101,6 +101,16 @@ func (s State) String() string {
 	return stateNames[s]
 }
 
+// ParseState reads nmap's name of a state ("open|filtered").
+func ParseState(s string) (State, error) {
+	for st, n := range stateNames {
+		if st > 0 && s == n {
+			return State(st), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown port state %q: want open, closed, filtered, unfiltered or open|filtered", s)
+}
+
 // ReasonKind is what a state was decided on, with nmap's --reason names.
 type ReasonKind uint8
 
@@ -110,16 +120,28 @@ const (
 	ReasonReset                            // "reset"
 	ReasonNoResponse                       // "no-response"
 	ReasonICMP                             // "icmp T/C from ADDR"
+	// ReasonARP is a host's reason only: it answered no probe, but answered ARP on the link, so it is up.
+	ReasonARP // "arp-response"
 )
 
 var reasonNames = [...]string{ReasonSynAck: "syn-ack", ReasonSyn: "split-handshake-syn", ReasonReset: "reset",
-	ReasonNoResponse: "no-response", ReasonICMP: "icmp"}
+	ReasonNoResponse: "no-response", ReasonICMP: "icmp", ReasonARP: "arp-response"}
 
 func (k ReasonKind) String() string {
-	if k < ReasonSynAck || k > ReasonICMP {
+	if k < ReasonSynAck || k > ReasonARP {
 		return "ReasonKind(" + strconv.Itoa(int(k)) + ")"
 	}
 	return reasonNames[k]
+}
+
+// ParseReasonKind reads a reason's name ("syn-ack", "no-response", "icmp").
+func ParseReasonKind(s string) (ReasonKind, error) {
+	for k, n := range reasonNames {
+		if k > 0 && s == n {
+			return ReasonKind(k), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown reason %q: want syn-ack, split-handshake-syn, reset, no-response, icmp or arp-response", s)
 }
 
 // Reason is why a port got its state.

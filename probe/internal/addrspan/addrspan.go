@@ -38,3 +38,59 @@ func Merge(pfxs []netip.Prefix) []Range {
 	}
 	return merged
 }
+
+// Subtract returns the addresses of rs that are in none of ex, as merged
+// ranges. Both must be sorted and merged, as Merge returns them.
+func Subtract(rs, ex []Range) []Range {
+	var out []Range
+	j := 0
+	for _, r := range rs {
+		lo := r.Lo
+		for j < len(ex) && ex[j].Hi <= lo {
+			j++
+		}
+		for k := j; k < len(ex) && ex[k].Lo < r.Hi; k++ {
+			if ex[k].Lo > lo {
+				out = append(out, Range{lo, ex[k].Lo})
+			}
+			lo = max(lo, ex[k].Hi)
+		}
+		if lo < r.Hi {
+			out = append(out, Range{lo, r.Hi})
+		}
+	}
+	return out
+}
+
+// Prefixes returns the fewest prefixes that cover exactly the ranges: each
+// range split into the largest aligned blocks, in address order.
+func Prefixes(rs []Range) []netip.Prefix {
+	var out []netip.Prefix
+	for _, r := range rs {
+		for lo := r.Lo; lo < r.Hi; {
+			size := uint64(1)
+			for bits := 0; bits < 32; bits++ {
+				next := size << 1
+				if lo%next != 0 || lo+next > r.Hi {
+					break
+				}
+				size = next
+			}
+			var a [4]byte
+			binary.BigEndian.PutUint32(a[:], uint32(lo))
+			out = append(out, netip.PrefixFrom(netip.AddrFrom4(a), 32-bitsOf(size)))
+			lo += size
+		}
+	}
+	return out
+}
+
+// bitsOf is log2 of a power of two.
+func bitsOf(size uint64) int {
+	n := 0
+	for size > 1 {
+		size >>= 1
+		n++
+	}
+	return n
+}
