@@ -345,6 +345,9 @@ func (c *Conn) Take(e *probe.Event) (r *Reply, dup bool) {
 	if flags.Has(craft.FlagSYN) && !flags.Has(craft.FlagRST) && (synAnswer || !flags.Has(craft.FlagACK) && !c.HaveIRS) {
 		if !c.HaveIRS || synAnswer {
 			c.IRS, c.HaveIRS, c.RcvNxt = seq, true, seq+1
+			if synAnswer && c.SndNxt.LessThan(ack) {
+				c.SndNxt = ack // a SYN sent by SendRaw or SendVerbatim
+			}
 			// After a bare SYN of the remote's, it is in SYN_SENT until a
 			// SYN of ours comes (see Tidy).
 			c.peerSYN, c.peerSYNSeen, c.synSince = Offer{}, true, synAnswer
