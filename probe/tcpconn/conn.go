@@ -206,8 +206,19 @@ func (c *Conn) KeepAlive() error {
 }
 
 func (c *Conn) send(flags craft.Flags, seq, ack Seq, payload []byte, note string, prev *sentSeg) error {
+	seg, err := c.build(flags, seq, ack, payload, prev)
+	if err != nil {
+		return err
+	}
+	return c.SendVerbatim(&seg, note)
+}
+
+// build makes the segment SendRaw (or, with prev, Retransmit) sends. It
+// allocates nothing: the options view the Conn's buffer, valid until the
+// next build.
+func (c *Conn) build(flags craft.Flags, seq, ack Seq, payload []byte, prev *sentSeg) (craft.Segment, error) {
 	if len(payload) > 0 && len(payload) > c.EffSndMSS() {
-		return fmt.Errorf("tcpconn: send %d bytes to %s: %w (%d bytes a segment)", len(payload), c.Flow.Remote, ErrTooLong, c.EffSndMSS())
+		return craft.Segment{}, c.tooLong(len(payload))
 	}
 	seg := craft.Segment{Seq: uint32(seq), Ack: uint32(ack), Flags: flags, Payload: payload}
 	c.opts.reset()
@@ -241,7 +252,17 @@ func (c *Conn) send(flags craft.Flags, seq, ack Seq, payload []byte, note string
 		seg.Window = prev.window
 	}
 	seg.Options = c.opts.list()
-	return c.SendVerbatim(&seg, note)
+	return seg, nil
+}
+
+// tooLong is ErrTooLong for n bytes, kept off build's path so that it
+// allocates only when it fails.
+func (c *Conn) tooLong(n int) error {
+	remote := "the remote"
+	if c.Flow != nil {
+		remote = c.Flow.Remote.String()
+	}
+	return fmt.Errorf("tcpconn: send %d bytes to %s: %w (%d bytes a segment)", n, remote, ErrTooLong, c.EffSndMSS())
 }
 
 // window is the window field of a segment after the SYNs.
@@ -267,7 +288,14 @@ func (c *Conn) SendVerbatim(seg *craft.Segment, note string) error {
 	if err != nil {
 		return err
 	}
-	c.Rec.sent(at, seg, c.Flow.LastSent(), note)
+	c.sentSeg(at, seg, c.Flow.LastSent(), note)
+	return nil
+}
+
+// sentSeg records seg, sent at at as raw, and keeps what the engine must
+// know of it.
+func (c *Conn) sentSeg(at time.Time, seg *craft.Segment, raw []byte, note string) {
+	c.Rec.sent(at, seg, raw, note)
 	c.LastSend = at
 	f := seg.Flags
 	c.SynPending = f&(craft.FlagSYN|craft.FlagACK|craft.FlagRST) == craft.FlagSYN
@@ -294,7 +322,6 @@ func (c *Conn) SendVerbatim(seg *craft.Segment, note string) error {
 			}
 		}
 	}
-	return nil
 }
 
 // Reply is one received segment (or ICMP error), as recorded.
@@ -456,15 +483,29 @@ func (c *Conn) Forget() { c.HaveIRS, c.SynPending = false, false }
 //     and removes it (§3.10.7.4, SYN-RECEIVED), and a listener or a closed
 //     port that never took the SYN ignores it (§3.10.7.1-2).
 func (c *Conn) Tidy() {
-	pending := c.SynPending
+	for _, s := range c.tidyPlan() {
+		_ = c.SendRaw(s.flags, s.seq, s.ack, nil, s.note)
+	}
+}
+
+// tidySeg is one RST Tidy sends.
+type tidySeg struct {
+	flags    craft.Flags
+	seq, ack Seq
+	note     string
+}
+
+func (c *Conn) tidyPlan() []tidySeg {
+	var out []tidySeg
 	if c.HaveIRS {
 		if c.synSince || !c.peerSYNSeen {
-			_ = c.SendRaw(craft.FlagRST, c.SndNxt, 0, nil, "tidy: reset")
+			out = append(out, tidySeg{craft.FlagRST, c.SndNxt, 0, "tidy: reset"})
 		} else {
-			_ = c.SendRaw(craft.FlagRST|craft.FlagACK, c.SndNxt, c.RcvNxt, nil, "tidy: reset")
+			out = append(out, tidySeg{craft.FlagRST | craft.FlagACK, c.SndNxt, c.RcvNxt, "tidy: reset"})
 		}
 	}
-	if pending && (!c.HaveIRS || c.SynSeq+1 != c.SndNxt) {
-		_ = c.SendRaw(craft.FlagRST, c.SynSeq+1, 0, nil, "tidy: reset the SYN's connection")
+	if c.SynPending && (!c.HaveIRS || c.SynSeq+1 != c.SndNxt) {
+		out = append(out, tidySeg{craft.FlagRST, c.SynSeq + 1, 0, "tidy: reset the SYN's connection"})
 	}
+	return out
 }
