@@ -11,6 +11,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/send"
 	"github.com/tcpwalk/tcpwalk/report"
 )
 
@@ -85,7 +86,7 @@ func runSend(c *cli.Context) error {
 		return err
 	}
 	defer p.Close()
-	res, err := probe.Send(c.Context, p, spec, probe.SendObserver{Sent: out.Sent, Reply: out.Reply})
+	res, err := send.Run(c.Context, p, spec, send.Observer{Sent: out.Sent, Reply: out.Reply})
 	out.Summary(res)
 	if err != nil {
 		return err
@@ -96,8 +97,8 @@ func runSend(c *cli.Context) error {
 	return nil
 }
 
-func sendSpecFromFlags(c *cli.Context) (probe.SendSpec, error) {
-	var s probe.SendSpec
+func sendSpecFromFlags(c *cli.Context) (send.Spec, error) {
+	var s send.Spec
 	if c.NArg() != 1 {
 		if c.NArg() == 0 {
 			return s, usageErr("send: missing target: write HOST:PORT, e.g. tcpwalk send --flags S 198.18.0.2:80")
@@ -179,11 +180,11 @@ func sendSpecFromFlags(c *cli.Context) (probe.SendSpec, error) {
 		return s, usageErr("--no-options contradicts the option flags given")
 	}
 	s.Count, s.Interval, s.Wait = c.Int("count"), c.Duration("interval"), c.Duration("wait")
-	if s.Count < 1 || s.Count > probe.MaxCount {
-		return s, usageErr("--count %d: want 1 to %d", s.Count, probe.MaxCount)
+	if s.Count < 1 || s.Count > send.MaxCount {
+		return s, usageErr("--count %d: want 1 to %d", s.Count, send.MaxCount)
 	}
-	if s.Interval < probe.MinInterval {
-		return s, usageErr("--interval %v: want at least %v", s.Interval, probe.MinInterval)
+	if s.Interval < send.MinInterval {
+		return s, usageErr("--interval %v: want at least %v", s.Interval, send.MinInterval)
 	}
 	if s.Wait <= 0 {
 		return s, usageErr("--wait %v: want a positive duration, e.g. 1s", s.Wait)

@@ -368,12 +368,12 @@ func (c *Conn) Take(e *probe.Event) (r *Reply, dup bool) {
 	optsOK := tcp.DecodeOptions(&c.rx) == nil
 	// The remote's SYN: its first bare SYN, or a SYN,ACK answering ours
 	// (a SYN,ACK acknowledging something else is a stale connection's).
-	synAnswer := flags.Has(craft.FlagSYN|craft.FlagACK) && c.ourSYNSent && ack == c.SynSeq+1
+	synAnswer := flags.Has(craft.FlagSYN|craft.FlagACK) && c.ourSYNSent && c.sentSYN(ack-1)
 	if flags.Has(craft.FlagSYN) && !flags.Has(craft.FlagRST) && (synAnswer || !flags.Has(craft.FlagACK) && !c.HaveIRS) {
 		if !c.HaveIRS || synAnswer {
 			c.IRS, c.HaveIRS, c.RcvNxt = seq, true, seq+1
-			if synAnswer && c.SndNxt.LessThan(ack) {
-				c.SndNxt = ack // a SYN sent by SendRaw or SendVerbatim
+			if synAnswer {
+				c.SndNxt = ack // also for a SYN sent by SendRaw or SendVerbatim
 			}
 			// After a bare SYN of the remote's, it is in SYN_SENT until a
 			// SYN of ours comes (see Tidy).
@@ -405,6 +405,20 @@ func (c *Conn) Take(e *probe.Event) (r *Reply, dup bool) {
 	r = &Reply{Seg: seg, Flags: flags, Data: append([]byte(nil), payload...), SrcPort: tcp.SourcePort()}
 	c.takeData(flags, seq, ack, payload)
 	return r, false
+}
+
+// sentSYN reports whether seq is the sequence number of one of our recent
+// SYNs (without ACK), or of the last one.
+func (c *Conn) sentSYN(seq Seq) bool {
+	if c.SynSeq == seq {
+		return true
+	}
+	for i := range c.sent {
+		if s := &c.sent[i]; s.flags&(craft.FlagSYN|craft.FlagACK) == craft.FlagSYN && s.seq == seq {
+			return true
+		}
+	}
+	return false
 }
 
 // updateTSRecent keeps TS.Recent as RFC 7323 §4.3 says: a segment's TSval
