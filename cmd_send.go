@@ -12,6 +12,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/send"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/report"
 )
 
@@ -37,7 +38,7 @@ Exit status: 0 a reply came, 1 no reply, 2 bad usage, 3 environment error.`,
 			&cli.StringFlag{Name: "flags", Value: "S", Usage: "TCP flags: letters (S, SA, FA, R, PA), names (syn,ack) or hex (0x12)"},
 			&cli.StringFlag{Name: "seq", Usage: "sequence number (default: random ISN per probe)"},
 			&cli.StringFlag{Name: "ack", Usage: "acknowledgment number (the ACK flag is set only by --flags)"},
-			&cli.UintFlag{Name: "win", Usage: "window (default 64240)"},
+			&cli.UintFlag{Name: "win", Usage: fmt.Sprintf("window (default %d)", tcpconn.DefaultWindow)},
 			&cli.UintFlag{Name: "urg", Usage: "urgent pointer"},
 			&cli.UintFlag{Name: "ttl", Value: 64, Usage: "IP time to live"},
 			&cli.UintFlag{Name: "id", Usage: "IP identification (default random)"},
