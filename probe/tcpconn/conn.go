@@ -91,8 +91,8 @@ type sentSeg struct {
 	seq, ack Seq
 	n        int
 	window   uint16
-	hasTS    bool
-	tsEcr    uint32
+	opts     [40]byte // its options as encoded
+	nOpts    int
 }
 
 // New returns a connection on f with a random ISS, offering LinuxOffer.
@@ -222,6 +222,11 @@ func (c *Conn) build(flags craft.Flags, seq, ack Seq, payload []byte, prev *sent
 	}
 	seg := craft.Segment{Seq: uint32(seq), Ack: uint32(ack), Flags: flags, Payload: payload}
 	c.opts.reset()
+	if prev != nil && c.opts.again(prev.opts[:prev.nOpts], c.clock.now()) {
+		seg.Window, seg.Options = prev.window, c.opts.list()
+		return seg, nil
+	}
+	c.opts.reset()
 	acking := flags.Has(craft.FlagACK)
 	switch {
 	case flags.Has(craft.FlagRST):
@@ -231,9 +236,6 @@ func (c *Conn) build(flags craft.Flags, seq, ack Seq, payload []byte, prev *sent
 		if acking && c.peerSYNSeen {
 			ecr = c.TSRecent
 		}
-		if prev != nil {
-			ecr = prev.tsEcr
-		}
 		c.opts.synOptions(c.Offer, c.clock.now(), ecr)
 	default:
 		seg.Window = c.window()
@@ -242,14 +244,8 @@ func (c *Conn) build(flags craft.Flags, seq, ack Seq, payload []byte, prev *sent
 			if acking {
 				ecr = c.TSRecent
 			}
-			if prev != nil && prev.hasTS {
-				ecr = prev.tsEcr
-			}
 			c.opts.tsOption(c.clock.now(), ecr)
 		}
-	}
-	if prev != nil && !flags.Has(craft.FlagRST) {
-		seg.Window = prev.window
 	}
 	seg.Options = c.opts.list()
 	return seg, nil
@@ -315,12 +311,7 @@ func (c *Conn) sentSeg(at time.Time, seg *craft.Segment, raw []byte, note string
 		s := &c.sent[c.sentNext%len(c.sent)]
 		c.sentNext++
 		*s = sentSeg{flags: f, seq: Seq(seg.Seq), ack: Seq(seg.Ack), n: len(seg.Payload), window: seg.Window}
-		for _, o := range seg.Options {
-			if o.Kind == craft.OptTimestamps {
-				_, s.tsEcr = o.Timestamps()
-				s.hasTS = true
-			}
-		}
+		s.nOpts, _ = craft.EncodeOptions(s.opts[:], seg.Options)
 	}
 }
 

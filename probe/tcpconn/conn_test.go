@@ -240,6 +240,15 @@ func TestBuildAllocatesNothing(t *testing.T) {
 			t.Errorf("build %s: %v allocations, want 0", f, n)
 		}
 	}
+	data := out(t, c, craft.FlagPSH|craft.FlagACK, c.SndNxt, c.RcvNxt, payload)
+	prev := &c.sent[(c.sentNext-1)%len(c.sent)]
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := c.build(data.Flags, Seq(data.Seq), Seq(data.Ack), payload, prev); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("build a retransmission: %v allocations, want 0", n)
+	}
 }
 
 func tidySegments(c *Conn) []tidySeg { return c.tidyPlan() }
