@@ -209,7 +209,7 @@ func (r *runner) run(ctx context.Context) error {
 		var err error
 		switch ev.Kind {
 		case Packet:
-			if ev.Segment.Dir == Out {
+			if ev.Segment.Dir == FromRemote {
 				err = r.expect(ctx, ev)
 			} else {
 				err = r.inject(ctx, ev)
@@ -655,7 +655,7 @@ func (r *runner) send(ctx context.Context, ev *Event) error {
 		return err
 	}
 	n := uint32(len(ev.Data))
-	seg := &Segment{Dir: In, Flags: craft.FlagPSH | craft.FlagACK, Start: r.m.ourNext, End: r.m.ourNext + n,
+	seg := &Segment{Dir: ToRemote, Flags: craft.FlagPSH | craft.FlagACK, Start: r.m.ourNext, End: r.m.ourNext + n,
 		Ack: r.lastAck, HasAck: true, Payload: ev.Data}
 	return r.sendSegment(seg, ev)
 }
