@@ -346,25 +346,13 @@ func (w *walker) check(c Check, wire string) Check {
 func (w *walker) expectStep(ctx context.Context, name, rule, probeDesc string, send func(retry bool) error, want Want, wire string) (*Reply, error) {
 	r, other, err := w.conn.Exchange(ctx, send, want)
 	c := Check{Name: name, Rule: rule, Probe: probeDesc, Expected: want.String()}
-	switch {
-	case err == nil && r != nil:
+	if err == nil && r != nil {
 		c.Verdict, c.Received = Pass, describe(r.Seg)
 		if want.Or != nil && !want.Match(r.Seg, r.Flags) {
 			wire, c.Reason = want.OrWire, want.OrNote
 		}
-	case other != nil && other.ICMP != "":
-		// The path, not the remote's TCP, answered (an unreachable host,
-		// a filtering firewall): nothing was learned about the TCP.
-		c.Verdict, c.Received = Inconclusive, describe(other)
-		c.Reason = "the path answered with an ICMP error instead of the remote's TCP"
-	case other != nil:
-		c.Verdict, c.Received = Fail, describe(other)
-		c.Reason = "the reply differs from the RFC's"
-	case errors.Is(err, errNoReply):
-		c.Verdict, c.Received = Inconclusive, "nothing"
-		c.Reason = fmt.Sprintf("no reply after %d tries, %v apart", w.cfg.Timing.Tries, w.cfg.Timing.Reply) + w.malformedNote()
-	default:
-		c.Verdict, c.Received, c.Reason = Inconclusive, "nothing", reasonOf(err)
+	} else {
+		c = w.judgeExchange(c, other, err)
 	}
 	w.check(c, wire)
 	if c.Verdict != Pass {
