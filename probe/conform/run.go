@@ -38,6 +38,9 @@ type Report struct {
 	// Scenario is the check's ID.
 	Results      []walk.Result
 	Measurements []Measurement
+	// Profile describes the remote's optional mechanisms, timers and
+	// formats, and the stack family it resembles (see Profile).
+	Profile Profile
 }
 
 // Counts tallies checks by verdict.
@@ -93,11 +96,12 @@ func (r Report) AllResults() []walk.Result {
 	return out
 }
 
-// Deviations names the deviations seen in one check's result.
+// Deviations names the deviations seen in one check's result (SHOULDs,
+// and MUSTs, which fail).
 func Deviations(r walk.Result) []string {
 	var out []string
 	for _, c := range r.Checks {
-		if c.Verdict == walk.Deviation && c.Deviation != "" {
+		if (c.Verdict == walk.Deviation || c.Verdict == walk.Fail) && c.Deviation != "" {
 			out = append(out, c.Deviation)
 		}
 	}
@@ -169,7 +173,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	rep := Report{Target: netip.AddrPortFrom(cfg.Walk.Prober.Remote(), cfg.Walk.Port), Trigger: cfg.Walk.Trigger.Name(),
 		Oracle: cfg.Walk.Oracle != nil, Start: time.Now(), Results: make([]walk.Result, len(checks))}
-	sh := &shared{synAckRetransmitted: -1}
+	sh := &shared{synAckRetransmitted: -1, synAckOptions: -1}
 	var wg sync.WaitGroup
 	for i, ch := range checks {
 		wg.Add(1)
@@ -219,6 +223,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			rep.Measurements = append(rep.Measurements, twFingerprint(sh))
 		}
 	}
+	rep.Profile = buildProfile(rep)
 	rep.Duration = time.Since(rep.Start)
 	return rep, nil
 }
