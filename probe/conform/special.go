@@ -35,7 +35,7 @@ func timeWaitSynHigher(ctx context.Context, e *env) error {
 	reply := a.r
 	synack := walk.Want{Flags: craft.FlagSYN | craft.FlagACK, AnySeq: true, Ack: seq + 1}
 	chk := walk.Check{Name: "TIME_WAIT: SYN above RCV.NXT → a new connection, ISS above the old SND.NXT", Rule: ruleTWSynHigher,
-		Probe: fmt.Sprintf("<SEQ=%d><CTL=SYN> (RCV.NXT+%d)", seq, synAhead),
+		Probe:    fmt.Sprintf("<SEQ=%d><CTL=SYN> (RCV.NXT+%d)", seq, synAhead),
 		Expected: fmt.Sprintf("<SEQ=ISS'><ACK=%d><CTL=SYN,ACK> with any ISS' > %d (old SND.NXT); or refused: %s or a RST", seq+1, t.sndNxt, challengeACK(t)),
 		Received: "nothing", Optional: OptTWReopen}
 	wire := ""
