@@ -144,7 +144,9 @@ func writeConformFiles(c *cli.Context, rep conform.Report) error {
 	suite := "tcpwalk conform " + rep.Target.String()
 	var errs []error
 	if path := c.String("junit"); path != "" {
-		errs = append(errs, writeReportFile("--junit", path, func(w io.Writer) error { return report.WriteJUnit(w, suite, rep.Results) }))
+		errs = append(errs, writeReportFile("--junit", path, func(w io.Writer) error {
+			return report.WriteJUnitProperties(w, suite, rep.Results, report.ProfileProperties(rep.Profile))
+		}))
 	}
 	if path := c.String("pcap"); path != "" {
 		all := rep.AllResults()

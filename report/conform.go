@@ -121,6 +121,24 @@ func WriteConformTable(w io.Writer, rep conform.Report, color bool) error {
 			b.WriteString(strings.TrimRight(fmt.Sprintf("  %s  %s", padRight(m.ID, mW), m.Value), " ") + "\n")
 		}
 	}
+	if len(rep.Profile.Items) > 0 {
+		b.WriteString("\nStack profile (described, not judged):\n")
+		pW := 0
+		for _, it := range rep.Profile.Items {
+			pW = max(pW, runeLen(it.Key))
+		}
+		for _, it := range rep.Profile.Items {
+			first := true
+			for _, part := range wrap(it.Value, conformWidth-pW-4) {
+				if first {
+					b.WriteString(strings.TrimRight(fmt.Sprintf("  %s  %s", padRight(it.Key, pW), part), " ") + "\n")
+					first = false
+					continue
+				}
+				b.WriteString(strings.Repeat(" ", pW+4) + part + "\n")
+			}
+		}
+	}
 	n := rep.Counts()
 	fmt.Fprintf(&b, "\n%d checks: %d pass, %d deviation, %d fail, %d inconclusive, %d skipped\n",
 		len(rep.Results), n.Pass, n.Deviation, n.Fail, n.Inconclusive, n.Skipped)
@@ -134,18 +152,19 @@ func WriteConformTable(w io.Writer, rep conform.Report, color bool) error {
 
 // jsonConform is a conformance run as one JSON object.
 type jsonConform struct {
-	Event        string            `json:"event"` // "conform"
-	Target       string            `json:"target"`
-	Trigger      string            `json:"trigger"`
-	Oracle       bool              `json:"oracle"`
-	Start        time.Time         `json:"start"`
-	DurationNS   int64             `json:"duration_ns"`
-	Longest      string            `json:"longest"`
-	LongestNS    int64             `json:"longest_ns"`
-	Verdict      walk.Verdict      `json:"verdict"`
-	Counts       jsonCounts        `json:"counts"`
-	Checks       []jsonCheck       `json:"checks"`
-	Measurements []jsonMeasurement `json:"measurements"`
+	Event        string                `json:"event"` // "conform"
+	Target       string                `json:"target"`
+	Trigger      string                `json:"trigger"`
+	Oracle       bool                  `json:"oracle"`
+	Start        time.Time             `json:"start"`
+	DurationNS   int64                 `json:"duration_ns"`
+	Longest      string                `json:"longest"`
+	LongestNS    int64                 `json:"longest_ns"`
+	Verdict      walk.Verdict          `json:"verdict"`
+	Counts       jsonCounts            `json:"counts"`
+	Checks       []jsonCheck           `json:"checks"`
+	Measurements []jsonMeasurement     `json:"measurements"`
+	Profile      []conform.ProfileItem `json:"profile"`
 }
 
 type jsonCounts struct {
@@ -220,6 +239,16 @@ type jsonMeasurement struct {
 //	  value               the result in words
 //	  intervals_ns        gaps between successive transmissions (always an array, empty if none)
 //	  duration_ns         how long the measurement took
+//	profile        array (the stack profile: described, not judged) of:
+//	  key                 a stable name, e.g. "rfc5961.rst", "rto.initial", "family"
+//	  name                what it is, in words
+//	  value               what was seen, e.g. "implemented", "not implemented (optional)"
+//	  evidence            the check and measurement IDs it comes from (always an array)
+//
+// Each step in "steps" may carry, besides walk's fields: "level" (MUST or
+// SHOULD, the keyword a named deviation departs from), "seen_on" (stacks the
+// deviation was seen on), "optional" (an optional mechanism the step saw)
+// and "implemented" (true when it was in use).
 func WriteConformJSON(w io.Writer, rep conform.Report) error {
 	n := rep.Counts()
 	id, longest := rep.Longest()
@@ -227,7 +256,8 @@ func WriteConformJSON(w io.Writer, rep conform.Report) error {
 		Start: rep.Start, DurationNS: int64(rep.Duration), Longest: id, LongestNS: int64(longest), Verdict: walk.Pass,
 		Counts:       jsonCounts{Pass: n.Pass, Deviation: n.Deviation, Fail: n.Fail, Inconclusive: n.Inconclusive, Skipped: n.Skipped},
 		Checks:       make([]jsonCheck, 0, len(rep.Results)),
-		Measurements: make([]jsonMeasurement, 0, len(rep.Measurements))}
+		Measurements: make([]jsonMeasurement, 0, len(rep.Measurements)),
+		Profile:      append(make([]conform.ProfileItem, 0, len(rep.Profile.Items)), rep.Profile.Items...)}
 	for _, r := range rep.Results {
 		out.Verdict = walk.Worse(out.Verdict, r.Verdict)
 		state, event, _ := strings.Cut(r.Scenario, "/")
@@ -263,4 +293,14 @@ func WriteConformJSON(w io.Writer, rep conform.Report) error {
 		return fmt.Errorf("report: write the conformance run as JSON: %w", err)
 	}
 	return nil
+}
+
+// ProfileProperties is the stack profile as JUnit properties, named
+// "profile.KEY".
+func ProfileProperties(p conform.Profile) []Property {
+	out := make([]Property, 0, len(p.Items))
+	for _, it := range p.Items {
+		out = append(out, Property{Name: "profile." + it.Key, Value: it.Value})
+	}
+	return out
 }
