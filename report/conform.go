@@ -121,6 +121,18 @@ func WriteConformTable(w io.Writer, rep conform.Report, color bool) error {
 			b.WriteString(strings.TrimRight(fmt.Sprintf("  %s  %s", padRight(m.ID, mW), m.Value), " ") + "\n")
 		}
 	}
+	if len(rep.Notes) > 0 {
+		b.WriteString("\nNoticed:\n")
+		for _, n := range rep.Notes {
+			for i, part := range wrap(n, conformWidth-4) {
+				if i == 0 {
+					b.WriteString("  - " + part + "\n")
+				} else {
+					b.WriteString("    " + part + "\n")
+				}
+			}
+		}
+	}
 	if len(rep.Profile.Items) > 0 {
 		b.WriteString("\nStack profile (described, not judged):\n")
 		pW := 0
@@ -165,6 +177,7 @@ type jsonConform struct {
 	Checks       []jsonCheck           `json:"checks"`
 	Measurements []jsonMeasurement     `json:"measurements"`
 	Profile      []conform.ProfileItem `json:"profile"`
+	Notes        []string              `json:"notes"`
 }
 
 type jsonCounts struct {
@@ -244,6 +257,8 @@ type jsonMeasurement struct {
 //	  name                what it is, in words
 //	  value               what was seen, e.g. "implemented", "not implemented (optional)"
 //	  evidence            the check and measurement IDs it comes from (always an array)
+//	notes          what the run noticed about the listener (SYNs unanswered, SYN
+//	               cookies in use), in words (always an array)
 //
 // Each step in "steps" may carry, besides walk's fields: "level" (MUST or
 // SHOULD, the keyword a named deviation departs from), "seen_on" (stacks the
@@ -257,7 +272,8 @@ func WriteConformJSON(w io.Writer, rep conform.Report) error {
 		Counts:       jsonCounts{Pass: n.Pass, Deviation: n.Deviation, Fail: n.Fail, Inconclusive: n.Inconclusive, Skipped: n.Skipped},
 		Checks:       make([]jsonCheck, 0, len(rep.Results)),
 		Measurements: make([]jsonMeasurement, 0, len(rep.Measurements)),
-		Profile:      append(make([]conform.ProfileItem, 0, len(rep.Profile.Items)), rep.Profile.Items...)}
+		Profile:      append(make([]conform.ProfileItem, 0, len(rep.Profile.Items)), rep.Profile.Items...),
+		Notes:        append(make([]string, 0, len(rep.Notes)), rep.Notes...)}
 	for _, r := range rep.Results {
 		out.Verdict = walk.Worse(out.Verdict, r.Verdict)
 		state, event, _ := strings.Cut(r.Scenario, "/")

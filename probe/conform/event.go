@@ -20,6 +20,9 @@ type env struct {
 	sh  *shared
 	// skip, when set, says why the check cannot run on this target.
 	skip string
+	// gated: the check holds a place in the run's gate (see gate); long:
+	// one of the places for connections held half-open.
+	gated, long bool
 }
 
 func (e *env) skipf(format string, args ...any) error {

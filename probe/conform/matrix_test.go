@@ -296,3 +296,32 @@ func TestMeasurementTexts(t *testing.T) {
 }
 
 var errProbe = errors.New("no SYN,ACK")
+
+// TestGuardCookies: with SYN cookies in use no SYN_RCVD check is judged
+// (its SYN,ACK may be a cookie's), and SYNs sent again are noticed.
+func TestGuardCookies(t *testing.T) {
+	resent := []walk.Segment{{Dir: walk.Out, Flags: "S"}, {Dir: walk.Out, Flags: "S"}, {Dir: walk.In, Flags: "S."}}
+	once := []walk.Segment{{Dir: walk.Out, Flags: "S"}, {Dir: walk.In, Flags: "S."}, {Dir: walk.Out, Flags: "S"}}
+	rep := Report{
+		Results: []walk.Result{
+			{Scenario: "SYN_RCVD/bad-ack", Verdict: walk.Pass, Segments: once},
+			{Scenario: "ESTABLISHED/syn", Verdict: walk.Pass, Segments: resent},
+		},
+		Measurements: []Measurement{{ID: MeasureSynCookies, OK: true, Value: "in use: options dropped"}},
+	}
+	notes := guardCookies(&rep, 4)
+	if len(notes) != 2 || !strings.Contains(notes[0], "1 of 2 checks sent their SYN again") || !strings.Contains(notes[1], "SYN cookies are in use") {
+		t.Errorf("notes %q", notes)
+	}
+	if v := rep.Results[0].Verdict; v != walk.Inconclusive {
+		t.Errorf("SYN_RCVD check with cookies in use: %s, want inconclusive", v)
+	}
+	if v := rep.Results[1].Verdict; v != walk.Pass {
+		t.Errorf("ESTABLISHED check: %s, want its own verdict kept", v)
+	}
+	rep.Measurements[0].Value = "not in use: retransmitted"
+	rep.Results[0].Verdict = walk.Pass
+	if notes := guardCookies(&rep, 4); len(notes) != 1 || rep.Results[0].Verdict != walk.Pass {
+		t.Errorf("without cookies: notes %q, verdict %s", notes, rep.Results[0].Verdict)
+	}
+}

@@ -82,6 +82,11 @@ type shared struct {
 	// synAckOptions is what options-offered's SYN,ACK carried (optBit…),
 	// -1 when it did not run.
 	synAckOptions int
+	// gate bounds the connections in the remote's handshake; priority
+	// counts the SYN,ACK schedule's connections not yet in it (the checks
+	// start after them).
+	gate     *gate
+	priority sync.WaitGroup
 }
 
 // Bits of shared.synAckOptions.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,9 @@ type Config struct {
 	// Only keeps the checks and measurements whose ID matches one of these
 	// path.Match patterns ("TIME_WAIT/*", "*/rst-in-window"); empty: all.
 	Only []string
+	// Parallel bounds the connections in the remote's handshake at once
+	// (what its listen backlog must hold); 0: DefaultParallel.
+	Parallel int
 }
 
 // Report is the outcome of a run.
@@ -41,6 +45,9 @@ type Report struct {
 	// Profile describes the remote's optional mechanisms, timers and
 	// formats, and the stack family it resembles (see Profile).
 	Profile Profile
+	// Notes are what the run noticed about the listener: SYNs that went
+	// unanswered (a listen queue overflowing), SYN cookies in use.
+	Notes []string
 }
 
 // Counts tallies checks by verdict.
@@ -173,16 +180,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	rep := Report{Target: netip.AddrPortFrom(cfg.Walk.Prober.Remote(), cfg.Walk.Port), Trigger: cfg.Walk.Trigger.Name(),
 		Oracle: cfg.Walk.Oracle != nil, Start: time.Now(), Results: make([]walk.Result, len(checks))}
-	sh := &shared{synAckRetransmitted: -1, synAckOptions: -1}
-	var wg sync.WaitGroup
-	for i, ch := range checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rep.Results[i] = session(ctx, &cfg, sh, ch.ID, ch.Action, ch.run)
-			rep.Results[i].Summary = ch.Summary
-		}()
-	}
+	sh := &shared{synAckRetransmitted: -1, synAckOptions: -1, gate: newGate(cfg.Parallel)}
 	want := map[string]bool{}
 	for _, id := range meas {
 		want[id] = true
@@ -193,6 +191,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	var cookieTime time.Duration
 	var mwg sync.WaitGroup
 	if want[MeasureSynAckSchedule] {
+		// Its connections hold SYN_RCVD, and a place in the gate, for the
+		// longest: they go first, or the run would wait for them.
+		sh.priority.Add(scheduleProbes)
 		mwg.Add(1)
 		go func() { defer mwg.Done(); synAck = measureSynAck(ctx, &cfg, sh) }()
 	}
@@ -205,8 +206,21 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		go func() {
 			defer mwg.Done()
 			start := time.Now()
-			sack, ws, cookieErr = probeSynCookies(ctx, &cfg)
+			if cookieErr = sh.gate.acquire(ctx, true); cookieErr == nil {
+				sack, ws, cookieErr = probeSynCookies(ctx, &cfg)
+				sh.gate.release(true)
+			}
 			cookieTime = time.Since(start)
+		}()
+	}
+	sh.priority.Wait()
+	var wg sync.WaitGroup
+	for i, ch := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rep.Results[i] = session(ctx, &cfg, sh, ch.ID, ch.Action, ch.run)
+			rep.Results[i].Summary = ch.Summary
 		}()
 	}
 	wg.Wait()
@@ -223,6 +237,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			rep.Measurements = append(rep.Measurements, twFingerprint(sh))
 		}
 	}
+	rep.Notes = guardCookies(&rep, cfg.Parallel)
 	rep.Profile = buildProfile(rep)
 	rep.Duration = time.Since(rep.Start)
 	return rep, nil
@@ -232,12 +247,30 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 // skipped when the trigger cannot cause action or fn says the target cannot
 // be held in the state.
 func session(ctx context.Context, cfg *Config, sh *shared, id string, action walk.Action, fn func(context.Context, *env) error) walk.Result {
+	// The SYN,ACK schedule's connections tell Run once they hold their
+	// place in the gate, on every way out.
+	prio := id == MeasureSynAckSchedule
+	defer func() {
+		if prio {
+			sh.priority.Done()
+		}
+	}()
 	s, res := walk.NewSession(cfg.Walk, id, action, cfg.Walk.Port)
 	if res != nil {
 		return *res
 	}
 	e := &env{cfg: cfg, s: s, c: s.Conn(), tm: cfg.Walk.Timing, sh: sh}
-	err := fn(ctx, e)
+	e.long = holdsHalfOpen(id)
+	err := sh.gate.acquire(ctx, e.long)
+	if prio {
+		sh.priority.Done()
+		prio = false
+	}
+	if err == nil {
+		e.gated = true
+		err = fn(ctx, e)
+		e.leaveGate()
+	}
 	sh.path.addDuplicates(copiesIn(s.Segments()))
 	if errors.Is(err, errSkip) {
 		err = nil
@@ -247,4 +280,62 @@ func session(ctx context.Context, cfg *Config, sh *shared, id string, action wal
 		r.Verdict, r.Reason = walk.Skipped, e.skip
 	}
 	return r
+}
+
+// guardCookies notices a listener in trouble and says so. SYNs that needed
+// sending again before a SYN,ACK came suggest its queue overflowed (or the
+// path lost them). With SYN cookies in use, a SYN,ACK may come from no
+// state at all, so a SYN_RCVD check cannot know it talks to SYN_RCVD: those
+// checks become inconclusive, never judged on a cookie's connection.
+func guardCookies(rep *Report, parallel int) []string {
+	if parallel <= 0 {
+		parallel = DefaultParallel
+	}
+	var notes []string
+	resent := 0
+	for _, r := range rep.Results {
+		if firstSYNUnanswered(r.Segments) {
+			resent++
+		}
+	}
+	if resent > 0 {
+		notes = append(notes, fmt.Sprintf("%d of %d checks sent their SYN again before a SYN,ACK came: the listener may have dropped SYNs (a listen queue too short for %d connections in the handshake at once: lower --parallel), or the path lost them",
+			resent, len(rep.Results), parallel))
+	}
+	cookies := false
+	for _, m := range rep.Measurements {
+		if m.ID == MeasureSynCookies && strings.HasPrefix(m.Value, "in use") {
+			cookies = true
+		}
+	}
+	if !cookies {
+		return notes
+	}
+	notes = append(notes, "SYN cookies are in use: a SYN,ACK may come from no SYN_RCVD state, so the SYN_RCVD checks are not judged")
+	for i := range rep.Results {
+		r := &rep.Results[i]
+		if strings.HasPrefix(r.Scenario, "SYN_RCVD/") && (r.Verdict == walk.Pass || r.Verdict == walk.Deviation || r.Verdict == walk.Fail) {
+			r.Verdict = walk.Inconclusive
+			r.Reason = "SYN cookies are in use (LISTEN/syn-cookies): the SYN,ACK may be a cookie's, with no SYN_RCVD state behind it"
+		}
+	}
+	return notes
+}
+
+// firstSYNUnanswered reports whether our first SYN of a connection drew no
+// SYN,ACK before the next one went out.
+func firstSYNUnanswered(segs []walk.Segment) bool {
+	syns := 0
+	for _, s := range segs {
+		switch {
+		case s.Dir == walk.Out && s.Flags == "S":
+			syns++
+			if syns > 1 {
+				return true
+			}
+		case s.Dir == walk.In && s.Flags == "S.":
+			return false
+		}
+	}
+	return false
 }

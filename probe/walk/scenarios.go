@@ -76,6 +76,10 @@ func (w *walker) open(ctx context.Context) error {
 	if err := c.SendNext(craft.FlagACK, nil, ""); err != nil {
 		return err
 	}
+	if f := w.afterFinalACK; f != nil {
+		w.afterFinalACK = nil
+		f()
+	}
 	w.rec.states("ESTABLISHED", "")
 	return w.confirmEstablished(ctx)
 }

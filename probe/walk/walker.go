@@ -96,13 +96,16 @@ func Run(ctx context.Context, cfg Config, scenarios []Scenario) []Result {
 
 // walker is the state of one running scenario.
 type walker struct {
-	cfg    Config
-	res    *Result
-	rec    *recorder
-	conn   *Conn
-	flow   *probe.Flow
-	plan   Plan
-	remote netip.AddrPort
+	// afterFinalACK, when set, is called once the handshake's final ACK
+	// is sent (Session.AfterFinalACK).
+	afterFinalACK func()
+	cfg           Config
+	res           *Result
+	rec           *recorder
+	conn          *Conn
+	flow          *probe.Flow
+	plan          Plan
+	remote        netip.AddrPort
 }
 
 func runOne(ctx context.Context, cfg Config, s Scenario) Result {
@@ -233,6 +236,13 @@ func (s *Session) Local() netip.AddrPort { return s.w.flow.Local }
 // Open does the three-way handshake with its checks (LISTEN → SYN_RCVD →
 // ESTABLISHED).
 func (s *Session) Open(ctx context.Context) error { return s.w.open(ctx) }
+
+// AfterFinalACK sets f to be called once, when Open has sent the
+// handshake's final ACK: from then on the remote's listener no longer holds
+// the connection half-open, which a caller bounding the connections in a
+// listen backlog (conform's gate) needs to know before Open's confirmation
+// and oracle reads end.
+func (s *Session) AfterFinalACK(f func()) { s.w.afterFinalACK = f }
 
 // SendTrigger sends the plan's payload (the request that makes the app act).
 func (s *Session) SendTrigger() error { return s.w.sendTrigger() }
