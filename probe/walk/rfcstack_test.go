@@ -2,6 +2,7 @@ package walk_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,5 +68,33 @@ func TestWalksAgainstAnRFCStack(t *testing.T) {
 				t.Logf("   %s %s %-3s seq=%d ack=%d len=%d %s", s.At.Format("15:04:05.000"), s.Dir, s.Flags, s.RelSeq, s.RelAck, s.Len, s.Note)
 			}
 		}
+	}
+}
+
+// TestClosedPortNeverJudgesAnOpenPort: without --closed-port and outside
+// the lab, closed-port finds a port that answers RST (the walked port is
+// open); given an open port as --closed-port, it says so, judges nothing
+// and resets the connection it opened.
+func TestClosedPortNeverJudgesAnOpenPort(t *testing.T) {
+	cfg, _ := startRFCStack(t, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, _ := walk.Lookup("closed-port")
+	cfg.ClosedPort = 0
+	r := walk.Run(ctx, cfg, []walk.Scenario{s})[0]
+	if r.Verdict != walk.Pass || r.Target.Port() != rfcStackPort+1 {
+		t.Errorf("found port %d: %s (%s), want a pass on %d, after the open %d", r.Target.Port(), r.Verdict, r.Reason, rfcStackPort+1, rfcStackPort)
+	}
+	cfg.ClosedPort = rfcStackPort
+	r = walk.Run(ctx, cfg, []walk.Scenario{s})[0]
+	if r.Verdict != walk.Inconclusive || len(r.Checks) == 0 || !strings.Contains(r.Checks[0].Reason, "open, not closed") {
+		t.Fatalf("open port as closed: %s (%+v), want inconclusive, the port named open", r.Verdict, r.Checks)
+	}
+	var reset bool
+	for _, seg := range r.Segments {
+		reset = reset || seg.Dir == walk.Out && seg.Flags == "R"
+	}
+	if !reset {
+		t.Errorf("the half-open connection was not reset: %+v", r.Segments)
 	}
 }

@@ -144,9 +144,17 @@ func closedPort(ctx context.Context, w *walker) error {
 	c := w.conn
 	w.rec.states("CLOSED", "CLOSED")
 	x := c.ISS
+	// A SYN,ACK is no wrong CLOSED: the port is open. It is reset, and
+	// nothing is judged (Beyond ends the step inconclusive).
+	open := Want{Flags: craft.FlagSYN | craft.FlagACK, AnySeq: true, Ack: x + 1}
 	if _, err := w.expectStep(ctx, "CLOSED: SYN → RST,ACK", ruleClosed, "SYN x",
 		func(bool) error { return c.SendRaw(craft.FlagSYN, x, 0, nil, "") },
-		Want{Flags: craft.FlagRST | craft.FlagACK, Seq: 0, Ack: x + 1}, "CLOSED"); err != nil {
+		Want{Flags: craft.FlagRST | craft.FlagACK, Seq: 0, Ack: x + 1, Beyond: &open}, "CLOSED"); err != nil {
+		if last, seg := &w.res.Checks[len(w.res.Checks)-1], w.rec.last(); last.Verdict == Inconclusive && seg != nil && seg.Dir == In && seg.Flags == "S." && seg.Ack == x+1 {
+			last.Received = describe(seg)
+			last.Reason = fmt.Sprintf("port %d answered with a SYN,ACK: it is open, not closed (reset); pass --closed-port with a port that has no listener", w.remote.Port())
+			_ = c.SendRaw(craft.FlagRST, x+1, 0, nil, "reset the open port's connection")
+		}
 		return err
 	}
 	y := x ^ 0x5a5a5a5a

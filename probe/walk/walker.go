@@ -116,7 +116,15 @@ func runOne(ctx context.Context, cfg Config, s Scenario) Result {
 			if _, lab := cfg.Trigger.(*LabTarget); lab {
 				port = labPortClosed
 			} else {
-				port = cfg.Port
+				// Only a port seen answering RST: the walked port is
+				// usually open, and its SYN,ACK is no CLOSED's answer.
+				var why string
+				if port, why = FindClosedPort(ctx, cfg); port == 0 {
+					res := Result{Scenario: s.Name, Summary: s.Summary, Start: time.Now(), Verdict: Skipped,
+						Target: netip.AddrPortFrom(cfg.Prober.Remote(), cfg.Port),
+						Reason: why + "; pass --closed-port with a port that has no listener"}
+					return res
+				}
 			}
 		}
 	}
