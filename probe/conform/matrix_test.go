@@ -214,7 +214,8 @@ func TestReportTallies(t *testing.T) {
 			{Scenario: "e", Verdict: walk.Inconclusive},
 			{Scenario: "f", Verdict: "bogus"},
 		},
-		Measurements: []Measurement{{ID: MeasureSynAckSchedule, Duration: 3 * time.Second, Result: m}, {ID: MeasureTWFingerprint}},
+		Measurements: []Measurement{{ID: MeasureSynAckSchedule, Duration: 3 * time.Second, Result: m}, {ID: MeasureTWFingerprint},
+			{ID: MeasureFINBackoff, Result: m, Sessions: []walk.Result{*m, {Scenario: MeasureFINBackoff}, {Scenario: MeasureFINBackoff}}}},
 	}
 	if diff := cmp.Diff(Counts{Pass: 1, Deviation: 1, Fail: 1, Inconclusive: 2, Skipped: 1}, rep.Counts()); diff != "" {
 		t.Errorf("counts (-want +got):\n%s", diff)
@@ -222,8 +223,8 @@ func TestReportTallies(t *testing.T) {
 	if id, d := rep.Longest(); id != MeasureSynAckSchedule || d != 3*time.Second {
 		t.Errorf("longest %s %v, want %s 3s", id, d, MeasureSynAckSchedule)
 	}
-	if got := rep.AllResults(); len(got) != 7 || got[6].Scenario != MeasureSynAckSchedule {
-		t.Errorf("AllResults: %d results, want the 6 checks and the measurement's session", len(got))
+	if got := rep.AllResults(); len(got) != 10 || got[6].Scenario != MeasureSynAckSchedule || got[9].Scenario != MeasureFINBackoff {
+		t.Errorf("AllResults: %d results, want the 6 checks, the schedule's session and the 3 of the FIN backoff", len(got))
 	}
 	if diff := cmp.Diff([]string{"some-deviation"}, Deviations(rep.Results[1])); diff != "" {
 		t.Errorf("deviations (-want +got):\n%s", diff)

@@ -33,9 +33,12 @@ type Measurement struct {
 	// prober on a clean path measures (Value ends with it too).
 	Caveat   string
 	Duration time.Duration
-	// Result is the session the measurement was made on, for the pcap
-	// writer; nil when it made none of its own.
+	// Result is the session the measurement's value comes from; nil when
+	// it made none of its own.
 	Result *walk.Result
+	// Sessions is every session the measurement made (Result among
+	// them), for the pcap writer: a pcap holds all segments of a run.
+	Sessions []walk.Result
 }
 
 // Measurement IDs.
@@ -304,6 +307,15 @@ func measureSchedules(ctx context.Context, cfg *Config, sh *shared, id string, a
 	return out
 }
 
+// sessionsOf lists the sessions of scheds.
+func sessionsOf(scheds []schedule) []walk.Result {
+	out := make([]walk.Result, len(scheds))
+	for i, s := range scheds {
+		out[i] = s.res
+	}
+	return out
+}
+
 // measureSynAck withholds the final ACK and times the SYN,ACK's
 // retransmissions, on scheduleProbes connections.
 func measureSynAck(ctx context.Context, cfg *Config, sh *shared) (m Measurement) {
@@ -342,6 +354,7 @@ func measureSynAck(ctx context.Context, cfg *Config, sh *shared) (m Measurement)
 		return s, err
 	})
 	m.Result, m.Duration = &scheds[0].res, time.Since(start)
+	m.Sessions = sessionsOf(scheds)
 	gaps, ok, why := agreed(scheds)
 	if ok && cfg.AllRetransmissions && len(gaps) > 0 {
 		m.Caveat = "the remote's last retransmission, if lost, cannot be told from its giving up"
@@ -407,6 +420,7 @@ func measureFINBackoff(ctx context.Context, cfg *Config, sh *shared) (m Measurem
 		return schedule{gaps: g, lost: lost, counted: counted, late: late}, err
 	})
 	m.Result, m.Duration = &scheds[0].res, time.Since(start)
+	m.Sessions = sessionsOf(scheds)
 	// A connection whose IP IDs show that nothing was lost is believed on
 	// its own; of several, the one whose ACKs were least late (the
 	// remote's RTO follows its round-trip samples, RFC 6298 §2). Else the

@@ -91,12 +91,16 @@ func (r Report) Longest() (id string, d time.Duration) {
 	return id, d
 }
 
-// AllResults is every session of the run: the checks, then the
-// measurements that made one (for pcap files).
+// AllResults is every session of the run: the checks, then every session
+// of the measurements (for pcap files). The SYN-cookie probe's segments are
+// not among them: it runs on a bare flow with no record.
 func (r Report) AllResults() []walk.Result {
 	out := append([]walk.Result(nil), r.Results...)
 	for _, m := range r.Measurements {
-		if m.Result != nil {
+		switch {
+		case len(m.Sessions) > 0:
+			out = append(out, m.Sessions...)
+		case m.Result != nil:
 			out = append(out, *m.Result)
 		}
 	}
