@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tcpwalk/tcpwalk/craft"
@@ -23,6 +24,7 @@ type env struct {
 	// gated: the check holds a place in the run's gate (see gate); long:
 	// one of the places for connections held half-open.
 	gated, long bool
+	leave       sync.Once
 }
 
 func (e *env) skipf(format string, args ...any) error {

@@ -3,6 +3,7 @@ package conform
 import (
 	"context"
 	"strings"
+	"time"
 )
 
 // DefaultParallel is how many connections a run has in the remote's
@@ -65,20 +66,27 @@ func holdsHalfOpen(id string) bool {
 	return strings.HasPrefix(id, "SYN_RCVD/") || strings.HasPrefix(id, "LISTEN/")
 }
 
+// acceptGrace is how long after our final ACK a check keeps its place: the
+// connection then waits in the listener's accept queue until the app
+// accepts it (a backlog of 5 holds 6; Linux drops SYNs while it is full,
+// TcpExtListenOverflows), and a small server (Python's http.server, socat
+// forking) takes milliseconds per accept.
+const acceptGrace = 50 * time.Millisecond
+
 // open does the handshake of a check and gives its place in the gate back
-// as soon as the final ACK is sent: the remote's listener holds the
-// connection no more.
+// acceptGrace after the final ACK is sent: the remote's listener holds the
+// connection half-open no more, and its app has had time to accept it.
 func (e *env) open(ctx context.Context) error {
-	e.s.AfterFinalACK(e.leaveGate)
-	err := e.s.Open(ctx)
-	e.leaveGate()
-	return err
+	e.s.AfterFinalACK(func() { time.AfterFunc(acceptGrace, e.leaveGate) })
+	return e.s.Open(ctx)
 }
 
-// leaveGate gives the check's place in the gate back, once.
+// leaveGate gives the check's place in the gate back, once (it may be
+// called from a timer and from the check's end at once).
 func (e *env) leaveGate() {
-	if e.gated {
-		e.gated = false
-		e.sh.gate.release(e.long)
-	}
+	e.leave.Do(func() {
+		if e.gated {
+			e.sh.gate.release(e.long)
+		}
+	})
 }

@@ -326,8 +326,10 @@ func guardCookies(rep *Report, parallel int) []string {
 	return notes
 }
 
-// firstSYNUnanswered reports whether our first SYN of a connection drew no
-// SYN,ACK before the next one went out.
+// firstSYNUnanswered reports whether our first SYN of a connection drew
+// nothing at all before the next one went out (an answer of a stale
+// connection on the 4-tuple, which is reset and the SYN sent again, is an
+// answer: the listener took the SYN).
 func firstSYNUnanswered(segs []walk.Segment) bool {
 	syns := 0
 	for _, s := range segs {
@@ -337,7 +339,7 @@ func firstSYNUnanswered(segs []walk.Segment) bool {
 			if syns > 1 {
 				return true
 			}
-		case s.Dir == walk.In && s.Flags == "S.":
+		case s.Dir == walk.In && syns > 0:
 			return false
 		}
 	}
