@@ -160,7 +160,9 @@ func (p *Prober) open() error {
 	if p.icmp, err = rawsock.NewICMPReceiver(filter); err != nil {
 		return envf(fmt.Errorf("probe: open ICMP receive socket: %w", err))
 	}
-	gcfg := guard.Config{Mark: p.cfg.Mark, Remotes: []netip.Prefix{remote}, LocalLo: p.cfg.LocalLo, LocalHi: p.cfg.LocalHi}
+	// Per flow: the guard drops the kernel's RSTs for our own 4-tuples only,
+	// so a local client that happens to use a port of our range keeps its.
+	gcfg := guard.Config{Mark: p.cfg.Mark, Remotes: []netip.Prefix{remote}, LocalLo: p.cfg.LocalLo, LocalHi: p.cfg.LocalHi, PerFlow: true}
 	if !p.cfg.NoGuard {
 		if p.guard, err = guard.Install(gcfg); err != nil {
 			return envf(err)
@@ -317,7 +319,7 @@ func (p *Prober) newFlow(rport, localPort uint16) (*Flow, error) {
 				continue
 			}
 			if f := p.addFlow(remote, cand); f != nil {
-				return f, nil
+				return p.cover(f)
 			}
 		}
 		return nil, envf(fmt.Errorf("probe: no free local port in %d-%d (other tcpwalk processes or local sockets hold them)", p.cfg.LocalLo, p.cfg.LocalHi))
@@ -335,9 +337,24 @@ func (p *Prober) newFlow(rport, localPort uint16) (*Flow, error) {
 		return nil, envf(fmt.Errorf("probe: source port %d: %w", localPort, err))
 	}
 	if f := p.addFlow(remote, localPort); f != nil {
-		return f, nil
+		return p.cover(f)
 	}
 	return nil, busy
+}
+
+// cover adds a new flow's 4-tuple to the RST guard (a listening flow covers
+// every port of the remote), before the flow sends anything; the flow is
+// removed again if that fails.
+func (p *Prober) cover(f *Flow) (*Flow, error) {
+	if p.guard == nil {
+		return f, nil
+	}
+	if err := p.guard.Add(f.Remote, f.Local.Port()); err != nil {
+		p.removeFlow(f)
+		return nil, envf(err)
+	}
+	f.guarded = f.Remote
+	return f, nil
 }
 
 // busy reports whether a flow to remote from localPort is open.
@@ -458,6 +475,11 @@ func (p *Prober) removeFlow(f *Flow) {
 	}
 	p.mu.Unlock()
 	if mine {
+		if f.guarded.IsValid() {
+			// Best effort: the table goes with the prober anyway.
+			p.guard.Remove(f.guarded, f.Local.Port())
+			f.guarded = netip.AddrPort{}
+		}
 		p.releasePort(f.Local.Port())
 	}
 }
@@ -716,6 +738,9 @@ func (p *Prober) watchLeaks() {
 		case l, ok := <-p.watch.Leaked():
 			if !ok {
 				return
+			}
+			if p.lookup(l.Remote, l.LocalPort) == nil {
+				continue // a local client's own RST, not one of our flows
 			}
 			p.warn(fmt.Sprintf("the local kernel sent a RST to %s from port %d (seq %d): the remote has probably dropped this flow; "+
 				"the RST guard is off or did not cover it", l.Remote, l.LocalPort, l.Seq))
