@@ -15,6 +15,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe/guard"
 	"github.com/tcpwalk/tcpwalk/probe/privs"
 	"github.com/tcpwalk/tcpwalk/probe/rawsock"
+	"golang.org/x/sys/unix"
 )
 
 // batchMax is how many probes one sendmmsg carries (rawsock's batch).
@@ -35,6 +36,7 @@ type runIO struct {
 	recv   *rawsock.Receiver
 	icmp   *rawsock.ICMPReceiver
 	guard  *guard.Guard
+	hold   int // a TCP socket bound to the source port, holding it for the scan (0: none)
 }
 
 func (o *runIO) closeReceivers() error {
@@ -61,7 +63,27 @@ func (o *runIO) close() error {
 	if o.guard != nil {
 		errs = append(errs, o.guard.Close())
 	}
+	if o.hold > 0 {
+		errs = append(errs, unix.Close(o.hold))
+	}
 	return errors.Join(errs...)
+}
+
+// holdPort binds a TCP socket to the source port, and neither listens nor connects with it: no local socket can
+// take the port while the scan uses it, so the guard's RSTs from that port are only ever the scan's own.
+func holdPort(port uint16) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port)}); err != nil {
+		unix.Close(fd)
+		if errors.Is(err, unix.EADDRINUSE) {
+			return 0, fmt.Errorf("source port %d is in use on this host (another tcpwalk, or a local socket): pick another with --sport", port)
+		}
+		return 0, fmt.Errorf("hold source port %d: %w", port, err)
+	}
+	return fd, nil
 }
 
 // Run scans: it opens the sockets and the RST guard in cfg.NetNS, sends the probes in passes, classifies the
@@ -95,6 +117,7 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 			return &probe.EnvError{Err: fmt.Errorf("scan: read this namespace's broadcast addresses, which are never probed: %w", err)}
 		}
 		s.skip(b)
+		s.skipOwnPort()
 		return s.open(&o)
 	}
 	if cfg.NetNS != nil {
@@ -155,6 +178,9 @@ func (s *scanner) open(o *runIO) error {
 	}
 	if o.icmp, err = rawsock.NewICMPReceiver(f); err != nil {
 		return env("open the ICMP receive socket", err)
+	}
+	if o.hold, err = holdPort(s.sport); err != nil {
+		return &probe.EnvError{Err: fmt.Errorf("scan: %w", err)}
 	}
 	if !s.cfg.NoGuard {
 		g, err := guard.Install(guard.Config{Mark: s.cfg.Mark, Remotes: s.plan.prefixes, LocalLo: s.sport, LocalHi: s.sport})

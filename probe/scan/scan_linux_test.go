@@ -356,3 +356,33 @@ func TestCancel(t *testing.T) {
 		t.Errorf("%d ports reported, %d probed", n, res.Probed)
 	}
 }
+
+// TestScanOwnSourcePort: a scan of its own address that covers its own
+// source port (scan --sport 62000 -p 61995-62005 <prober>) sees its probe to
+// that port come back as itself, a bare SYN from that port: it must not be
+// reported open (a split handshake) but skipped, and every other port of the
+// prober's own kernel reads closed.
+func TestScanOwnSourcePort(t *testing.T) {
+	l := labtest.NewBare(t)
+	const sport = 62000
+	res := run(t, &Config{Type: TypeSYN, Hosts: []netip.Prefix{netip.PrefixFrom(l.ProberAddr, 32)}, Ports: []PortRange{{61995, 62005}},
+		SourcePort: sport, NetNS: l.Prober, Rate: 1000, Wait: 300 * time.Millisecond})
+	seen := map[uint16]bool{}
+	for pr := range res.PortResults(l.ProberAddr) {
+		seen[pr.Port] = true
+		if pr.Port == sport {
+			t.Errorf("the scan's own source port %d reported %v (%v), want it skipped", sport, pr.State, pr.Reason)
+		} else if pr.State != Closed {
+			t.Errorf("port %d of the prober's own kernel: %v (%v), want closed", pr.Port, pr.State, pr.Reason)
+		}
+	}
+	if len(seen) != 10 {
+		t.Errorf("%d ports reported, want 10 (11 less the own one)", len(seen))
+	}
+	if res.Count(Open) != 0 {
+		t.Errorf("%d open ports, want 0", res.Count(Open))
+	}
+	if len(res.Skipped) != 1 || res.Skipped[0].Addr != l.ProberAddr || res.Skipped[0].Port != sport || res.SkippedTargets != 1 {
+		t.Errorf("Skipped = %+v (%d targets), want %v port %d alone", res.Skipped, res.SkippedTargets, l.ProberAddr, sport)
+	}
+}

@@ -204,8 +204,9 @@ func (s *scanner) handleTCP(pkt []byte, rst []byte) (netip.Addr, int) {
 		}
 		a = ansSynAck
 	case flags.Has(craft.FlagSYN):
-		// A split handshake: the remote answers our SYN with its own. It cannot carry our cookie.
-		if s.cfg.Type != TypeSYN {
+		// A split handshake: the remote answers our SYN with its own. It cannot carry our cookie. Our own
+		// probe, come back to us from our own address, can, and is not an answer (see skipOwnPort).
+		if s.cfg.Type != TypeSYN || src == s.local && t.SequenceNumber() == seq {
 			s.ignored.Add(1)
 			return netip.Addr{}, 0
 		}
