@@ -214,6 +214,9 @@ func (p *ScanPrinter) printText(r *scan.Result, views []hostView, silent int) er
 				sk.Addr, sk.Targets, sk.Reason)
 		}
 	}
+	for _, ns := range r.NotSent {
+		fmt.Fprintf(&b, "Not sent: %d targets (the first %s): %s; reported filtered (not-sent)\n", ns.Targets, ns.First, ns.Reason)
+	}
 	b.WriteByte('\n')
 	if silent > 0 {
 		fmt.Fprintf(&b, "%d hosts answered no probe at all (not shown; --all lists them)\n", silent)

@@ -42,6 +42,11 @@ type scanner struct {
 	icmpOther                         atomic.Uint64
 	pass                              atomic.Int64 // the pass being sent
 	icmpFrom                          []icmpFrom   // written by the ICMP loop only, read after it ends
+
+	notSent []NotSent // why probes could not be sent (markNotSent), written by the sending goroutine only
+
+	// The retry pass being sent, for its own progress: how many targets it probes, and Retried when it began.
+	passTargets, passBase atomic.Uint64
 }
 
 // icmpFrom remembers who sent the ICMP error that decided a slot.

@@ -79,10 +79,9 @@ func (s *scanner) openPacketSender(o *runIO) (*rawsock.PacketSender, string, err
 		first, last := addrOf(r.lo), addrOf(r.lo+uint32(r.count-1))
 		l, err := rawsock.FindLink(first, last, s.cfg.Mark)
 		if err != nil {
-			if errors.Is(err, rawsock.ErrNoLinkLayer) {
-				return nil, err.Error(), nil
-			}
-			return nil, "", fmt.Errorf("scan: find the link to %v-%v: %w", first, last, err)
+			// No link (or no route) for some hosts: the raw path still sends to the others, and marks the
+			// ones the kernel refuses (markNotSent) instead of ending the scan.
+			return nil, fmt.Sprintf("find the link to %v-%v: %v", first, last, err), nil
 		}
 		if i > 0 && (l.Index != link.Index || l.NextHop != link.NextHop) {
 			return nil, fmt.Sprintf("the hosts leave by two next hops (%v on %s and %v on %s)", link.NextHop, link.Name, l.NextHop, l.Name), nil
@@ -91,10 +90,7 @@ func (s *scanner) openPacketSender(o *runIO) (*rawsock.PacketSender, string, err
 	}
 	link, err := rawsock.ResolveNextHop(link, s.sendFirst(o.send), resolveWait)
 	if err != nil {
-		if errors.Is(err, rawsock.ErrNoLinkLayer) {
-			return nil, err.Error(), nil
-		}
-		return nil, "", err
+		return nil, err.Error(), nil
 	}
 	ps, err := rawsock.NewPacketSender(link, s.cfg.Mark)
 	if err != nil {
@@ -107,23 +103,27 @@ func (s *scanner) openPacketSender(o *runIO) (*rawsock.PacketSender, string, err
 // the raw path, which makes the kernel resolve the next hop, and marks it sent.
 func (s *scanner) sendFirst(snd *rawsock.Sender) func() error {
 	return func() error {
-		k := uint64(0)
-		for k < s.size && s.table.get(k) == ansSkipped {
-			k++
-		}
-		if k == s.size {
-			return errors.New("every target is skipped")
-		}
 		buf := make([]byte, s.tmpl.Len())
-		dst, n := s.build(buf, k)
-		if n == 0 {
-			return fmt.Errorf("build the probe to %v", dst)
+		// A target the kernel refuses (a local rule, no route) is marked and the next one tried, a few times.
+		for k, tries := uint64(0), 0; k < s.size && tries < 64; k++ {
+			if s.table.get(k) == ansSkipped {
+				continue
+			}
+			dst, n := s.build(buf, k)
+			if n == 0 {
+				return fmt.Errorf("build the probe to %v", dst)
+			}
+			err := snd.Send(buf[:n], dst)
+			if err == nil {
+				s.firstSent, s.firstSlot = true, k
+				return nil
+			}
+			if !s.markNotSent(k, dst, buf[:n], err) {
+				return err
+			}
+			tries++
 		}
-		if err := snd.Send(buf[:n], dst); err != nil {
-			return err
-		}
-		s.firstSent, s.firstSlot = true, k
-		return nil
+		return errors.New("no probe could be sent to resolve the next hop (every target is skipped or refused)")
 	}
 }
 
