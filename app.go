@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -131,7 +132,7 @@ error (privileges, guard, namespace), 130/143 interrupted.`,
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // run() maps errors to statuses
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageErr("%v", err)
+			return usageErr("%s", explainFlagError(err))
 		},
 	}
 	for _, c := range app.Commands {
@@ -380,4 +381,17 @@ func takesValue(flags []cli.Flag, arg string) bool {
 		}
 	}
 	return false
+}
+
+// durationNoUnit is the flag package's error for a duration without a unit
+// (`-i 1`): `invalid value "1" for flag -i: parse error`.
+var durationNoUnit = regexp.MustCompile(`^invalid value "([0-9.]+)" for flag (-[-A-Za-z0-9]+): parse error$`)
+
+// explainFlagError says what "parse error" means where that is known: a
+// bare number given to a duration flag needs a unit.
+func explainFlagError(err error) string {
+	if m := durationNoUnit.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Sprintf("invalid value %q for flag %s: a duration needs a unit, e.g. %ss or %sms", m[1], m[2], m[1], m[1])
+	}
+	return err.Error()
 }

@@ -35,6 +35,9 @@ Example:
 }
 
 func runDemo(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageErr("demo: unexpected argument %q: demo takes none (it makes its own lab)", c.Args().First())
+	}
 	prefix := fmt.Sprintf("%s%d", demoPrefix, os.Getpid())
 	l, err := lab.Create(&lab.Config{Prefix: prefix})
 	if err != nil {

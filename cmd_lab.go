@@ -87,7 +87,10 @@ func pidFile(prefix string) string { return filepath.Join(runDir, prefix+".pid")
 func logFile(prefix string) string { return filepath.Join(runDir, prefix+".log") }
 
 func labUp(c *cli.Context) error {
-	prefix := c.String("prefix")
+	prefix, err := labCommandArgs(c)
+	if err != nil {
+		return err
+	}
 	w := c.App.Writer
 	if l, err := lab.Open(prefix); err == nil {
 		l.Release()
@@ -279,8 +282,24 @@ func labServe(c *cli.Context) error {
 	return nil
 }
 
-func labStatus(c *cli.Context) error {
+// labCommandArgs checks what every lab subcommand takes: no arguments, and a
+// prefix that can name a lab (checked before anything needs root).
+func labCommandArgs(c *cli.Context) (string, error) {
+	if c.Args().Present() {
+		return "", usageErr("lab %s: unexpected argument %q: the lab is named with --prefix", c.Command.Name, c.Args().First())
+	}
 	prefix := c.String("prefix")
+	if err := lab.CheckPrefix(prefix); err != nil {
+		return "", usageErr("lab %s --prefix: %v", c.Command.Name, err)
+	}
+	return prefix, nil
+}
+
+func labStatus(c *cli.Context) error {
+	prefix, err := labCommandArgs(c)
+	if err != nil {
+		return err
+	}
 	w := c.App.Writer
 	l, err := lab.Open(prefix)
 	if err != nil {
@@ -361,7 +380,10 @@ func leftovers(prefix string) []string {
 }
 
 func labDown(c *cli.Context) error {
-	prefix := c.String("prefix")
+	prefix, err := labCommandArgs(c)
+	if err != nil {
+		return err
+	}
 	stopServer(prefix)
 	os.Remove(logFile(prefix))
 	var errs []error

@@ -144,6 +144,9 @@ func scanConfigFromFlags(c *cli.Context) (*scan.Config, error) {
 		return nil, usageErr("scan: missing target: give hosts or prefixes, e.g. tcpwalk scan -p 1-1024 198.18.0.2")
 	}
 	for _, a := range c.Args().Slice() {
+		if strings.TrimSpace(a) == "" {
+			return nil, usageErr("scan: empty target %q: give a host, a prefix or a range, e.g. tcpwalk scan -p 1-1024 198.18.0.2", a)
+		}
 		h, err := scan.ParseHost(a)
 		if err != nil {
 			return nil, err

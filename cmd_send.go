@@ -85,6 +85,9 @@ func runSend(c *cli.Context) error {
 		return err
 	}
 	defer p.Close()
+	if err := checkPacketSize(&spec, p.PathMTU()); err != nil {
+		return err
+	}
 	res, err := probe.Send(c.Context, p, spec, probe.SendObserver{Sent: out.Sent, Reply: out.Reply})
 	out.Summary(res)
 	if err != nil {
@@ -92,6 +95,27 @@ func runSend(c *cli.Context) error {
 	}
 	if res.Replies == 0 && !res.Interrupted {
 		return &exitError{code: exitNoReply}
+	}
+	return nil
+}
+
+// checkPacketSize refuses, before anything is sent, a probe longer than the
+// route's MTU or than tcpwalk's packet buffer: both are what the user asked
+// for (usage), not a failure of the machine. The kernel does not fragment raw
+// IP_HDRINCL packets, it refuses them with EMSGSIZE.
+func checkPacketSize(spec *probe.SendSpec, mtu int) error {
+	seg := craft.Segment{Options: spec.Options, Payload: spec.Payload}
+	if spec.Options == nil && !spec.NoOptions {
+		seg.Options = craft.DefaultSYNOptions(0)
+	}
+	n := seg.Len()
+	limit, what := probe.MaxPacket, fmt.Sprintf("tcpwalk's %d-byte packet buffer", probe.MaxPacket)
+	if mtu > 0 && mtu < limit {
+		limit, what = mtu, fmt.Sprintf("the MTU %d of the route to %s (raw packets are not fragmented)", mtu, spec.Target.Addr())
+	}
+	if n > limit {
+		return usageErr("payload of %d bytes: the packet would be %d bytes, more than %s; send at most %d payload bytes",
+			len(spec.Payload), n, what, len(spec.Payload)-(n-limit))
 	}
 	return nil
 }
@@ -146,12 +170,10 @@ func sendSpecFromFlags(c *cli.Context) (probe.SendSpec, error) {
 	if s.ID, err = u16("id"); err != nil {
 		return s, err
 	}
-	if s.SrcPort, err = u16("sport"); err != nil {
-		return s, err
+	if v := c.Uint("sport"); c.IsSet("sport") && (v == 0 || v > 65535) {
+		return s, usageErr("--sport %d: want 1 to 65535", v)
 	}
-	if c.IsSet("sport") && s.SrcPort == 0 {
-		return s, usageErr("--sport 0: want 1 to 65535")
-	}
+	s.SrcPort = uint16(c.Uint("sport"))
 	if v := c.Uint("ttl"); v == 0 || v > 255 {
 		return s, usageErr("--ttl %d: want 1 to 255", v)
 	}
@@ -218,7 +240,7 @@ func optionsFromFlags(c *cli.Context) ([]craft.Option, error) {
 	if c.IsSet("wscale") {
 		v := c.Int("wscale")
 		if v < 0 || v > 255 {
-			return nil, usageErr("--wscale %d: want 0 to 14 (RFC 7323 §2.3; larger values are sent as given up to 255)", v)
+			return nil, usageErr("--wscale %d: want 0 to 255 (RFC 7323 §2.3 allows up to 14; larger ones are sent as given, to test the remote)", v)
 		}
 		opts = append(opts, craft.NOP(), craft.WindowScale(uint8(v)))
 	}

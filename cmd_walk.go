@@ -84,6 +84,11 @@ func runWalk(c *cli.Context) error {
 	defer setup.Close()
 	cfg := setup.cfg
 	cfg.Port, cfg.ClosedPort = target.Port(), uint16(cp)
+	if cp == 0 && len(scenarios) == 1 && scenarios[0].Name == "closed-port" {
+		// closed-port alone walks the port given, as --help says; only in
+		// all does it need a port of its own (--closed-port, or the lab's).
+		cfg.ClosedPort = target.Port()
+	}
 	results, err := runWalks(c.Context, c, probe.Config{Remote: target.Addr(), NetNS: setup.ns, NoGuard: c.Bool("no-rst-guard")}, cfg, scenarios)
 	if err != nil {
 		return err

@@ -67,6 +67,7 @@ type Stats struct {
 type Prober struct {
 	cfg    Config
 	local  netip.Addr
+	mtu    int // of the route to the remote, see PathMTU
 	sender *rawsock.Sender
 	recv   *rawsock.Receiver
 	icmp   *rawsock.ICMPReceiver
@@ -144,11 +145,11 @@ func Open(cfg Config) (*Prober, error) {
 
 // open runs in the prober's namespace: everything made here stays there.
 func (p *Prober) open() error {
-	local, err := localAddrFor(p.cfg.Remote)
+	local, mtu, err := localAddrFor(p.cfg.Remote)
 	if err != nil {
 		return err
 	}
-	p.local = local
+	p.local, p.mtu = local, mtu
 	remote := netip.PrefixFrom(p.cfg.Remote, 32)
 	if p.sender, err = rawsock.NewSender(p.cfg.Mark); err != nil {
 		return envf(fmt.Errorf("probe: open raw send socket: %w", err))
@@ -178,19 +179,33 @@ func (p *Prober) open() error {
 	return nil
 }
 
-// localAddrFor asks the routing table which local address reaches remote. A
-// connected UDP socket sends nothing.
-func localAddrFor(remote netip.Addr) (netip.Addr, error) {
+// localAddrFor asks the routing table which local address reaches remote,
+// and the route's MTU (0 when the kernel does not say). A connected UDP
+// socket sends nothing.
+func localAddrFor(remote netip.Addr) (netip.Addr, int, error) {
 	if err := CheckLabRoute(remote); err != nil {
-		return netip.Addr{}, err
+		return netip.Addr{}, 0, err
 	}
 	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(remote, 9)))
 	if err != nil {
-		return netip.Addr{}, envf(fmt.Errorf("probe: no route to %s: %w (check the address, or run in the right namespace with --netns)", remote, err))
+		return netip.Addr{}, 0, envf(fmt.Errorf("probe: no route to %s: %w (check the address, or run in the right namespace with --netns)", remote, err))
 	}
 	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
+	mtu := 0
+	if rc, err := c.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			if v, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU); err == nil {
+				mtu = v
+			}
+		})
+	}
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), mtu, nil
 }
+
+// PathMTU is the MTU of the route to the remote when the prober opened (0:
+// unknown). The kernel does not fragment raw packets: a longer one is
+// refused with EMSGSIZE.
+func (p *Prober) PathMTU() int { return p.mtu }
 
 // Local is our address towards the remote.
 func (p *Prober) Local() netip.Addr { return p.local }
