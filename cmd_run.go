@@ -195,7 +195,7 @@ func writeScripts(c *cli.Context, target netip.Addr, results []walk.Result) erro
 	} else {
 		for _, r := range results {
 			if c.Bool("ladder") || r.Verdict == walk.Fail || r.Verdict == walk.Inconclusive {
-				if err := report.WriteLadder(w, r, report.LadderOptions{Color: color, Width: 100}); err != nil {
+				if err := report.WriteLadder(w, r, report.LadderOptions{Color: color, Width: ladderWidth(w)}); err != nil {
 					return &exitError{code: exitEnv, err: err}
 				}
 			}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
@@ -133,7 +134,7 @@ func writeWalks(c *cli.Context, results []walk.Result, coverage bool) error {
 	} else {
 		color := !c.Bool("no-color") && isTerminal(w)
 		for _, r := range results {
-			if err := report.WriteLadder(w, r, report.LadderOptions{Color: color, Width: 100}); err != nil {
+			if err := report.WriteLadder(w, r, report.LadderOptions{Color: color, Width: ladderWidth(w)}); err != nil {
 				return err
 			}
 			fmt.Fprintln(w)
@@ -212,6 +213,17 @@ func writeCoverage(w io.Writer, cov []walk.Coverage) {
 		}
 		fmt.Fprintf(w, "  %-12s %-10s by %s\n", cv.State, mark, strings.Join(cv.By, ", "))
 	}
+}
+
+// ladderWidth is the width ladders are drawn to: the terminal's columns when
+// w is one (an 80-column terminal must not wrap them by itself), else 100.
+func ladderWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil && ws.Col >= 40 {
+			return int(ws.Col)
+		}
+	}
+	return report.DefaultWidth
 }
 
 func isTerminal(w io.Writer) bool {

@@ -183,8 +183,8 @@ func checkSYNExample(t *testing.T, stdout string, target netip.AddrPort) {
 	if r.rttMs <= 0 || r.rttMs >= 1000 {
 		t.Errorf("rtt %.3f ms, want between 0 and 1000", r.rttMs)
 	}
-	if !strings.Contains(stdout, "1 probes sent, 1 answered") {
-		t.Errorf("no summary \"1 probes sent, 1 answered\"")
+	if !strings.Contains(stdout, "1 probe sent, 1 answered") {
+		t.Errorf("no summary \"1 probe sent, 1 answered\"")
 	}
 }
 
@@ -321,7 +321,7 @@ func TestSendNoReply(t *testing.T) {
 	if sent, replies := parseText(t, r.stdout); len(sent) != 1 || len(replies) != 0 {
 		t.Errorf("got %d probes and %d replies, want 1 and 0", len(sent), len(replies))
 	}
-	if !strings.Contains(r.stdout, "1 probes sent, 0 answered, 0 replies, 100% without reply") {
+	if !strings.Contains(r.stdout, "1 probe sent, 0 answered, 0 replies, 100% without reply") {
 		t.Errorf("summary does not say no reply came")
 	}
 	if r.stderr != "" {

@@ -148,13 +148,13 @@ func (p *SendPrinter) Summary(s probe.SendResult) {
 		lost = 100 * (s.Sent - s.Answered) / s.Sent
 	}
 	fmt.Fprintf(p.W, "--- %s tcpwalk statistics ---\n", s.Target)
-	fmt.Fprintf(p.W, "%d probes sent, %d answered, %d replies, %d%% without reply", s.Sent, s.Answered, s.Replies, lost)
+	fmt.Fprintf(p.W, "%s sent, %d answered, %s, %d%% without reply", plural(s.Sent, "probe"), s.Answered, pluralReplies(s.Replies), lost)
 	if s.Answered > 0 {
 		fmt.Fprintf(p.W, ", rtt min/avg/max = %.3f/%.3f/%.3f ms", ms(s.MinRTT), ms(s.AvgRTT), ms(s.MaxRTT))
 	}
 	io.WriteString(p.W, "\n")
 	if s.GuardDropped > 0 {
-		fmt.Fprintf(p.W, "RST guard stopped %d local-kernel RSTs\n", s.GuardDropped)
+		fmt.Fprintf(p.W, "RST guard stopped %s\n", plural(int(s.GuardDropped), "local-kernel RST"))
 	}
 	if s.Malformed > 0 {
 		fmt.Fprintf(p.W, "%d malformed replies dropped; the last: %s\n", s.Malformed, s.LastMalformed)
@@ -178,4 +178,12 @@ func dotted(ap string) string {
 		return ap[:i] + "." + ap[i+1:]
 	}
 	return ap
+}
+
+// pluralReplies writes "1 reply" or "n replies".
+func pluralReplies(n int) string {
+	if n == 1 {
+		return "1 reply"
+	}
+	return fmt.Sprintf("%d replies", n)
 }

@@ -18,7 +18,7 @@ type recorder struct {
 	remote string
 
 	// What the remote has sent so far, to tell old segments from new ones.
-	syns    map[uint32]bool      // sequence numbers of its SYNs
+	syns    map[synKey]bool      // its SYNs: a SYN,ACK after a bare SYN of the same ISN is news, not a retransmission
 	fins    map[uint32]bool      // sequence numbers of its FINs
 	data    []seqRange           // its data, merged ranges
 	answers map[[4]uint32]bool   // flags, seq, ack, len of every segment
@@ -35,7 +35,7 @@ type seqRange struct{ start, end uint32 }
 const dupWindow = 100 * time.Millisecond
 
 func newRecorder(localState, remoteState string) *recorder {
-	return &recorder{local: localState, remote: remoteState, syns: map[uint32]bool{}, fins: map[uint32]bool{},
+	return &recorder{local: localState, remote: remoteState, syns: map[synKey]bool{}, fins: map[uint32]bool{},
 		answers: map[[4]uint32]bool{}, copies: map[string]time.Time{}}
 }
 
@@ -61,7 +61,7 @@ func (r *recorder) sent(at time.Time, s *craft.Segment, raw []byte, note string)
 		Len: len(s.Payload), Note: note, LocalState: r.local, RemoteState: r.remote, Raw: append([]byte(nil), raw...)}
 	if c := r.conn; c != nil {
 		seg.RelSeq = s.Seq - c.ISS
-		if c.haveIRS {
+		if c.haveIRS && s.Flags.Has(craft.FlagACK) {
 			seg.RelAck = s.Ack - c.IRS
 		}
 	}
@@ -84,7 +84,9 @@ func (r *recorder) received(at time.Time, p *craft.Packet, raw []byte) *Segment 
 		if c.haveIRS {
 			seg.RelSeq = seg.Seq - c.IRS
 		}
-		seg.RelAck = seg.Ack - c.ISS
+		if t.Flags().Has(craft.FlagACK) {
+			seg.RelAck = seg.Ack - c.ISS // without ACK the field means nothing (RFC 9293 §3.1)
+		}
 	}
 	f := t.Flags()
 	// A byte-identical copy of a segment that came moments ago was made by
@@ -112,7 +114,7 @@ func (r *recorder) received(at time.Time, p *craft.Packet, raw []byte) *Segment 
 		end := start + uint32(seg.Len)
 		var old bool
 		if f.Has(craft.FlagSYN) || f.Has(craft.FlagFIN) {
-			old = (!f.Has(craft.FlagSYN) || r.syns[seg.Seq]) && (!f.Has(craft.FlagFIN) || r.fins[end])
+			old = (!f.Has(craft.FlagSYN) || r.syns[synKeyOf(seg.Seq, f)]) && (!f.Has(craft.FlagFIN) || r.fins[end])
 		} else {
 			old = r.covered(start, end)
 		}
@@ -121,7 +123,7 @@ func (r *recorder) received(at time.Time, p *craft.Packet, raw []byte) *Segment 
 			seg.Note = "retransmission"
 		}
 		if f.Has(craft.FlagSYN) {
-			r.syns[seg.Seq] = true
+			r.syns[synKeyOf(seg.Seq, f)] = true
 		}
 		if f.Has(craft.FlagFIN) {
 			r.fins[end] = true
@@ -148,12 +150,22 @@ func (r *recorder) forget(seg *Segment, f craft.Flags) {
 	defer r.mu.Unlock()
 	delete(r.answers, [4]uint32{uint32(f), seg.Seq, seg.Ack, uint32(seg.Len)})
 	if f.Has(craft.FlagSYN) {
-		delete(r.syns, seg.Seq)
+		delete(r.syns, synKeyOf(seg.Seq, f))
 	}
 	if p, err := craft.ParsePacket(seg.Raw); err == nil {
 		delete(r.copies, string(p.TCP))
 	}
 }
+
+// synKey tells a remote SYN by its sequence number and whether it carried
+// ACK: in a simultaneous open (RFC 9293 §3.5, figure 8) the remote's SYN,ACK
+// repeats its SYN's ISN and brings the acknowledgment of ours, a transition.
+type synKey struct {
+	seq uint32
+	ack bool
+}
+
+func synKeyOf(seq uint32, f craft.Flags) synKey { return synKey{seq, f.Has(craft.FlagACK)} }
 
 // seqLE is a <= b in sequence space (RFC 9293 §3.4).
 func seqLE(a, b uint32) bool { return int32(b-a) >= 0 }
