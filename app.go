@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -229,12 +230,36 @@ func openNetNS(c *cli.Context, target netip.Addr) (*netns.NS, error) {
 	if err != nil {
 		return nil, nil // no lab: probe from here
 	}
-	if sameNS(ns) || !canEnterNS() {
+	if sameNS(ns) || !canEnterNS() || !labShouldProbe(lab.DefaultPrefix, target) {
 		ns.Close()
 		return nil, nil
 	}
 	fmt.Fprintf(c.App.ErrWriter, "tcpwalk: probing %s from the lab's namespace %s (--netns to choose another)\n", target, pns)
 	return ns, nil
+}
+
+// labShouldProbe reports whether a target in the lab range, given without
+// --netns while the default lab exists, is the lab's to probe: one of the
+// lab's own addresses, or an address this namespace has no route to (other
+// than a default route, which CheckLabRoute refuses anyway). A namespace of
+// the user's own on 198.19.x.x, routed from here, is probed from here.
+func labShouldProbe(prefix string, target netip.Addr) bool {
+	if l, err := lab.Open(prefix); err == nil {
+		own := target == l.ProberAddr || target == l.TargetAddr
+		l.Release()
+		if own {
+			return true
+		}
+	}
+	if probe.CheckLabRoute(target) != nil {
+		return true // only the default route leads there from here
+	}
+	conn, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(target, 9)))
+	if err != nil {
+		return true // no route here
+	}
+	conn.Close()
+	return false
 }
 
 // canEnterNS reports whether this process may enter another network
