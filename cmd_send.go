@@ -93,6 +93,9 @@ func runSend(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if n := p.InputRules(); n != "" && res.Answered < res.Sent {
+		warn(fmt.Sprintf("%d of %d probes got no reply: %s", res.Sent-res.Answered, res.Sent, n))
+	}
 	if res.Replies == 0 && !res.Interrupted {
 		return &exitError{code: exitNoReply}
 	}

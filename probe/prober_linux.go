@@ -68,6 +68,9 @@ type Prober struct {
 	cfg    Config
 	local  netip.Addr
 	mtu    int // of the route to the remote, see PathMTU
+	// inputRules says which local input hook may drop replies ("" none),
+	// read when the prober opened, in its namespace.
+	inputRules string
 	sender *rawsock.Sender
 	recv   *rawsock.Receiver
 	icmp   *rawsock.ICMPReceiver
@@ -150,6 +153,7 @@ func (p *Prober) open() error {
 		return err
 	}
 	p.local, p.mtu = local, mtu
+	p.inputRules = InputRules()
 	remote := netip.PrefixFrom(p.cfg.Remote, 32)
 	if p.sender, err = rawsock.NewSender(p.cfg.Mark); err != nil {
 		return envf(fmt.Errorf("probe: open raw send socket: %w", err))
@@ -201,6 +205,12 @@ func localAddrFor(remote netip.Addr) (netip.Addr, int, error) {
 	}
 	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), mtu, nil
 }
+
+// InputRules says which netfilter rule on this host's receive path may drop
+// the remote's replies (see the function InputRules), as found when the
+// prober opened in its namespace, or "". Where replies are missing, a
+// command says it.
+func (p *Prober) InputRules() string { return p.inputRules }
 
 // PathMTU is the MTU of the route to the remote when the prober opened (0:
 // unknown). The kernel does not fragment raw packets: a longer one is

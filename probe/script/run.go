@@ -433,7 +433,7 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 			late := len(r.diff(want, g)) == 0
 			r.observe(g)
 			c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: "nothing", Verdict: walk.Fail,
-				Reason: fmt.Sprintf("nothing came by %s", r.when(deadline))}
+				Reason: fmt.Sprintf("nothing came by %s", r.when(deadline)) + r.inputNote()}
 			if late {
 				c.Received = r.describe(g)
 				c.Reason = fmt.Sprintf("came at %s, after the line's time %s, its tolerance %v and %v slack",
@@ -444,7 +444,7 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 		}
 		if errors.Is(err, probe.ErrTimeout) {
 			r.check(walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: "nothing",
-				Verdict: walk.Fail, Reason: fmt.Sprintf("nothing came by %s", r.when(deadline))})
+				Verdict: walk.Fail, Reason: fmt.Sprintf("nothing came by %s", r.when(deadline)) + r.inputNote()})
 			return errStop
 		}
 		if err != nil {
@@ -820,4 +820,13 @@ func (r *runner) sendTidy(seg craft.Segment, relSeq uint32, note string) {
 	}
 	r.segs = append(r.segs, walk.Segment{At: at, Dir: walk.Out, Flags: seg.Flags.String(), Seq: seg.Seq, Ack: seg.Ack,
 		RelSeq: relSeq, Note: note, RemoteState: "CLOSED", Raw: bytes.Clone(r.flow.LastSent())})
+}
+
+// inputNote tells, for a line that saw nothing, that a local input rule may
+// have dropped the reply ("" when the prober found none).
+func (r *runner) inputNote() string {
+	if n := r.cfg.Prober.InputRules(); n != "" {
+		return "; " + n
+	}
+	return ""
 }

@@ -362,7 +362,7 @@ func (w *walker) expectStep(ctx context.Context, name, rule, probeDesc string, s
 		c.Reason = "the reply differs from the RFC's"
 	case errors.Is(err, errNoReply):
 		c.Verdict, c.Received = Inconclusive, "nothing"
-		c.Reason = fmt.Sprintf("no reply after %d tries, %v apart", w.cfg.Timing.Tries, w.cfg.Timing.Reply) + w.malformedNote()
+		c.Reason = fmt.Sprintf("no reply after %d tries, %v apart", w.cfg.Timing.Tries, w.cfg.Timing.Reply) + w.malformedNote() + inputNote(w.cfg.Prober)
 	default:
 		c.Verdict, c.Received, c.Reason = Inconclusive, "nothing", reasonOf(err)
 	}
@@ -371,6 +371,15 @@ func (w *walker) expectStep(ctx context.Context, name, rule, probeDesc string, s
 		return nil, errStop
 	}
 	return r, nil
+}
+
+// inputNote tells, for a step that saw no reply, that a local input rule
+// may have dropped it ("" when the prober found none).
+func inputNote(p *probe.Prober) string {
+	if p == nil || p.InputRules() == "" {
+		return ""
+	}
+	return "; " + p.InputRules()
 }
 
 // malformedNote tells, for a step that saw no reply, that replies did come
