@@ -65,17 +65,17 @@ type Stats struct {
 
 // Prober owns the sockets and the guard for probing one remote host.
 type Prober struct {
-	cfg    Config
-	local  netip.Addr
-	mtu    int // of the route to the remote, see PathMTU
+	cfg   Config
+	local netip.Addr
+	mtu   int // of the route to the remote, see PathMTU
 	// inputRules says which local input hook may drop replies ("" none),
 	// read when the prober opened, in its namespace.
 	inputRules string
-	sender *rawsock.Sender
-	recv   *rawsock.Receiver
-	icmp   *rawsock.ICMPReceiver
-	guard  *guard.Guard
-	watch  *guard.Watch
+	sender     *rawsock.Sender
+	recv       *rawsock.Receiver
+	icmp       *rawsock.ICMPReceiver
+	guard      *guard.Guard
+	watch      *guard.Watch
 
 	mu    sync.RWMutex
 	flows map[flowKey]*Flow
