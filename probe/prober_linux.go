@@ -65,17 +65,19 @@ type Stats struct {
 
 // Prober owns the sockets and the guard for probing one remote host.
 type Prober struct {
-	cfg   Config
-	local netip.Addr
-	mtu   int // of the route to the remote, see PathMTU
-	// inputRules says which local input hook may drop replies ("" none),
-	// read when the prober opened, in its namespace.
+	cfg    Config
+	local  netip.Addr
+	sender *rawsock.Sender
+	recv   *rawsock.Receiver
+	icmp   *rawsock.ICMPReceiver
+	guard  *guard.Guard
+	watch  *guard.Watch
+
+	// Found when the prober opened, in its namespace: the MTU of the route
+	// to the remote (see PathMTU), and which local input hook may drop
+	// replies, "" none (see InputRules).
+	mtu        int
 	inputRules string
-	sender     *rawsock.Sender
-	recv       *rawsock.Receiver
-	icmp       *rawsock.ICMPReceiver
-	guard      *guard.Guard
-	watch      *guard.Watch
 
 	mu    sync.RWMutex
 	flows map[flowKey]*Flow
