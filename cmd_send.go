@@ -77,6 +77,9 @@ func runSend(c *cli.Context) error {
 		defer ns.Close()
 	}
 	out := &report.SendPrinter{W: c.App.Writer, JSON: c.Bool("json"), Quiet: c.Bool("quiet")}
+	if isTerminal(c.App.Writer) {
+		out.Width = ladderWidth(c.App.Writer)
+	}
 	warn := func(msg string) { fmt.Fprintf(c.App.ErrWriter, "tcpwalk: warning: %s\n", msg) }
 	// A fixed source port narrows the guard and the filter to that port.
 	p, err := probe.Open(probe.Config{Remote: spec.Target.Addr(), NoGuard: c.Bool("no-rst-guard"), NetNS: ns, Warn: warn,

@@ -18,6 +18,32 @@ type SendPrinter struct {
 	JSON bool
 	// Quiet hides our own probes and prints only replies and the summary.
 	Quiet bool
+	// Width, when nonzero (a terminal's columns), wraps a longer probe or
+	// reply line after one of its commas, the rest indented: an 80-column
+	// terminal would cut it anywhere. Zero writes each on one line, for
+	// grep and files.
+	Width int
+}
+
+// writeLine writes one probe or reply line (without its newline), wrapped
+// to p.Width.
+func (p *SendPrinter) writeLine(s string) {
+	if p.Width <= 0 || runeLen(s) <= p.Width {
+		io.WriteString(p.W, s+"\n")
+		return
+	}
+	const indent = "    "
+	var b strings.Builder
+	cur := ""
+	for i, part := range strings.SplitAfter(s, ", ") {
+		if i > 0 && runeLen(cur)+runeLen(strings.TrimRight(part, " ")) > p.Width {
+			b.WriteString(strings.TrimRight(cur, " ") + "\n")
+			cur = indent
+		}
+		cur += part
+	}
+	b.WriteString(cur + "\n")
+	io.WriteString(p.W, b.String())
 }
 
 // JSON field names are part of tcpwalk's interface (see README): do not
@@ -92,8 +118,8 @@ func (p *SendPrinter) Sent(s probe.ProbeSent) {
 	if len(s.Options) > 0 {
 		fmt.Fprintf(&b, ", options [%s]", strings.Join(s.Options, ","))
 	}
-	fmt.Fprintf(&b, ", length %d  (probe %d)\n", s.Len, s.Index)
-	io.WriteString(p.W, b.String())
+	fmt.Fprintf(&b, ", length %d  (probe %d)", s.Len, s.Index)
+	p.writeLine(b.String())
 }
 
 // Reply prints one reply: a segment, or an ICMP error about our probe.
@@ -111,7 +137,7 @@ func (p *SendPrinter) Reply(r probe.Reply) {
 		p.json(j)
 		return
 	}
-	io.WriteString(p.W, ReplyLine(r)+"\n")
+	p.writeLine(ReplyLine(r))
 }
 
 // ReplyLine is a reply in tcpdump's words plus TTL and RTT.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
 )
 
@@ -30,5 +31,41 @@ func TestSendSummaryCounts(t *testing.T) {
 				t.Errorf("summary %q, want %q in it", b.String(), w)
 			}
 		}
+	}
+}
+
+// TestSendLinesWrapOnATerminal: with a width (a terminal's), a reply line
+// longer than it is broken after commas, no line wider than the width, and
+// nothing lost; without one, each line stays whole.
+func TestSendLinesWrapOnATerminal(t *testing.T) {
+	r := probe.Reply{Kind: probe.EventSegment, From: netip.MustParseAddrPort("198.18.0.2:7001"), To: netip.MustParseAddrPort("198.18.0.1:64035"),
+		Flags: craft.FlagSYN | craft.FlagACK, Seq: 1195010318, Ack: 2114410853, Window: 65160,
+		Options: []string{"mss 1460", "sackOK", "TS val 2612887981 ecr 2114410853", "nop", "wscale 7"}, TTL: 64, Probe: 1}
+	whole := ReplyLine(r)
+	if len(whole) <= 80 {
+		t.Fatalf("the reply line is %d columns: too short to test wrapping", len(whole))
+	}
+	var b bytes.Buffer
+	(&SendPrinter{W: &b, Width: 80}).Reply(r)
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) < 2 {
+		t.Errorf("one line of %d columns on an 80-column terminal: %q", len(lines[0]), lines[0])
+	}
+	for _, l := range lines {
+		if len(l) > 80 {
+			t.Errorf("line of %d columns: %q", len(l), l)
+		}
+	}
+	joined := lines[0]
+	for _, l := range lines[1:] {
+		joined += " " + strings.TrimPrefix(l, "    ")
+	}
+	if joined != whole {
+		t.Errorf("wrapped lines read %q, want %q", joined, whole)
+	}
+	b.Reset()
+	(&SendPrinter{W: &b}).Reply(r)
+	if b.String() != whole+"\n" {
+		t.Errorf("without a width: %q, want the line whole", b.String())
 	}
 }
