@@ -4,11 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"strings"
 	"time"
-
-	"github.com/google/nftables"
 
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/rawsock"
@@ -128,27 +124,6 @@ func (s *scanner) sendFirst(snd *rawsock.Sender) func() error {
 }
 
 // statefulInput describes the netfilter hooks on the receive path of this namespace that may drop replies that
-// conntrack thinks invalid (nftables chains at prerouting or input for IPv4; any legacy iptables table), or ""
-// if there are none.
-func statefulInput() string {
-	if b, err := os.ReadFile("/proc/net/ip_tables_names"); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return "legacy iptables tables are loaded (" + strings.Join(strings.Fields(string(b)), ", ") + ")"
-	}
-	c, err := nftables.New()
-	if err != nil {
-		return ""
-	}
-	chains, err := c.ListChains()
-	if err != nil {
-		return ""
-	}
-	for _, ch := range chains {
-		if ch.Hooknum == nil || ch.Table == nil || (ch.Table.Family != nftables.TableFamilyIPv4 && ch.Table.Family != nftables.TableFamilyINet) {
-			continue
-		}
-		if *ch.Hooknum == *nftables.ChainHookInput || *ch.Hooknum == *nftables.ChainHookPrerouting {
-			return fmt.Sprintf("nftables chain %s %s hooks the receive path", ch.Table.Name, ch.Name)
-		}
-	}
-	return ""
-}
+// conntrack thinks invalid, or "" if there are none: probe.InputRules, the one check of them that send, walk and
+// run make too.
+func statefulInput() string { return probe.InputRules() }
