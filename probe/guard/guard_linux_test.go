@@ -444,3 +444,28 @@ func TestPerFlowAddRemove(t *testing.T) {
 		t.Error("Add on a guard without PerFlow: no error")
 	}
 }
+
+// BenchmarkPerFlowAddRemove is what a flow costs the per-flow guard: one
+// netlink round trip to add its 4-tuple and one to remove it (about 75 µs
+// for both here), once per flow, never per packet.
+func BenchmarkPerFlowAddRemove(b *testing.B) {
+	l := labtest.NewBare(b)
+	cfg := config(l)
+	cfg.PerFlow = true
+	g, err := Install(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	r := netip.MustParseAddrPort("198.18.0.2:7001")
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		port := uint16(40000 + i%100)
+		if err := g.Add(r, port); err != nil {
+			b.Fatal(err)
+		}
+		if err := g.Remove(r, port); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
