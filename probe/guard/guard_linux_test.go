@@ -446,7 +446,7 @@ func TestPerFlowAddRemove(t *testing.T) {
 }
 
 // BenchmarkPerFlowAddRemove is what a flow costs the per-flow guard: one
-// netlink round trip to add its 4-tuple and one to remove it (about 75 µs
+// netlink round trip to add its 4-tuple and one to remove it (25 to 75 µs
 // for both here), once per flow, never per packet.
 func BenchmarkPerFlowAddRemove(b *testing.B) {
 	l := labtest.NewBare(b)
