@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -131,7 +133,7 @@ error (privileges, guard, namespace), 130/143 interrupted.`,
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // run() maps errors to statuses
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageErr("%v", err)
+			return usageErr("%s", explainFlagError(err))
 		},
 	}
 	for _, c := range app.Commands {
@@ -229,12 +231,36 @@ func openNetNS(c *cli.Context, target netip.Addr) (*netns.NS, error) {
 	if err != nil {
 		return nil, nil // no lab: probe from here
 	}
-	if sameNS(ns) || !canEnterNS() {
+	if sameNS(ns) || !canEnterNS() || !labShouldProbe(lab.DefaultPrefix, target) {
 		ns.Close()
 		return nil, nil
 	}
 	fmt.Fprintf(c.App.ErrWriter, "tcpwalk: probing %s from the lab's namespace %s (--netns to choose another)\n", target, pns)
 	return ns, nil
+}
+
+// labShouldProbe reports whether a target in the lab range, given without
+// --netns while the default lab exists, is the lab's to probe: one of the
+// lab's own addresses, or an address this namespace has no route to (other
+// than a default route, which CheckLabRoute refuses anyway). A namespace of
+// the user's own on 198.19.x.x, routed from here, is probed from here.
+func labShouldProbe(prefix string, target netip.Addr) bool {
+	if l, err := lab.Open(prefix); err == nil {
+		own := target == l.ProberAddr || target == l.TargetAddr
+		l.Release()
+		if own {
+			return true
+		}
+	}
+	if probe.CheckLabRoute(target) != nil {
+		return true // only the default route leads there from here
+	}
+	conn, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(target, 9)))
+	if err != nil {
+		return true // no route here
+	}
+	conn.Close()
+	return false
 }
 
 // canEnterNS reports whether this process may enter another network
@@ -381,4 +407,17 @@ func takesValue(flags []cli.Flag, arg string) bool {
 		}
 	}
 	return false
+}
+
+// durationNoUnit is the flag package's error for a duration without a unit
+// (`-i 1`): `invalid value "1" for flag -i: parse error`.
+var durationNoUnit = regexp.MustCompile(`^invalid value "([0-9.]+)" for flag (-[-A-Za-z0-9]+): parse error$`)
+
+// explainFlagError says what "parse error" means where that is known: a
+// bare number given to a duration flag needs a unit.
+func explainFlagError(err error) string {
+	if m := durationNoUnit.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Sprintf("invalid value %q for flag %s: a duration needs a unit, e.g. %ss or %sms", m[1], m[2], m[1], m[1])
+	}
+	return err.Error()
 }

@@ -130,7 +130,7 @@ func writeConform(c *cli.Context, rep conform.Report) error {
 	if c.Bool("json") {
 		err = report.WriteConformJSON(w, rep)
 	} else {
-		err = report.WriteConformTable(w, rep, !c.Bool("no-color") && isTerminal(w))
+		err = report.WriteConformTableWidth(w, rep, !c.Bool("no-color") && isTerminal(w), ladderWidth(w))
 	}
 	if err != nil {
 		return &exitError{code: exitEnv, err: err}

@@ -39,6 +39,9 @@ Example:
 }
 
 func runDemo(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageErr("demo: unexpected argument %q: demo takes none (it makes its own lab)", c.Args().First())
+	}
 	stack, err := parseStack(c)
 	if err != nil {
 		return err

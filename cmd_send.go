@@ -79,6 +79,9 @@ func runSend(c *cli.Context) error {
 		defer ns.Close()
 	}
 	out := &report.SendPrinter{W: c.App.Writer, JSON: c.Bool("json"), Quiet: c.Bool("quiet")}
+	if isTerminal(c.App.Writer) {
+		out.Width = ladderWidth(c.App.Writer)
+	}
 	warn := func(msg string) { fmt.Fprintf(c.App.ErrWriter, "tcpwalk: warning: %s\n", msg) }
 	// A fixed source port narrows the guard and the filter to that port.
 	p, err := probe.Open(probe.Config{Remote: spec.Target.Addr(), NoGuard: c.Bool("no-rst-guard"), NetNS: ns, Warn: warn,
@@ -87,13 +90,40 @@ func runSend(c *cli.Context) error {
 		return err
 	}
 	defer p.Close()
+	if err := checkPacketSize(&spec, p.PathMTU()); err != nil {
+		return err
+	}
 	res, err := send.Run(c.Context, p, spec, send.Observer{Sent: out.Sent, Reply: out.Reply})
 	out.Summary(res)
 	if err != nil {
 		return err
 	}
+	if n := p.InputRules(); n != "" && res.Answered < res.Sent {
+		warn(fmt.Sprintf("%d of %d probes got no reply: %s", res.Sent-res.Answered, res.Sent, n))
+	}
 	if res.Replies == 0 && !res.Interrupted {
 		return &exitError{code: exitNoReply}
+	}
+	return nil
+}
+
+// checkPacketSize refuses, before anything is sent, a probe longer than the
+// route's MTU or than tcpwalk's packet buffer: both are what the user asked
+// for (usage), not a failure of the machine. The kernel does not fragment raw
+// IP_HDRINCL packets, it refuses them with EMSGSIZE.
+func checkPacketSize(spec *send.Spec, mtu int) error {
+	seg := craft.Segment{Options: spec.Options, Payload: spec.Payload}
+	if spec.Options == nil && !spec.NoOptions {
+		seg.Options = craft.DefaultSYNOptions(0)
+	}
+	n := seg.Len()
+	limit, what := probe.MaxPacket, fmt.Sprintf("tcpwalk's %d-byte packet buffer", probe.MaxPacket)
+	if mtu > 0 && mtu < limit {
+		limit, what = mtu, fmt.Sprintf("the MTU %d of the route to %s (raw packets are not fragmented)", mtu, spec.Target.Addr())
+	}
+	if n > limit {
+		return usageErr("payload of %d bytes: the packet would be %d bytes, more than %s; send at most %d payload bytes",
+			len(spec.Payload), n, what, len(spec.Payload)-(n-limit))
 	}
 	return nil
 }
@@ -148,12 +178,10 @@ func sendSpecFromFlags(c *cli.Context) (send.Spec, error) {
 	if s.ID, err = u16("id"); err != nil {
 		return s, err
 	}
-	if s.SrcPort, err = u16("sport"); err != nil {
-		return s, err
+	if v := c.Uint("sport"); c.IsSet("sport") && (v == 0 || v > 65535) {
+		return s, usageErr("--sport %d: want 1 to 65535", v)
 	}
-	if c.IsSet("sport") && s.SrcPort == 0 {
-		return s, usageErr("--sport 0: want 1 to 65535")
-	}
+	s.SrcPort = uint16(c.Uint("sport"))
 	if v := c.Uint("ttl"); v == 0 || v > 255 {
 		return s, usageErr("--ttl %d: want 1 to 255", v)
 	}
@@ -220,7 +248,7 @@ func optionsFromFlags(c *cli.Context) ([]craft.Option, error) {
 	if c.IsSet("wscale") {
 		v := c.Int("wscale")
 		if v < 0 || v > 255 {
-			return nil, usageErr("--wscale %d: want 0 to 14 (RFC 7323 §2.3; larger values are sent as given up to 255)", v)
+			return nil, usageErr("--wscale %d: want 0 to 255 (RFC 7323 §2.3 allows up to 14; larger ones are sent as given, to test the remote)", v)
 		}
 		opts = append(opts, craft.NOP(), craft.WindowScale(uint8(v)))
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
@@ -92,6 +93,11 @@ func runWalk(c *cli.Context) error {
 	defer setup.Close()
 	cfg := setup.cfg
 	cfg.Port, cfg.ClosedPort = target.Port(), uint16(cp)
+	if cp == 0 && len(scenarios) == 1 && scenarios[0].Name == "closed-port" {
+		// closed-port alone walks the port given, as --help says; only in
+		// all does it need a port of its own (--closed-port, or the lab's).
+		cfg.ClosedPort = target.Port()
+	}
 	results, err := runWalks(c.Context, c, probe.Config{Remote: target.Addr(), NetNS: setup.ns, NoGuard: c.Bool("no-rst-guard")}, cfg, scenarios)
 	if err != nil {
 		return err
@@ -159,7 +165,7 @@ func writeWalks(c *cli.Context, results []walk.Result, coverage bool) error {
 	} else {
 		color := !c.Bool("no-color") && isTerminal(w)
 		for _, r := range results {
-			if err := report.WriteLadder(w, r, report.LadderOptions{Color: color, Width: 100}); err != nil {
+			if err := report.WriteLadder(w, r, report.LadderOptions{Color: color, Width: ladderWidth(w)}); err != nil {
 				return err
 			}
 			fmt.Fprintln(w)
@@ -244,6 +250,17 @@ func writeCoverage(w io.Writer, cov []walk.Coverage, oracle bool) {
 		}
 		fmt.Fprintf(w, "  %-12s %-10s by %s\n", cv.State, mark, strings.Join(cv.By, ", "))
 	}
+}
+
+// ladderWidth is the width ladders are drawn to: the terminal's columns when
+// w is one (an 80-column terminal must not wrap them by itself), else 100.
+func ladderWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil && ws.Col >= 40 {
+			return int(ws.Col)
+		}
+	}
+	return report.DefaultWidth
 }
 
 func isTerminal(w io.Writer) bool {

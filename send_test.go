@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -182,8 +183,8 @@ func checkSYNExample(t *testing.T, stdout string, target netip.AddrPort) {
 	if r.rttMs <= 0 || r.rttMs >= 1000 {
 		t.Errorf("rtt %.3f ms, want between 0 and 1000", r.rttMs)
 	}
-	if !strings.Contains(stdout, "1 probes sent, 1 answered") {
-		t.Errorf("no summary \"1 probes sent, 1 answered\"")
+	if !strings.Contains(stdout, "1 probe sent, 1 answered") {
+		t.Errorf("no summary \"1 probe sent, 1 answered\"")
 	}
 }
 
@@ -320,7 +321,7 @@ func TestSendNoReply(t *testing.T) {
 	if sent, replies := parseText(t, r.stdout); len(sent) != 1 || len(replies) != 0 {
 		t.Errorf("got %d probes and %d replies, want 1 and 0", len(sent), len(replies))
 	}
-	if !strings.Contains(r.stdout, "1 probes sent, 0 answered, 0 replies, 100% without reply") {
+	if !strings.Contains(r.stdout, "1 probe sent, 0 answered, 0 replies, 100% without reply") {
 		t.Errorf("summary does not say no reply came")
 	}
 	if r.stderr != "" {
@@ -342,5 +343,43 @@ func TestNetNSMissing(t *testing.T) {
 	}
 	if r.stdout != "" {
 		t.Errorf("stdout = %q, want nothing", r.stdout)
+	}
+}
+
+// TestSendPayloadTooLong: a payload longer than the route's MTU (1600 bytes
+// on the lab's 1500) and one longer than tcpwalk's packet buffer (3000) are
+// the same mistake: exit 2, one line that says how much fits, before any
+// probe or statistics.
+func TestSendPayloadTooLong(t *testing.T) {
+	t.Parallel()
+	l := labtest.New(t)
+	for _, n := range []int{1600, 3000} {
+		r := runApp(t, "--netns", l.Prober.Name, "send", "-c", "1", "--data-string", strings.Repeat("a", n),
+			netip.AddrPortFrom(l.TargetAddr, lab.PortEcho).String())
+		if r.code != exitUsage {
+			t.Errorf("%d bytes: exit status %d, want %d", n, r.code, exitUsage)
+		}
+		if errLines := lines(r.stderr); len(errLines) != 1 || !strings.Contains(errLines[0], "at most 1440 payload bytes") {
+			t.Errorf("%d bytes: stderr %q, want one line saying at most 1440 payload bytes fit", n, r.stderr)
+		}
+		if r.stdout != "" {
+			t.Errorf("%d bytes: stdout %q, want nothing sent and no statistics", n, r.stdout)
+		}
+	}
+}
+
+// TestWalkClosedPortWalksTheGivenPort: `walk closed-port HOST:PORT` walks
+// PORT, as its help says, not the lab's 7009 in silence.
+func TestWalkClosedPortWalksTheGivenPort(t *testing.T) {
+	t.Parallel()
+	l := labtest.New(t)
+	const port = 7077 // nothing listens
+	r := runApp(t, "--netns", l.Prober.Name, "walk", "--json", "closed-port", netip.AddrPortFrom(l.TargetAddr, port).String())
+	if r.code != 0 {
+		t.Errorf("exit status %d, want 0", r.code)
+	}
+	want := fmt.Sprintf(`"target":"%s"`, netip.AddrPortFrom(l.TargetAddr, port))
+	if !strings.Contains(strings.ReplaceAll(r.stdout, " ", ""), want) {
+		t.Errorf("the walk's JSON does not name %s: %s", want, r.stdout)
 	}
 }

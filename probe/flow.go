@@ -24,6 +24,8 @@ type Flow struct {
 	buf  [MaxPacket]byte
 	last int // length of the last packet sent, in buf
 
+	guarded netip.AddrPort // what the RST guard covers for this flow (Prober.cover), or zero
+
 	malformed atomic.Uint64 // see Malformed
 }
 

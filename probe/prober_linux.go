@@ -73,6 +73,12 @@ type Prober struct {
 	guard  *guard.Guard
 	watch  *guard.Watch
 
+	// Found when the prober opened, in its namespace: the MTU of the route
+	// to the remote (see PathMTU), and which local input hook may drop
+	// replies, "" none (see InputRules).
+	mtu        int
+	inputRules string
+
 	mu    sync.RWMutex
 	flows map[flowKey]*Flow
 	// portMu guards ports on its own: reserving a port binds a socket in
@@ -144,11 +150,12 @@ func Open(cfg Config) (*Prober, error) {
 
 // open runs in the prober's namespace: everything made here stays there.
 func (p *Prober) open() error {
-	local, err := localAddrFor(p.cfg.Remote)
+	local, mtu, err := localAddrFor(p.cfg.Remote)
 	if err != nil {
 		return err
 	}
-	p.local = local
+	p.local, p.mtu = local, mtu
+	p.inputRules = InputRules()
 	remote := netip.PrefixFrom(p.cfg.Remote, 32)
 	if p.sender, err = rawsock.NewSender(p.cfg.Mark); err != nil {
 		return envf(fmt.Errorf("probe: open raw send socket: %w", err))
@@ -160,7 +167,9 @@ func (p *Prober) open() error {
 	if p.icmp, err = rawsock.NewICMPReceiver(filter); err != nil {
 		return envf(fmt.Errorf("probe: open ICMP receive socket: %w", err))
 	}
-	gcfg := guard.Config{Mark: p.cfg.Mark, Remotes: []netip.Prefix{remote}, LocalLo: p.cfg.LocalLo, LocalHi: p.cfg.LocalHi}
+	// Per flow: the guard drops the kernel's RSTs for our own 4-tuples only,
+	// so a local client that happens to use a port of our range keeps its.
+	gcfg := guard.Config{Mark: p.cfg.Mark, Remotes: []netip.Prefix{remote}, LocalLo: p.cfg.LocalLo, LocalHi: p.cfg.LocalHi, PerFlow: true}
 	if !p.cfg.NoGuard {
 		if p.guard, err = guard.Install(gcfg); err != nil {
 			return envf(err)
@@ -176,19 +185,39 @@ func (p *Prober) open() error {
 	return nil
 }
 
-// localAddrFor asks the routing table which local address reaches remote. A
-// connected UDP socket sends nothing.
-func localAddrFor(remote netip.Addr) (netip.Addr, error) {
+// localAddrFor asks the routing table which local address reaches remote,
+// and the route's MTU (0 when the kernel does not say). A connected UDP
+// socket sends nothing.
+func localAddrFor(remote netip.Addr) (netip.Addr, int, error) {
 	if err := CheckLabRoute(remote); err != nil {
-		return netip.Addr{}, err
+		return netip.Addr{}, 0, err
 	}
 	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(remote, 9)))
 	if err != nil {
-		return netip.Addr{}, envf(fmt.Errorf("probe: no route to %s: %w (check the address, or run in the right namespace with --netns)", remote, err))
+		return netip.Addr{}, 0, envf(fmt.Errorf("probe: no route to %s: %w (check the address, or run in the right namespace with --netns)", remote, err))
 	}
 	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
+	mtu := 0
+	if rc, err := c.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			if v, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU); err == nil {
+				mtu = v
+			}
+		})
+	}
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), mtu, nil
 }
+
+// InputRules says which netfilter rule on this host's receive path may drop
+// the remote's replies (see the function InputRules), as found when the
+// prober opened in its namespace, or "". Where replies are missing, a
+// command says it.
+func (p *Prober) InputRules() string { return p.inputRules }
+
+// PathMTU is the MTU of the route to the remote when the prober opened (0:
+// unknown). The kernel does not fragment raw packets: a longer one is
+// refused with EMSGSIZE.
+func (p *Prober) PathMTU() int { return p.mtu }
 
 // Local is our address towards the remote.
 func (p *Prober) Local() netip.Addr { return p.local }
@@ -317,7 +346,7 @@ func (p *Prober) newFlow(rport, localPort uint16) (*Flow, error) {
 				continue
 			}
 			if f := p.addFlow(remote, cand); f != nil {
-				return f, nil
+				return p.cover(f)
 			}
 		}
 		return nil, envf(fmt.Errorf("probe: no free local port in %d-%d (other tcpwalk processes or local sockets hold them)", p.cfg.LocalLo, p.cfg.LocalHi))
@@ -335,9 +364,24 @@ func (p *Prober) newFlow(rport, localPort uint16) (*Flow, error) {
 		return nil, envf(fmt.Errorf("probe: source port %d: %w", localPort, err))
 	}
 	if f := p.addFlow(remote, localPort); f != nil {
-		return f, nil
+		return p.cover(f)
 	}
 	return nil, busy
+}
+
+// cover adds a new flow's 4-tuple to the RST guard (a listening flow covers
+// every port of the remote), before the flow sends anything; the flow is
+// removed again if that fails.
+func (p *Prober) cover(f *Flow) (*Flow, error) {
+	if p.guard == nil {
+		return f, nil
+	}
+	if err := p.guard.Add(f.Remote, f.Local.Port()); err != nil {
+		p.removeFlow(f)
+		return nil, envf(err)
+	}
+	f.guarded = f.Remote
+	return f, nil
 }
 
 // busy reports whether a flow to remote from localPort is open.
@@ -458,6 +502,11 @@ func (p *Prober) removeFlow(f *Flow) {
 	}
 	p.mu.Unlock()
 	if mine {
+		if f.guarded.IsValid() {
+			// Best effort: the table goes with the prober anyway.
+			p.guard.Remove(f.guarded, f.Local.Port())
+			f.guarded = netip.AddrPort{}
+		}
 		p.releasePort(f.Local.Port())
 	}
 }
@@ -716,6 +765,9 @@ func (p *Prober) watchLeaks() {
 		case l, ok := <-p.watch.Leaked():
 			if !ok {
 				return
+			}
+			if p.lookup(l.Remote, l.LocalPort) == nil {
+				continue // a local client's own RST, not one of our flows
 			}
 			p.warn(fmt.Sprintf("the local kernel sent a RST to %s from port %d (seq %d): the remote has probably dropped this flow; "+
 				"the RST guard is off or did not cover it", l.Remote, l.LocalPort, l.Seq))

@@ -19,7 +19,12 @@ func ParseTarget(s string) (netip.AddrPort, error) {
 		if !strings.Contains(s, ":") {
 			return netip.AddrPort{}, usagef(fmt.Errorf("target %q has no port: write HOST:PORT, e.g. 198.18.0.2:80", s))
 		}
-		return netip.AddrPort{}, usagef(fmt.Errorf("bad target %q: %v (write HOST:PORT, e.g. 198.18.0.2:80)", s, errors.Unwrap(err)))
+		why := err.Error()
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			why = ae.Err
+		}
+		return netip.AddrPort{}, usagef(fmt.Errorf("bad target %q: %s (write HOST:PORT, e.g. 198.18.0.2:80; an IPv6 address goes in brackets, [2001:2::2]:80)", s, why))
 	}
 	port, err := ParsePort(portStr)
 	if err != nil {

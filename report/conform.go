@@ -71,6 +71,16 @@ func decisive(r walk.Result) (walk.Check, bool) {
 // "N checks: X pass, D deviation, F fail, I inconclusive, S skipped", then
 // the run's duration against its longest check.
 func WriteConformTable(w io.Writer, rep conform.Report, color bool) error {
+	return WriteConformTableWidth(w, rep, color, conformWidth)
+}
+
+// WriteConformTableWidth is WriteConformTable to a width of its own (a
+// terminal's columns): notes that do not fit go under their row, wrapped.
+func WriteConformTableWidth(w io.Writer, rep conform.Report, color bool, width int) error {
+	if width <= 0 {
+		width = conformWidth
+	}
+	conformWidth := min(max(width, 40), maxWidth)
 	p := painter(color)
 	idW, ruleW := len("check"), len("rule")
 	for _, r := range rep.Results {

@@ -225,3 +225,22 @@ func TestConformProfile(t *testing.T) {
 		t.Errorf("JUnit lacks the profile property:\n%s", x.String())
 	}
 }
+
+// TestWriteConformTableWidth: at 80 columns (a terminal's) no line of the
+// table is wider; a note that does not fit goes under its row, whole.
+func TestWriteConformTableWidth(t *testing.T) {
+	rep := someConform()
+	rep.Results[1].Scenario = "CLOSE_WAIT/rst-rcv-nxt-minus-1"
+	var b bytes.Buffer
+	if err := WriteConformTableWidth(&b, rep, false, 80); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(b.String(), "\n") {
+		if n := runeLen(l); n > 80 {
+			t.Errorf("line of %d columns at width 80: %q", n, l)
+		}
+	}
+	if !strings.Contains(b.String(), "linux-synack-on-retransmitted-syn") {
+		t.Errorf("the deviation's name is lost:\n%s", b.String())
+	}
+}

@@ -19,6 +19,32 @@ type SendPrinter struct {
 	JSON bool
 	// Quiet hides our own probes and prints only replies and the summary.
 	Quiet bool
+	// Width, when nonzero (a terminal's columns), wraps a longer probe or
+	// reply line after one of its commas, the rest indented: an 80-column
+	// terminal would cut it anywhere. Zero writes each on one line, for
+	// grep and files.
+	Width int
+}
+
+// writeLine writes one probe or reply line (without its newline), wrapped
+// to p.Width.
+func (p *SendPrinter) writeLine(s string) {
+	if p.Width <= 0 || runeLen(s) <= p.Width {
+		io.WriteString(p.W, s+"\n")
+		return
+	}
+	const indent = "    "
+	var b strings.Builder
+	cur := ""
+	for i, part := range strings.SplitAfter(s, ", ") {
+		if i > 0 && runeLen(cur)+runeLen(strings.TrimRight(part, " ")) > p.Width {
+			b.WriteString(strings.TrimRight(cur, " ") + "\n")
+			cur = indent
+		}
+		cur += part
+	}
+	b.WriteString(cur + "\n")
+	io.WriteString(p.W, b.String())
 }
 
 // JSON field names are part of tcpwalk's interface (see README): do not
@@ -93,8 +119,8 @@ func (p *SendPrinter) Sent(s send.Probe) {
 	if len(s.Options) > 0 {
 		fmt.Fprintf(&b, ", options [%s]", strings.Join(s.Options, ","))
 	}
-	fmt.Fprintf(&b, ", length %d  (probe %d)\n", s.Len, s.Index)
-	io.WriteString(p.W, b.String())
+	fmt.Fprintf(&b, ", length %d  (probe %d)", s.Len, s.Index)
+	p.writeLine(b.String())
 }
 
 // Reply prints one reply: a segment, or an ICMP error about our probe.
@@ -112,7 +138,7 @@ func (p *SendPrinter) Reply(r send.Reply) {
 		p.json(j)
 		return
 	}
-	io.WriteString(p.W, ReplyLine(r)+"\n")
+	p.writeLine(ReplyLine(r))
 }
 
 // ReplyLine is a reply in tcpdump's words plus TTL and RTT.
@@ -149,13 +175,13 @@ func (p *SendPrinter) Summary(s send.Result) {
 		lost = 100 * (s.Sent - s.Answered) / s.Sent
 	}
 	fmt.Fprintf(p.W, "--- %s tcpwalk statistics ---\n", s.Target)
-	fmt.Fprintf(p.W, "%d probes sent, %d answered, %d replies, %d%% without reply", s.Sent, s.Answered, s.Replies, lost)
+	fmt.Fprintf(p.W, "%s sent, %d answered, %s, %d%% without reply", plural(s.Sent, "probe"), s.Answered, pluralReplies(s.Replies), lost)
 	if s.Answered > 0 {
 		fmt.Fprintf(p.W, ", rtt min/avg/max = %.3f/%.3f/%.3f ms", ms(s.MinRTT), ms(s.AvgRTT), ms(s.MaxRTT))
 	}
 	io.WriteString(p.W, "\n")
 	if s.GuardDropped > 0 {
-		fmt.Fprintf(p.W, "RST guard stopped %d local-kernel RSTs\n", s.GuardDropped)
+		fmt.Fprintf(p.W, "RST guard stopped %s\n", plural(int(s.GuardDropped), "local-kernel RST"))
 	}
 	if s.Malformed > 0 {
 		fmt.Fprintf(p.W, "%d malformed replies dropped; the last: %s\n", s.Malformed, s.LastMalformed)
@@ -179,4 +205,12 @@ func dotted(ap string) string {
 		return ap[:i] + "." + ap[i+1:]
 	}
 	return ap
+}
+
+// pluralReplies writes "1 reply" or "n replies".
+func pluralReplies(n int) string {
+	if n == 1 {
+		return "1 reply"
+	}
+	return fmt.Sprintf("%d replies", n)
 }

@@ -75,6 +75,10 @@ func Names(prefix string) (proberNS, targetNS, proberIf, targetIf string) {
 	return prefix + "-prober", prefix + "-target", h + "-p", h + "-t"
 }
 
+// CheckPrefix reports whether p can name a lab (see Config.Prefix): a
+// command checks it before anything that needs root.
+func CheckPrefix(p string) error { return checkPrefix(p) }
+
 func checkPrefix(p string) error {
 	if p == "" || len(p) > 64 {
 		return fmt.Errorf("lab: prefix %q: must be 1 to 64 bytes", p)

@@ -521,7 +521,7 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 			late := len(r.diff(want, g)) == 0
 			r.observe(g)
 			c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: "nothing", Verdict: walk.Fail,
-				Reason: fmt.Sprintf("nothing came by %s", r.when(deadline))}
+				Reason: fmt.Sprintf("nothing came by %s", r.when(deadline)) + r.inputNote()}
 			if late {
 				c.Received = r.describe(g)
 				c.Reason = fmt.Sprintf("came at %s, after the line's time %s, its tolerance %v and %v slack",
@@ -532,7 +532,7 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 		}
 		if errors.Is(err, probe.ErrTimeout) {
 			r.check(walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: "nothing",
-				Verdict: walk.Fail, Reason: fmt.Sprintf("nothing came by %s", r.when(deadline))})
+				Verdict: walk.Fail, Reason: fmt.Sprintf("nothing came by %s", r.when(deadline)) + r.inputNote()})
 			return errStop
 		}
 		if err != nil {
@@ -949,4 +949,13 @@ func (r *runner) tidy() {
 	// A connection may remain only where the model says so.
 	c.HaveIRS = c.HaveIRS && (synchronized(st) || st == "SYN_SENT")
 	c.Tidy()
+}
+
+// inputNote tells, for a line that saw nothing, that a local input rule may
+// have dropped the reply ("" when the prober found none).
+func (r *runner) inputNote() string {
+	if n := r.cfg.Prober.InputRules(); n != "" {
+		return "; " + n
+	}
+	return ""
 }

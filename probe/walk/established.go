@@ -116,7 +116,7 @@ func (w *walker) judgeExchange(c Check, other *Segment, err error) Check {
 		c.Reason = "the reply differs from the RFC's"
 	case errors.Is(err, errNoReply):
 		c.Verdict, c.Received = Inconclusive, "nothing"
-		c.Reason = fmt.Sprintf("no reply after %d tries, %v apart", w.cfg.Timing.Tries, w.cfg.Timing.Reply) + w.malformedNote()
+		c.Reason = fmt.Sprintf("no reply after %d tries, %v apart", w.cfg.Timing.Tries, w.cfg.Timing.Reply) + w.malformedNote() + inputNote(w.cfg.Prober)
 	default:
 		c.Received = "nothing"
 		c.Verdict, c.Reason = Unfinished(err)

@@ -432,6 +432,15 @@ func (w *walker) expectStep(ctx context.Context, name, rule, probeDesc string, s
 	return r, nil
 }
 
+// inputNote tells, for a step that saw no reply, that a local input rule
+// may have dropped it ("" when the prober found none).
+func inputNote(p *probe.Prober) string {
+	if p == nil || p.InputRules() == "" {
+		return ""
+	}
+	return "; " + p.InputRules()
+}
+
 // malformedNote tells, for a step that saw no reply, that replies did come
 // but were dropped as malformed ("" when none were): "no reply" alone would
 // hide what the remote got wrong.
