@@ -94,6 +94,10 @@ func init() {
 	if b, ok := cli.HelpFlag.(*cli.BoolFlag); ok {
 		cli.HelpFlag = &helpFlag{BoolFlag: *b}
 	}
+	// The version flag has the same shared state. It has no -v: that is
+	// verbose in hping3 and nmap, and a user typing it should not get a
+	// version line instead.
+	cli.VersionFlag = &helpFlag{BoolFlag: cli.BoolFlag{Name: "version", Usage: "print tcpwalk's version and commit, then exit", DisableDefaultText: true}}
 }
 
 // newApp builds the command tree. Output goes to stdout/stderr so tests can
@@ -112,6 +116,7 @@ Needs root, or: sudo setcap cap_net_raw,cap_net_admin+ep $(command -v tcpwalk)
 
 Exit status: 0 ok, 1 no reply / check failed, 2 bad usage, 3 environment
 error (privileges, guard, namespace), 130/143 interrupted.`,
+		Version:         versionText(),
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
@@ -119,7 +124,8 @@ error (privileges, guard, namespace), 130/143 interrupted.`,
 			&cli.StringFlag{Name: "netns", EnvVars: []string{"TCPWALK_NETNS"},
 				Usage: "run in the named network namespace `NAME` (e.g. tcpwalk-prober, made by tcpwalk lab up)"},
 		},
-		Commands: []*cli.Command{sendCommand(), walkCommand(), conformCommand(), firewallCommand(), runCommand(), scanCommand(), labCommand(), demoCommand()},
+		Commands: []*cli.Command{sendCommand(), walkCommand(), conformCommand(), firewallCommand(), runCommand(), scanCommand(), labCommand(), demoCommand(),
+			helpCommand(), manCommand(), completionCommand()},
 		// Without an Action, urfave/cli answers an unknown command with
 		// "No help topic" and exit status 3, our environment-error status:
 		// make it bad usage (2). Bare `tcpwalk` still prints the help.
@@ -134,11 +140,73 @@ error (privileges, guard, namespace), 130/143 interrupted.`,
 			return usageErr("%v", err)
 		},
 	}
+	// urfave/cli adds --help to the app only when it has no command named
+	// help, and ours (listed so that `tcpwalk help CMD` is found) is one.
+	app.Flags = append(app.Flags, cli.HelpFlag)
+	defaultsOnce(app.Flags)
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
 		hideHelpCommand(c)
+		eachCommand(c, func(c *cli.Command) { defaultsOnce(c.Flags) })
 	}
 	return app
+}
+
+// eachCommand calls fn on c and on all its subcommands.
+func eachCommand(c *cli.Command, fn func(*cli.Command)) {
+	fn(c)
+	for _, sub := range c.Subcommands {
+		eachCommand(sub, fn)
+	}
+}
+
+// defaultsOnce makes each flag's default appear once in help and in the man
+// page. urfave/cli appends "(default: VALUE)" to every flag's usage, VALUE
+// being the flag's Go value unless DefaultText is set, so a usage that says
+// its own default ("window (default 64240)", where the zero value means
+// "choose for me") was printed with two: "(default 64240) (default: 0)". A
+// usage's own "(default ...)" is moved into DefaultText here, and a false
+// boolean's "(default: false)" is left out: a switch is off unless given.
+func defaultsOnce(flags []cli.Flag) {
+	for _, f := range flags {
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.UintFlag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.IntFlag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.Uint64Flag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.Int64Flag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.Float64Flag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.DurationFlag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.StringSliceFlag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.BoolFlag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+			if f.DefaultText == "" && !f.Value {
+				f.DisableDefaultText = true
+			}
+		}
+	}
+}
+
+// splitDefault takes a trailing "(default X)" or "(default: X)" out of
+// usage and returns X as the default text, unless one is already set.
+func splitDefault(usage, defaultText string) (string, string) {
+	i := strings.LastIndex(usage, "(default")
+	if i < 0 || !strings.HasSuffix(usage, ")") {
+		return usage, defaultText
+	}
+	text := strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(usage[i+len("(default"):len(usage)-1], ":"), " "))
+	if defaultText == "" {
+		defaultText = text
+	}
+	return strings.TrimSpace(usage[:i]), defaultText
 }
 
 // hideHelpCommand removes urfave/cli's "help" (alias "h") subcommand from c
@@ -295,6 +363,15 @@ func reorderArgs(app *cli.App, args []string) []string {
 	if i >= len(args) {
 		return out
 	}
+	// `tcpwalk help CMD [SUB]` is `tcpwalk CMD [SUB] --help`; a bare
+	// `tcpwalk help` is `tcpwalk --help`. Only here, where the command name
+	// stands: `tcpwalk walk help HOST:PORT` still names a scenario.
+	if args[i] == "help" {
+		asked := append(append(append([]string{}, out...), args[i+1:]...), "--help")
+		return reorderArgs(app, asked)
+	}
+	nGlobal := len(out)
+	var moved []string // global options written after the command
 	cmd := app.Command(args[i])
 	out = append(out, args[i])
 	i++
@@ -319,6 +396,16 @@ func reorderArgs(app *cli.App, args []string) []string {
 			break
 		}
 		if strings.HasPrefix(a, "-") && a != "-" {
+			if !hasFlag(cmd.Flags, a) && hasFlag(app.Flags, a) {
+				// A global option (--netns) after the command: it goes
+				// before the command, where urfave/cli reads it.
+				moved = append(moved, a)
+				if takesValue(app.Flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
+					i++
+					moved = append(moved, args[i])
+				}
+				continue
+			}
 			help = help || isHelpFlag(a)
 			flags = append(flags, a)
 			if takesValue(cmd.Flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
@@ -328,6 +415,9 @@ func reorderArgs(app *cli.App, args []string) []string {
 			continue
 		}
 		positional = append(positional, a)
+	}
+	if len(moved) > 0 {
+		out = append(append(append([]string{}, out[:nGlobal]...), moved...), out[nGlobal:]...)
 	}
 	out = append(out, flags...)
 	// With --help, urfave/cli takes the first argument for a help topic
@@ -361,6 +451,21 @@ func isHelpFlag(arg string) bool {
 	return err == nil && on
 }
 
+// hasFlag reports whether the flag named in arg ("--netns", "-c=3") is
+// one of flags.
+func hasFlag(flags []cli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	name, _, _ = strings.Cut(name, "=")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // takesValue reports whether the flag named in arg (e.g. "--seq") needs a
 // value; unknown flags are left for urfave/cli to reject.
 func takesValue(flags []cli.Flag, arg string) bool {
@@ -373,10 +478,8 @@ func takesValue(flags []cli.Flag, arg string) bool {
 			if n != name {
 				continue
 			}
-			if _, ok := f.(*cli.BoolFlag); ok {
-				return false
-			}
-			return true
+			df, ok := f.(cli.DocGenerationFlag)
+			return !ok || df.TakesValue()
 		}
 	}
 	return false
