@@ -24,11 +24,12 @@ A demo killed with SIGKILL leaves its lab behind: tcpwalk lab down removes it.
 Example:
    tcpwalk demo
    tcpwalk demo --json
-   tcpwalk demo --junit demo.xml --pcap demo.pcapng`,
+   tcpwalk demo --junit demo.xml --pcap demo.pcapng
+   tcpwalk demo --html demo.html`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per walk, then a summary line"},
 			&cli.BoolFlag{Name: "no-color", Usage: "plain text even on a terminal (NO_COLOR is respected too)"},
-			junitFlag(), pcapFlag(),
+			junitFlag(), pcapFlag(), htmlFlag(),
 		},
 		Action: runDemo,
 	}
