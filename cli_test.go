@@ -352,3 +352,33 @@ func sortStrings(s []string) {
 		}
 	}
 }
+
+// TestNoFlagCollisions: within a command, no two options share a name or
+// an alias, none takes -h (help), and none shadows a global option, which
+// reorderArgs moves before the command when given after it.
+func TestNoFlagCollisions(t *testing.T) {
+	t.Parallel()
+	app := newApp(&bytes.Buffer{}, &bytes.Buffer{})
+	global := map[string]bool{}
+	for _, f := range app.Flags {
+		for _, n := range f.Names() {
+			global[n] = true
+		}
+	}
+	for _, c := range app.Commands {
+		eachCommand(c, func(c *cli.Command) {
+			seen := map[string]bool{"h": true, "help": true}
+			for _, f := range c.Flags {
+				for _, n := range f.Names() {
+					if seen[n] {
+						t.Errorf("%s: option -%s is defined twice (or is -h)", c.Name, n)
+					}
+					if global[n] {
+						t.Errorf("%s: option -%s shadows the global option", c.Name, n)
+					}
+					seen[n] = true
+				}
+			}
+		})
+	}
+}

@@ -221,3 +221,64 @@ func TestFragmentIPv4Allocs(t *testing.T) {
 		t.Errorf("Encode with IP options: %v allocations, want 0", a)
 	}
 }
+
+// FuzzFragmentIPv4: for any packet bytes, IP options and fragment size,
+// encoding and fragmenting never panic, and when they succeed every
+// fragment is a valid IPv4 header whose payloads, put back together by
+// offset, are the original payload.
+func FuzzFragmentIPv4(f *testing.F) {
+	// A SYN with router alert and NOP options, cut in 8-byte pieces.
+	f.Add([]byte{0x94, 4, 0, 0, 1}, []byte("data"), 8)
+	// Record route (not copied) and a copied option, 16-byte pieces.
+	f.Add([]byte{7, 7, 4, 0, 0, 0, 0, 0x88, 4, 1, 2}, []byte(nil), 16)
+	// Option bytes that lie about their lengths, and a size not a multiple of 8.
+	f.Add([]byte{0x83, 200, 1}, []byte("x"), 12)
+	f.Fuzz(func(t *testing.T, opts, payload []byte, size int) {
+		if len(payload) > 1500 {
+			payload = payload[:1500]
+		}
+		s := optionSegment(opts)
+		s.Payload = payload
+		pkt := make([]byte, 1700)
+		n, err := s.Encode(pkt)
+		if err != nil {
+			if len(opts) <= IPv4OptionsMaximumSize {
+				t.Fatalf("Encode with %d option bytes: %v", len(opts), err)
+			}
+			return
+		}
+		ip := IPv4(pkt[:n])
+		if len(opts) > 0 && (ip.HeaderLength() != 20+(len(opts)+3)&^3 || !bytes.Equal(ip.Options()[:len(opts)], opts)) {
+			t.Fatalf("IP options %x, want %x", ip.Options(), opts)
+		}
+		if _, err := ParsePacket(ip); err != nil {
+			t.Fatalf("ParsePacket of our own packet: %v", err)
+		}
+		var got []byte
+		dst := make([]byte, 1700)
+		for off, k := 0, 0; ; k++ {
+			fn, next, err := FragmentIPv4(dst, ip, off, size)
+			if err != nil {
+				if size >= 8 && size%8 == 0 {
+					t.Fatalf("fragment %d at %d, size %d: %v", k, off, size, err)
+				}
+				return
+			}
+			fr := IPv4(dst[:fn])
+			if !fr.IsChecksumValid() || int(fr.TotalLength()) != fn || fr.FragmentOffset() != off || fr.MoreFragments() != (next != 0) {
+				t.Fatalf("fragment %d: checksum %v, length %d of %d, offset %d (want %d), MF %v", k, fr.IsChecksumValid(), fr.TotalLength(), fn, fr.FragmentOffset(), off, fr.MoreFragments())
+			}
+			got = append(got, fr.Payload()...)
+			if next == 0 {
+				break
+			}
+			if next <= off {
+				t.Fatalf("next offset %d after %d", next, off)
+			}
+			off = next
+		}
+		if !bytes.Equal(got, ip.Payload()) {
+			t.Fatal("the fragments' payloads are not the packet's")
+		}
+	})
+}
