@@ -170,7 +170,7 @@ func writeFirewall(c *cli.Context, m *firewall.Matrix, tr *firewall.Trace) error
 			return &exitError{code: exitEnv, err: err}
 		}
 	}
-	if err := writeHTMLFile(c, report.HTMLReport{Results: m.Results()}); err != nil {
+	if err := writeHTMLFile(c, report.HTMLReport{Results: m.Results(), Firewall: m}); err != nil {
 		return &exitError{code: exitEnv, err: err}
 	}
 	if m.Policy != "" && m.Verdict != walk.Pass && m.Verdict != walk.Skipped {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tcpwalk/tcpwalk/probe/conform"
+	"github.com/tcpwalk/tcpwalk/probe/firewall"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -29,6 +30,9 @@ type HTMLReport struct {
 	// Coverage, when set, adds the table of the 11 states of RFC 9293 and
 	// the walks that confirmed each.
 	Coverage []walk.Coverage
+	// Firewall, when set, adds the firewall matrix: probes × connection
+	// states, each cell what became of the probe on the path.
+	Firewall *firewall.Matrix
 	// StackProfile is the hook for the stack profile (issue 9): the
 	// template's "stack-profile" block renders it. Nil renders nothing,
 	// and until the profile exists the block is empty.
@@ -69,8 +73,11 @@ func WriteHTML(w io.Writer, rep HTMLReport) error {
 	}
 	n := countVerdicts(rep.Results)
 	noun := "walks"
-	if rep.Conform != nil {
+	switch {
+	case rep.Conform != nil:
 		noun = "checks"
+	case rep.Firewall != nil:
+		noun = "states"
 	}
 	v.Counts = fmt.Sprintf("%d %s: %d pass, %d fail, %d inconclusive, %d skipped", len(rep.Results), noun, n.pass, n.fail, n.inconclusive, n.skipped)
 	if n.deviation > 0 {
@@ -78,6 +85,9 @@ func WriteHTML(w io.Writer, rep HTMLReport) error {
 	}
 	if rep.Conform != nil {
 		v.Matrix = matrixView(*rep.Conform, v.Walks)
+	}
+	if rep.Firewall != nil {
+		v.Firewall = firewallView(rep.Firewall)
 	}
 	for _, c := range rep.Coverage {
 		cv := coverageRow{State: c.State, By: strings.Join(c.By, ", "), Mark: "confirmed", Class: "v-pass"}
@@ -102,6 +112,7 @@ type htmlView struct {
 	Counts         string
 	Walks          []walkHTML
 	Matrix         *matrixHTML
+	Firewall       *firewallHTML
 	Coverage       []coverageRow
 	Profile        *StackProfile
 }
@@ -306,4 +317,67 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+type firewallHTML struct {
+	Target, Local, How, Policy, Verdict string
+	States                              []string
+	Rows                                []firewallRow
+}
+
+type firewallRow struct {
+	Probe string
+	Cells []matrixCell
+}
+
+// firewallView lays the firewall matrix out as probes (rows, in the order
+// first probed) × connection states (columns). A cell is coloured by its
+// verdict when a policy was judged, else by its outcome.
+func firewallView(m *firewall.Matrix) *firewallHTML {
+	v := &firewallHTML{Target: m.Target.String(), Local: m.Local.String(), How: "answers only (no capture)",
+		Policy: string(m.Policy), Verdict: string(m.Verdict)}
+	if m.Capture {
+		v.How = "a capture at the target"
+	}
+	states := map[firewall.State]bool{}
+	for _, c := range m.Cells {
+		states[c.State] = true
+	}
+	for _, st := range firewall.States {
+		if states[st] {
+			v.States = append(v.States, string(st))
+		}
+	}
+	index := map[string]int{}
+	for _, c := range m.Cells {
+		i, ok := index[c.Probe]
+		if !ok {
+			i = len(v.Rows)
+			index[c.Probe] = i
+			v.Rows = append(v.Rows, firewallRow{Probe: c.Probe, Cells: make([]matrixCell, len(v.States))})
+		}
+		col := -1
+		for k, st := range v.States {
+			if st == string(c.State) {
+				col = k
+			}
+		}
+		if col < 0 {
+			continue
+		}
+		text := string(c.Outcome)
+		if c.Outcome == firewall.Rejected && c.RejectedBy.IsValid() {
+			text += " by " + c.RejectedBy.String()
+		}
+		class := "o-" + strings.ReplaceAll(string(c.Outcome), " ", "-")
+		if m.Policy != "" && c.Verdict != "" {
+			class = verdictClass(c.Verdict)
+		}
+		title := c.Sent + ": " + c.Detail
+		if c.Reason != "" {
+			title += " (" + c.Reason + ")"
+		}
+		v.Rows[i].Cells[col] = matrixCell{Verdict: text, Class: class, Title: title}
+	}
+	return v
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/net/html"
 
 	"github.com/tcpwalk/tcpwalk/probe/walk"
@@ -398,5 +399,42 @@ func TestHTMLEmptyAndOdd(t *testing.T) {
 	}
 	if err := WriteHTML(&failWriter{n: 100}, htmlReport()); err == nil {
 		t.Error("WriteHTML to a failing writer: no error")
+	}
+}
+
+// TestHTMLFirewallMatrix: the firewall matrix is probes × states, each
+// cell the probe's outcome, coloured by it.
+func TestHTMLFirewallMatrix(t *testing.T) {
+	m := sampleMatrix()
+	_, doc := renderHTML(t, HTMLReport{Results: m.Results(), Firewall: m})
+	tables := findAll(doc, func(n *html.Node) bool { return n.Data == "table" && hasClass(n, "firewall") })
+	if len(tables) != 1 {
+		t.Fatalf("%d firewall tables, want 1", len(tables))
+	}
+	trs := findAll(tables[0], byTag("tr"))
+	var states []string
+	for _, th := range findAll(trs[0], byTag("th"))[1:] {
+		states = append(states, textOf(th))
+	}
+	if got := strings.Join(states, " "); got != "none established" {
+		t.Errorf("columns %q, want the states probed: none established", got)
+	}
+	got := map[string]string{}
+	for _, tr := range trs[1:] {
+		probe := textOf(findAll(tr, byTag("th"))[0])
+		for k, td := range findAll(tr, byTag("td")) {
+			if txt := textOf(td); txt != "" {
+				got[probe+"/"+states[k]] = txt + " " + attr(td, "class")
+			}
+		}
+	}
+	want := map[string]string{
+		"SYN with options/none":         "rewritten o-rewritten",
+		"FIN scan/none":                 "dropped o-dropped",
+		"ACK without a connection/none": "rejected by 198.18.2.2 o-rejected",
+		"data in window/established":    "delivered o-delivered",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("firewall cells (-want +got):\n%s", diff)
 	}
 }
