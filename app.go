@@ -396,7 +396,7 @@ func reorderArgs(app *cli.App, args []string) []string {
 			break
 		}
 		if strings.HasPrefix(a, "-") && a != "-" {
-			if !hasFlag(cmd.Flags, a) && hasFlag(app.Flags, a) {
+			if !hasFlag(cmd.Flags, a) && hasFlag(app.Flags, a) && !isHelpName(a) {
 				// A global option (--netns) after the command: it goes
 				// before the command, where urfave/cli reads it.
 				moved = append(moved, a)
@@ -449,6 +449,14 @@ func isHelpFlag(arg string) bool {
 	}
 	on, err := strconv.ParseBool(value)
 	return err == nil && on
+}
+
+// isHelpName reports whether arg names the help flag (-h, --help=...),
+// which every command has too: after a command it asks for that
+// command's help.
+func isHelpName(arg string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	return name == "h" || name == "help"
 }
 
 // hasFlag reports whether the flag named in arg ("--netns", "-c=3") is

@@ -113,15 +113,19 @@ func TestVersionFromGit(t *testing.T) {
 // TestHelpCommand: `tcpwalk help CMD` is `tcpwalk CMD --help`.
 func TestHelpCommand(t *testing.T) {
 	t.Parallel()
-	for _, tt := range []struct{ help, direct []string }{
-		{[]string{"help"}, []string{"--help"}},
-		{[]string{"help", "send"}, []string{"send", "--help"}},
-		{[]string{"help", "lab", "up"}, []string{"lab", "up", "--help"}},
-		{[]string{"--netns", "x", "help", "walk"}, []string{"walk", "--help"}},
+	for _, tt := range []struct {
+		help, direct []string
+		name         string // the help's NAME line
+	}{
+		{[]string{"help"}, []string{"--help"}, "tcpwalk - "},
+		{[]string{"help", "send"}, []string{"send", "--help"}, "tcpwalk send - "},
+		{[]string{"help", "send"}, []string{"send", "-h", "198.18.0.2:80"}, "tcpwalk send - "},
+		{[]string{"help", "lab", "up"}, []string{"lab", "up", "--help"}, "tcpwalk lab up - "},
+		{[]string{"--netns", "x", "help", "walk"}, []string{"walk", "--help"}, "tcpwalk walk - "},
 	} {
 		h, d := runApp(t, tt.help...), runApp(t, tt.direct...)
-		if h.code != exitOK || h.stderr != "" || !strings.Contains(h.stdout, "USAGE") {
-			t.Errorf("tcpwalk %v: exit %d, stderr %q; want 0 and help", tt.help, h.code, h.stderr)
+		if h.code != exitOK || h.stderr != "" || !strings.Contains(h.stdout, "NAME:\n   "+tt.name) {
+			t.Errorf("tcpwalk %v: exit %d, stderr %q; want 0 and the help headed %q", tt.help, h.code, h.stderr, tt.name)
 		}
 		if diff := cmp.Diff(d.stdout, h.stdout); diff != "" {
 			t.Errorf("tcpwalk %v differs from tcpwalk %v (-want +got):\n%s", tt.help, tt.direct, diff)
