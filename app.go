@@ -338,21 +338,34 @@ func sameNS(ns *netns.NS) bool {
 // benchNet is RFC 2544's benchmarking range, the lab's addresses.
 var benchNet = netip.MustParsePrefix("198.18.0.0/15")
 
-// reorderArgs lets options follow the target, as hping3 and nping allow:
+// reorderArgs lets options stand anywhere, as hping3 and nping allow:
 // `tcpwalk send 198.18.0.2:80 --flags S` becomes
 // `tcpwalk send --flags S 198.18.0.2:80` before urfave/cli (which stops at the
-// first positional argument) parses it.
+// first positional argument) parses it; a global option after the command
+// (`send --netns NS ...`) moves before it, a command's option before the
+// command (`tcpwalk --json demo`) after it.
 func reorderArgs(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
 	out := []string{args[0]}
 	i := 1
-	// Global options up to the command name.
+	// Global options up to the command name. A command's own option
+	// written before the command (`tcpwalk --json demo`) is kept for the
+	// command; anything else is left for urfave/cli to judge.
+	var early []string
 	for ; i < len(args); i++ {
 		a := args[i]
-		if !strings.HasPrefix(a, "-") {
+		if !strings.HasPrefix(a, "-") || a == "-" {
 			break
+		}
+		if c := commandAhead(app, args[i+1:]); c != nil && !hasFlag(app.Flags, a) && !isHelpName(a) && hasFlag(c.Flags, a) {
+			early = append(early, a)
+			if takesValue(c.Flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
+				i++
+				early = append(early, args[i])
+			}
+			continue
 		}
 		out = append(out, a)
 		if takesValue(app.Flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
@@ -361,7 +374,7 @@ func reorderArgs(app *cli.App, args []string) []string {
 		}
 	}
 	if i >= len(args) {
-		return out
+		return append(out, early...)
 	}
 	// `tcpwalk help CMD [SUB]` is `tcpwalk CMD [SUB] --help`; a bare
 	// `tcpwalk help` is `tcpwalk --help`. Only here, where the command name
@@ -385,9 +398,10 @@ func reorderArgs(app *cli.App, args []string) []string {
 		i++
 	}
 	if cmd == nil {
-		return append(out, args[i:]...)
+		return append(append(out, early...), args[i:]...)
 	}
-	var flags, positional []string
+	flags := early
+	var positional []string
 	help := false
 	for ; i < len(args); i++ {
 		a := args[i]
@@ -449,6 +463,28 @@ func isHelpFlag(arg string) bool {
 	}
 	on, err := strconv.ParseBool(value)
 	return err == nil && on
+}
+
+// commandAhead is the command (or subcommand) named by the first word of
+// rest that is not an option, or nil: the command an option written before
+// it belongs to.
+func commandAhead(app *cli.App, rest []string) *cli.Command {
+	for k, w := range rest {
+		if strings.HasPrefix(w, "-") {
+			continue
+		}
+		c := app.Command(w)
+		if c != nil && k+1 < len(rest) && len(c.Subcommands) > 0 {
+			if sub := c.Command(rest[k+1]); sub != nil {
+				return sub
+			}
+		}
+		if c != nil {
+			return c
+		}
+		// A word that is no command: an option's value; keep looking.
+	}
+	return nil
 }
 
 // isHelpName reports whether arg names the help flag (-h, --help=...),

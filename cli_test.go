@@ -137,7 +137,7 @@ func TestHelpCommand(t *testing.T) {
 }
 
 // TestGlobalOptionAnywhere: --netns may come before or after the command
-// and the target.
+// and the target, and a command's options before the command.
 func TestGlobalOptionAnywhere(t *testing.T) {
 	t.Parallel()
 	app := newApp(&bytes.Buffer{}, &bytes.Buffer{})
@@ -146,6 +146,12 @@ func TestGlobalOptionAnywhere(t *testing.T) {
 		{[]string{"tcpwalk", "send", "--netns", "n", "198.18.0.2:80"}, []string{"tcpwalk", "--netns", "n", "send", "--", "198.18.0.2:80"}},
 		{[]string{"tcpwalk", "send", "198.18.0.2:80", "-c", "2", "--netns=n"}, []string{"tcpwalk", "--netns=n", "send", "-c", "2", "--", "198.18.0.2:80"}},
 		{[]string{"tcpwalk", "lab", "up", "--netns", "n", "--prefix", "p"}, []string{"tcpwalk", "--netns", "n", "lab", "up", "--prefix", "p"}},
+		// A command's options before the command.
+		{[]string{"tcpwalk", "--json", "demo"}, []string{"tcpwalk", "demo", "--json"}},
+		{[]string{"tcpwalk", "-c", "3", "--netns", "n", "send", "198.18.0.2:80"}, []string{"tcpwalk", "--netns", "n", "send", "-c", "3", "--", "198.18.0.2:80"}},
+		{[]string{"tcpwalk", "--prefix", "p", "lab", "down"}, []string{"tcpwalk", "lab", "down", "--prefix", "p"}},
+		{[]string{"tcpwalk", "--bogus", "send", "198.18.0.2:80"}, []string{"tcpwalk", "--bogus", "send", "--", "198.18.0.2:80"}},
+		{[]string{"tcpwalk", "-h", "send"}, []string{"tcpwalk", "-h", "send"}},
 	}
 	for _, tt := range tests {
 		if diff := cmp.Diff(tt.want, reorderArgs(app, tt.in)); diff != "" {
@@ -157,6 +163,7 @@ func TestGlobalOptionAnywhere(t *testing.T) {
 	for _, args := range [][]string{
 		{"--netns", "tcpwalk-no-such-ns", "send", "198.18.0.2:80"},
 		{"send", "198.18.0.2:80", "--netns", "tcpwalk-no-such-ns"},
+		{"--flags", "SA", "send", "198.18.0.2:80", "--netns", "tcpwalk-no-such-ns"},
 	} {
 		r := runApp(t, args...)
 		if r.code != exitEnv || !strings.Contains(r.stderr, "--netns tcpwalk-no-such-ns") {
