@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tcpwalk/tcpwalk/probe/conform"
 	"github.com/tcpwalk/tcpwalk/probe/firewall"
@@ -52,6 +53,8 @@ const (
 	svgRowH    = 44  // vertical room per segment
 	svgSlope   = 22  // how far an arrow falls: time passes while it travels
 	svgBottomP = 24
+	svgCharW   = 7   // a 12px monospace character, about
+	svgLabelW  = 480 // the room for a label between the host lines
 )
 
 //go:embed html.tmpl
@@ -141,6 +144,7 @@ type segHTML struct {
 	X1, Y1, X2, Y2, LX, LY   int
 	Time, LocalSt, RemoteSt  string
 	TimeY, StateY            int
+	Fit                      int // textLength for a long label; 0: none
 	ICMP                     bool
 }
 
@@ -224,6 +228,11 @@ func walkView(i int, r walk.Result) walkHTML {
 			sv.Class += " icmp"
 		}
 		sv.LX, sv.LY = (svgLeftX+svgRightX)/2, y+svgSlope/2-10 // above the arrow's middle
+		// A label wider than the gap between the hosts is squeezed into
+		// it rather than drawn over the state columns.
+		if utf8.RuneCountInString(sv.Label)*svgCharW > svgLabelW {
+			sv.Fit = svgLabelW
+		}
 		wv.Segments = append(wv.Segments, sv)
 	}
 	wv.Height = svgTop + len(r.Segments)*svgRowH + svgBottomP
@@ -243,10 +252,20 @@ func checkViews(id string, r walk.Result, segs []segHTML) []checkHTML {
 			Reason: c.Reason, Probe: c.Probe, Wire: c.Wire, Kernel: c.Kernel, Deviation: c.Deviation, Disagree: c.Disagree,
 			Failed: c.Verdict != walk.Pass && c.Verdict != walk.Skipped}
 		if !c.At.IsZero() {
+			latest := -1 // the last segment at or before the check
 			for j, s := range r.Segments {
-				if s.At.After(prev) && !s.At.After(c.At) {
+				if s.At.After(c.At) {
+					continue
+				}
+				latest = j
+				if s.At.After(prev) {
 					cv.Segs = append(cv.Segs, segLink{ID: segs[j].ID, Text: fmt.Sprintf("#%d", j+1)})
 				}
+			}
+			// A check judged on what an earlier one saw (no segment
+			// since) links to the segment it rests on.
+			if len(cv.Segs) == 0 && latest >= 0 {
+				cv.Segs = []segLink{{ID: segs[latest].ID, Text: fmt.Sprintf("#%d", latest+1)}}
 			}
 			prev = c.At
 		}

@@ -20,6 +20,8 @@ func htmlWalks() []walk.Result {
 	hs := handshakeWalk()
 	hs.Checks[0].At = at(0.9) // after the SYN and the SYN,ACK
 	hs.Checks[1].At = at(1.4) // the ACK, KA1 and its answer
+	// A check judged at the same moment: it rests on the last segment.
+	hs.Checks = append(hs.Checks, walk.Check{Name: "ESTABLISHED: KA1 answered", Rule: "RFC 9293 §3.8.4 (keep-alive)", Verdict: walk.Pass, At: at(1.4)})
 	cl := closeWalk()
 	for i, ms := range []float64{10.2, 230.4, 250, 0} {
 		if ms > 0 {
@@ -227,6 +229,7 @@ func TestHTMLChecksLinkToSegments(t *testing.T) {
 	wantLinks := map[string][]string{ // check row id → the arrows it links
 		"w0-c1": {"w0-s1", "w0-s2"},
 		"w0-c2": {"w0-s3", "w0-s4", "w0-s5"},
+		"w0-c3": {"w0-s5"},
 		"w1-c1": {"w1-s1", "w1-s2"},
 		"w1-c2": {"w1-s3", "w1-s4", "w1-s5", "w1-s6"},
 		"w1-c3": {"w1-s7", "w1-s8"},
