@@ -33,7 +33,7 @@ func manCommand() *cli.Command {
 		Usage: "print tcpwalk's man page (roff), made from the commands' definitions",
 		Description: `Examples:
    tcpwalk man | man -l -
-   tcpwalk man > /usr/local/share/man/man8/tcpwalk.8`,
+   tcpwalk man > tcpwalk.8`,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageErr("man: takes no arguments, got %s", strings.Join(c.Args().Slice(), " "))
@@ -58,10 +58,10 @@ func completionCommand() *cli.Command {
 from the same definitions as --help.
 
 Examples:
-   source <(tcpwalk completion bash)
+   source <(tcpwalk completion bash)            # bash, this shell
    tcpwalk completion bash > /etc/bash_completion.d/tcpwalk
-   tcpwalk completion zsh > "${fpath[1]}/_tcpwalk"
-   tcpwalk completion fish > ~/.config/fish/completions/tcpwalk.fish`,
+   source <(tcpwalk completion zsh)             # zsh, after compinit
+   tcpwalk completion fish | source             # fish, this shell`,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageErr("completion: want one shell: bash, zsh or fish, e.g. tcpwalk completion bash")
