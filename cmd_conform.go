@@ -68,6 +68,7 @@ stack family, each with the checks that showed it.
 Examples:
    tcpwalk conform 198.18.0.2:7001
    tcpwalk conform --json --junit conform.xml --pcap conform.pcapng 198.18.0.2:7001
+   tcpwalk conform --html conform.html 198.18.0.2:7001
    tcpwalk conform --only 'TIME_WAIT/*' --oracle-netns tcpwalk-target 198.18.0.2:7001
 
 Exit status: 0 every check passed (deviations and skips allowed, unless
@@ -81,7 +82,7 @@ Exit status: 0 every check passed (deviations and skips allowed, unless
 			&cli.BoolFlag{Name: "json", Usage: "the run as one JSON object instead of the table"},
 			&cli.BoolFlag{Name: "no-color", Usage: "plain text even on a terminal (NO_COLOR is respected too)"},
 			&cli.BoolFlag{Name: "no-rst-guard", Usage: "do not install the nftables RST guard (checks will fail: the local kernel resets them)"},
-			junitFlag(), pcapFlag(),
+			junitFlag(), pcapFlag(), htmlFlag(),
 		),
 		Action: runConform,
 	}
@@ -161,6 +162,7 @@ func writeConformFiles(c *cli.Context, rep conform.Report) error {
 		all := rep.AllResults()
 		errs = append(errs, writeReportFile("--pcap", path, func(w io.Writer) error { return report.WritePcap(w, all) }))
 	}
+	errs = append(errs, writeHTMLFile(c, report.HTMLReport{Results: rep.Results, Conform: &rep}))
 	if err := errors.Join(errs...); err != nil {
 		return &exitError{code: exitEnv, err: err}
 	}

@@ -28,11 +28,12 @@ Example:
    tcpwalk demo
    tcpwalk demo --json
    tcpwalk demo --stack gvisor
-   tcpwalk demo --junit demo.xml --pcap demo.pcapng`,
+   tcpwalk demo --junit demo.xml --pcap demo.pcapng
+   tcpwalk demo --html demo.html`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per walk, then a summary line"},
 			&cli.BoolFlag{Name: "no-color", Usage: "plain text even on a terminal (NO_COLOR is respected too)"},
-			junitFlag(), pcapFlag(), stackFlag(),
+			junitFlag(), pcapFlag(), htmlFlag(), stackFlag(),
 		},
 		Action: runDemo,
 	}

@@ -84,7 +84,7 @@ file:line:col), 3 environment error or the target answered nothing.`,
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per script, then a summary line"},
 			&cli.BoolFlag{Name: "no-color", Usage: "plain text even on a terminal (NO_COLOR is respected too)"},
 			&cli.BoolFlag{Name: "no-rst-guard", Usage: "do not install the nftables RST guard (scripts will fail: the local kernel resets them)"},
-			junitFlag(), pcapFlag(),
+			junitFlag(), pcapFlag(), htmlFlag(),
 		},
 		Action: runScripts,
 	}

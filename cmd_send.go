@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -11,12 +12,14 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/send"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/report"
 )
 
 func sendCommand() *cli.Command {
+	_, _, labIf, _ := lab.Names(lab.DefaultPrefix)
 	return &cli.Command{
 		Name:      "send",
 		Usage:     "send crafted TCP segments and print the replies (like hping3 / nping --tcp)",
@@ -32,6 +35,15 @@ Examples:
    tcpwalk send --flags FA --seq 1000 --ack 2000 --win 512 --ttl 7 --df 198.18.0.2:8080
    tcpwalk send --flags syn --no-options --sport 40000 -c 3 --interval 200ms 198.18.0.2:80
    tcpwalk send --flags S --mss 536 --wscale 2 --sack-perm --ts 100:0 --json 198.18.0.2:80
+   tcpwalk send --flags S --frag 8 --ip-option rr 198.18.0.2:80
+   tcpwalk send --flags S --flood -c 1000 --rate 500 198.18.0.2:80
+   tcpwalk send --flags S -e ` + labIf + ` -S 198.18.0.1 198.18.0.2:80
+
+--frag cuts each probe's IP datagram into fragments (RFC 791 §3.2) that the
+remote's kernel must reassemble before TCP sees the segment: what a firewall
+makes of them is the test. With -S an address not of this host, replies go
+there, not to tcpwalk. --flood shows only the summary, with the rate reached.
+` + labIf + ` is the lab's end of its veth (tcpwalk lab up; ip -n tcpwalk-prober link).
 
 Exit status: 0 a reply came, 1 no reply, 2 bad usage, 3 environment error.`,
 		Flags: []cli.Flag{
@@ -54,6 +66,12 @@ Exit status: 0 a reply came, 1 no reply, 2 bad usage, 3 environment error.`,
 			&cli.StringFlag{Name: "ts", Usage: "timestamps option VAL:ECR"},
 			&cli.StringFlag{Name: "sack", Usage: "SACK blocks LEFT-RIGHT[,LEFT-RIGHT...]"},
 			&cli.StringSliceFlag{Name: "option", Usage: "raw option KIND[:HEXDATA], repeatable, sent after the others"},
+			&cli.StringFlag{Name: "source", Aliases: []string{"S"}, Usage: "source address `ADDR` of our packets (nping -S, hping3 -a); replies reach tcpwalk only if it is an address of this host (default: the route's)"},
+			&cli.StringFlag{Name: "interface", Aliases: []string{"e"}, Usage: "send by interface `IF` only (SO_BINDTODEVICE); its first IPv4 address is the source unless -S says otherwise"},
+			&cli.StringSliceFlag{Name: "ip-option", Usage: "IPv4 option as `HEX` bytes, or named: nop, eol, rr (record route), ts (timestamps), ra (router alert); repeatable, in order, padded to 4 bytes"},
+			&cli.UintFlag{Name: "frag", Usage: "cut each probe's IP datagram into fragments of `SIZE` payload bytes (a multiple of 8, e.g. 8)"},
+			&cli.BoolFlag{Name: "flood", Usage: "send the --count probes back to back at --rate per second and print only the summary (needs --count)"},
+			&cli.IntFlag{Name: "rate", Usage: fmt.Sprintf("probes per second of a --flood (1-%d)", send.MaxRate), DefaultText: fmt.Sprint(send.DefaultRate)},
 			&cli.IntFlag{Name: "count", Aliases: []string{"c"}, Value: 1, Usage: "number of probes (1-100000)"},
 			&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: 1e9, Usage: "time between probes"},
 			&cli.DurationFlag{Name: "wait", Value: 1e9, Usage: "time to wait for replies after the last probe"},
@@ -71,6 +89,10 @@ func runSend(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	src, err := sourceFromFlags(c)
+	if err != nil {
+		return err
+	}
 	ns, err := openNetNS(c, spec.Target.Addr())
 	if err != nil {
 		return err
@@ -85,7 +107,7 @@ func runSend(c *cli.Context) error {
 	warn := func(msg string) { fmt.Fprintf(c.App.ErrWriter, "tcpwalk: warning: %s\n", msg) }
 	// A fixed source port narrows the guard and the filter to that port.
 	p, err := probe.Open(probe.Config{Remote: spec.Target.Addr(), NoGuard: c.Bool("no-rst-guard"), NetNS: ns, Warn: warn,
-		LocalLo: spec.SrcPort, LocalHi: spec.SrcPort})
+		LocalLo: spec.SrcPort, LocalHi: spec.SrcPort, Source: src, Interface: c.String("interface")})
 	if err != nil {
 		return err
 	}
@@ -93,7 +115,16 @@ func runSend(c *cli.Context) error {
 	if err := checkPacketSize(&spec, p.PathMTU()); err != nil {
 		return err
 	}
-	res, err := send.Run(c.Context, p, spec, send.Observer{Sent: out.Sent, Reply: out.Reply})
+	obs := send.Observer{Sent: out.Sent, Reply: out.Reply}
+	if spec.Flood {
+		// Like hping3 --flood: a line per probe would be the bottleneck
+		// and unreadable; the summary counts everything.
+		obs = send.Observer{}
+		if !out.JSON {
+			fmt.Fprintf(c.App.Writer, "flooding %s with %d probes at %d per second; replies are counted, not shown\n", spec.Target, spec.Count, spec.Rate)
+		}
+	}
+	res, err := send.Run(c.Context, p, spec, obs)
 	out.Summary(res)
 	if err != nil {
 		return err
@@ -219,7 +250,77 @@ func sendSpecFromFlags(c *cli.Context) (send.Spec, error) {
 		return s, usageErr("--wait %v: want a positive duration, e.g. 1s", s.Wait)
 	}
 	s.LeaveOpen = c.Bool("leave-open")
+	for _, o := range c.StringSlice("ip-option") {
+		b, err := parseIPOption(o)
+		if err != nil {
+			return s, usageErr("--ip-option %q: %v", o, err)
+		}
+		s.IPOptions = append(s.IPOptions, b...)
+	}
+	if len(s.IPOptions) > craft.IPv4OptionsMaximumSize {
+		return s, usageErr("--ip-option: %d bytes of IP options; at most %d fit in the IPv4 header", len(s.IPOptions), craft.IPv4OptionsMaximumSize)
+	}
+	if c.IsSet("frag") {
+		v := c.Uint("frag")
+		if v < 8 || v%8 != 0 || v > probe.MaxPacket {
+			return s, usageErr("--frag %d: want a multiple of 8 from 8 to %d (fragment offsets count 8-byte units)", v, probe.MaxPacket&^7)
+		}
+		if s.DF {
+			return s, usageErr("--frag with --df: a datagram marked don't-fragment is never fragmented; leave out --df")
+		}
+		s.FragSize = int(v)
+	}
+	s.Flood, s.Rate = c.Bool("flood"), c.Int("rate")
+	switch {
+	case s.Flood && !c.IsSet("count"):
+		return s, usageErr("--flood needs --count N (1 to %d): every flood is bounded", send.MaxCount)
+	case s.Flood && c.IsSet("interval"):
+		return s, usageErr("--flood and --interval: a flood paces itself with --rate")
+	case !s.Flood && c.IsSet("rate"):
+		return s, usageErr("--rate is the pace of a --flood; without one, probes go --interval apart")
+	case s.Flood && c.IsSet("rate") && (s.Rate < 1 || s.Rate > send.MaxRate):
+		return s, usageErr("--rate %d: want 1 to %d probes per second", s.Rate, send.MaxRate)
+	}
 	return s, s.Validate()
+}
+
+// sourceFromFlags reads -S.
+func sourceFromFlags(c *cli.Context) (netip.Addr, error) {
+	v := c.String("source")
+	if v == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil || !a.Unmap().Is4() {
+		return netip.Addr{}, usageErr("--source %q: want an IPv4 address, e.g. 198.18.0.1", v)
+	}
+	if err := probe.CheckSource(a.Unmap()); err != nil {
+		return netip.Addr{}, usageErr("--source: %v", err)
+	}
+	return a.Unmap(), nil
+}
+
+// Named IPv4 options (RFC 791 §3.1; router alert RFC 2113), each with
+// room for as many entries as the header holds: record route and
+// timestamps take 39 and 40 bytes, so either fills the header alone.
+var namedIPOptions = map[string][]byte{
+	"eol": {0},
+	"nop": {1},
+	"rr":  append([]byte{7, 39, 4}, make([]byte, 36)...),       // 9 address slots, pointer at the first
+	"ts":  append([]byte{0x44, 40, 5, 0}, make([]byte, 36)...), // flag 0: 9 timestamps only
+	"ra":  {0x94, 4, 0, 0},                                     // router alert: examine the packet
+}
+
+// parseIPOption reads one --ip-option: a name or hex bytes.
+func parseIPOption(s string) ([]byte, error) {
+	if b, ok := namedIPOptions[strings.ToLower(s)]; ok {
+		return b, nil
+	}
+	b, err := parseHex(s)
+	if err != nil || len(b) == 0 {
+		return nil, errors.New("want hex bytes (e.g. 94040000) or one of nop, eol, rr, ts, ra")
+	}
+	return b, nil
 }
 
 // optionsFromFlags builds the option list in Linux's order (mss, sackOK,

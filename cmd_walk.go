@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -56,6 +57,7 @@ Examples:
    tcpwalk walk all --json 198.18.0.2:7001
    tcpwalk walk all --junit walks.xml --pcap walks.pcapng 198.18.0.2:7001
    tcpwalk walk syn-sent --dial-trigger wait:8000:30s 198.18.0.2:7001
+   tcpwalk walk all --html walks.html 198.18.0.2:7001
 
 Exit status: 0 every walk passed (or was skipped), 1 a walk failed or was
 inconclusive, 2 bad usage, 3 environment error.`,
@@ -64,7 +66,7 @@ inconclusive, 2 bad usage, 3 environment error.`,
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per walk, then a summary line"},
 			&cli.BoolFlag{Name: "no-color", Usage: "plain text even on a terminal (NO_COLOR is respected too)"},
 			&cli.BoolFlag{Name: "no-rst-guard", Usage: "do not install the nftables RST guard (walks will fail: the local kernel resets them)"},
-			junitFlag(), pcapFlag(),
+			junitFlag(), pcapFlag(), htmlFlag(),
 		),
 		Action: runWalk,
 	}
@@ -199,6 +201,22 @@ func pcapFlag() cli.Flag {
 	return &cli.StringFlag{Name: "pcap", Usage: "also write every segment sent and received to `FILE` (pcapng, a comment on each packet)"}
 }
 
+func htmlFlag() cli.Flag {
+	return &cli.StringFlag{Name: "html", Usage: "also write a self-contained HTML page to `FILE`: each walk's ladder drawn in SVG, its checks linked to the segments"}
+}
+
+// writeHTMLFile writes the --html page, when asked for, titled with the
+// command line that made it.
+func writeHTMLFile(c *cli.Context, rep report.HTMLReport) error {
+	path := c.String("html")
+	if path == "" {
+		return nil
+	}
+	rep.Title = strings.Join(append([]string{"tcpwalk", c.Command.Name}, c.Args().Slice()...), " ")
+	rep.Created = time.Now()
+	return writeReportFile("--html", path, func(w io.Writer) error { return report.WriteHTML(w, rep) })
+}
+
 // writeReportFiles writes the --junit and --pcap files, created or
 // truncated, when asked for. Failing to write one is an environment error
 // (exit status 3); both are attempted either way.
@@ -210,6 +228,11 @@ func writeReportFiles(c *cli.Context, suite string, results []walk.Result) error
 	if path := c.String("pcap"); path != "" {
 		errs = append(errs, writeReportFile("--pcap", path, func(w io.Writer) error { return report.WritePcap(w, results) }))
 	}
+	page := report.HTMLReport{Results: results}
+	if name := c.Command.Name; name == "walk" || name == "demo" {
+		page.Coverage = walk.StateCoverage(results)
+	}
+	errs = append(errs, writeHTMLFile(c, page))
 	if err := errors.Join(errs...); err != nil {
 		return &exitError{code: exitEnv, err: err}
 	}

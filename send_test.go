@@ -37,9 +37,13 @@ func labArgs(t *testing.T, l *lab.Lab, example []string) []string {
 	t.Helper()
 	args := []string{"--netns", l.Prober.Name}
 	replaced := false
+	_, _, defaultIf, _ := lab.Names(lab.DefaultPrefix)
 	for _, a := range example {
 		if _, err := netip.ParseAddrPort(a); err == nil {
 			a, replaced = netip.AddrPortFrom(l.TargetAddr, lab.PortHold).String(), true
+		}
+		if a == defaultIf { // the default lab's veth, in -e examples
+			a = l.ProberIf
 		}
 		args = append(args, a)
 	}
@@ -136,6 +140,15 @@ func TestSendHelpExamples(t *testing.T) {
 				t.Errorf("stderr = %q, want nothing", r.stderr)
 			}
 			switch {
+			case slices.Contains(ex, "--flood"):
+				checked["flood"] = true
+				checkFloodExample(t, r.stdout, ex)
+			case slices.Contains(ex, "--frag"):
+				checked["frag"] = true
+				checkFragExample(t, r.stdout, target)
+			case slices.Contains(ex, "-e"):
+				checked["interface"] = true
+				checkSYNExample(t, r.stdout, target)
 			case slices.Contains(ex, "--json"):
 				checked["json"] = true
 				checkJSONExample(t, r.stdout, target)
@@ -151,7 +164,7 @@ func TestSendHelpExamples(t *testing.T) {
 			}
 		})
 	}
-	for _, k := range []string{"S", "FA", "no-options", "json"} {
+	for _, k := range []string{"S", "FA", "no-options", "json", "flood", "frag", "interface"} {
 		if !checked[k] {
 			t.Errorf("the help has no %s example any more: update this test", k)
 		}

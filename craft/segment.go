@@ -7,8 +7,8 @@ import (
 	"net/netip"
 )
 
-// Segment is what to build: one IPv4 packet (no IP options) carrying one
-// TCP segment. The zero value of every field is sent as is, except TTL.
+// Segment is what to build: one IPv4 packet carrying one TCP segment. The
+// zero value of every field is sent as is, except TTL.
 type Segment struct {
 	Src, Dst         netip.Addr // IPv4 only; use Addr.Unmap for ::ffff:a.b.c.d
 	SrcPort, DstPort uint16
@@ -21,6 +21,9 @@ type Segment struct {
 	TOS              uint8
 	ID               uint16 // the kernel replaces 0 on IP_HDRINCL sends
 	DF               bool
+	// IPOptions are raw IPv4 option bytes (RFC 791 §3.1), sent as given
+	// and padded with EOL to 4 bytes; at most 40. Nil sends none.
+	IPOptions []byte
 }
 
 // defaultTTL is what a zero Segment.TTL sends.
@@ -28,7 +31,7 @@ const defaultTTL = 64
 
 // Len returns the length of the IPv4 packet Encode writes.
 func (s *Segment) Len() int {
-	return IPv4MinimumSize + TCPMinimumSize + OptionsLen(s.Options) + len(s.Payload)
+	return IPv4MinimumSize + (len(s.IPOptions)+3)&^3 + TCPMinimumSize + OptionsLen(s.Options) + len(s.Payload)
 }
 
 // Encode writes the whole packet into b: the IPv4 header with its
@@ -36,8 +39,13 @@ func (s *Segment) Len() int {
 // checksum over the pseudo-header (RFC 9293 §3.1). Every byte of
 // b[:n] is written, nothing after it. It allocates nothing and fails,
 // before writing, if an address is not IPv4, the options exceed 40 bytes,
-// the packet exceeds 65535 bytes or b is shorter than [Segment.Len].
+// the packet exceeds 65535 bytes or b is shorter than [Segment.Len]. With
+// IPOptions the header is longer (IHL above 5) and the packet is written
+// in two steps, see encodeIPOptions.
 func (s *Segment) Encode(b []byte) (int, error) {
+	if len(s.IPOptions) > 0 {
+		return s.encodeIPOptions(b)
+	}
 	// Linux's SYN layout, what every default probe carries, is read into
 	// three words here, where the layout check proves the loads in bounds.
 	var ow0, ow1 uint64

@@ -49,6 +49,14 @@ type Config struct {
 	// Warn receives warnings (a local RST that escaped, a malformed reply);
 	// nil discards them.
 	Warn func(msg string)
+	// Source, when valid, is the source address written into our packets
+	// instead of the one the route to Remote picks (hping3 -a, nping -S).
+	// Replies reach us only if it is an address of this host.
+	Source netip.Addr
+	// Interface, when set, is the only device our packets leave by
+	// (SO_BINDTODEVICE), and its first IPv4 address is the source unless
+	// Source says otherwise (nping -e).
+	Interface string
 }
 
 // Stats counts what the receive path saw.
@@ -122,6 +130,11 @@ func Open(cfg Config) (*Prober, error) {
 	if cfg.Mark == 0 {
 		cfg.Mark = DefaultMark
 	}
+	if cfg.Source.IsValid() {
+		if err := CheckSource(cfg.Source); err != nil {
+			return nil, err
+		}
+	}
 	if err := privs.Check(true); err != nil {
 		return nil, envf(err)
 	}
@@ -150,7 +163,7 @@ func Open(cfg Config) (*Prober, error) {
 
 // open runs in the prober's namespace: everything made here stays there.
 func (p *Prober) open() error {
-	local, mtu, err := localAddrFor(p.cfg.Remote)
+	local, mtu, err := p.sourceAddr()
 	if err != nil {
 		return err
 	}
@@ -159,6 +172,11 @@ func (p *Prober) open() error {
 	remote := netip.PrefixFrom(p.cfg.Remote, 32)
 	if p.sender, err = rawsock.NewSender(p.cfg.Mark); err != nil {
 		return envf(fmt.Errorf("probe: open raw send socket: %w", err))
+	}
+	if p.cfg.Interface != "" {
+		if err := p.sender.BindToDevice(p.cfg.Interface); err != nil {
+			return envf(fmt.Errorf("probe: send by interface %s: %w", p.cfg.Interface, err))
+		}
 	}
 	filter := rawsock.Filter{Remote: remote, LocalLo: p.cfg.LocalLo, LocalHi: p.cfg.LocalHi}
 	if p.recv, err = rawsock.NewReceiver(filter); err != nil {
@@ -181,6 +199,53 @@ func (p *Prober) open() error {
 		p.watch = w
 	} else {
 		p.warn(fmt.Sprintf("cannot watch for local RSTs: %v", err))
+	}
+	return nil
+}
+
+// sourceAddr is the source address of our packets: Config.Source, else
+// the first IPv4 address of Config.Interface, else the one the route to
+// the remote picks; and the MTU of the route to the remote (0 when the
+// kernel does not say, or the source is chosen).
+func (p *Prober) sourceAddr() (netip.Addr, int, error) {
+	if p.cfg.Interface != "" {
+		ifi, err := net.InterfaceByName(p.cfg.Interface)
+		if err != nil {
+			return netip.Addr{}, 0, envf(fmt.Errorf("probe: interface %s: %w (list them with: ip -br link; in a namespace: ip -n NS -br link)", p.cfg.Interface, err))
+		}
+		if p.cfg.Source.IsValid() {
+			return p.cfg.Source, 0, nil
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			return netip.Addr{}, 0, envf(fmt.Errorf("probe: addresses of interface %s: %w", p.cfg.Interface, err))
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() {
+					return ip.Unmap(), 0, nil
+				}
+			}
+		}
+		return netip.Addr{}, 0, usagef(fmt.Errorf("interface %s has no IPv4 address: give the source with -S ADDR", p.cfg.Interface))
+	}
+	if p.cfg.Source.IsValid() {
+		return p.cfg.Source, 0, nil
+	}
+	return localAddrFor(p.cfg.Remote)
+}
+
+// CheckSource refuses source addresses no host may send from (RFC 1122
+// §3.2.1.3: not multicast, not broadcast, not 0.0.0.0, which the kernel
+// would replace anyway).
+func CheckSource(a netip.Addr) error {
+	switch {
+	case !a.Is4():
+		return usagef(fmt.Errorf("source %s is not an IPv4 address: tcpwalk speaks IPv4 only", a))
+	case a.IsUnspecified():
+		return usagef(fmt.Errorf("source %s: the unspecified address is replaced by the kernel; leave -S out instead", a))
+	case a.IsMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return usagef(fmt.Errorf("source %s: a multicast or broadcast address is never a source (RFC 1122 §3.2.1.3)", a))
 	}
 	return nil
 }

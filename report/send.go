@@ -60,6 +60,9 @@ type jsonSent struct {
 	Ack     uint32   `json:"ack"`
 	Len     int      `json:"len"`
 	Options []string `json:"options,omitempty"`
+	// Fragments: how many IP fragments carried the probe (omitted when
+	// it was not fragmented).
+	Fragments int `json:"fragments,omitempty"`
 }
 
 type jsonReply struct {
@@ -95,6 +98,9 @@ type jsonSummary struct {
 	GuardDropped uint64  `json:"guard_dropped"`
 	Malformed    uint64  `json:"malformed,omitempty"`
 	Interrupted  bool    `json:"interrupted"`
+	// A flood's time from the first probe to the last, and its rate.
+	FloodMs   float64 `json:"flood_ms,omitempty"`
+	FloodRate float64 `json:"flood_rate,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -108,7 +114,7 @@ func (p *SendPrinter) Sent(s send.Probe) {
 	}
 	if p.JSON {
 		p.json(jsonSent{Event: "sent", Probe: s.Index, Time: stamp(s.At), Src: s.Local.String(), Dst: s.Remote.String(),
-			Flags: s.Flags.String(), Seq: s.Seq, Ack: s.Ack, Len: s.Len, Options: s.Options})
+			Flags: s.Flags.String(), Seq: s.Seq, Ack: s.Ack, Len: s.Len, Options: s.Options, Fragments: s.Fragments})
 		return
 	}
 	var b strings.Builder
@@ -119,7 +125,11 @@ func (p *SendPrinter) Sent(s send.Probe) {
 	if len(s.Options) > 0 {
 		fmt.Fprintf(&b, ", options [%s]", strings.Join(s.Options, ","))
 	}
-	fmt.Fprintf(&b, ", length %d  (probe %d)", s.Len, s.Index)
+	if s.Fragments > 0 {
+		fmt.Fprintf(&b, ", length %d  (probe %d, in %d IP fragments)", s.Len, s.Index, s.Fragments)
+	} else {
+		fmt.Fprintf(&b, ", length %d  (probe %d)", s.Len, s.Index)
+	}
 	p.writeLine(b.String())
 }
 
@@ -167,7 +177,8 @@ func ReplyLine(r send.Reply) string {
 func (p *SendPrinter) Summary(s send.Result) {
 	if p.JSON {
 		p.json(jsonSummary{Event: "summary", Target: s.Target.String(), Sent: s.Sent, Replies: s.Replies, Answered: s.Answered,
-			RTTMinMs: ms(s.MinRTT), RTTAvgMs: ms(s.AvgRTT), RTTMaxMs: ms(s.MaxRTT), GuardDropped: s.GuardDropped, Malformed: s.Malformed, Interrupted: s.Interrupted})
+			RTTMinMs: ms(s.MinRTT), RTTAvgMs: ms(s.AvgRTT), RTTMaxMs: ms(s.MaxRTT), GuardDropped: s.GuardDropped, Malformed: s.Malformed, Interrupted: s.Interrupted,
+			FloodMs: floodMs(s), FloodRate: floodRate(s)})
 		return
 	}
 	lost := 0
@@ -180,6 +191,9 @@ func (p *SendPrinter) Summary(s send.Result) {
 		fmt.Fprintf(p.W, ", rtt min/avg/max = %.3f/%.3f/%.3f ms", ms(s.MinRTT), ms(s.AvgRTT), ms(s.MaxRTT))
 	}
 	io.WriteString(p.W, "\n")
+	if s.Flood {
+		fmt.Fprintf(p.W, "flood: %d probes in %.3f s, %.0f per second\n", s.Sent, s.Elapsed.Seconds(), floodRate(s))
+	}
 	if s.GuardDropped > 0 {
 		fmt.Fprintf(p.W, "RST guard stopped %s\n", plural(int(s.GuardDropped), "local-kernel RST"))
 	}
@@ -189,6 +203,22 @@ func (p *SendPrinter) Summary(s send.Result) {
 	if s.Interrupted {
 		io.WriteString(p.W, "interrupted: results above are partial\n")
 	}
+}
+
+// floodMs and floodRate are a flood's length and its probes per second,
+// counted between the first probe and the last; zero when not a flood.
+func floodMs(s send.Result) float64 {
+	if !s.Flood {
+		return 0
+	}
+	return ms(s.Elapsed)
+}
+
+func floodRate(s send.Result) float64 {
+	if !s.Flood || s.Sent < 2 || s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Sent-1) / s.Elapsed.Seconds()
 }
 
 func (p *SendPrinter) json(v any) {
