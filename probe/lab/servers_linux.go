@@ -55,9 +55,11 @@ const closeResponse = "HTTP/1.0 200 OK\r\n\r\nok\n"
 
 // Servers are the lab servers of one target namespace.
 type Servers struct {
-	ns     *netns.NS
-	addr   netip.Addr
-	prober netip.Addr
+	ns      *netns.NS
+	addr    netip.Addr
+	prober  netip.Addr
+	addr6   netip.Addr // invalid: no IPv6 listeners
+	prober6 netip.Addr
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -76,11 +78,22 @@ type Servers struct {
 // keepalive is off on every socket, so the servers send nothing a test did not
 // ask for. Close stops everything.
 func StartServers(ns *netns.NS, addr, proberAddr netip.Addr) (*Servers, error) {
+	return StartDualServers(ns, addr, proberAddr, netip.Addr{}, netip.Addr{})
+}
+
+// StartDualServers is StartServers on both families: every server port
+// listens on addr (IPv4) and on addr6 (IPv6, an IPV6_V6ONLY socket), with
+// the same behaviour. PortDialer dials the prober in the family its
+// command came in on: proberAddr or proberAddr6. An invalid addr6 means
+// IPv4 only.
+func StartDualServers(ns *netns.NS, addr, proberAddr, addr6, proberAddr6 netip.Addr) (*Servers, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Servers{
-		ns:     ns,
-		addr:   addr,
-		prober: proberAddr,
+		ns:      ns,
+		addr:    addr,
+		prober:  proberAddr,
+		addr6:   addr6,
+		prober6: proberAddr6,
 		ctx:    ctx,
 		cancel: cancel,
 		dials:  make(chan struct{}, MaxDials),
@@ -100,14 +113,26 @@ func StartServers(ns *netns.NS, addr, proberAddr netip.Addr) (*Servers, error) {
 		{PortHTTPAlt, s.hold},
 	}
 	lc := net.ListenConfig{KeepAlive: -1}
+	type family struct {
+		network string
+		addr    netip.Addr
+	}
+	fams := []family{{"tcp4", addr}}
+	if addr6.IsValid() {
+		fams = append(fams, family{"tcp6", addr6}) // Go sets IPV6_V6ONLY on tcp6 listeners
+	}
+	var fns []func(*net.TCPConn)
 	err := ns.Do(func() error {
-		for _, h := range handlers {
-			a := netip.AddrPortFrom(addr, uint16(h.port)).String()
-			ln, err := lc.Listen(ctx, "tcp4", a)
-			if err != nil {
-				return fmt.Errorf("listen on %s: %w", a, err)
+		for _, f := range fams {
+			for _, h := range handlers {
+				a := netip.AddrPortFrom(f.addr, uint16(h.port)).String()
+				ln, err := lc.Listen(ctx, f.network, a)
+				if err != nil {
+					return fmt.Errorf("listen on %s: %w", a, err)
+				}
+				s.lns = append(s.lns, ln)
+				fns = append(fns, h.fn)
 			}
-			s.lns = append(s.lns, ln)
 		}
 		return nil
 	})
@@ -115,15 +140,24 @@ func StartServers(ns *netns.NS, addr, proberAddr netip.Addr) (*Servers, error) {
 		s.Close()
 		return nil, fmt.Errorf("lab: start servers in %s: %w", ns.Name, err)
 	}
-	for i, h := range handlers {
+	for i, fn := range fns {
 		s.wg.Add(1)
-		go s.serve(s.lns[i].(*net.TCPListener), h.fn)
+		go s.serve(s.lns[i].(*net.TCPListener), fn)
 	}
 	return s, nil
 }
 
 // Addr returns the address of a server port.
 func (s *Servers) Addr(port uint16) netip.AddrPort { return netip.AddrPortFrom(s.addr, port) }
+
+// Addr6 returns the IPv6 address of a server port; it is invalid when the
+// servers listen on IPv4 only.
+func (s *Servers) Addr6(port uint16) netip.AddrPort {
+	if !s.addr6.IsValid() {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(s.addr6, port)
+}
 
 // Close closes every listener and connection, cancels dials, and waits (at
 // most 5 s) for the serving goroutines to end. Calling it again is harmless.
@@ -364,25 +398,29 @@ func (s *Servers) dialer(c *net.TCPConn) {
 		s.wg.Add(1)
 		s.mu.Unlock()
 		c.Write([]byte("dialing\n"))
-		go s.dial(uint16(port))
+		go s.dial(uint16(port), c.LocalAddr().(*net.TCPAddr).AddrPort().Addr().Is6())
 		return true
 	})
 	s.release(c)
 }
 
-// dial connects from the target namespace to the prober.
-func (s *Servers) dial(port uint16) {
+// dial connects from the target namespace to the prober, over IPv6 if v6.
+func (s *Servers) dial(port uint16, v6 bool) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, DialTimeout)
 	defer cancel()
+	network, local, remote := "tcp4", s.addr, s.prober
+	if v6 {
+		network, local, remote = "tcp6", s.addr6, s.prober6
+	}
 	d := net.Dialer{
-		LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(s.addr, 0)),
+		LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0)),
 		KeepAlive: -1,
 	}
 	var c net.Conn
 	err := s.ns.Do(func() error {
 		var err error
-		c, err = d.DialContext(ctx, "tcp4", netip.AddrPortFrom(s.prober, port).String())
+		c, err = d.DialContext(ctx, network, netip.AddrPortFrom(remote, port).String())
 		return err
 	})
 	<-s.dials
