@@ -94,10 +94,10 @@ func StartDualServers(ns *netns.NS, addr, proberAddr, addr6, proberAddr6 netip.A
 		prober:  proberAddr,
 		addr6:   addr6,
 		prober6: proberAddr6,
-		ctx:    ctx,
-		cancel: cancel,
-		dials:  make(chan struct{}, MaxDials),
-		conns:  make(map[net.Conn]struct{}),
+		ctx:     ctx,
+		cancel:  cancel,
+		dials:   make(chan struct{}, MaxDials),
+		conns:   make(map[net.Conn]struct{}),
 	}
 	handlers := []struct {
 		port int
