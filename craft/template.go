@@ -96,9 +96,11 @@ func (t *Template) build6(b []byte, dst netip.Addr, dstPort, srcPort uint16, seq
 	}
 	b = b[:n]
 	copy(b, t.pkt)
-	d := dst.As16()
-	copy(b[IPv6DestinationOffset:IPv6DestinationOffset+16], d[:])
-	dsum := words64(binary.BigEndian.Uint64(d[:8])) + words64(binary.BigEndian.Uint64(d[8:]))
+	// Written in place as two 8-byte words and read back from the store
+	// buffer, which As16's array result would stall (see encode6).
+	d, _ := dst.WithZone("").AppendBinary(b[IPv6DestinationOffset:IPv6DestinationOffset:IPv6DestinationOffset+16])
+	d = d[:16]
+	dsum := words64(binary.BigEndian.Uint64(d)) + words64(binary.BigEndian.Uint64(d[8:]))
 
 	s := b[IPv6HeaderSize:]
 	binary.BigEndian.PutUint16(s[TCPSrcPortOffset:], srcPort)

@@ -47,7 +47,7 @@ check() { # label ours theirs target oursAllocs
   if [ -z "$ours" ] || [ -z "$theirs" ]; then
     printf '%-44s missing benchmark output\n' "$label"; unmet=1; return
   fi
-  ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.1f", b / a }')
+  ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", b / a }')
   ok=$(awk -v r="$ratio" -v t="$target" -v al="$allocs" 'BEGIN { print (r >= t && al == 0) ? "met" : "NOT met" }')
   [ "$ok" = met ] || unmet=1
   printf '%-44s %8.2f ns vs %8.2f ns  %6sx (target >= %sx, %s allocs/op)  %s\n' \
