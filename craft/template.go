@@ -98,7 +98,7 @@ func (t *Template) build6(b []byte, dst netip.Addr, dstPort, srcPort uint16, seq
 	copy(b, t.pkt)
 	// Written in place as two 8-byte words and read back from the store
 	// buffer, which As16's array result would stall (see encode6).
-	d, _ := dst.WithZone("").AppendBinary(b[IPv6DestinationOffset:IPv6DestinationOffset:IPv6DestinationOffset+16])
+	d, _ := dst.WithZone("").AppendBinary(b[IPv6DestinationOffset : IPv6DestinationOffset : IPv6DestinationOffset+16])
 	d = d[:16]
 	dsum := words64(binary.BigEndian.Uint64(d)) + words64(binary.BigEndian.Uint64(d[8:]))
 
