@@ -33,8 +33,10 @@ type SendSpec struct {
 	Urgent uint16
 	TTL    uint8
 	TOS    uint8
-	ID     uint16
-	DF     bool
+	ID     uint16 // IPv4 only
+	DF     bool   // IPv4 only
+	// FlowLabel is the IPv6 flow label (RFC 6437, 20 bits); IPv6 only.
+	FlowLabel uint32
 	// Options are sent as given. Nil with a SYN (and NoOptions unset) means
 	// craft's Linux-like default set, because some firewalls drop
 	// option-less SYNs.
@@ -77,6 +79,15 @@ func (s *SendSpec) Validate() error {
 	if s.NoOptions && len(s.Options) > 0 {
 		return usagef(errors.New("--no-options contradicts the option flags given"))
 	}
+	if s.Target.Addr().Is6() && (s.ID != 0 || s.DF) {
+		return usagef(fmt.Errorf("%v is IPv6, which has no IP identification or don't-fragment bit (RFC 8200 §5: routers never fragment): drop --id and --df", s.Target))
+	}
+	if !s.Target.Addr().Is6() && s.FlowLabel != 0 {
+		return usagef(fmt.Errorf("--flow-label is IPv6 only; %v is IPv4", s.Target))
+	}
+	if s.FlowLabel > 0xfffff {
+		return usagef(fmt.Errorf("bad flow label %#x: want 0 to 0xfffff (20 bits, RFC 6437)", s.FlowLabel))
+	}
 	return nil
 }
 
@@ -85,11 +96,12 @@ func (s *SendSpec) segment(seq uint32, tsVal uint32) craft.Segment {
 	seg := craft.Segment{
 		Seq: seq, Ack: s.Ack, Flags: s.Flags, Window: s.Window, Urgent: s.Urgent,
 		TTL: s.TTL, TOS: s.TOS, ID: s.ID, DF: s.DF, Payload: s.Payload, Options: s.Options,
+		FlowLabel: s.FlowLabel,
 	}
 	if seg.Window == 0 {
 		seg.Window = DefaultWin
 	}
-	if seg.ID == 0 {
+	if seg.ID == 0 && !s.Target.Addr().Is6() {
 		// The kernel would fill a zero ID itself; drawing it here keeps
 		// the ID in our own records equal to the ID on the wire.
 		seg.ID = uint16(RandomUint32())
@@ -401,17 +413,18 @@ func toReply(ps *probeState, e *Event) Reply {
 	}
 	switch e.Kind {
 	case EventSegment:
-		ip, tcp := e.Seg.IP, e.Seg.TCP
-		r.From = netip.AddrPortFrom(ip.Source(), tcp.SourcePort())
-		r.To = netip.AddrPortFrom(ip.Destination(), tcp.DestinationPort())
+		tcp := e.Seg.TCP
+		r.From = netip.AddrPortFrom(e.Source(), tcp.SourcePort())
+		r.To = netip.AddrPortFrom(e.Destination(), tcp.DestinationPort())
 		r.Flags, r.Seq, r.Ack, r.Window = tcp.Flags(), tcp.SequenceNumber(), tcp.AckNumber(), tcp.WindowSize()
-		r.Len, r.TTL = len(tcp.Payload()), ip.TTL()
+		r.Len, r.TTL = len(tcp.Payload()), e.HopLimit()
 		for it := tcp.Options(); it.Next(); {
 			r.Options = append(r.Options, it.Option().String())
 		}
 	case EventICMP:
-		r.From = netip.AddrPortFrom(e.ICMP.From, 0)
-		r.ICMPType, r.ICMPCode, r.ICMPText = e.ICMP.Type, e.ICMP.Code, e.ICMP.String()
+		r.From = netip.AddrPortFrom(e.Source(), 0)
+		r.ICMPType, r.ICMPCode = e.ICMPTypeCode()
+		r.ICMPText = e.ICMPText()
 	}
 	return r
 }

@@ -61,7 +61,7 @@ func (c *conn) await(ctx context.Context, deadline time.Time, match func(craft.P
 		}
 		if match(e.Seg) {
 			p, err := craft.ParsePacket(append([]byte(nil), e.Bytes()...))
-			ttl := e.Seg.IP.TTL()
+			ttl := e.HopLimit()
 			c.flow.Release(e)
 			return p, ttl, err
 		}
@@ -173,7 +173,7 @@ func (c *conn) collect(ctx context.Context, d time.Duration) []Reply {
 			out = append(out, Reply{From: e.ICMP.From, TTL: craft.IPv4(e.Bytes()).TTL(), ICMP: e.ICMP.String()})
 		case probe.EventSegment:
 			t := e.Seg.TCP
-			out = append(out, Reply{From: e.Seg.IP.Source(), TTL: e.Seg.IP.TTL(), Flags: t.Flags().String(),
+			out = append(out, Reply{From: e.Source(), TTL: e.HopLimit(), Flags: t.Flags().String(),
 				Seq: t.SequenceNumber(), Ack: t.AckNumber()})
 		}
 		c.flow.Release(e)

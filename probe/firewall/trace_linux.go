@@ -130,7 +130,7 @@ func traceHop(ctx context.Context, p *probe.Prober, port uint16, ttl uint8, tm T
 				f.Release(e)
 				return h, nil
 			case e.Kind == probe.EventSegment:
-				h.From, h.Reached = e.Seg.IP.Source(), true
+				h.From, h.Reached = e.Source(), true
 				if e.Seg.TCP.Flags().Has(craft.FlagSYN | craft.FlagACK) {
 					rst := craft.Segment{Seq: iss + 1, Flags: craft.FlagRST}
 					_, _ = f.Send(&rst)

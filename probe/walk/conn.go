@@ -289,7 +289,7 @@ func (c *Conn) next(ctx context.Context, deadline time.Time) (*Reply, error) {
 // a path's copy of an earlier segment, which changes nothing.
 func (c *Conn) take(e *probe.Event) (r *Reply, dup bool) {
 	if e.Kind == probe.EventICMP {
-		c.rec.icmp(e.At, e.ICMP.String(), e.Bytes())
+		c.rec.icmp(e.At, e.ICMPText(), e.Bytes())
 		return &Reply{Seg: c.rec.last()}, false
 	}
 	tcp := e.Seg.TCP

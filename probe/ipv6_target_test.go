@@ -1,0 +1,67 @@
+package probe_test
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/tcpwalk/tcpwalk/probe"
+)
+
+// ParseTargetAny takes IPv6 literals in brackets; ParseTarget still
+// refuses them (the commands other than send speak IPv4 only).
+func TestParseTargetAny(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"[2001:2::2]:80", "[2001:2::2]:80"},
+		{"198.18.0.2:7001", "198.18.0.2:7001"},
+		{"[::ffff:198.18.0.2]:80", "198.18.0.2:80"}, // mapped: the IPv4 host
+		{"[::1]:80", "[::1]:80"},
+	} {
+		got, err := probe.ParseTargetAny(tt.in)
+		if err != nil || got != netip.MustParseAddrPort(tt.want) {
+			t.Errorf("ParseTargetAny(%q) = %v, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+	for _, tt := range []struct{ in, want string }{
+		{"[ff02::1]:80", "multicast"},
+		{"[::]:80", "unspecified"},
+		{"[fe80::1]:80", "link-local IPv6 addresses are not supported"},
+		{"[fe80::1%eth0]:80", "link-local"},
+		{"[2001:2::2]:0", `bad port "0"`},
+	} {
+		_, err := probe.ParseTargetAny(tt.in)
+		var ue *probe.UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseTargetAny(%q) = %v; want a usage error saying %q", tt.in, err, tt.want)
+		}
+	}
+	if _, err := probe.ParseTarget("[2001:2::2]:80"); err == nil || !strings.Contains(err.Error(), "IPv4 only") {
+		t.Errorf("ParseTarget([2001:2::2]:80) = %v; want the IPv4-only refusal", err)
+	}
+}
+
+// send's IPv4-only and IPv6-only fields are refused on the other family.
+func TestSendSpecFamilies(t *testing.T) {
+	v6 := netip.MustParseAddrPort("[2001:2::2]:80")
+	v4 := netip.MustParseAddrPort("198.18.0.2:80")
+	for _, tt := range []struct {
+		name string
+		spec probe.SendSpec
+		want string
+	}{
+		{"DF over IPv6", probe.SendSpec{Target: v6, DF: true}, "no IP identification or don't-fragment bit"},
+		{"ID over IPv6", probe.SendSpec{Target: v6, ID: 7}, "drop --id and --df"},
+		{"flow label over IPv4", probe.SendSpec{Target: v4, FlowLabel: 1}, "--flow-label is IPv6 only"},
+		{"flow label over 20 bits", probe.SendSpec{Target: v6, FlowLabel: 0x100000}, "want 0 to 0xfffff"},
+	} {
+		err := tt.spec.Validate()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Validate = %v; want an error saying %q", tt.name, err, tt.want)
+		}
+	}
+	ok := probe.SendSpec{Target: v6, FlowLabel: 0xfffff, TTL: 3}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("Validate(%+v) = %v", ok, err)
+	}
+}
