@@ -31,13 +31,16 @@ func labCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "lab",
 		Usage: "make, inspect or remove the built-in lab (two network namespaces with real Linux servers)",
-		Description: `The lab is two network namespaces joined by a veth pair, with addresses from
-198.18.0.0/15 (RFC 2544's benchmarking range) and no default route, so nothing
-in it reaches any other network:
+		Description: `The lab is two network namespaces joined by a veth pair, dual-stack, with
+addresses from 198.18.0.0/15 (RFC 2544's benchmarking range) and 2001:2::/48
+(RFC 5180's) and no default route for either family, so nothing in it reaches
+any other network (the routed lab of --firewall is IPv4 only):
 
    tcpwalk-prober 198.18.0.1  <-- veth -->  tcpwalk-target 198.18.0.2
+                  2001:2::1                                2001:2::2
 
-Real kernel servers run in the target namespace with fixed behaviours:
+Real kernel servers run in the target namespace with fixed behaviours, on
+both addresses:
    7001 hold        accept, read and discard, never close
    7002 close       read one request, answer "HTTP/1.0 200 OK", close (the remote closes first)
    7003 control     line commands: close, shutdown, rst, echo TEXT, close-after-fin [MS]
@@ -47,7 +50,7 @@ Real kernel servers run in the target namespace with fixed behaviours:
    7010 dialer      "dial PORT": the target connects to the prober's PORT (SYN_SENT)
    80   http        as 7002 (an HTTP/1.0 server); 8080 http-alt: as 7001
 
-tcpwalk commands whose target is in 198.18.0.0/15 and unreachable from where
+tcpwalk commands whose target is in 198.18.0.0/15 or 2001:2::/48 and unreachable from where
 they run use the lab's prober namespace by themselves; --netns tcpwalk-prober
 says so explicitly.
 
@@ -144,7 +147,7 @@ func labUp(c *cli.Context) error {
 	pid, _ := serverPID(prefix)
 	l.Release()
 	fmt.Fprintf(w, "lab %s is up: %s (%s) <-> %s (%s), servers pid %d\n", prefix,
-		l.Prober.Name, l.ProberAddr, l.Target.Name, l.TargetAddr, pid)
+		l.Prober.Name, labAddrs(l.ProberAddr, l.ProberAddr6), l.Target.Name, labAddrs(l.TargetAddr, l.TargetAddr6), pid)
 	if c.IsSet("firewall") {
 		fmt.Fprintf(w, "router %s (%s | %s) forwards between them, firewall %s (see: tcpwalk lab status)\n",
 			lab.RouterNames(prefix)[0], lab.RouterProberSide.Addr(), lab.RouterTargetSide.Addr(), c.String("firewall"))
@@ -153,9 +156,20 @@ func labUp(c *cli.Context) error {
 	if loss > 0 || dup > 0 {
 		fmt.Fprintf(w, "path: %d%% loss, %d%% duplication of TCP segments each way (nftables table %s)\n", loss, dup, lab.ImpairTable(prefix))
 	}
-	fmt.Fprintf(w, "try:  tcpwalk walk all %s:%d\n      tcpwalk send --flags S %s:%d\n      tcpwalk lab down\n",
-		l.TargetAddr, lab.PortHold, l.TargetAddr, lab.PortHold)
+	fmt.Fprintf(w, "try:  tcpwalk walk all %s:%d\n      tcpwalk send --flags S %s:%d\n", l.TargetAddr, lab.PortHold, l.TargetAddr, lab.PortHold)
+	if l.TargetAddr6.IsValid() {
+		fmt.Fprintf(w, "      tcpwalk send --flags S %s\n", netip.AddrPortFrom(l.TargetAddr6, lab.PortHold))
+	}
+	fmt.Fprintf(w, "      tcpwalk lab down\n")
 	return nil
+}
+
+// labAddrs is "198.18.0.1" or, on a dual-stack lab, "198.18.0.1, 2001:2::1".
+func labAddrs(a4, a6 netip.Addr) string {
+	if !a6.IsValid() {
+		return a4.String()
+	}
+	return a4.String() + ", " + a6.String()
 }
 
 // parsePercent reads --NAME as a whole percentage, "10" or "10%".
@@ -293,7 +307,7 @@ func labStatus(c *cli.Context) error {
 	defer l.Release()
 	pid, alive := serverPID(prefix)
 	fmt.Fprintf(w, "lab %s: up\n  prober  %-20s %s on %s\n  target  %-20s %s on %s\n", prefix,
-		l.Prober.Name, l.ProberAddr, l.ProberIf, l.Target.Name, l.TargetAddr, l.TargetIf)
+		l.Prober.Name, labAddrs(l.ProberAddr, l.ProberAddr6), l.ProberIf, l.Target.Name, labAddrs(l.TargetAddr, l.TargetAddr6), l.TargetIf)
 	if loss, dup, err := l.Impairment(); err == nil && (loss > 0 || dup > 0) {
 		fmt.Fprintf(w, "  path    %d%% loss, %d%% duplication of TCP segments each way (nftables %s)\n", loss, dup, lab.ImpairTable(prefix))
 	}
