@@ -291,7 +291,7 @@ func openNetNS(c *cli.Context, target netip.Addr) (*netns.NS, error) {
 		}
 		return ns, nil
 	}
-	if !benchNet.Contains(target) {
+	if !benchNet.Contains(target) && !probe.LabRange6.Contains(target) {
 		return nil, nil
 	}
 	pns, _, _, _ := lab.Names(lab.DefaultPrefix)

@@ -31,16 +31,19 @@ func labCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "lab",
 		Usage: "make, inspect or remove the built-in lab (two network namespaces with real Linux, or gVisor, servers)",
-		Description: `The lab is two network namespaces joined by a veth pair, with addresses from
-198.18.0.0/15 (RFC 2544's benchmarking range) and no default route, so nothing
-in it reaches any other network:
+		Description: `The lab is two network namespaces joined by a veth pair, dual-stack, with
+addresses from 198.18.0.0/15 (RFC 2544's benchmarking range) and 2001:2::/48
+(RFC 5180's) and no default route for either family, so nothing in it reaches
+any other network (the routed lab of --firewall is IPv4 only):
 
    tcpwalk-prober 198.18.0.1  <-- veth -->  tcpwalk-target 198.18.0.2
+                  2001:2::1                                2001:2::2
 
 Servers run in the target namespace with fixed behaviours, on real kernel
-sockets, or with --stack gvisor on gVisor's netstack (a second, independent
-TCP implementation in user space, behind a TUN device; its sockets are
-invisible to sock_diag, so walks against it read no kernel states):
+sockets on both addresses, or with --stack gvisor on gVisor's netstack (a
+second, independent TCP implementation in user space, behind a TUN device;
+its sockets are invisible to sock_diag, so walks against it read no kernel
+states):
    7001 hold        accept, read and discard, never close
    7002 close       read one request, answer "HTTP/1.0 200 OK", close (the remote closes first)
    7003 control     line commands: close, shutdown, rst, echo TEXT, close-after-fin [MS]
@@ -50,7 +53,7 @@ invisible to sock_diag, so walks against it read no kernel states):
    7010 dialer      "dial PORT": the target connects to the prober's PORT (SYN_SENT)
    80   http        as 7002 (an HTTP/1.0 server); 8080 http-alt: as 7001
 
-tcpwalk commands whose target is in 198.18.0.0/15 and unreachable from where
+tcpwalk commands whose target is in 198.18.0.0/15 or 2001:2::/48 and unreachable from where
 they run use the lab's prober namespace by themselves; --netns tcpwalk-prober
 says so explicitly.
 
@@ -196,7 +199,7 @@ func labUp(c *cli.Context) error {
 	pid, _ := serverPID(prefix)
 	l.Release()
 	fmt.Fprintf(w, "lab %s is up: %s (%s) <-> %s (%s), servers pid %d, stack %s\n", prefix,
-		l.Prober.Name, l.ProberAddr, l.Target.Name, l.TargetAddr, pid, stackText(l.Stack))
+		l.Prober.Name, labAddrs(l.ProberAddr, l.ProberAddr6), l.Target.Name, labAddrs(l.TargetAddr, l.TargetAddr6), pid, stackText(l.Stack))
 	// Without --netns, only the default lab's namespace is found by itself.
 	via := ""
 	if prefix != lab.DefaultPrefix {
@@ -210,8 +213,11 @@ func labUp(c *cli.Context) error {
 	if loss > 0 || dup > 0 {
 		fmt.Fprintf(w, "path: %d%% loss, %d%% duplication of TCP segments each way (nftables table %s)\n", loss, dup, lab.ImpairTable(prefix))
 	}
-	fmt.Fprintf(w, "try:  tcpwalk %swalk all %s:%d\n      tcpwalk %ssend --flags S %s:%d\n      tcpwalk lab down%s\n",
-		via, l.TargetAddr, lab.PortHold, via, l.TargetAddr, lab.PortHold, prefixFlag(prefix))
+	fmt.Fprintf(w, "try:  tcpwalk %swalk all %s:%d\n      tcpwalk %ssend --flags S %s:%d\n", via, l.TargetAddr, lab.PortHold, via, l.TargetAddr, lab.PortHold)
+	if l.TargetAddr6.IsValid() {
+		fmt.Fprintf(w, "      tcpwalk %ssend --flags S %s\n", via, netip.AddrPortFrom(l.TargetAddr6, lab.PortHold))
+	}
+	fmt.Fprintf(w, "      tcpwalk lab down%s\n", prefixFlag(prefix))
 	return nil
 }
 
@@ -257,6 +263,14 @@ func labReconfigure(c *cli.Context, l *lab.Lab, loss, dup int) error {
 	}
 	fmt.Fprintf(w, "lab %s is already up (servers: pid %d); its path now: %d%% loss, %d%% duplication of TCP segments each way\n", prefix, pid, loss, dup)
 	return nil
+}
+
+// labAddrs is "198.18.0.1" or, on a dual-stack lab, "198.18.0.1, 2001:2::1".
+func labAddrs(a4, a6 netip.Addr) string {
+	if !a6.IsValid() {
+		return a4.String()
+	}
+	return a4.String() + ", " + a6.String()
 }
 
 // parsePercent reads --NAME as a whole percentage, "10" or "10%".
@@ -465,11 +479,11 @@ func labStatus(c *cli.Context) error {
 	}
 	defer l.Release()
 	pid, alive := serverPID(prefix)
-	fmt.Fprintf(w, "lab %s: up\n  prober  %-20s %s on %s\n", prefix, l.Prober.Name, l.ProberAddr, l.ProberIf)
+	fmt.Fprintf(w, "lab %s: up\n  prober  %-20s %s on %s\n", prefix, l.Prober.Name, labAddrs(l.ProberAddr, l.ProberAddr6), l.ProberIf)
 	if l.Stack == lab.StackGVisor {
-		fmt.Fprintf(w, "  target  %-20s %s on %s (netstack), forwarded from %s\n", l.Target.Name, l.TargetAddr, l.TUNIf, l.TargetIf)
+		fmt.Fprintf(w, "  target  %-20s %s on %s (netstack), forwarded from %s\n", l.Target.Name, labAddrs(l.TargetAddr, l.TargetAddr6), l.TUNIf, l.TargetIf)
 	} else {
-		fmt.Fprintf(w, "  target  %-20s %s on %s\n", l.Target.Name, l.TargetAddr, l.TargetIf)
+		fmt.Fprintf(w, "  target  %-20s %s on %s\n", l.Target.Name, labAddrs(l.TargetAddr, l.TargetAddr6), l.TargetIf)
 	}
 	fmt.Fprintf(w, "  stack   %s: %s\n", l.Stack, stackText(l.Stack))
 	if loss, dup, err := l.Impairment(); err == nil && (loss > 0 || dup > 0) {

@@ -32,15 +32,20 @@ func helpExamples(t *testing.T) [][]string {
 }
 
 // labArgs points an example at the lab: the target becomes the lab's
-// listening port, and the prober namespace is chosen with --netns.
+// listening port (on its IPv6 address for an IPv6 example), and the prober
+// namespace is chosen with --netns.
 func labArgs(t *testing.T, l *lab.Lab, example []string) []string {
 	t.Helper()
 	args := []string{"--netns", l.Prober.Name}
 	replaced := false
 	_, _, defaultIf, _ := lab.Names(lab.DefaultPrefix)
 	for _, a := range example {
-		if _, err := netip.ParseAddrPort(a); err == nil {
-			a, replaced = netip.AddrPortFrom(l.TargetAddr, lab.PortHold).String(), true
+		if ap, err := netip.ParseAddrPort(a); err == nil {
+			host := l.TargetAddr
+			if ap.Addr().Is6() {
+				host = l.TargetAddr6
+			}
+			a, replaced = netip.AddrPortFrom(host, lab.PortHold).String(), true
 		}
 		if a == defaultIf { // the default lab's veth, in -e examples
 			a = l.ProberIf
@@ -70,6 +75,9 @@ type textLine struct {
 
 func addrPort(t *testing.T, a, p string) netip.AddrPort {
 	t.Helper()
+	if strings.Contains(a, ":") {
+		a = "[" + a + "]" // tcpdump writes IPv6 without brackets: 2001:2::1.80
+	}
 	ap, err := netip.ParseAddrPort(a + ":" + p)
 	if err != nil {
 		t.Fatalf("bad address %s port %s: %v", a, p, err)
@@ -136,10 +144,20 @@ func TestSendHelpExamples(t *testing.T) {
 			if r.code != exitOK {
 				t.Fatalf("exit status %d, want 0", r.code)
 			}
-			if r.stderr != "" {
+			v6 := slices.ContainsFunc(ex, func(a string) bool { return strings.HasPrefix(a, "[") })
+			stderr := r.stderr
+			if v6 {
+				// The RST guard covers IPv4 only so far: over IPv6 send
+				// says once that it runs unguarded, and nothing else.
+				stderr = removeLines(stderr, "tcpwalk: warning: no RST guard for IPv6", "tcpwalk: warning: cannot watch for local RSTs")
+			}
+			if stderr != "" {
 				t.Errorf("stderr = %q, want nothing", r.stderr)
 			}
 			switch {
+			case v6:
+				checked["IPv6"] = true
+				checkSYNExample(t, r.stdout, netip.AddrPortFrom(l.TargetAddr6, lab.PortHold))
 			case slices.Contains(ex, "--flood"):
 				checked["flood"] = true
 				checkFloodExample(t, r.stdout, ex)
@@ -164,7 +182,7 @@ func TestSendHelpExamples(t *testing.T) {
 			}
 		})
 	}
-	for _, k := range []string{"S", "FA", "no-options", "json", "flood", "frag", "interface"} {
+	for _, k := range []string{"S", "FA", "no-options", "json", "flood", "frag", "interface", "IPv6"} {
 		if !checked[k] {
 			t.Errorf("the help has no %s example any more: update this test", k)
 		}
@@ -395,4 +413,16 @@ func TestWalkClosedPortWalksTheGivenPort(t *testing.T) {
 	if !strings.Contains(strings.ReplaceAll(r.stdout, " ", ""), want) {
 		t.Errorf("the walk's JSON does not name %s: %s", want, r.stdout)
 	}
+}
+
+// removeLines drops the lines of s that start with one of prefixes.
+func removeLines(s string, prefixes ...string) string {
+	var keep []string
+	for _, line := range strings.SplitAfter(s, "\n") {
+		if line == "" || slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(line, p) }) {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return strings.Join(keep, "")
 }

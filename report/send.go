@@ -229,10 +229,12 @@ func (p *SendPrinter) json(v any) {
 	p.W.Write(append(b, '\n'))
 }
 
-// dotted writes addr:port the way tcpdump does, addr.port.
+// dotted writes addr:port the way tcpdump does, addr.port; an IPv6
+// "[addr]:port" loses its brackets too (tcpdump: 2001:2::1.80).
 func dotted(ap string) string {
 	if i := strings.LastIndexByte(ap, ':'); i >= 0 {
-		return ap[:i] + "." + ap[i+1:]
+		host := strings.TrimSuffix(strings.TrimPrefix(ap[:i], "["), "]")
+		return host + "." + ap[i+1:]
 	}
 	return ap
 }

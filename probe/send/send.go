@@ -46,8 +46,10 @@ type Spec struct {
 	Urgent uint16
 	TTL    uint8
 	TOS    uint8
-	ID     uint16
-	DF     bool
+	ID     uint16 // IPv4 only
+	DF     bool   // IPv4 only
+	// FlowLabel is the IPv6 flow label (RFC 6437, 20 bits); IPv6 only.
+	FlowLabel uint32
 	// Options are sent as given. Nil with a SYN (and NoOptions unset) means
 	// craft's Linux-like default set, because some firewalls drop
 	// option-less SYNs.
@@ -101,8 +103,23 @@ func (s *Spec) Validate() error {
 	if s.NoOptions && len(s.Options) > 0 {
 		return usagef(errors.New("--no-options contradicts the option flags given"))
 	}
+	if s.Target.Addr().Is6() && (s.ID != 0 || s.DF) {
+		return usagef(fmt.Errorf("%v is IPv6, which has no IP identification or don't-fragment bit (RFC 8200 §5: routers never fragment): drop --id and --df", s.Target))
+	}
+	if !s.Target.Addr().Is6() && s.FlowLabel != 0 {
+		return usagef(fmt.Errorf("--flow-label is IPv6 only; %v is IPv4", s.Target))
+	}
+	if s.FlowLabel > 0xfffff {
+		return usagef(fmt.Errorf("bad flow label %#x: want 0 to 0xfffff (20 bits, RFC 6437)", s.FlowLabel))
+	}
+	if len(s.IPOptions) > 0 && s.Target.Addr().Is6() {
+		return usagef(fmt.Errorf("%v is IPv6: IP options are IPv4's (IPv6 has extension headers, RFC 8200 §4)", s.Target))
+	}
 	if len(s.IPOptions) > craft.IPv4OptionsMaximumSize {
 		return usagef(fmt.Errorf("%d bytes of IP options: at most %d fit in the IPv4 header", len(s.IPOptions), craft.IPv4OptionsMaximumSize))
+	}
+	if s.FragSize != 0 && s.Target.Addr().Is6() {
+		return usagef(fmt.Errorf("%v is IPv6: --frag cuts IPv4 datagrams (RFC 791); IPv6 fragments need a fragment header (RFC 8200 §4.5), which tcpwalk does not build", s.Target))
 	}
 	if s.FragSize != 0 {
 		if s.FragSize < 8 || s.FragSize%8 != 0 || s.FragSize > probe.MaxPacket {
@@ -128,11 +145,12 @@ func (s *Spec) segment(seq uint32, tsVal uint32) craft.Segment {
 	seg := craft.Segment{
 		Seq: seq, Ack: s.Ack, Flags: s.Flags, Window: s.Window, Urgent: s.Urgent,
 		TTL: s.TTL, TOS: s.TOS, ID: s.ID, DF: s.DF, Payload: s.Payload, Options: s.Options, IPOptions: s.IPOptions,
+		FlowLabel: s.FlowLabel,
 	}
 	if seg.Window == 0 {
 		seg.Window = tcpconn.DefaultWindow
 	}
-	if seg.ID == 0 {
+	if seg.ID == 0 && !s.Target.Addr().Is6() {
 		// The kernel would fill a zero ID itself; drawing it here keeps
 		// the ID in our own records equal to the ID on the wire.
 		seg.ID = uint16(probe.RandomUint32())
@@ -482,17 +500,18 @@ func toReply(ps *probeState, e *probe.Event) Reply {
 	}
 	switch e.Kind {
 	case probe.EventSegment:
-		ip, tcp := e.Seg.IP, e.Seg.TCP
-		r.From = netip.AddrPortFrom(ip.Source(), tcp.SourcePort())
-		r.To = netip.AddrPortFrom(ip.Destination(), tcp.DestinationPort())
+		tcp := e.Seg.TCP
+		r.From = netip.AddrPortFrom(e.Source(), tcp.SourcePort())
+		r.To = netip.AddrPortFrom(e.Destination(), tcp.DestinationPort())
 		r.Flags, r.Seq, r.Ack, r.Window = tcp.Flags(), tcp.SequenceNumber(), tcp.AckNumber(), tcp.WindowSize()
-		r.Len, r.TTL = len(tcp.Payload()), ip.TTL()
+		r.Len, r.TTL = len(tcp.Payload()), e.HopLimit()
 		for it := tcp.Options(); it.Next(); {
 			r.Options = append(r.Options, it.Option().String())
 		}
 	case probe.EventICMP:
-		r.From = netip.AddrPortFrom(e.ICMP.From, 0)
-		r.ICMPType, r.ICMPCode, r.ICMPText = e.ICMP.Type, e.ICMP.Code, e.ICMP.String()
+		r.From = netip.AddrPortFrom(e.Source(), 0)
+		r.ICMPType, r.ICMPCode = e.ICMPTypeCode()
+		r.ICMPText = e.ICMPText()
 	}
 	return r
 }

@@ -346,7 +346,7 @@ func (c *Conn) Next(ctx context.Context, deadline time.Time) (*Reply, error) {
 // releases e.
 func (c *Conn) Take(e *probe.Event) (r *Reply, dup bool) {
 	if e.Kind == probe.EventICMP {
-		return &Reply{Seg: c.Rec.ICMP(e.At, e.ICMP.String(), e.Bytes())}, false
+		return &Reply{Seg: c.Rec.ICMP(e.At, e.ICMPText(), e.Bytes())}, false
 	}
 	tcp := e.Seg.TCP
 	flags := tcp.Flags()
