@@ -111,11 +111,16 @@ func optionsOffered(ctx context.Context, e *env) error {
 	}
 	c.RcvNxt = r.Seg.Seq + 1
 	e.s.States("SYN_SENT", "SYN_RCVD")
-	var ourTS uint32
+	// Our SYN may have gone out more than once, each copy with its own
+	// TSval (RFC 7323 §5.4: the clock ticks): the SYN,ACK echoes the copy
+	// it answers, whichever that was.
+	ourTS := map[uint32]bool{}
+	var lastTS uint32
 	for _, s := range e.s.Segments() {
 		if s.Dir == walk.Out && s.Flags == "S" {
 			if opts, err := synOptions(&s); err == nil {
-				ourTS, _ = opts[craft.OptTimestamps].Timestamps()
+				lastTS, _ = opts[craft.OptTimestamps].Timestamps()
+				ourTS[lastTS] = true
 			}
 		}
 	}
@@ -124,8 +129,11 @@ func optionsOffered(ctx context.Context, e *env) error {
 		{kind: craft.OptMSS, offered: true, rule: ruleOptMSS},
 		{kind: craft.OptSACKPermitted, offered: true, rule: ruleOptSACK, optional: OptSACK},
 		{kind: craft.OptTimestamps, offered: true, rule: ruleOptTS, optional: OptTS, check: func(o craft.Option) string {
-			if _, ecr := o.Timestamps(); ecr != ourTS {
-				return fmt.Sprintf("TSecr %d does not echo our TSval %d", ecr, ourTS)
+			if _, ecr := o.Timestamps(); !ourTS[ecr] {
+				if len(ourTS) > 1 {
+					return fmt.Sprintf("TSecr %d echoes none of our %d SYNs' TSvals (the last %d)", ecr, len(ourTS), lastTS)
+				}
+				return fmt.Sprintf("TSecr %d does not echo our TSval %d", ecr, lastTS)
 			}
 			return ""
 		}},
