@@ -240,7 +240,7 @@ func TestWriteConformTableWidth(t *testing.T) {
 			t.Errorf("line of %d columns at width 80: %q", n, l)
 		}
 	}
-	if !strings.Contains(b.String(), "linux-synack-on-retransmitted-syn") {
+	if !strings.Contains(b.String(), "synack-on-retransmitted-syn") {
 		t.Errorf("the deviation's name is lost:\n%s", b.String())
 	}
 }

@@ -26,7 +26,10 @@ func dial6(t *testing.T, l *lab.Lab, port uint16) *net.TCPConn {
 	var c net.Conn
 	err := l.Prober.Do(func() error {
 		var err error
-		d := net.Dialer{Timeout: 2 * time.Second, KeepAlive: -1}
+		// A new lab's first IPv6 packet waits for neighbour discovery,
+		// whose solicitations go again only after 1 s (RFC 4861 §10,
+		// RETRANS_TIMER): a loaded machine can lose the first.
+		d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1}
 		c, err = d.Dial("tcp6", netip.AddrPortFrom(l.TargetAddr6, port).String())
 		return err
 	})
