@@ -11,6 +11,8 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/send"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/report"
 )
 
@@ -36,7 +38,7 @@ Exit status: 0 a reply came, 1 no reply, 2 bad usage, 3 environment error.`,
 			&cli.StringFlag{Name: "flags", Value: "S", Usage: "TCP flags: letters (S, SA, FA, R, PA), names (syn,ack) or hex (0x12)"},
 			&cli.StringFlag{Name: "seq", Usage: "sequence number (default: random ISN per probe)"},
 			&cli.StringFlag{Name: "ack", Usage: "acknowledgment number (the ACK flag is set only by --flags)"},
-			&cli.UintFlag{Name: "win", Usage: "window (default 64240)"},
+			&cli.UintFlag{Name: "win", Usage: fmt.Sprintf("window (default %d)", tcpconn.DefaultWindow)},
 			&cli.UintFlag{Name: "urg", Usage: "urgent pointer"},
 			&cli.UintFlag{Name: "ttl", Value: 64, Usage: "IP time to live"},
 			&cli.UintFlag{Name: "id", Usage: "IP identification (default random)"},
@@ -85,7 +87,7 @@ func runSend(c *cli.Context) error {
 		return err
 	}
 	defer p.Close()
-	res, err := probe.Send(c.Context, p, spec, probe.SendObserver{Sent: out.Sent, Reply: out.Reply})
+	res, err := send.Run(c.Context, p, spec, send.Observer{Sent: out.Sent, Reply: out.Reply})
 	out.Summary(res)
 	if err != nil {
 		return err
@@ -96,8 +98,8 @@ func runSend(c *cli.Context) error {
 	return nil
 }
 
-func sendSpecFromFlags(c *cli.Context) (probe.SendSpec, error) {
-	var s probe.SendSpec
+func sendSpecFromFlags(c *cli.Context) (send.Spec, error) {
+	var s send.Spec
 	if c.NArg() != 1 {
 		if c.NArg() == 0 {
 			return s, usageErr("send: missing target: write HOST:PORT, e.g. tcpwalk send --flags S 198.18.0.2:80")
@@ -179,11 +181,11 @@ func sendSpecFromFlags(c *cli.Context) (probe.SendSpec, error) {
 		return s, usageErr("--no-options contradicts the option flags given")
 	}
 	s.Count, s.Interval, s.Wait = c.Int("count"), c.Duration("interval"), c.Duration("wait")
-	if s.Count < 1 || s.Count > probe.MaxCount {
-		return s, usageErr("--count %d: want 1 to %d", s.Count, probe.MaxCount)
+	if s.Count < 1 || s.Count > send.MaxCount {
+		return s, usageErr("--count %d: want 1 to %d", s.Count, send.MaxCount)
 	}
-	if s.Interval < probe.MinInterval {
-		return s, usageErr("--interval %v: want at least %v", s.Interval, probe.MinInterval)
+	if s.Interval < send.MinInterval {
+		return s, usageErr("--interval %v: want at least %v", s.Interval, send.MinInterval)
 	}
 	if s.Wait <= 0 {
 		return s, usageErr("--wait %v: want a positive duration, e.g. 1s", s.Wait)

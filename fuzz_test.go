@@ -14,6 +14,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/send"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -25,7 +26,7 @@ const fuzzTarget = "198.18.0.2:80"
 // 198.18.0.2:80` (reorderArgs, urfave/cli, sendSpecFromFlags) with the send
 // action replaced: nothing is opened or sent. ran is false when cli stopped
 // before the action (--help).
-func parseSend(args []string) (spec probe.SendSpec, ran bool, err error) {
+func parseSend(args []string) (spec send.Spec, ran bool, err error) {
 	app := newApp(io.Discard, io.Discard)
 	cmd := app.Command("send")
 	cmd.Action = func(c *cli.Context) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe/internal/hostilepeer"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
+	sendrun "github.com/tcpwalk/tcpwalk/probe/send"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -64,15 +65,15 @@ func liveHeap() uint64 {
 
 // sendOnce runs one SYN probe against the peer, bounded, and returns the
 // result and the replies seen.
-func sendOnce(t *testing.T, p *probe.Prober, target netip.AddrPort) (probe.SendResult, []probe.Reply) {
+func sendOnce(t *testing.T, p *probe.Prober, target netip.AddrPort) (sendrun.Result, []sendrun.Reply) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var replies []probe.Reply
+	var replies []sendrun.Reply
 	var n atomic.Int64
 	start := time.Now()
-	res, err := probe.Send(ctx, p, probe.SendSpec{Target: target, Flags: craft.FlagSYN, Count: 1, Wait: time.Second},
-		probe.SendObserver{Reply: func(r probe.Reply) {
+	res, err := sendrun.Run(ctx, p, sendrun.Spec{Target: target, Flags: craft.FlagSYN, Count: 1, Wait: time.Second},
+		sendrun.Observer{Reply: func(r sendrun.Reply) {
 			if n.Add(1) <= 100 { // a storm's replies are counted, not kept
 				replies = append(replies, r)
 			}
@@ -207,13 +208,13 @@ func TestHostilePeerWrongAck(t *testing.T) {
 	l := labtest.NewBare(t)
 	startPeer(t, l, hostilepeer.Config{Behaviour: hostilepeer.WrongAck})
 	p, _ := openProber(t, l, false)
-	var sent probe.ProbeSent
+	var sent sendrun.Probe
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var replies []probe.Reply
-	res, err := probe.Send(ctx, p, probe.SendSpec{Target: netip.AddrPortFrom(l.TargetAddr, hostilePort), Flags: craft.FlagSYN,
-		Count: 1, Wait: time.Second}, probe.SendObserver{Sent: func(s probe.ProbeSent) { sent = s },
-		Reply: func(r probe.Reply) { replies = append(replies, r) }})
+	var replies []sendrun.Reply
+	res, err := sendrun.Run(ctx, p, sendrun.Spec{Target: netip.AddrPortFrom(l.TargetAddr, hostilePort), Flags: craft.FlagSYN,
+		Count: 1, Wait: time.Second}, sendrun.Observer{Sent: func(s sendrun.Probe) { sent = s },
+		Reply: func(r sendrun.Reply) { replies = append(replies, r) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,8 +331,8 @@ func TestHostilePeerFlood(t *testing.T) {
 	go func() { done <- walkHandshake(t, p, lab.PortHold) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := probe.Send(ctx, p, probe.SendSpec{Target: netip.AddrPortFrom(l.TargetAddr, lab.PortHold), Flags: craft.FlagSYN,
-		Count: 3, Interval: 100 * time.Millisecond, Wait: time.Second}, probe.SendObserver{})
+	res, err := sendrun.Run(ctx, p, sendrun.Spec{Target: netip.AddrPortFrom(l.TargetAddr, lab.PortHold), Flags: craft.FlagSYN,
+		Count: 3, Interval: 100 * time.Millisecond, Wait: time.Second}, sendrun.Observer{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
+	sendrun "github.com/tcpwalk/tcpwalk/probe/send"
 	"github.com/tcpwalk/tcpwalk/probe/sockdiag"
 )
 
@@ -175,14 +176,14 @@ func TestReplyTimes(t *testing.T) {
 
 	var (
 		mu      sync.Mutex
-		sent    []probe.ProbeSent
-		replies []probe.Reply
+		sent    []sendrun.Probe
+		replies []sendrun.Reply
 	)
-	spec := probe.SendSpec{Target: netip.AddrPortFrom(l.TargetAddr, lab.PortHold), Flags: craft.FlagSYN,
+	spec := sendrun.Spec{Target: netip.AddrPortFrom(l.TargetAddr, lab.PortHold), Flags: craft.FlagSYN,
 		Count: 2, Interval: 50 * time.Millisecond, Wait: 500 * time.Millisecond}
-	res, err := probe.Send(context.Background(), p, spec, probe.SendObserver{
-		Sent:  func(s probe.ProbeSent) { mu.Lock(); sent = append(sent, s); mu.Unlock() },
-		Reply: func(r probe.Reply) { mu.Lock(); replies = append(replies, r); mu.Unlock() },
+	res, err := sendrun.Run(context.Background(), p, spec, sendrun.Observer{
+		Sent:  func(s sendrun.Probe) { mu.Lock(); sent = append(sent, s); mu.Unlock() },
+		Reply: func(r sendrun.Reply) { mu.Lock(); replies = append(replies, r); mu.Unlock() },
 	})
 	if err != nil {
 		t.Fatalf("Send: %v", err)
@@ -272,11 +273,11 @@ func TestSendReportsICMP(t *testing.T) {
 	p, _ := openProber(t, l, false)
 	var (
 		mu      sync.Mutex
-		replies []probe.Reply
+		replies []sendrun.Reply
 	)
-	spec := probe.SendSpec{Target: netip.AddrPortFrom(l.TargetAddr, port), Flags: craft.FlagSYN, Count: 1, Wait: time.Second}
-	res, err := probe.Send(context.Background(), p, spec, probe.SendObserver{
-		Reply: func(r probe.Reply) { mu.Lock(); replies = append(replies, r); mu.Unlock() },
+	spec := sendrun.Spec{Target: netip.AddrPortFrom(l.TargetAddr, port), Flags: craft.FlagSYN, Count: 1, Wait: time.Second}
+	res, err := sendrun.Run(context.Background(), p, spec, sendrun.Observer{
+		Reply: func(r sendrun.Reply) { mu.Lock(); replies = append(replies, r); mu.Unlock() },
 	})
 	if err != nil {
 		t.Fatalf("Send: %v", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/send"
 )
 
 // SendPrinter prints a `tcpwalk send` run as it happens: one tcpdump-style
@@ -75,7 +76,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // Sent prints one of our probes.
-func (p *SendPrinter) Sent(s probe.ProbeSent) {
+func (p *SendPrinter) Sent(s send.Probe) {
 	if p.Quiet {
 		return
 	}
@@ -97,7 +98,7 @@ func (p *SendPrinter) Sent(s probe.ProbeSent) {
 }
 
 // Reply prints one reply: a segment, or an ICMP error about our probe.
-func (p *SendPrinter) Reply(r probe.Reply) {
+func (p *SendPrinter) Reply(r send.Reply) {
 	if p.JSON {
 		j := jsonReply{Probe: r.Probe, Time: stamp(r.At), RTTMs: ms(r.RTT), Src: r.From.String()}
 		if r.Kind == probe.EventICMP {
@@ -115,7 +116,7 @@ func (p *SendPrinter) Reply(r probe.Reply) {
 }
 
 // ReplyLine is a reply in tcpdump's words plus TTL and RTT.
-func ReplyLine(r probe.Reply) string {
+func ReplyLine(r send.Reply) string {
 	var b strings.Builder
 	if r.Kind == probe.EventICMP {
 		fmt.Fprintf(&b, "%s: filtered, %s (probe %d), rtt %.3f ms", r.From.Addr(), r.ICMPText, r.Probe, ms(r.RTT))
@@ -137,7 +138,7 @@ func ReplyLine(r probe.Reply) string {
 }
 
 // Summary prints the closing statistics.
-func (p *SendPrinter) Summary(s probe.SendResult) {
+func (p *SendPrinter) Summary(s send.Result) {
 	if p.JSON {
 		p.json(jsonSummary{Event: "summary", Target: s.Target.String(), Sent: s.Sent, Replies: s.Replies, Answered: s.Answered,
 			RTTMinMs: ms(s.MinRTT), RTTAvgMs: ms(s.AvgRTT), RTTMaxMs: ms(s.MaxRTT), GuardDropped: s.GuardDropped, Malformed: s.Malformed, Interrupted: s.Interrupted})

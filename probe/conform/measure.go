@@ -546,58 +546,36 @@ func reasonOf(r walk.Result) string {
 // probeSynCookies sends a SYN with MSS, SACK-permitted and window scale but
 // no timestamps, and reports which options the SYN,ACK keeps: a Linux SYN
 // cookie can only carry them in the timestamp, so without one it answers
-// with MSS alone. The flow is a bare probe.Flow: walk.Conn has no SYN with
-// chosen options.
+// with MSS alone. The engine's Tidy resets the half-open connection on
+// every way out, also when ctx ends before the SYN,ACK was read (SIGINT).
 func probeSynCookies(ctx context.Context, cfg *Config) (sack, ws bool, err error) {
 	f, err := cfg.Walk.Prober.NewFlow(cfg.Walk.Port, 0)
 	if err != nil {
 		return false, false, err
 	}
 	defer f.Close()
-	x := probe.RandomUint32()
-	syn := craft.Segment{Seq: x, Flags: craft.FlagSYN, Window: probe.DefaultWin,
-		Options: []craft.Option{craft.MSS(1460), craft.SACKPermitted(), craft.NOP(), craft.WindowScale(7)}}
-	// Tidy on every way out once a SYN went out, also when ctx ends before
-	// the SYN,ACK was read (SIGINT): an exact RST <SEQ=x+1> removes the
-	// half-open connection (RFC 9293 §3.10.7.4, SYN-RECEIVED), and a
-	// listener that never took the SYN ignores it (§3.10.7.2).
-	sent := false
-	defer func() {
-		if sent {
-			f.Send(&craft.Segment{Seq: x + 1, Flags: craft.FlagRST})
-		}
-	}()
+	c := tcpconn.New(f, nil)
+	defer c.Tidy()
+	opts := []craft.Option{craft.MSS(tcpconn.DefaultMSS), craft.SACKPermitted(), craft.NOP(), craft.WindowScale(7)}
 	tm := cfg.Walk.Timing
 	for range tm.Tries {
-		sent = true
-		if _, err := f.Send(&syn); err != nil {
+		if err := c.SendSYNWith(c.ISS, opts, "SYN without timestamps"); err != nil {
 			return false, false, err
 		}
 		deadline := time.Now().Add(tm.Reply)
 		for {
-			ev, err := f.Next(ctx, deadline)
+			r, err := c.Next(ctx, deadline)
 			if errors.Is(err, probe.ErrTimeout) {
 				break
 			}
 			if err != nil {
 				return false, false, err
 			}
-			if ev.Kind != probe.EventSegment || ev.Seg.TCP.Flags() != craft.FlagSYN|craft.FlagACK || ev.Seg.TCP.AckNumber() != x+1 {
-				f.Release(ev)
+			if r.Seg.ICMP != "" || r.Flags != craft.FlagSYN|craft.FlagACK || r.Seg.Ack != c.ISS+1 {
 				continue
 			}
-			for it := ev.Seg.TCP.Options(); it.Next(); {
-				switch it.Option().Kind {
-				case craft.OptSACKPermitted:
-					sack = true
-				case craft.OptWindowScale:
-					ws = true
-				}
-			}
-			f.Release(ev)
-			sent = false
-			_, err = f.Send(&craft.Segment{Seq: x + 1, Flags: craft.FlagRST})
-			return sack, ws, err
+			c.SndNxt = c.ISS + 1
+			return c.Neg.SACK, c.Neg.WindowScale, nil
 		}
 	}
 	return false, false, fmt.Errorf("no SYN,ACK to a SYN without timestamps after %d tries", tm.Tries)

@@ -125,7 +125,7 @@ func optionsNotOffered(ctx context.Context, e *env) error {
 	c := e.c
 	x := c.ISS
 	r, err := e.s.ExpectSYNACK(ctx, "LISTEN → SYN_RCVD", ruleListen, "SYN x without options",
-		func() error { return c.SendRaw(craft.FlagSYN, x, 0, nil, "SYN without options") })
+		func() error { return c.SendSYNWith(x, nil, "SYN without options") })
 	if err != nil {
 		return err
 	}

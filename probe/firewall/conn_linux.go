@@ -8,6 +8,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 )
 
 // Timing bounds every wait of a run.
@@ -25,47 +26,63 @@ type Timing struct {
 // DefaultTiming suits a lab or a LAN.
 var DefaultTiming = Timing{Reply: 400 * time.Millisecond, Tries: 3, Quiet: 300 * time.Millisecond, RemoteClose: 5 * time.Second}
 
-// conn is our end of one connection, played with raw segments, just far
-// enough to bring the target into a state.
+// conn is our end of one connection, played on the connection engine just
+// far enough to bring the target into a state. Its SYN offers MSS alone,
+// as the firewall matrix has always sent it.
 type conn struct {
-	flow *probe.Flow
-	tm   Timing
-	s    seqs
-	ttl  uint8 // TTL of the target's SYN-ACK
+	e   *tcpconn.Conn
+	tm  Timing
+	ttl uint8 // TTL of the target's SYN-ACK
 }
 
 func newConn(f *probe.Flow, tm Timing) *conn {
-	iss := probe.RandomUint32()
-	return &conn{flow: f, tm: tm, s: seqs{iss: iss, sndNxt: iss}}
+	e := tcpconn.New(f, nil)
+	e.Offer = tcpconn.Offer{MSS: tcpconn.DefaultMSS}
+	return &conn{e: e, tm: tm}
 }
 
+// s is the sequence state as the rows read it.
+func (c *conn) s() seqs {
+	return seqs{iss: uint32(c.e.ISS), sndNxt: uint32(c.e.SndNxt), irs: uint32(c.e.IRS), rcvNxt: uint32(c.e.RcvNxt)}
+}
+
+// send sends a row's probe as built (the window filled in): a firewall
+// probe is what it is, options and all.
 func (c *conn) send(seg craft.Segment) (time.Time, error) {
 	if seg.Window == 0 && !seg.Flags.Has(craft.FlagRST) {
-		seg.Window = probe.DefaultWin
+		seg.Window = tcpconn.DefaultWindow
 	}
-	return c.flow.Send(&seg)
+	if err := c.e.SendVerbatim(&seg, ""); err != nil {
+		return time.Time{}, err
+	}
+	return c.e.LastSend, nil
 }
 
 // await reads the flow until match accepts a segment, an ICMP error comes
-// (returned as an error), or the deadline passes (probe.ErrTimeout).
+// (returned as an error), or the deadline passes (probe.ErrTimeout). Every
+// segment goes through the engine (recorded, the TCB updated) after match
+// saw it as it came.
 func (c *conn) await(ctx context.Context, deadline time.Time, match func(craft.Packet) bool) (craft.Packet, uint8, error) {
+	f := c.e.Flow
 	for {
-		e, err := c.flow.Next(ctx, deadline)
+		e, err := f.Next(ctx, deadline)
 		if err != nil {
 			return craft.Packet{}, 0, err
 		}
 		if e.Kind == probe.EventICMP {
 			msg := e.ICMP.String()
-			c.flow.Release(e)
+			c.e.Take(e)
+			f.Release(e)
 			return craft.Packet{}, 0, errors.New(msg)
 		}
-		if match(e.Seg) {
+		ok := match(e.Seg)
+		if _, dup := c.e.Take(e); ok && !dup {
 			p, err := craft.ParsePacket(append([]byte(nil), e.Bytes()...))
 			ttl := e.Seg.IP.TTL()
-			c.flow.Release(e)
+			f.Release(e)
 			return p, ttl, err
 		}
-		c.flow.Release(e)
+		f.Release(e)
 	}
 }
 
@@ -90,29 +107,21 @@ func (c *conn) exchange(ctx context.Context, what string, send func() error, mat
 // handshake sends our SYN and takes the SYN-ACK (the target is in
 // SYN_RCVD); with complete, it ACKs it (ESTABLISHED).
 func (c *conn) handshake(ctx context.Context, complete bool) error {
-	syn := craft.Segment{Seq: c.s.iss, Flags: craft.FlagSYN, Options: []craft.Option{craft.MSS(1460)}}
-	// The SYN takes ISS (RFC 9293 §3.4): SND.NXT is ISS+1 from its send on,
-	// so that a tidy RST of a handshake cut short (a signal, a SYN,ACK that
-	// comes late) is in the remote's SYN_RCVD window.
-	c.s.sndNxt = c.s.iss + 1
-	p, ttl, err := c.exchange(ctx, "SYN → SYN,ACK", func() error { _, err := c.send(syn); return err },
+	iss := c.e.ISS
+	p, ttl, err := c.exchange(ctx, "SYN → SYN,ACK", func() error { return c.e.SendSYN("") },
 		func(p craft.Packet) bool {
 			f := p.TCP.Flags()
-			return f.Has(craft.FlagRST) || f.Has(craft.FlagSYN|craft.FlagACK) && p.TCP.AckNumber() == c.s.iss+1
+			return f.Has(craft.FlagRST) || f.Has(craft.FlagSYN|craft.FlagACK) && tcpconn.Seq(p.TCP.AckNumber()) == iss+1
 		})
 	if err != nil {
 		return err
 	}
 	if p.TCP.Flags().Has(craft.FlagRST) {
-		return fmt.Errorf("SYN → SYN,ACK: got %s: nothing listens on port %d, or the path refuses it", p.TCP.Flags(), c.flow.Remote.Port())
+		return fmt.Errorf("SYN → SYN,ACK: got %s: nothing listens on port %d, or the path refuses it", p.TCP.Flags(), c.e.Flow.Remote.Port())
 	}
 	c.ttl = ttl
-	c.s.sndNxt = c.s.iss + 1
-	c.s.irs = p.TCP.SequenceNumber()
-	c.s.rcvNxt = c.s.irs + 1
 	if complete {
-		_, err := c.send(craft.Segment{Seq: c.s.sndNxt, Ack: c.s.rcvNxt, Flags: craft.FlagACK})
-		return err
+		return c.e.SendNext(craft.FlagACK, nil, "")
 	}
 	return nil
 }
@@ -120,43 +129,42 @@ func (c *conn) handshake(ctx context.Context, complete bool) error {
 // closeOurs sends our FIN and waits for its ACK: the target, whose app does
 // not close, is in CLOSE_WAIT.
 func (c *conn) closeOurs(ctx context.Context) error {
-	fin := c.s.sndNxt
+	fin := c.e.SndNxt
+	sent := false
 	_, _, err := c.exchange(ctx, "FIN → ACK", func() error {
-		_, err := c.send(craft.Segment{Seq: fin, Ack: c.s.rcvNxt, Flags: craft.FlagFIN | craft.FlagACK})
-		return err
+		if sent {
+			return c.e.Retransmit(craft.FlagFIN|craft.FlagACK, fin, c.e.RcvNxt, nil)
+		}
+		sent = true
+		return c.e.SendNext(craft.FlagFIN|craft.FlagACK, nil, "")
 	}, func(p craft.Packet) bool {
-		return p.TCP.Flags().Has(craft.FlagACK) && p.TCP.AckNumber() == fin+1
+		return p.TCP.Flags().Has(craft.FlagACK) && tcpconn.Seq(p.TCP.AckNumber()) == fin+1
 	})
-	if err != nil {
-		return err
-	}
-	c.s.sndNxt = fin + 1
-	return nil
+	return err
 }
 
 // remoteClose sends request, which makes the target's app answer and close
 // first, takes its data and FIN, and sends our FIN: the target ends in
 // TIME_WAIT (RFC 9293 §3.6).
 func (c *conn) remoteClose(ctx context.Context, request []byte) error {
-	if _, err := c.send(craft.Segment{Seq: c.s.sndNxt, Ack: c.s.rcvNxt, Flags: craft.FlagPSH | craft.FlagACK, Payload: request}); err != nil {
+	e := c.e
+	if err := e.SendNext(craft.FlagPSH|craft.FlagACK, request, ""); err != nil {
 		return err
 	}
-	c.s.sndNxt += uint32(len(request))
 	deadline := time.Now().Add(c.tm.RemoteClose)
 	for {
-		p, _, err := c.await(ctx, deadline, func(p craft.Packet) bool { return p.TCP.SequenceNumber() == c.s.rcvNxt })
+		p, _, err := c.await(ctx, deadline, func(p craft.Packet) bool { return tcpconn.Seq(p.TCP.SequenceNumber()) == e.RcvNxt })
 		if err != nil {
 			return fmt.Errorf("wait for the target app to close: %w", err)
 		}
-		c.s.rcvNxt += uint32(len(p.TCP.Payload()))
 		if p.TCP.Flags().Has(craft.FlagRST) {
 			return fmt.Errorf("wait for the target app to close: got %s", p.TCP.Flags())
 		}
 		if p.TCP.Flags().Has(craft.FlagFIN) {
-			c.s.rcvNxt++
+			e.RcvNxt = e.RemoteFIN + 1
 			break
 		}
-		if _, err := c.send(craft.Segment{Seq: c.s.sndNxt, Ack: c.s.rcvNxt, Flags: craft.FlagACK}); err != nil {
+		if err := e.SendNext(craft.FlagACK, nil, ""); err != nil {
 			return err
 		}
 	}
@@ -168,7 +176,7 @@ func (c *conn) collect(ctx context.Context, d time.Duration) []Reply {
 	var out []Reply
 	deadline := time.Now().Add(d)
 	for {
-		e, err := c.flow.Next(ctx, deadline)
+		e, err := c.e.Flow.Next(ctx, deadline)
 		if err != nil {
 			return out
 		}
@@ -180,6 +188,6 @@ func (c *conn) collect(ctx context.Context, d time.Duration) []Reply {
 			out = append(out, Reply{From: e.Seg.IP.Source(), TTL: e.Seg.IP.TTL(), Flags: t.Flags().String(),
 				Seq: t.SequenceNumber(), Ack: t.AckNumber()})
 		}
-		c.flow.Release(e)
+		c.e.Flow.Release(e)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/netns"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 )
 
 // Config is what a run needs. Ports left zero skip the rows that need them.
@@ -101,8 +102,8 @@ func baseline(ctx context.Context, cfg Config) (uint8, error) {
 		tidy(c, StateHandshaking, nil)
 		return 0, err
 	}
-	_, err = c.send(craft.Segment{Seq: c.s.sndNxt, Flags: craft.FlagRST})
-	return c.ttl, err
+	c.e.Tidy()
+	return c.ttl, nil
 }
 
 func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, r *row) Cell {
@@ -131,13 +132,13 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, r *ro
 		return cell
 	}
 	if r.resetFirst {
-		if _, err := c.send(craft.Segment{Seq: c.s.sndNxt, Flags: craft.FlagRST}); err != nil {
+		if err := c.e.SendRaw(craft.FlagRST, c.e.SndNxt, 0, nil, "reset first"); err != nil {
 			cell.Outcome, cell.Detail = NotRun, err.Error()
 			return cell
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	seg := r.build(c.s)
+	seg := r.build(c.s())
 	if r.synOptions {
 		seg.Options = craft.DefaultSYNOptions(uint32(time.Now().UnixMilli()))
 	}
@@ -193,22 +194,22 @@ func setup(ctx context.Context, cfg Config, c *conn, state State) error {
 	return fmt.Errorf("unknown state %q", state)
 }
 
-// tidy leaves nothing open on the target: an exact RST for the connection
-// (RFC 9293 §3.10.7.4; it also ends a TIME_WAIT on Linux, tcp_rfc1337=0), and
-// one for any connection a SYN-ACK reply opened. A probe that carried data
-// moved the target's RCV.NXT past our SND.NXT; the target's ACKs say where
-// it is, so a RST at their ACK number is exact too.
+// tidy leaves nothing open on the target: the engine's tidy for the
+// connection (an exact RST, RFC 9293 §3.10.7.4; it also ends a TIME_WAIT on
+// Linux, tcp_rfc1337=0), and a RST at SEG.ACK for any connection a probe's
+// answer shows: a SYN-ACK to a probe SYN opened one, and a probe that
+// carried data moved the target's RCV.NXT past our SND.NXT, where its ACKs
+// say it is.
 func tidy(c *conn, state State, replies []Reply) {
 	if state != StateNone {
-		_, _ = c.send(craft.Segment{Seq: c.s.sndNxt, Flags: craft.FlagRST})
+		c.e.Tidy()
 	}
 	ack := (craft.FlagACK).String()
 	for _, r := range replies {
 		switch {
-		case r.Flags == (craft.FlagSYN | craft.FlagACK).String():
-			_, _ = c.send(craft.Segment{Seq: r.Ack, Flags: craft.FlagRST})
-		case state != StateNone && r.ICMP == "" && r.Flags == ack && r.Ack != c.s.sndNxt:
-			_, _ = c.send(craft.Segment{Seq: r.Ack, Flags: craft.FlagRST})
+		case r.Flags == (craft.FlagSYN | craft.FlagACK).String(),
+			state != StateNone && r.ICMP == "" && r.Flags == ack && tcpconn.Seq(r.Ack) != c.e.SndNxt:
+			_ = c.e.SendRaw(craft.FlagRST, tcpconn.Seq(r.Ack), 0, nil, "tidy: reset a probe's connection")
 		}
 	}
 }

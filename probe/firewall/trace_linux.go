@@ -8,6 +8,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 )
 
 // Hop is what one TTL-limited copy of the SYN found.
@@ -109,11 +110,14 @@ func traceHop(ctx context.Context, p *probe.Prober, port uint16, ttl uint8, tm T
 		return h, err
 	}
 	defer f.Close()
-	iss := probe.RandomUint32()
-	seg := craft.Segment{Seq: iss, Flags: craft.FlagSYN, Window: probe.DefaultWin, TTL: ttl,
-		Options: craft.DefaultSYNOptions(uint32(time.Now().UnixMilli()))}
+	// The engine resets what a SYN that reached the target opened, also
+	// when its SYN,ACK was not read (RFC 9293 §3.10.7.4).
+	c := tcpconn.New(f, nil)
+	defer c.Tidy()
+	seg := craft.Segment{Seq: uint32(c.ISS), Flags: craft.FlagSYN, Window: tcpconn.DefaultWindow, TTL: ttl,
+		Options: craft.DefaultSYNOptions(c.TSVal())}
 	for try := 0; try < tm.Tries; try++ {
-		if _, err := f.Send(&seg); err != nil {
+		if err := c.SendVerbatim(&seg, fmt.Sprintf("SYN, TTL %d", ttl)); err != nil {
 			return h, err
 		}
 		sent := craft.IPv4(append([]byte(nil), f.LastSent()...))
@@ -127,14 +131,14 @@ func traceHop(ctx context.Context, p *probe.Prober, port uint16, ttl uint8, tm T
 			case e.Kind == probe.EventICMP && e.ICMP.Type == craft.ICMPTimeExceeded:
 				h.From = e.ICMP.From
 				h.Changes, h.Quoted = Compare(sent, e.ICMP.Quoted)
+				c.Take(e)
+				c.Forget() // the SYN died at this hop: nothing to reset
+
 				f.Release(e)
 				return h, nil
 			case e.Kind == probe.EventSegment:
 				h.From, h.Reached = e.Seg.IP.Source(), true
-				if e.Seg.TCP.Flags().Has(craft.FlagSYN | craft.FlagACK) {
-					rst := craft.Segment{Seq: iss + 1, Flags: craft.FlagRST}
-					_, _ = f.Send(&rst)
-				}
+				c.Take(e)
 				f.Release(e)
 				return h, nil
 			}

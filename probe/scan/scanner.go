@@ -9,6 +9,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 )
 
 // scanner is the state of one run: the target space, the order, the cookie key and the answers. Its build and
@@ -102,7 +103,7 @@ func newScanner(c *Config, localFor func(*plan) (netip.Addr, error)) (*scanner, 
 	seg := craft.Segment{Src: local, Dst: local, Flags: flags, Window: 1024, DF: true}
 	if cfg.Type == TypeSYN {
 		// A SYN like Linux's: option-less SYNs are dropped by some firewalls (nmap #1753).
-		seg.Window = 64240
+		seg.Window = tcpconn.DefaultWindow
 		seg.Options = craft.DefaultSYNOptions(probe.RandomUint32())
 	}
 	if s.tmpl, err = craft.NewTemplate(&seg); err != nil {

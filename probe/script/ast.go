@@ -95,15 +95,18 @@ type Event struct {
 	Data []byte
 }
 
-// Dir is a packet line's direction, as packetdrill writes it.
+// Dir is a packet line's direction, as packetdrill writes it. packetdrill
+// names directions from the stack under test ("<" inbound to it), walk and
+// the engine from our side (tcpconn.In: from the remote); the names here
+// say which end sends, so that neither reading traps.
 type Dir byte
 
 // Directions.
 const (
-	// In: "<", a segment we inject towards the stack under test.
-	In Dir = '<'
-	// Out: ">", a segment the stack under test must send.
-	Out Dir = '>'
+	// ToRemote: "<", a segment we inject towards the stack under test.
+	ToRemote Dir = '<'
+	// FromRemote: ">", a segment the stack under test must send.
+	FromRemote Dir = '>'
 )
 
 // Segment is a packet line.

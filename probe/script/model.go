@@ -1,6 +1,9 @@
 package script
 
-import "github.com/tcpwalk/tcpwalk/craft"
+import (
+	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
+)
 
 // model infers the remote's state from the segments of one script, the way
 // RFC 9293 §3.10.7 moves a TCP that receives them. It is the "wire" half of
@@ -152,5 +155,5 @@ func (m *model) weSent(f craft.Flags, seq, ack, n uint32, hasAck bool) {
 	}
 }
 
-// seqGT is a > b in sequence space (RFC 1982 arithmetic, as TCP's).
-func seqGT(a, b uint32) bool { return int32(a-b) > 0 }
+// seqGT is a > b in sequence space (the engine's modular comparison).
+func seqGT(a, b uint32) bool { return tcpconn.Seq(b).LessThan(tcpconn.Seq(a)) }

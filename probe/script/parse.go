@@ -293,7 +293,7 @@ func isIdentStart(c byte) bool {
 // validTime applies packetdrill's rule: "*" and ranges only on expected
 // segments.
 func (p *parser) validTime(ev *Event, at int) error {
-	out := ev.Kind == Packet && ev.Segment.Dir == Out
+	out := ev.Kind == Packet && ev.Segment.Dir == FromRemote
 	if ev.Time.Kind == Any && !out {
 		return p.fail(at, "event time * can only be used with expected (>) segments: we send at a time of our choosing")
 	}

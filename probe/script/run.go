@@ -116,18 +116,24 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 	if port == 0 && !s.Dials {
 		return end(walk.Inconclusive, "no remote port: give %port in the script or HOST:PORT")
 	}
-	r := &runner{cfg: cfg, s: s, res: &res, m: newModel(s.Dials), iss: probe.RandomUint32(),
-		ts: map[uint32]uint32{}, seen: map[[4]uint32]bool{}}
-	var err error
+	r := &runner{cfg: cfg, s: s, res: &res, m: newModel(s.Dials), ts: map[uint32]uint32{}}
+	var (
+		flow *probe.Flow
+		err  error
+	)
 	if s.Dials {
-		r.flow, err = cfg.Prober.Listen(0)
+		flow, err = cfg.Prober.Listen(0)
 	} else {
-		r.flow, err = cfg.Prober.NewFlow(port, 0)
+		flow, err = cfg.Prober.NewFlow(port, 0)
 		r.connected = true
 	}
 	if err != nil {
 		return end(walk.Inconclusive, err.Error())
 	}
+	// The engine records both ways and tidies; the script's own segments
+	// go out as written (SendVerbatim), as packetdrill sends them.
+	r.c = tcpconn.New(flow, tcpconn.NewRecorder("", r.m.state))
+	r.flow, r.iss = flow, uint32(r.c.ISS)
 	res.Local = r.flow.Local
 	err = r.run(ctx)
 	if ctx.Err() != nil && (err == nil || errors.Is(err, errStop)) {
@@ -146,8 +152,9 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 	}
 	// Kernel timestamps order the record: a reply may have come before
 	// our next segment went out, though we read it after.
-	sort.SliceStable(r.segs, func(i, j int) bool { return r.segs[i].At.Before(r.segs[j].At) })
-	res.Segments = r.segs
+	segs := r.c.Rec.Snapshot()
+	sort.SliceStable(segs, func(i, j int) bool { return segs[i].At.Before(segs[j].At) })
+	res.Segments = segs
 	res.Duration = time.Since(res.Start)
 	finish(&res)
 	return res
@@ -189,26 +196,20 @@ type runner struct {
 	cfg       Config
 	s         *Script
 	res       *walk.Result
-	flow      *probe.Flow
-	connected bool // false while a dialing script waits for the remote's SYN
+	c         *tcpconn.Conn // the connection engine
+	flow      *probe.Flow   // c's
+	connected bool          // false while a dialing script waits for the remote's SYN
 	m         *model
 
 	iss     uint32 // ours
 	irs     uint32 // the remote's, once a "> S" line bound it
 	haveIRS bool
 	lastAck uint32 // the acknowledgment of our last ACK, relative
-	// synSeq is our last SYN without ACK (relative), and synPending says
-	// it was the last segment we sent and its answer (SYN,ACK or RST,ACK
-	// acknowledging it) was not read: tidy resets what it may have opened.
-	synSeq     uint32
-	synPending bool
 	// ts maps the TS values the script wrote on ">" lines to the ones the
 	// remote really sent, so that "<" lines can echo them (packetdrill).
 	ts map[uint32]uint32
 
 	t0, prev time.Time // script start, the previous event's real time
-	segs     []walk.Segment
-	seen     map[[4]uint32]bool
 	zeros    []byte
 }
 
@@ -220,7 +221,7 @@ func (r *runner) run(ctx context.Context) error {
 		var err error
 		switch ev.Kind {
 		case Packet:
-			if ev.Segment.Dir == Out {
+			if ev.Segment.Dir == FromRemote {
 				err = r.expect(ctx, ev)
 			} else {
 				err = r.inject(ctx, ev)
@@ -308,7 +309,7 @@ func (r *runner) kernel() string {
 // in is a received segment or ICMP error, parsed before its buffer went
 // back to the prober.
 type in struct {
-	idx      int // in r.segs
+	seg      *walk.Segment // as the engine recorded it
 	icmp     string
 	flags    craft.Flags
 	seq, ack uint32 // absolute
@@ -320,19 +321,23 @@ type in struct {
 }
 
 // read waits until deadline for the next segment of the connection,
-// records it and returns it; probe.ErrTimeout when none came.
+// records it (through the engine: a copy the path made is passed over) and
+// returns it; probe.ErrTimeout when none came. A retransmission is what
+// the engine's recorder says it is: a repeat of sequence space, or the
+// same flags, numbers and length again.
 func (r *runner) read(ctx context.Context, deadline time.Time) (*in, error) {
-	e, err := r.flow.Next(ctx, deadline)
+	rp, err := r.c.Next(ctx, deadline)
 	if err != nil {
 		return nil, err
 	}
-	defer r.flow.Release(e)
-	if e.Kind == probe.EventICMP {
-		txt := e.ICMP.String()
-		r.segs = append(r.segs, walk.Segment{At: e.At, Dir: walk.In, ICMP: txt, RemoteState: r.m.state, Raw: bytes.Clone(e.Bytes())})
-		return &in{idx: len(r.segs) - 1, icmp: txt, at: e.At}, nil
+	if rp.Seg.ICMP != "" {
+		return &in{seg: rp.Seg, icmp: rp.Seg.ICMP, at: rp.Seg.At}, nil
 	}
-	t := e.Seg.TCP
+	p, err := craft.ParsePacket(rp.Seg.Raw)
+	if err != nil {
+		return nil, err
+	}
+	t := p.TCP
 	if !r.connected {
 		if err := r.flow.Connect(t.SourcePort()); err != nil {
 			return nil, err
@@ -340,27 +345,18 @@ func (r *runner) read(ctx context.Context, deadline time.Time) (*in, error) {
 		r.connected = true
 		r.res.Target = r.flow.Remote
 	}
-	g := &in{flags: t.Flags(), seq: t.SequenceNumber(), ack: t.AckNumber(), win: t.WindowSize(), urg: t.UrgentPointer(),
-		payload: bytes.Clone(t.Payload()), at: e.At}
-	seg := walk.Segment{At: e.At, Dir: walk.In, Flags: g.flags.String(), Seq: tcpconn.Seq(g.seq), Ack: tcpconn.Seq(g.ack), Win: g.win,
-		Len: len(g.payload), Raw: bytes.Clone(e.Bytes())}
+	g := &in{seg: rp.Seg, flags: t.Flags(), seq: t.SequenceNumber(), ack: t.AckNumber(), win: t.WindowSize(), urg: t.UrgentPointer(),
+		payload: rp.Data, at: rp.Seg.At}
 	for it := t.Options(); it.Next(); {
 		o := it.Option()
 		g.opts = append(g.opts, craft.Option{Kind: o.Kind, Data: bytes.Clone(o.Data)})
-		seg.Options = append(seg.Options, o.String())
 	}
-	// A segment that occupies sequence space is a retransmission when it
-	// comes again; a pure ACK when its ACK and window are the same too.
-	key := [4]uint32{uint32(g.flags), g.seq, uint32(len(g.payload)), 0}
-	if len(g.payload) == 0 && !g.flags.Has(craft.FlagSYN) && !g.flags.Has(craft.FlagFIN) {
-		key[3] = g.ack ^ uint32(g.win)<<16
+	if rp.Seg.Retransmission || rp.Seg.Repeat {
+		g.retrans = true
+		if rp.Seg.Note == "" {
+			rp.Seg.Note = "retransmission"
+		}
 	}
-	if r.seen[key] {
-		g.retrans, seg.Retransmission, seg.Note = true, true, "retransmission"
-	}
-	r.seen[key] = true
-	r.segs = append(r.segs, seg)
-	g.idx = len(r.segs) - 1
 	return g, nil
 }
 
@@ -382,16 +378,13 @@ func (r *runner) observe(g *in) {
 	if g.icmp == "" {
 		w := r.rel(g)
 		r.m.remoteSent(g.flags, w.Seq, w.Ack, uint32(len(g.payload)))
-		if g.flags.Has(craft.FlagACK) && g.flags&(craft.FlagSYN|craft.FlagRST) != 0 && w.Ack == r.synSeq+1 {
-			r.synPending = false // our SYN's answer
-		}
-		s := &r.segs[g.idx]
+		s := g.seg
 		if r.haveIRS {
 			s.RelSeq = w.Seq
 		}
 		s.RelAck = w.Ack
 	}
-	r.segs[g.idx].RemoteState = r.m.state
+	r.c.Rec.States("", r.m.state)
 }
 
 // describe writes a received segment for a check.
@@ -597,7 +590,7 @@ func (r *runner) inject(ctx context.Context, ev *Event) error {
 
 // sendSegment builds and sends a "<" segment in absolute numbers.
 func (r *runner) sendSegment(s *Segment, ev *Event) error {
-	seg := craft.Segment{Seq: r.iss + s.Start, Flags: s.Flags, Window: probe.DefaultWin, Urgent: s.Urg}
+	seg := craft.Segment{Seq: r.iss + s.Start, Flags: s.Flags, Window: tcpconn.DefaultWindow, Urgent: s.Urg}
 	if s.HasAck {
 		seg.Ack = s.Ack
 		if r.haveIRS {
@@ -617,29 +610,23 @@ func (r *runner) sendSegment(s *Segment, ev *Event) error {
 		}
 		seg.Payload = r.zeros[:s.Len()]
 	}
-	at, err := r.flow.Send(&seg)
-	if err != nil {
+	if err := r.c.SendVerbatim(&seg, fmt.Sprintf("line %d", ev.Pos.Line)); err != nil {
 		return fmt.Errorf("%s:%d: send %s: %w", r.s.Name, ev.Pos.Line, ev.Text, err)
 	}
-	out := walk.Segment{At: at, Dir: walk.Out, Flags: seg.Flags.String(), Seq: tcpconn.Seq(seg.Seq), Ack: tcpconn.Seq(seg.Ack), Win: seg.Window,
-		Len: len(seg.Payload), RelSeq: s.Start, Note: fmt.Sprintf("line %d", ev.Pos.Line), Raw: bytes.Clone(r.flow.LastSent())}
-	if r.haveIRS && s.HasAck {
-		out.RelAck = seg.Ack - r.irs
-	}
-	for _, o := range seg.Options {
-		out.Options = append(out.Options, o.String())
+	if out := r.c.Rec.Last(); out != nil {
+		// The script's own numbers: its ACK is relative to the ISS a
+		// "> S" line bound, which the engine may not know.
+		out.RelSeq, out.RelAck = s.Start, 0
+		if r.haveIRS && s.HasAck {
+			out.RelAck = seg.Ack - r.irs
+		}
 	}
 	r.m.weSent(s.Flags, s.Start, s.Ack, s.Len(), s.HasAck)
-	r.synPending = s.Flags&(craft.FlagSYN|craft.FlagACK|craft.FlagRST) == craft.FlagSYN
-	if r.synPending {
-		r.synSeq = s.Start
-	}
-	out.RemoteState = r.m.state
-	r.segs = append(r.segs, out)
+	r.c.Rec.States("", r.m.state)
 	if s.Flags.Has(craft.FlagACK) && s.HasAck {
 		r.lastAck = s.Ack
 	}
-	r.prev = at
+	r.prev = r.c.LastSend
 	return nil
 }
 
@@ -680,7 +667,7 @@ func (r *runner) send(ctx context.Context, ev *Event) error {
 		return err
 	}
 	n := uint32(len(ev.Data))
-	seg := &Segment{Dir: In, Flags: craft.FlagPSH | craft.FlagACK, Start: r.m.ourNext, End: r.m.ourNext + n,
+	seg := &Segment{Dir: ToRemote, Flags: craft.FlagPSH | craft.FlagACK, Start: r.m.ourNext, End: r.m.ourNext + n,
 		Ack: r.lastAck, HasAck: true, Payload: ev.Data}
 	return r.sendSegment(seg, ev)
 }
@@ -794,44 +781,22 @@ func orUnknown(s string) string {
 	return s
 }
 
-// tidy leaves no connection behind on the remote: an exact RST destroys a
-// synchronized TCB (RFC 9293 §3.10.7.4) and a Linux TIME_WAIT
-// (tcp_rfc1337=0); in SYN_SENT it must acknowledge the SYN (§3.10.7.3).
-//
-// A script cut short (SIGINT, SIGTERM) right after a SYN of ours, before
-// its answer was read, may leave the remote in SYN_RCVD for that SYN (a
-// first one, or a new connection out of TIME_WAIT) while the model knows
-// no state or the old one: a RST at that SYN's sequence number + 1 is in
-// the new connection's window and removes it, and a listener or closed
-// port that never took the SYN ignores it (§3.10.7.1-2).
+// tidy leaves no connection behind on the remote: the engine's tidy (an
+// exact RST for a synchronized TCB or a Linux TIME_WAIT, RFC 9293
+// §3.10.7.4; acknowledging the remote's SYN in SYN_SENT, §3.10.7.3; and a
+// RST for what a SYN of ours whose answer was not read may have opened),
+// with the sequence state as the script's wire model holds it.
 func (r *runner) tidy() {
 	if !r.connected {
 		return
 	}
+	c := r.c
 	st := r.m.state
-	synPending := r.synPending
-	if synchronized(st) || st == "SYN_SENT" {
-		seg := craft.Segment{Seq: r.iss + r.m.ourNext, Flags: craft.FlagRST}
-		if st == "SYN_SENT" && r.haveIRS {
-			seg.Flags |= craft.FlagACK
-			seg.Ack = r.irs + r.m.remoteNext
-		}
-		r.sendTidy(seg, r.m.ourNext, "tidy: reset")
-		if r.synSeq+1 == r.m.ourNext {
-			synPending = false // the same RST
-		}
+	c.SndNxt = tcpconn.Seq(r.iss + r.m.ourNext)
+	if r.haveIRS {
+		c.IRS, c.RcvNxt = tcpconn.Seq(r.irs), tcpconn.Seq(r.irs+r.m.remoteNext)
 	}
-	if synPending {
-		r.sendTidy(craft.Segment{Seq: r.iss + r.synSeq + 1, Flags: craft.FlagRST}, r.synSeq+1, "tidy: reset the SYN's connection")
-	}
-}
-
-// sendTidy sends and records one tidy RST (relSeq in the script's numbers).
-func (r *runner) sendTidy(seg craft.Segment, relSeq uint32, note string) {
-	at, err := r.flow.Send(&seg)
-	if err != nil {
-		return
-	}
-	r.segs = append(r.segs, walk.Segment{At: at, Dir: walk.Out, Flags: seg.Flags.String(), Seq: tcpconn.Seq(seg.Seq), Ack: tcpconn.Seq(seg.Ack),
-		RelSeq: relSeq, Note: note, RemoteState: "CLOSED", Raw: bytes.Clone(r.flow.LastSent())})
+	// A connection may remain only where the model says so.
+	c.HaveIRS = c.HaveIRS && (synchronized(st) || st == "SYN_SENT")
+	c.Tidy()
 }

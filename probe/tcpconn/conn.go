@@ -91,8 +91,8 @@ type sentSeg struct {
 	seq, ack Seq
 	n        int
 	window   uint16
-	hasTS    bool
-	tsEcr    uint32
+	opts     [40]byte // its options as encoded
+	nOpts    int
 }
 
 // New returns a connection on f with a random ISS, offering LinuxOffer.
@@ -206,10 +206,26 @@ func (c *Conn) KeepAlive() error {
 }
 
 func (c *Conn) send(flags craft.Flags, seq, ack Seq, payload []byte, note string, prev *sentSeg) error {
+	seg, err := c.build(flags, seq, ack, payload, prev)
+	if err != nil {
+		return err
+	}
+	return c.SendVerbatim(&seg, note)
+}
+
+// build makes the segment SendRaw (or, with prev, Retransmit) sends. It
+// allocates nothing: the options view the Conn's buffer, valid until the
+// next build.
+func (c *Conn) build(flags craft.Flags, seq, ack Seq, payload []byte, prev *sentSeg) (craft.Segment, error) {
 	if len(payload) > 0 && len(payload) > c.EffSndMSS() {
-		return fmt.Errorf("tcpconn: send %d bytes to %s: %w (%d bytes a segment)", len(payload), c.Flow.Remote, ErrTooLong, c.EffSndMSS())
+		return craft.Segment{}, c.tooLong(len(payload))
 	}
 	seg := craft.Segment{Seq: uint32(seq), Ack: uint32(ack), Flags: flags, Payload: payload}
+	c.opts.reset()
+	if prev != nil && c.opts.again(prev.opts[:prev.nOpts], c.clock.now()) {
+		seg.Window, seg.Options = prev.window, c.opts.list()
+		return seg, nil
+	}
 	c.opts.reset()
 	acking := flags.Has(craft.FlagACK)
 	switch {
@@ -220,9 +236,6 @@ func (c *Conn) send(flags craft.Flags, seq, ack Seq, payload []byte, note string
 		if acking && c.peerSYNSeen {
 			ecr = c.TSRecent
 		}
-		if prev != nil {
-			ecr = prev.tsEcr
-		}
 		c.opts.synOptions(c.Offer, c.clock.now(), ecr)
 	default:
 		seg.Window = c.window()
@@ -231,17 +244,21 @@ func (c *Conn) send(flags craft.Flags, seq, ack Seq, payload []byte, note string
 			if acking {
 				ecr = c.TSRecent
 			}
-			if prev != nil && prev.hasTS {
-				ecr = prev.tsEcr
-			}
 			c.opts.tsOption(c.clock.now(), ecr)
 		}
 	}
-	if prev != nil && !flags.Has(craft.FlagRST) {
-		seg.Window = prev.window
-	}
 	seg.Options = c.opts.list()
-	return c.SendVerbatim(&seg, note)
+	return seg, nil
+}
+
+// tooLong is ErrTooLong for n bytes, kept off build's path so that it
+// allocates only when it fails.
+func (c *Conn) tooLong(n int) error {
+	remote := "the remote"
+	if c.Flow != nil {
+		remote = c.Flow.Remote.String()
+	}
+	return fmt.Errorf("tcpconn: send %d bytes to %s: %w (%d bytes a segment)", n, remote, ErrTooLong, c.EffSndMSS())
 }
 
 // window is the window field of a segment after the SYNs.
@@ -267,7 +284,14 @@ func (c *Conn) SendVerbatim(seg *craft.Segment, note string) error {
 	if err != nil {
 		return err
 	}
-	c.Rec.sent(at, seg, c.Flow.LastSent(), note)
+	c.sentSeg(at, seg, c.Flow.LastSent(), note)
+	return nil
+}
+
+// sentSeg records seg, sent at at as raw, and keeps what the engine must
+// know of it.
+func (c *Conn) sentSeg(at time.Time, seg *craft.Segment, raw []byte, note string) {
+	c.Rec.sent(at, seg, raw, note)
 	c.LastSend = at
 	f := seg.Flags
 	c.SynPending = f&(craft.FlagSYN|craft.FlagACK|craft.FlagRST) == craft.FlagSYN
@@ -287,14 +311,8 @@ func (c *Conn) SendVerbatim(seg *craft.Segment, note string) error {
 		s := &c.sent[c.sentNext%len(c.sent)]
 		c.sentNext++
 		*s = sentSeg{flags: f, seq: Seq(seg.Seq), ack: Seq(seg.Ack), n: len(seg.Payload), window: seg.Window}
-		for _, o := range seg.Options {
-			if o.Kind == craft.OptTimestamps {
-				_, s.tsEcr = o.Timestamps()
-				s.hasTS = true
-			}
-		}
+		s.nOpts, _ = craft.EncodeOptions(s.opts[:], seg.Options)
 	}
-	return nil
 }
 
 // Reply is one received segment (or ICMP error), as recorded.
@@ -341,10 +359,13 @@ func (c *Conn) Take(e *probe.Event) (r *Reply, dup bool) {
 	optsOK := tcp.DecodeOptions(&c.rx) == nil
 	// The remote's SYN: its first bare SYN, or a SYN,ACK answering ours
 	// (a SYN,ACK acknowledging something else is a stale connection's).
-	synAnswer := flags.Has(craft.FlagSYN|craft.FlagACK) && c.ourSYNSent && ack == c.SynSeq+1
+	synAnswer := flags.Has(craft.FlagSYN|craft.FlagACK) && c.ourSYNSent && c.sentSYN(ack-1)
 	if flags.Has(craft.FlagSYN) && !flags.Has(craft.FlagRST) && (synAnswer || !flags.Has(craft.FlagACK) && !c.HaveIRS) {
 		if !c.HaveIRS || synAnswer {
 			c.IRS, c.HaveIRS, c.RcvNxt = seq, true, seq+1
+			if synAnswer {
+				c.SndNxt = ack // also for a SYN sent by SendRaw or SendVerbatim
+			}
 			// After a bare SYN of the remote's, it is in SYN_SENT until a
 			// SYN of ours comes (see Tidy).
 			c.peerSYN, c.peerSYNSeen, c.synSince = Offer{}, true, synAnswer
@@ -375,6 +396,20 @@ func (c *Conn) Take(e *probe.Event) (r *Reply, dup bool) {
 	r = &Reply{Seg: seg, Flags: flags, Data: append([]byte(nil), payload...), SrcPort: tcp.SourcePort()}
 	c.takeData(flags, seq, ack, payload)
 	return r, false
+}
+
+// sentSYN reports whether seq is the sequence number of one of our recent
+// SYNs (without ACK), or of the last one.
+func (c *Conn) sentSYN(seq Seq) bool {
+	if c.SynSeq == seq {
+		return true
+	}
+	for i := range c.sent {
+		if s := &c.sent[i]; s.flags&(craft.FlagSYN|craft.FlagACK) == craft.FlagSYN && s.seq == seq {
+			return true
+		}
+	}
+	return false
 }
 
 // updateTSRecent keeps TS.Recent as RFC 7323 §4.3 says: a segment's TSval
@@ -453,15 +488,29 @@ func (c *Conn) Forget() { c.HaveIRS, c.SynPending = false, false }
 //     and removes it (§3.10.7.4, SYN-RECEIVED), and a listener or a closed
 //     port that never took the SYN ignores it (§3.10.7.1-2).
 func (c *Conn) Tidy() {
-	pending := c.SynPending
+	for _, s := range c.tidyPlan() {
+		_ = c.SendRaw(s.flags, s.seq, s.ack, nil, s.note)
+	}
+}
+
+// tidySeg is one RST Tidy sends.
+type tidySeg struct {
+	flags    craft.Flags
+	seq, ack Seq
+	note     string
+}
+
+func (c *Conn) tidyPlan() []tidySeg {
+	var out []tidySeg
 	if c.HaveIRS {
 		if c.synSince || !c.peerSYNSeen {
-			_ = c.SendRaw(craft.FlagRST, c.SndNxt, 0, nil, "tidy: reset")
+			out = append(out, tidySeg{craft.FlagRST, c.SndNxt, 0, "tidy: reset"})
 		} else {
-			_ = c.SendRaw(craft.FlagRST|craft.FlagACK, c.SndNxt, c.RcvNxt, nil, "tidy: reset")
+			out = append(out, tidySeg{craft.FlagRST | craft.FlagACK, c.SndNxt, c.RcvNxt, "tidy: reset"})
 		}
 	}
-	if pending && (!c.HaveIRS || c.SynSeq+1 != c.SndNxt) {
-		_ = c.SendRaw(craft.FlagRST, c.SynSeq+1, 0, nil, "tidy: reset the SYN's connection")
+	if c.SynPending && (!c.HaveIRS || c.SynSeq+1 != c.SndNxt) {
+		out = append(out, tidySeg{craft.FlagRST, c.SynSeq + 1, 0, "tidy: reset the SYN's connection"})
 	}
+	return out
 }

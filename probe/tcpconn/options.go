@@ -176,3 +176,27 @@ func (b *optBuf) tsOption(val, ecr uint32) {
 	b.add(craft.OptNOP)
 	b.addTS(val, ecr)
 }
+
+// again writes the options of an earlier segment (raw, as encoded) with
+// TSval moved to tsVal: a retransmission's (RFC 7323 §3.2: TSecr, and all
+// else, stay). It reports false, writing nothing usable, when raw does
+// not parse or does not fit.
+func (b *optBuf) again(raw []byte, tsVal uint32) bool {
+	it := craft.NewOptionIter(raw)
+	for it.Next() {
+		if b.n == len(b.opts) {
+			return false
+		}
+		o := it.Option()
+		if o.Kind == craft.OptTimestamps {
+			_, ecr := o.Timestamps()
+			b.addTS(tsVal, ecr)
+			continue
+		}
+		if b.d+len(o.Data) > len(b.data) {
+			return false
+		}
+		b.add(o.Kind, o.Data...)
+	}
+	return it.Err() == nil
+}

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/tcpwalk/tcpwalk/craft"
-	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
+	"github.com/tcpwalk/tcpwalk/probe/send"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
@@ -158,9 +158,9 @@ func TestStaleHalfOpenIsReset(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var acks int
-	if _, err := probe.Send(ctx, p, probe.SendSpec{Target: remote, Flags: craft.FlagSYN, SrcPort: port, Count: 2,
+	if _, err := send.Run(ctx, p, send.Spec{Target: remote, Flags: craft.FlagSYN, SrcPort: port, Count: 2,
 		Interval: 50 * time.Millisecond, Wait: 200 * time.Millisecond, LeaveOpen: true},
-		probe.SendObserver{Reply: func(r probe.Reply) {
+		send.Observer{Reply: func(r send.Reply) {
 			if r.Flags == craft.FlagACK {
 				acks++
 			}

@@ -352,16 +352,10 @@ func Describe(seg *Segment) string { return describe(seg) }
 // depend on it.
 var errStop = errors.New("walk stopped")
 
-// tidy leaves no connection behind on the remote: an exact RST
-// <SEQ=RCV.NXT> destroys any synchronized TCB (RFC 9293 §3.10.7.4) and a
-// TIME_WAIT on Linux (tcp_rfc1337=0); it draws no reply.
-//
-// A walk cut short (SIGINT, SIGTERM) right after a SYN, before its answer
-// was read, may leave the remote in SYN_RCVD for that SYN (a first one, or
-// a new connection out of TIME_WAIT), which outlives us through its
-// SYN,ACK retransmissions: <SEQ=SYN+1><CTL=RST> is in that connection's
-// window and removes it (§3.10.7.4, SYN-RECEIVED), and a listener or a
-// closed port that never took the SYN ignores it (§3.10.7.1-2).
+// tidy leaves no connection behind on the remote: the engine's tidy
+// (tcpconn.Conn.Tidy: an exact RST for a synchronized TCB or a TIME_WAIT,
+// and one for what a SYN whose answer was not read may have opened). A
+// closed port holds nothing.
 func (w *walker) tidy() {
 	if w.res.Scenario == "closed-port" {
 		return

@@ -1,4 +1,10 @@
-package probe
+// Package send runs `tcpwalk send`: crafted segments, as given, to one
+// target, and what comes back for each. Each source port's probes are one
+// connection of the engine (package tcpconn): it records the replies, says
+// which are retransmissions, and its tidy resets what our SYNs opened.
+//
+// The package is Linux-only, like package probe under it.
+package send
 
 import (
 	"context"
@@ -9,6 +15,8 @@ import (
 	"time"
 
 	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 )
 
 // Limits of a send run: every loop that sends is bounded.
@@ -16,12 +24,13 @@ const (
 	MaxCount     = 100000
 	MinInterval  = time.Millisecond
 	DefaultWait  = time.Second
-	DefaultWin   = 64240 // Linux's SYN window (one 1460-byte MSS times 44)
 	defaultCount = 1
 )
 
-// SendSpec is one `tcpwalk send` job: the segment to craft and how often.
-type SendSpec struct {
+func usagef(err error) error { return &probe.UsageError{Err: err} }
+
+// Spec is one `tcpwalk send` job: the segment to craft and how often.
+type Spec struct {
 	Target netip.AddrPort
 	Flags  craft.Flags
 	// Seq is our sequence number when SeqSet; otherwise each probe draws a
@@ -55,7 +64,7 @@ type SendSpec struct {
 }
 
 // Validate checks the spec and fills defaults.
-func (s *SendSpec) Validate() error {
+func (s *Spec) Validate() error {
 	if s.Count == 0 {
 		s.Count = defaultCount
 	}
@@ -81,18 +90,18 @@ func (s *SendSpec) Validate() error {
 }
 
 // segment builds the probe's segment for one send.
-func (s *SendSpec) segment(seq uint32, tsVal uint32) craft.Segment {
+func (s *Spec) segment(seq uint32, tsVal uint32) craft.Segment {
 	seg := craft.Segment{
 		Seq: seq, Ack: s.Ack, Flags: s.Flags, Window: s.Window, Urgent: s.Urgent,
 		TTL: s.TTL, TOS: s.TOS, ID: s.ID, DF: s.DF, Payload: s.Payload, Options: s.Options,
 	}
 	if seg.Window == 0 {
-		seg.Window = DefaultWin
+		seg.Window = tcpconn.DefaultWindow
 	}
 	if seg.ID == 0 {
 		// The kernel would fill a zero ID itself; drawing it here keeps
 		// the ID in our own records equal to the ID on the wire.
-		seg.ID = uint16(RandomUint32())
+		seg.ID = uint16(probe.RandomUint32())
 		if seg.ID == 0 {
 			seg.ID = 1
 		}
@@ -103,8 +112,8 @@ func (s *SendSpec) segment(seq uint32, tsVal uint32) craft.Segment {
 	return seg
 }
 
-// ProbeSent describes one probe as it left.
-type ProbeSent struct {
+// Probe describes one probe as it left.
+type Probe struct {
 	Index   int // from 1
 	At      time.Time
 	Local   netip.AddrPort
@@ -119,7 +128,7 @@ type ProbeSent struct {
 // Reply is one thing that came back for a probe.
 type Reply struct {
 	Probe int // the probe's Index
-	Kind  EventKind
+	Kind  probe.EventKind
 	At    time.Time     // kernel receive time
 	RTT   time.Duration // At minus the probe's send time
 	From  netip.AddrPort
@@ -139,8 +148,8 @@ type Reply struct {
 	ICMPText           string
 }
 
-// SendResult is what a send run saw.
-type SendResult struct {
+// Result is what a send run saw.
+type Result struct {
 	Target       netip.AddrPort
 	Sent         int
 	Replies      int
@@ -157,9 +166,9 @@ type SendResult struct {
 	Interrupted   bool
 }
 
-// SendObserver receives the run's events as they happen.
-type SendObserver struct {
-	Sent  func(ProbeSent)
+// Observer receives the run's events as they happen.
+type Observer struct {
+	Sent  func(Probe)
 	Reply func(Reply)
 }
 
@@ -170,22 +179,20 @@ type SendObserver struct {
 const maxOpenFlows = 512
 
 type probeState struct {
-	sent     ProbeSent // the latest probe on this flow
-	flow     *Flow
-	retire   chan struct{}           // closed when the flow is retired
-	seen     map[[2]uint32]ProbeSent // SYN/FIN/data replies seen, and the probe they answered
-	synAcked bool
-	resetSeq uint32
+	sent   Probe // the latest probe on this flow
+	conn   *tcpconn.Conn
+	retire chan struct{}       // closed when the flow is retired
+	seen   map[[2]uint32]Probe // SYN/FIN/data replies seen, and the probe they answered
 }
 
-// Send runs spec on p: Count probes, each on a fresh source port unless
+// Run runs spec on p: Count probes, each on a fresh source port unless
 // spec.SrcPort is set, printing replies as they arrive through obs. It stops
 // early, with Interrupted set, when ctx is cancelled.
-func Send(ctx context.Context, p *Prober, spec SendSpec, obs SendObserver) (SendResult, error) {
+func Run(ctx context.Context, p *probe.Prober, spec Spec, obs Observer) (Result, error) {
 	if err := spec.Validate(); err != nil {
-		return SendResult{}, err
+		return Result{}, err
 	}
-	res := SendResult{Target: spec.Target}
+	res := Result{Target: spec.Target}
 	var (
 		mu     sync.Mutex
 		probes []*probeState
@@ -193,58 +200,58 @@ func Send(ctx context.Context, p *Prober, spec SendSpec, obs SendObserver) (Send
 		wg     sync.WaitGroup
 		stop   = make(chan struct{})
 	)
+	pumpCtx, cancelPumps := context.WithCancel(context.Background())
 	retired := 0 // probes[:retired] have their flows retired
 	defer func() {
 		close(stop)
+		cancelPumps()
 		wg.Wait()
 		for _, ps := range probes[retired:] {
-			ps.flow.Close()
+			ps.conn.Flow.Close()
 		}
 	}()
 
-	pump := func(ps *probeState) {
+	// pump reads one flow's replies until the run stops or the flow is
+	// retired; every reply goes through the flow's connection engine.
+	pump := func(ps *probeState, done context.Context) {
 		defer wg.Done()
-		f := ps.flow
+		f := ps.conn.Flow
 		for {
+			e, err := f.Next(done, time.Now().Add(time.Hour))
+			if err != nil {
+				if errors.Is(err, probe.ErrTimeout) {
+					continue
+				}
+				return
+			}
+			mu.Lock()
+			if ps.seen == nil { // retired meanwhile
+				mu.Unlock()
+				f.Release(e)
+				return
+			}
+			r := toReply(ps, e)
+			rp, _ := ps.conn.Take(e)
+			// A reply that occupies sequence space and comes again is the
+			// remote's retransmission (the engine's rule): it answers the
+			// probe of the first copy, not the latest probe.
+			if r.Kind == probe.EventSegment && (r.Len > 0 || r.Flags.Has(craft.FlagSYN) || r.Flags.Has(craft.FlagFIN)) {
+				key := [2]uint32{uint32(r.Flags), r.Seq}
+				if first, ok := ps.seen[key]; ok {
+					r.Probe, r.RTT = first.Index, r.At.Sub(first.At)
+				} else {
+					ps.seen[key] = ps.sent
+				}
+				r.Retransmission = rp == nil || rp.Seg.Retransmission
+			}
+			mu.Unlock()
+			f.Release(e)
 			select {
+			case events <- r:
 			case <-stop:
 				return
 			case <-ps.retire:
 				return
-			case e := <-f.in:
-				mu.Lock()
-				if ps.seen == nil { // retired meanwhile
-					mu.Unlock()
-					f.Release(e)
-					return
-				}
-				r := toReply(ps, e)
-				// A reply that occupies sequence space and comes again is
-				// the remote's retransmission: it answers the probe of the
-				// first copy, not the latest probe (pure ACKs are never
-				// retransmitted, RFC 9293 §3.8.1).
-				key := [2]uint32{uint32(r.Flags), r.Seq}
-				if r.Kind == EventSegment && (r.Len > 0 || r.Flags.Has(craft.FlagSYN) || r.Flags.Has(craft.FlagFIN)) {
-					if first, ok := ps.seen[key]; ok {
-						r.Retransmission, r.Probe, r.RTT = true, first.Index, r.At.Sub(first.At)
-					} else {
-						ps.seen[key] = ps.sent
-					}
-				}
-				if r.Kind == EventSegment {
-					if r.Flags.Has(craft.FlagSYN|craft.FlagACK) && !ps.synAcked {
-						ps.synAcked, ps.resetSeq = true, r.Ack
-					}
-				}
-				mu.Unlock()
-				f.Release(e)
-				select {
-				case events <- r:
-				case <-stop:
-					return
-				case <-ps.retire:
-					return
-				}
 			}
 		}
 	}
@@ -289,7 +296,7 @@ func Send(ctx context.Context, p *Prober, spec SendSpec, obs SendObserver) (Send
 	for i := 1; i <= spec.Count; i++ {
 		seq := spec.Seq
 		if !spec.SeqSet {
-			seq = RandomUint32()
+			seq = probe.RandomUint32()
 		}
 		var ps *probeState
 		if spec.SrcPort != 0 && shared != nil {
@@ -299,31 +306,40 @@ func Send(ctx context.Context, p *Prober, spec SendSpec, obs SendObserver) (Send
 			if err != nil {
 				return res, err
 			}
-			ps = &probeState{flow: f, seen: map[[2]uint32]ProbeSent{}, retire: make(chan struct{})}
+			ps = &probeState{conn: tcpconn.New(f, nil), seen: map[[2]uint32]Probe{}, retire: make(chan struct{})}
+			done, cancel := context.WithCancel(pumpCtx)
+			go func() {
+				select {
+				case <-ps.retire:
+				case <-pumpCtx.Done():
+				}
+				cancel()
+			}()
 			mu.Lock()
 			probes = append(probes, ps)
 			mu.Unlock()
 			wg.Add(1)
-			go pump(ps)
+			go pump(ps, done)
 			if len(probes)-retired > maxOpenFlows {
-				retireProbe(p, probes[retired], spec.LeaveOpen, &mu)
+				retireProbe(probes[retired], spec.LeaveOpen, &mu)
 				retired++
 			}
 			if spec.SrcPort != 0 {
 				shared = ps
 			}
 		}
-		seg := spec.segment(seq, uint32(time.Now().UnixMilli()))
+		seg := spec.segment(seq, ps.conn.TSVal())
 		// Hold mu across the send: on a fast link the reply reaches the
 		// pump before Send returns, and the pump must not read ps.sent
 		// (probe index, send time) before it is set.
 		mu.Lock()
-		at, err := ps.flow.Send(&seg)
+		err := ps.conn.SendVerbatim(&seg, fmt.Sprintf("probe %d", i))
 		if err != nil {
 			mu.Unlock()
 			return res, err
 		}
-		ps.sent = ProbeSent{Index: i, At: at, Local: ps.flow.Local, Remote: ps.flow.Remote, Flags: seg.Flags,
+		f := ps.conn.Flow
+		ps.sent = Probe{Index: i, At: ps.conn.LastSend, Local: f.Local, Remote: f.Remote, Flags: seg.Flags,
 			Seq: seg.Seq, Ack: seg.Ack, Len: len(seg.Payload), Options: optionTexts(seg.Options)}
 		sent := ps.sent
 		mu.Unlock()
@@ -353,11 +369,11 @@ func Send(ctx context.Context, p *Prober, spec SendSpec, obs SendObserver) (Send
 		res.AvgRTT = rttSum / time.Duration(rttN)
 	}
 	if !spec.LeaveOpen {
-		tidy(p, probes, &mu)
+		tidy(probes, &mu)
 	}
 	res.GuardDropped = p.GuardDropped()
 	for _, ps := range probes {
-		res.Malformed += ps.flow.Malformed()
+		res.Malformed += ps.conn.Flow.Malformed()
 	}
 
 	if res.Malformed > 0 {
@@ -366,41 +382,40 @@ func Send(ctx context.Context, p *Prober, spec SendSpec, obs SendObserver) (Send
 	return res, nil
 }
 
-// tidy resets the half-open connections our SYNs made: an exact RST
-// <SEQ=SEG.ACK of the SYN-ACK><CTL=RST> (RFC 9293 §3.10.7.4) removes the
-// remote's SYN_RCVD entry at once.
 // retireProbe stops following an old probe's flow: its half-open
 // connection is reset (unless leaveOpen), its pump stops, its port is freed.
-func retireProbe(p *Prober, ps *probeState, leaveOpen bool, mu *sync.Mutex) {
+func retireProbe(ps *probeState, leaveOpen bool, mu *sync.Mutex) {
 	close(ps.retire)
 	if !leaveOpen {
-		tidy(p, []*probeState{ps}, mu)
+		tidy([]*probeState{ps}, mu)
 	}
 	mu.Lock()
-	ps.synAcked, ps.seen = false, nil
+	ps.seen = nil
 	mu.Unlock()
-	ps.flow.Close()
+	ps.conn.Flow.Close()
 }
 
-func tidy(p *Prober, probes []*probeState, mu *sync.Mutex) {
+// tidy resets the half-open connections our SYNs made, by the engine's
+// rule (tcpconn.Conn.Tidy): an exact RST <SEQ=SEG.ACK of the SYN-ACK>
+// once a SYN-ACK answered one of our SYNs (RFC 9293 §3.10.7.4), which
+// removes the remote's SYN_RCVD entry at once, and <SEQ=SYN+1><CTL=RST>
+// for a last SYN whose answer did not come (yet): a listener that never
+// took it ignores that (§3.10.7.2).
+func tidy(probes []*probeState, mu *sync.Mutex) {
 	mu.Lock()
 	defer mu.Unlock()
 	for _, ps := range probes {
-		if !ps.synAcked {
-			continue
-		}
-		rst := craft.Segment{Seq: ps.resetSeq, Flags: craft.FlagRST, TTL: 64}
-		_, _ = ps.flow.Send(&rst)
+		ps.conn.Tidy()
 	}
 }
 
-func toReply(ps *probeState, e *Event) Reply {
+func toReply(ps *probeState, e *probe.Event) Reply {
 	r := Reply{Probe: ps.sent.Index, Kind: e.Kind, At: e.At}
 	if !ps.sent.At.IsZero() && e.At.After(ps.sent.At) {
 		r.RTT = e.At.Sub(ps.sent.At)
 	}
 	switch e.Kind {
-	case EventSegment:
+	case probe.EventSegment:
 		ip, tcp := e.Seg.IP, e.Seg.TCP
 		r.From = netip.AddrPortFrom(ip.Source(), tcp.SourcePort())
 		r.To = netip.AddrPortFrom(ip.Destination(), tcp.DestinationPort())
@@ -409,7 +424,7 @@ func toReply(ps *probeState, e *Event) Reply {
 		for it := tcp.Options(); it.Next(); {
 			r.Options = append(r.Options, it.Option().String())
 		}
-	case EventICMP:
+	case probe.EventICMP:
 		r.From = netip.AddrPortFrom(e.ICMP.From, 0)
 		r.ICMPType, r.ICMPCode, r.ICMPText = e.ICMP.Type, e.ICMP.Code, e.ICMP.String()
 	}
