@@ -59,7 +59,7 @@ Examples:
 Exit status: 0 every walk passed (or was skipped), 1 a walk failed or was
 inconclusive, 2 bad usage, 3 environment error.`,
 		Flags: append(walkFlags(),
-			&cli.UintFlag{Name: "closed-port", Usage: "a port with no listener, for closed-port in all (default: the walked port for closed-port alone; the lab's 7009)"},
+			&cli.UintFlag{Name: "closed-port", Usage: "a port with no listener, for closed-port (default: the lab's 7009; elsewhere the first of the walked port, its successor, 1, 4, 6 and 9 that answers a SYN with a reset; an open one is reset, never judged)"},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per walk, then a summary line"},
 			&cli.BoolFlag{Name: "no-color", Usage: "plain text even on a terminal (NO_COLOR is respected too)"},
 			&cli.BoolFlag{Name: "no-rst-guard", Usage: "do not install the nftables RST guard (walks will fail: the local kernel resets them)"},

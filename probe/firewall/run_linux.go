@@ -11,8 +11,8 @@ import (
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/netns"
-	"github.com/tcpwalk/tcpwalk/probe/walk"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
 // Config is what a run needs. Ports left zero skip the rows that need them.
