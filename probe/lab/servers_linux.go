@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -440,10 +441,19 @@ func (s *Servers) halfClose(c Conn) {
 	s.release(c)
 }
 
-// dialer runs PortDialer's line protocol.
+// dialer runs PortDialer's line protocol: "dial PORT" and "dial PORT hold"
+// make the target connect to us; "app PORT ACTION" makes the app end of the
+// connection whose peer (the prober) uses PORT act, out of band, so that
+// the connection under test carries no command bytes (a script's sequence
+// numbers stay as written).
 func (s *Servers) dialer(c Conn) {
 	lines(c, func(line []byte) bool {
+		if rest, ok := bytes.CutPrefix(line, []byte("app ")); ok {
+			c.Write([]byte(s.app(string(rest)) + "\n"))
+			return true
+		}
 		arg, ok := bytes.CutPrefix(line, []byte("dial "))
+		arg, hold := bytes.CutSuffix(arg, []byte(" hold"))
 		port, err := strconv.ParseUint(string(arg), 10, 16)
 		if !ok || err != nil || port == 0 {
 			c.Write([]byte("?\n"))
@@ -464,14 +474,84 @@ func (s *Servers) dialer(c Conn) {
 		s.wg.Add(1)
 		s.mu.Unlock()
 		c.Write([]byte("dialing\n"))
-		go s.dial(uint16(port))
+		go s.dial(uint16(port), hold)
 		return true
 	})
 	s.release(c)
 }
 
-// dial connects from the target namespace to the prober.
-func (s *Servers) dial(port uint16) {
+// App actions of "app PORT ACTION" on PortDialer.
+const (
+	AppClose    = "close"    // close(): FIN
+	AppShutdown = "shutdown" // shutdown(SHUT_WR): FIN, keep reading
+	AppReset    = "rst"      // SO_LINGER 0 and close(): RST
+	AppWrite    = "write"    // "write N": write N bytes ('x'), 1-65536
+)
+
+// app performs "PORT ACTION" on the connection whose peer is the prober at
+// PORT (a server's accepted connection or a dialed one) and says how it
+// went: "ok", "none" (no such connection) or "?" (a bad command).
+func (s *Servers) app(cmd string) string {
+	f := strings.Fields(cmd)
+	if len(f) < 2 {
+		return "?"
+	}
+	port, err := strconv.ParseUint(f[0], 10, 16)
+	if err != nil || port == 0 {
+		return "?"
+	}
+	n := 0
+	switch {
+	case f[1] == AppWrite && len(f) == 3:
+		n, err = strconv.Atoi(f[2])
+		if err != nil || n < 1 || n > 65536 {
+			return "?"
+		}
+	case len(f) != 2 || f[1] != AppClose && f[1] != AppShutdown && f[1] != AppReset:
+		return "?"
+	}
+	c := s.peer(uint16(port))
+	if c == nil {
+		return "none"
+	}
+	switch f[1] {
+	case AppClose:
+		c.Close()
+	case AppShutdown:
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		} else {
+			return "?"
+		}
+	case AppReset:
+		if l, ok := c.(interface{ SetLinger(int) error }); ok {
+			l.SetLinger(0)
+		}
+		c.Close()
+	case AppWrite:
+		c.SetWriteDeadline(time.Now().Add(DialTimeout))
+		c.Write(bytes.Repeat([]byte("x"), n))
+	}
+	return "ok"
+}
+
+// peer finds the connection whose remote end is the prober at port.
+func (s *Servers) peer(port uint16) net.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+		if err == nil && ap.Addr().Unmap() == s.prober && ap.Port() == port {
+			return c
+		}
+	}
+	return nil
+}
+
+// dial connects from the target namespace to the prober. Without hold the
+// connection reads and closes at EOF; with hold it reads and stays open
+// (CLOSE_WAIT after the peer's FIN) until an app action or DialLifetime.
+func (s *Servers) dial(port uint16, hold bool) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, DialTimeout)
 	defer cancel()
@@ -481,8 +561,15 @@ func (s *Servers) dial(port uint16) {
 		return
 	}
 	defer s.wg.Done()
-	c.SetDeadline(time.Now().Add(DialLifetime))
-	io.Copy(io.Discard, readerOnly{c})
+	deadline := time.Now().Add(DialLifetime)
+	c.SetDeadline(deadline)
+	// nil: EOF, the peer's FIN; an error: closed by an app action, reset.
+	if _, err := io.Copy(io.Discard, readerOnly{c}); err == nil && hold {
+		select {
+		case <-time.After(time.Until(deadline)):
+		case <-s.ctx.Done():
+		}
+	}
 	s.release(c)
 }
 
