@@ -1,9 +1,11 @@
-package script
+package script_test
 
 import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tcpwalk/tcpwalk/probe/script"
 )
 
 // suiteDir finds the FreeBSD tcp-testsuite scripts beside the checkout
@@ -28,19 +30,19 @@ func suiteDir(t testing.TB) string {
 }
 
 // suiteScripts parses every IPv4 script of the FreeBSD suite.
-func suiteScripts(t testing.TB) []*Script {
+func suiteScripts(t testing.TB) []*script.Script {
 	t.Helper()
 	paths, err := filepath.Glob(filepath.Join(suiteDir(t), "*-ipv4.pkt"))
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no scripts in the FreeBSD suite: %v", err)
 	}
-	var out []*Script
+	var out []*script.Script
 	for _, p := range paths {
 		src, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := Parse(filepath.Base(p), src)
+		s, err := script.Parse(filepath.Base(p), src)
 		if err != nil {
 			t.Errorf("%v", err)
 			continue
@@ -58,7 +60,7 @@ func TestParseFreeBSDSuite(t *testing.T) {
 	if len(ss) != 307 {
 		t.Errorf("%d scripts parsed, want 307", len(ss))
 	}
-	kinds := map[EventKind]int{}
+	kinds := map[script.EventKind]int{}
 	for _, s := range ss {
 		if !s.Packetdrill || len(s.Assumptions) == 0 {
 			t.Errorf("%s: no packetdrill system calls or no assumptions recorded", s.Name)
@@ -70,7 +72,7 @@ func TestParseFreeBSDSuite(t *testing.T) {
 			kinds[e.Kind]++
 		}
 	}
-	for _, k := range []EventKind{Packet, Dial, App, ExpectState, Note} {
+	for _, k := range []script.EventKind{script.Packet, script.Dial, script.App, script.ExpectState, script.Note} {
 		if kinds[k] == 0 {
 			t.Errorf("no event of kind %d in the suite: a mapping is missing", k)
 		}
