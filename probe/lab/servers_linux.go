@@ -92,7 +92,12 @@ type Servers struct {
 	mu     sync.Mutex
 	closed bool
 	lns    []listener
-	conns  map[net.Conn]struct{}
+	conns  map[net.Conn]uint64 // to the order of tracking: the newest of a peer's wins
+	nconn  uint64
+	// dialing cancels a dial to a port that a newer dial to the same
+	// port replaces: a SYN of the old one, still retried, must not open
+	// the prober's next connection on that port.
+	dialing map[uint16]*dialAttempt
 	wg     sync.WaitGroup
 }
 
@@ -143,7 +148,7 @@ func startServers(n network, addr, proberAddr netip.Addr) (*Servers, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		dials:  make(chan struct{}, MaxDials),
-		conns:  make(map[net.Conn]struct{}),
+		conns:  make(map[net.Conn]uint64),
 	}
 	handlers := []struct {
 		port int
@@ -270,7 +275,8 @@ func (s *Servers) track(c net.Conn) bool {
 		c.Close()
 		return false
 	}
-	s.conns[c] = struct{}{}
+	s.nconn++
+	s.conns[c] = s.nconn
 	s.wg.Add(1)
 	return true
 }
@@ -539,13 +545,17 @@ func (s *Servers) app(cmd string) string {
 func (s *Servers) peer(port uint16) net.Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for c := range s.conns {
+	// A held connection of an earlier test from the same port may still
+	// be there (PortHold never closes): the newest is the one in use.
+	var found net.Conn
+	var newest uint64
+	for c, n := range s.conns {
 		ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
-		if err == nil && ap.Addr().Unmap() == s.prober && ap.Port() == port {
-			return c
+		if err == nil && ap.Addr().Unmap() == s.prober && ap.Port() == port && n > newest {
+			found, newest = c, n
 		}
 	}
-	return nil
+	return found
 }
 
 // dial connects from the target namespace to the prober. Without hold the
@@ -555,7 +565,22 @@ func (s *Servers) dial(port uint16, hold bool) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, DialTimeout)
 	defer cancel()
+	me := &dialAttempt{cancel: cancel}
+	s.mu.Lock()
+	if s.dialing == nil {
+		s.dialing = map[uint16]*dialAttempt{}
+	}
+	if old := s.dialing[port]; old != nil {
+		old.cancel()
+	}
+	s.dialing[port] = me
+	s.mu.Unlock()
 	c, err := s.net.dial(ctx, netip.AddrPortFrom(s.prober, port))
+	s.mu.Lock()
+	if s.dialing[port] == me {
+		delete(s.dialing, port)
+	}
+	s.mu.Unlock()
 	<-s.dials
 	if err != nil || !s.track(c) {
 		return
@@ -572,6 +597,9 @@ func (s *Servers) dial(port uint16, hold bool) {
 	}
 	s.release(c)
 }
+
+// dialAttempt is one dial in progress.
+type dialAttempt struct{ cancel context.CancelFunc }
 
 // readerOnly and writerOnly hide TCPConn's ReadFrom/WriteTo so that io.Copy
 // uses plain read(2)/write(2) and sees EOF exactly at the peer's FIN.

@@ -110,7 +110,7 @@ func (r *runner) app(ctx context.Context, i int) error {
 		r.check(c)
 		return errStop
 	}
-	r.prev = asked
+	r.prev, r.actionRTT = asked, time.Since(asked)
 	return nil
 }
 
@@ -125,7 +125,7 @@ func (r *runner) note(ctx context.Context, ev *Event) error {
 	if i := strings.IndexByte(name, '('); i > 0 {
 		name = strings.TrimSpace(strings.TrimLeft(name[:i], "+0123456789.~* "))
 	}
-	text := fmt.Sprintf("line %d: %s: %s", ev.Pos.Line, strings.TrimSpace(strings.TrimLeft(ev.Text, "+0123456789.~* ")), ev.Reason)
+	text := fmt.Sprintf("line %d: %s", ev.Pos.Line, ev.Reason)
 	dup := false
 	for _, a := range r.res.Assumptions {
 		if strings.Contains(a, ": "+name+"(") {

@@ -3,6 +3,7 @@ package script_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -24,6 +25,16 @@ func TestFreeBSDSuiteAgainstLinux(t *testing.T) {
 	cfg := labConfig(t)
 	cfg.ClosedPort = lab.PortClosed
 	scripts := suiteScripts(t)
+	if m := os.Getenv("TCPWALK_SUITE_MATCH"); m != "" {
+		// A debugging aid: run only the scripts whose name holds m.
+		var some []*script.Script
+		for _, s := range scripts {
+			if strings.Contains(s.Name, m) {
+				some = append(some, s)
+			}
+		}
+		scripts = some
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -45,6 +56,9 @@ func TestFreeBSDSuiteAgainstLinux(t *testing.T) {
 				}
 			}
 			fails = append(fails, line)
+			if testing.Verbose() {
+				logResult(t, r)
+			}
 		case walk.Skipped:
 			if r.Reason == "" {
 				t.Errorf("%s: skipped without a reason", r.Scenario)

@@ -49,6 +49,9 @@ func (l *LabTarget) DialHold(ctx context.Context, port uint16) error {
 	if err != nil {
 		return fmt.Errorf("ask the lab client to connect: %w", err)
 	}
+	if got == "?" {
+		return fmt.Errorf("ask the lab client to connect and hold: it does not know \"dial PORT hold\" (a lab started by an older tcpwalk: run lab down and lab up again)")
+	}
 	if !strings.HasPrefix(got, "dialing") {
 		return fmt.Errorf("ask the lab client to connect: it said %q", got)
 	}
