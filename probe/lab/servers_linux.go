@@ -98,7 +98,7 @@ type Servers struct {
 	// port replaces: a SYN of the old one, still retried, must not open
 	// the prober's next connection on that port.
 	dialing map[uint16]*dialAttempt
-	wg     sync.WaitGroup
+	wg      sync.WaitGroup
 }
 
 // StartServers listens on addr (which must exist in ns) on every server port,

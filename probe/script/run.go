@@ -244,7 +244,7 @@ type runner struct {
 	// pending is a segment read while waiting for a time it came after:
 	// it belongs to the next event.
 	pending *in
-	zeros    []byte
+	zeros   []byte
 }
 
 func (r *runner) run(ctx context.Context) error {
