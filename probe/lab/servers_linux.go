@@ -550,7 +550,11 @@ func (s *Servers) peer(port uint16) net.Conn {
 	var found net.Conn
 	var newest uint64
 	for c, n := range s.conns {
-		ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+		ra := c.RemoteAddr() // netstack's is nil once closed
+		if ra == nil {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(ra.String())
 		if err == nil && ap.Addr().Unmap() == s.prober && ap.Port() == port && n > newest {
 			found, newest = c, n
 		}

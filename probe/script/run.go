@@ -131,7 +131,7 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 	}
 	res.Target = netip.AddrPortFrom(cfg.Prober.Remote(), port)
 	if s.Dials && cfg.Lab == nil {
-		return end(walk.Skipped, "%dial needs the remote host to connect to us: only the lab's client can be asked to (run against the lab)")
+		return end(walk.Skipped, ReasonNoDialer)
 	}
 	if port == 0 && !s.Dials {
 		return end(walk.Inconclusive, "no remote port: give %port in the script or HOST:PORT")

@@ -40,7 +40,7 @@ const (
 	ReasonNoClosedPort = "needs a port where nothing listens (the script's socket is in CLOSED): give one, or run against the lab"
 	ReasonNoAppControl = "the remote app must act here, which needs the lab's app control (run against the lab)"
 	ReasonListenerGone = "closes the listening socket while the script goes on: the remote's listener cannot be closed from here"
-	ReasonNoListener   = "no listener at the target port: the script needs one (its listen())"
+	ReasonNoDialer     = "connect() (%dial) needs the remote host to connect to us: run against the lab (its client dials) or give --dial-trigger"
 )
 
 func skipClosed(res walk.Result) walk.Result {
@@ -166,6 +166,8 @@ func (r *runner) noListener(want *Segment, g *in) bool {
 	}
 	r.res.Verdict = walk.Skipped
 	r.res.Reason = fmt.Sprintf("no listener at %d: the script needs one (its listen())", r.flow.Remote.Port())
+	r.res.Checks = append(r.res.Checks, walk.Check{Name: "listener at the target port", Rule: "script precondition (listen())",
+		Expected: "a SYN,ACK to our SYN", Received: r.describe(g), Verdict: walk.Skipped, Reason: r.res.Reason, At: time.Now()})
 	return true
 }
 

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
+	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
 	"github.com/tcpwalk/tcpwalk/probe/script"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
@@ -24,6 +26,37 @@ import (
 func TestFreeBSDSuiteAgainstLinux(t *testing.T) {
 	cfg := labConfig(t)
 	cfg.ClosedPort = lab.PortClosed
+	counts, n := runSuite(t, cfg)
+	if judged := counts[walk.Pass] + counts[walk.Fail]; judged*10 < n*9 {
+		t.Errorf("%d of %d scripts reached pass or fail, want at least 90%%", judged, n)
+	}
+}
+
+// TestFreeBSDSuiteAgainstGVisor runs the same scripts against gVisor's
+// netstack, which serves the lab's servers and app control too (no
+// oracle: states come from the wire): every script ends pass, fail or
+// skipped with a reason (scripts/freebsd-suite.md has its table).
+func TestFreeBSDSuiteAgainstGVisor(t *testing.T) {
+	l := labtest.NewStack(t, lab.StackGVisor)
+	p, err := probe.Open(probe.Config{Remote: l.TargetAddr, NetNS: l.Prober, Warn: func(m string) { t.Logf("warning: %s", m) }})
+	if err != nil {
+		t.Fatalf("probe.Open: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	cfg := script.Config{Prober: p, Lab: &walk.LabTarget{Addr: l.TargetAddr, NS: l.Prober}, ClosedPort: lab.PortClosed,
+		Slack: 100 * time.Millisecond}
+	counts, n := runSuite(t, cfg)
+	if counts[walk.Pass]+counts[walk.Fail] == 0 {
+		t.Errorf("none of %d scripts reached pass or fail against netstack", n)
+	}
+}
+
+// runSuite runs the suite with cfg and checks that every script ends
+// pass, fail or skipped with a reason; it logs each fail (the line,
+// expected and received: the docs' table is made from them) and the skips
+// by reason, and returns the counts by verdict.
+func runSuite(t *testing.T, cfg script.Config) (map[walk.Verdict]int, int) {
+	t.Helper()
 	scripts := suiteScripts(t)
 	if m := os.Getenv("TCPWALK_SUITE_MATCH"); m != "" {
 		// A debugging aid: run only the scripts whose name holds m.
@@ -64,6 +97,9 @@ func TestFreeBSDSuiteAgainstLinux(t *testing.T) {
 				t.Errorf("%s: skipped without a reason", r.Scenario)
 			}
 			reasons[script.SkipReason(r.Reason)]++
+			if !knownSkip(script.SkipReason(r.Reason)) {
+				t.Errorf("%s: skipped for an unnamed reason: %s", r.Scenario, r.Reason)
+			}
 		default:
 			t.Errorf("%s: %s (%s): want pass, fail or skipped", r.Scenario, r.Verdict, r.Reason)
 			if testing.Verbose() {
@@ -80,7 +116,27 @@ func TestFreeBSDSuiteAgainstLinux(t *testing.T) {
 	}
 	t.Logf("pass %d, fail %d, skipped %d, other %d", counts[walk.Pass], counts[walk.Fail], counts[walk.Skipped],
 		len(results)-counts[walk.Pass]-counts[walk.Fail]-counts[walk.Skipped])
-	if judged := counts[walk.Pass] + counts[walk.Fail]; judged*10 < len(results)*9 {
-		t.Errorf("%d of %d scripts reached pass or fail, want at least 90%%", judged, len(results))
+	return counts, len(results)
+}
+
+// TestFreeBSDSuiteWithoutLabControl runs the suite as against a host with
+// only an HTTP server: no lab client to dial us, no app control, no closed
+// port known, no oracle. The scripts that need none of them run to pass or
+// fail; the others are skipped, each for one of the named reasons.
+func TestFreeBSDSuiteWithoutLabControl(t *testing.T) {
+	cfg := labConfig(t)
+	cfg.Lab, cfg.Oracle, cfg.Port = nil, nil, lab.PortHTTP
+	counts, n := runSuite(t, cfg)
+	if counts[walk.Pass]+counts[walk.Fail] == 0 || counts[walk.Skipped] == 0 {
+		t.Errorf("%d scripts: %v; want some judged and some skipped", n, counts)
 	}
+}
+
+// knownSkip tells the named skip reasons from anything else.
+func knownSkip(reason string) bool {
+	switch reason {
+	case script.ReasonNoAppControl, script.ReasonNoClosedPort, script.ReasonListenerGone, script.ReasonNoDialer:
+		return true
+	}
+	return strings.HasPrefix(reason, "no listener at ")
 }
