@@ -75,6 +75,7 @@ file:line:col), 3 environment error or the target answered nothing.`,
 			&cli.IntFlag{Name: "parallel", Value: 4, Usage: "scripts run at once, each on its own source port (1-64)"},
 			&cli.DurationFlag{Name: "slack", Value: script.DefaultSlack, Usage: "extra lateness allowed on expected segments, for the path's delay"},
 			&cli.DurationFlag{Name: "max-wait", Value: script.DefaultMaxWait, Usage: "how long an expected segment timed * may take"},
+			&cli.StringFlag{Name: "dial-trigger", Usage: "how to make the remote connect to us for connect() and %dial: lab, wait:PORT[:WAIT], connect-back:PORT:TEXT (default: the lab's client against the lab, else those scripts are skipped)"},
 			&cli.UintFlag{Name: "closed-port", Usage: "a port with no listener, for packetdrill scripts whose socket is in CLOSED (default: the lab's 7009; elsewhere they are skipped)"},
 			&cli.BoolFlag{Name: "ladder", Usage: "draw every script as a ladder diagram, not only the failed ones"},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per script, then a summary line"},
@@ -137,6 +138,16 @@ func runScripts(c *cli.Context) error {
 		}
 	} else if c.Bool("lab") {
 		cfg.Lab = &walk.LabTarget{Addr: target, NS: ns}
+	}
+	if d := c.String("dial-trigger"); d != "" {
+		lt, _ := cfg.Lab.(*walk.LabTarget)
+		dialNS := ns
+		if lt != nil {
+			dialNS = lt.NS
+		}
+		if cfg.DialTrigger, err = walk.ParseDialTrigger(d, lt, target, dialNS); err != nil {
+			return usageErr("%v", err)
+		}
 	}
 	oracle, closeOracle, err := chooseOracle(c, l, isLab)
 	if err != nil {

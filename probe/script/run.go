@@ -31,6 +31,10 @@ type Config struct {
 	Oracle walk.Oracle
 	// MaxWait bounds a "*" wait; zero means DefaultMaxWait.
 	MaxWait time.Duration
+	// DialTrigger, when set, makes the remote connect to us for %dial and
+	// connect() instead of Lab (walk's --dial-trigger: wait:PORT,
+	// connect-back:...); the SYN may take up to its Wait.
+	DialTrigger walk.DialTrigger
 	// ClosedPort is a port of the remote where nothing listens, for the
 	// scripts whose socket is never listening nor connected (a packetdrill
 	// socket in CLOSED); zero skips them.
@@ -130,7 +134,7 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 		return end(walk.Inconclusive, "no prober")
 	}
 	res.Target = netip.AddrPortFrom(cfg.Prober.Remote(), port)
-	if s.Dials && cfg.Lab == nil {
+	if s.Dials && cfg.Lab == nil && cfg.DialTrigger == nil {
 		return end(walk.Skipped, ReasonNoDialer)
 	}
 	if port == 0 && !s.Dials {
@@ -142,7 +146,11 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 		err  error
 	)
 	if s.Dials {
-		flow, err = cfg.Prober.Listen(0)
+		var at uint16
+		if cfg.DialTrigger != nil {
+			at = cfg.DialTrigger.Port()
+		}
+		flow, err = cfg.Prober.Listen(at)
 	} else {
 		flow, err = cfg.Prober.NewFlow(port, 0)
 		r.connected = true
@@ -746,10 +754,17 @@ func (r *runner) dial(ctx context.Context, ev *Event) error {
 	// when the call starts: the client's SYN may come before the lab
 	// confirms the request.
 	asked := time.Now()
-	dial := r.cfg.Lab.Dial
-	if h, ok := r.cfg.Lab.(HoldDialer); ok && r.s.Packetdrill {
+	var dial func(context.Context, uint16) error
+	if t := r.cfg.DialTrigger; t != nil {
+		// A trigger's remote (a user's client, a server connecting
+		// back) may take up to its Wait to send the SYN.
+		dial = t.Dial
+		defer func() { r.actionRTT = t.Wait() }()
+	} else if h, ok := r.cfg.Lab.(HoldDialer); ok && r.s.Packetdrill {
 		// connect(): the client's socket closes when the script says.
 		dial = h.DialHold
+	} else {
+		dial = r.cfg.Lab.Dial
 	}
 	err := dial(ctx, r.flow.Local.Port())
 	// A lab client busy with other dials (a suite run in parallel) is

@@ -3,6 +3,8 @@ package script_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -139,4 +141,51 @@ func knownSkip(reason string) bool {
 		return true
 	}
 	return strings.HasPrefix(reason, "no listener at ")
+}
+
+// TestConnectWithDialTrigger: a packetdrill connect() on a host that is no
+// lab: the dial trigger wait:PORT waits for the remote to connect to our
+// PORT (here a client the test starts in the target namespace, 300 ms
+// later), and the script goes on from its SYN.
+func TestConnectWithDialTrigger(t *testing.T) {
+	l := labtest.New(t)
+	p, err := probe.Open(probe.Config{Remote: l.TargetAddr, NetNS: l.Prober, Warn: func(m string) { t.Logf("warning: %s", m) }})
+	if err != nil {
+		t.Fatalf("probe.Open: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	const port = 61234 // in tcpwalk's port range
+	trig, err := walk.ParseDialTrigger(fmt.Sprintf("wait:%d:5s", port), nil, l.TargetAddr, l.Prober)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := "--ip_version=ipv4\n" +
+		"0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n" +
+		"+0 connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)\n" +
+		"+0 > S 0:0(0) <...>\n" +
+		"+0 < S. 0:0(0) ack 1 win 65535 <mss 1460>\n" +
+		"+0 > . 1:1(0) ack 1 <...>\n"
+	s, err := script.Parse("connect.pkt", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(300 * time.Millisecond)
+		l.Target.Do(func() error {
+			c, err := (&net.Dialer{Timeout: 3 * time.Second}).Dial("tcp4", netip.AddrPortFrom(l.ProberAddr, port).String())
+			if err == nil {
+				time.Sleep(500 * time.Millisecond)
+				c.Close()
+			}
+			return err
+		})
+	}()
+	r := script.Run(context.Background(), script.Config{Prober: p, DialTrigger: trig, Slack: 100 * time.Millisecond}, s)
+	<-done
+	if r.Verdict != walk.Pass {
+		logResult(t, r)
+		t.Errorf("verdict %s (%s), want pass", r.Verdict, r.Reason)
+	}
 }
