@@ -97,7 +97,7 @@ func (p *parser) assume(text string) {
 
 var (
 	sysctlRe   = regexp.MustCompile(`^sysctl\s+(?:-[wq]+\s+)*([A-Za-z0-9_.]+)=(\S+)$`)
-	sockstatRe = regexp.MustCompile(`^sockstat\b.*grep -c ([A-Z_]+)\s*\|\s*grep ([0-9]+)$`)
+	sockstatRe = regexp.MustCompile(`^sockstat\b.*grep -c ([A-Z_0-9]+)\s*\|\s*grep ([0-9]+)$`)
 	tcpiRe     = regexp.MustCompile(`^assert\s+tcpi_state\s*==\s*TCPI_([A-Z_0-9]+)$`)
 )
 
