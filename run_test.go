@@ -186,6 +186,9 @@ func TestRunFreeBSDSuiteCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !bytes.Contains(b, []byte("assumes (not checked):")) {
+		t.Errorf("the JUnit file shows no assumptions")
+	}
 	if n := bytes.Count(b, []byte("<testcase ")); n != 307 {
 		t.Errorf("JUnit has %d test cases, want 307", n)
 	}
