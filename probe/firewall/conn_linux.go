@@ -171,7 +171,10 @@ func (c *conn) remoteClose(ctx context.Context, request []byte) error {
 	return c.closeOurs(ctx)
 }
 
-// collect gathers what comes back for d: TCP segments and ICMP errors.
+// collect gathers what comes back for d: TCP segments and ICMP errors. It
+// reads the flow, not the engine: the answers are to a probe, not to the
+// connection (a SYN,ACK to a probe SYN opens another one), and must not
+// move the connection's TCB; tidy resets what they show.
 func (c *conn) collect(ctx context.Context, d time.Duration) []Reply {
 	var out []Reply
 	deadline := time.Now().Add(d)

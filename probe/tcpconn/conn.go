@@ -357,29 +357,15 @@ func (c *Conn) Take(e *probe.Event) (r *Reply, dup bool) {
 		return nil, true
 	}
 	optsOK := tcp.DecodeOptions(&c.rx) == nil
-	// The remote's SYN: its first bare SYN, or a SYN,ACK answering ours
-	// (a SYN,ACK acknowledging something else is a stale connection's).
+	// The remote's SYN opens its side: its first bare SYN, or a SYN,ACK
+	// answering one of our SYNs with an ISS not seen yet (one with the
+	// known ISS is its retransmission, which changes nothing; one that
+	// acknowledges something else is a stale connection's, RFC 9293
+	// §3.10.7.3).
 	synAnswer := flags.Has(craft.FlagSYN|craft.FlagACK) && c.ourSYNSent && c.sentSYN(ack-1)
-	if flags.Has(craft.FlagSYN) && !flags.Has(craft.FlagRST) && (synAnswer || !flags.Has(craft.FlagACK) && !c.HaveIRS) {
-		if !c.HaveIRS || synAnswer {
-			c.IRS, c.HaveIRS, c.RcvNxt = seq, true, seq+1
-			if synAnswer {
-				c.SndNxt = ack // also for a SYN sent by SendRaw or SendVerbatim
-			}
-			// After a bare SYN of the remote's, it is in SYN_SENT until a
-			// SYN of ours comes (see Tidy).
-			c.peerSYN, c.peerSYNSeen, c.synSince = Offer{}, true, synAnswer
-			if optsOK {
-				c.peerSYN = offerOf(&c.rx)
-			}
-			c.Neg = Negotiated{}
-			if c.ourSYNSent {
-				c.Neg = negotiate(c.ourSYN, c.peerSYN)
-			}
-			if c.peerSYN.Timestamps && optsOK {
-				c.TSRecent = c.rx.TSVal
-			}
-		}
+	known := c.HaveIRS && seq == c.IRS
+	if !flags.Has(craft.FlagRST) && (synAnswer && !known || flags&(craft.FlagSYN|craft.FlagACK) == craft.FlagSYN && !c.HaveIRS) {
+		c.learnSYN(seq, ack, synAnswer, optsOK)
 	}
 	if flags.Has(craft.FlagACK) && flags&(craft.FlagSYN|craft.FlagRST) != 0 && ack == c.SynSeq+1 {
 		c.SynPending = false // our SYN's answer
@@ -396,6 +382,28 @@ func (c *Conn) Take(e *probe.Event) (r *Reply, dup bool) {
 	r = &Reply{Seg: seg, Flags: flags, Data: append([]byte(nil), payload...), SrcPort: tcp.SourcePort()}
 	c.takeData(flags, seq, ack, payload)
 	return r, false
+}
+
+// learnSYN takes the remote's SYN: its ISS, RCV.NXT, the options it
+// offered, and what they negotiate with ours.
+func (c *Conn) learnSYN(seq, ack Seq, answersOurs, optsOK bool) {
+	c.IRS, c.HaveIRS, c.RcvNxt = seq, true, seq+1
+	if answersOurs {
+		c.SndNxt = ack // also for a SYN sent by SendRaw or SendVerbatim
+	}
+	// After a bare SYN of the remote's, it is in SYN_SENT until a SYN of
+	// ours comes (see Tidy).
+	c.peerSYN, c.peerSYNSeen, c.synSince = Offer{}, true, answersOurs
+	if optsOK {
+		c.peerSYN = offerOf(&c.rx)
+	}
+	c.Neg = Negotiated{}
+	if c.ourSYNSent {
+		c.Neg = negotiate(c.ourSYN, c.peerSYN)
+	}
+	if c.peerSYN.Timestamps && optsOK {
+		c.TSRecent = c.rx.TSVal
+	}
 }
 
 // sentSYN reports whether seq is the sequence number of one of our recent

@@ -252,3 +252,24 @@ func TestBuildAllocatesNothing(t *testing.T) {
 }
 
 func tidySegments(c *Conn) []tidySeg { return c.tidyPlan() }
+
+// TestRetransmittedSYNACKChangesNothing: a SYN,ACK again (its
+// retransmission, or a late copy) after data moved RCV.NXT leaves the TCB.
+func TestRetransmittedSYNACKChangesNothing(t *testing.T) {
+	c := newTestConn(LinuxOffer)
+	out(t, c, craft.FlagSYN, c.ISS, 0, nil)
+	synack := craft.Segment{Seq: 5000, Ack: uint32(c.ISS + 1), Flags: craft.FlagSYN | craft.FlagACK, Window: 100,
+		Options: []craft.Option{craft.Timestamps(10, 0)}}
+	in(t, c, synack)
+	out(t, c, craft.FlagACK, c.SndNxt, c.RcvNxt, nil)
+	in(t, c, craft.Segment{Seq: 5001, Ack: uint32(c.ISS + 1), Flags: craft.FlagPSH | craft.FlagACK, Window: 100, Payload: []byte("abc"),
+		Options: []craft.Option{craft.Timestamps(20, 0)}})
+	if c.RcvNxt != 5004 {
+		t.Fatalf("RCV.NXT %d after 3 bytes, want 5004", c.RcvNxt)
+	}
+	synack.Options = []craft.Option{craft.Timestamps(30, 0)}
+	in(t, c, synack)
+	if c.RcvNxt != 5004 || c.IRS != 5000 || c.TSRecent != 20 {
+		t.Errorf("after the SYN,ACK again: RCV.NXT %d, IRS %d, TS.Recent %d; want 5004, 5000, 20", c.RcvNxt, c.IRS, c.TSRecent)
+	}
+}
