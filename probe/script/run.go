@@ -551,7 +551,7 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 		if g.retrans && r.s.AllowRetransmissions {
 			continue
 		}
-		if r.noListener(want, g) {
+		if r.listenerMissing(want, g) {
 			return errStop
 		}
 		r.check(walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: r.describe(g),

@@ -158,9 +158,9 @@ func (r *runner) advance(from time.Time) {
 	}
 }
 
-// noListener ends a listening script skipped when its first SYN got a RST:
+// listenerMissing ends a listening script skipped when its first SYN got a RST:
 // the precondition, a listener at the target port, does not hold.
-func (r *runner) noListener(want *Segment, g *in) bool {
+func (r *runner) listenerMissing(want *Segment, g *in) bool {
 	if !r.s.Listens || r.haveIRS || !want.Flags.Has(craft.FlagSYN|craft.FlagACK) || !g.flags.Has(craft.FlagRST) {
 		return false
 	}
