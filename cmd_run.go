@@ -48,12 +48,14 @@ What packetdrill does with system calls, scripts say with directives:
 packetdrill scripts run as they are: their system calls become what the
 remote must be or do. listen() is a precondition (a listener at the target
 port, packetdrill's 8080 unless HOST:PORT; checked by the first SYN);
-connect() asks the remote to dial us (the lab's client); close(),
+connect() asks the remote to dial us (the lab's client, --dial-trigger); close(),
 shutdown() and write() are the remote app's, made through the lab's app
 control; getsockopt(), read() and the like are local observations, noted;
 sysctl lines and options are assumptions about the remote, shown with the
 verdict; sockstat state counts are %expect-state; #ifdef STANDARD branches
-are taken. A line with no remote equivalent skips the script, saying why. The language is described in scripts/README.md; ready-made
+are taken. A line with no remote equivalent skips the script, saying why
+(scripts/freebsd-suite.md has the whole mapping). The language is
+described in scripts/README.md; ready-made
 scripts for the 11 states and RFC 5961 are in scripts/conformance.
 
 An expected segment may come max(4 ms, 12.5% of the gap) early or late, and
