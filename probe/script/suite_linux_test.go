@@ -28,9 +28,20 @@ import (
 func TestFreeBSDSuiteAgainstLinux(t *testing.T) {
 	cfg := labConfig(t)
 	cfg.ClosedPort = lab.PortClosed
-	counts, n := runSuite(t, cfg)
+	counts, n, fails := runSuite(t, cfg)
 	if judged := counts[walk.Pass] + counts[walk.Fail]; judged*10 < n*9 {
 		t.Errorf("%d of %d scripts reached pass or fail, want at least 90%%", judged, n)
+	}
+	// Every fail is a difference the docs explain, at its line.
+	doc, err := os.ReadFile("../../scripts/freebsd-suite.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	linux, _, _ := strings.Cut(string(doc), "## gVisor")
+	for _, at := range fails {
+		if !strings.Contains(linux, "| "+at+" |") {
+			t.Errorf("%s fails but scripts/freebsd-suite.md does not list it for Linux: a new difference? Explain it there", at)
+		}
 	}
 }
 
@@ -47,7 +58,7 @@ func TestFreeBSDSuiteAgainstGVisor(t *testing.T) {
 	t.Cleanup(func() { p.Close() })
 	cfg := script.Config{Prober: p, Lab: &walk.LabTarget{Addr: l.TargetAddr, NS: l.Prober}, ClosedPort: lab.PortClosed,
 		Slack: 100 * time.Millisecond}
-	counts, n := runSuite(t, cfg)
+	counts, n, _ := runSuite(t, cfg)
 	if counts[walk.Pass]+counts[walk.Fail] == 0 {
 		t.Errorf("none of %d scripts reached pass or fail against netstack", n)
 	}
@@ -56,8 +67,9 @@ func TestFreeBSDSuiteAgainstGVisor(t *testing.T) {
 // runSuite runs the suite with cfg and checks that every script ends
 // pass, fail or skipped with a reason; it logs each fail (the line,
 // expected and received: the docs' table is made from them) and the skips
-// by reason, and returns the counts by verdict.
-func runSuite(t *testing.T, cfg script.Config) (map[walk.Verdict]int, int) {
+// by reason, and returns the counts by verdict and each fail's
+// "script:line".
+func runSuite(t *testing.T, cfg script.Config) (map[walk.Verdict]int, int, []string) {
 	t.Helper()
 	scripts := suiteScripts(t)
 	if m := os.Getenv("TCPWALK_SUITE_MATCH"); m != "" {
@@ -77,7 +89,7 @@ func runSuite(t *testing.T, cfg script.Config) (map[walk.Verdict]int, int) {
 	t.Logf("%d scripts in %v", len(results), time.Since(start).Round(time.Millisecond))
 	counts := map[walk.Verdict]int{}
 	reasons := map[string]int{}
-	var fails []string
+	var fails, failAt []string
 	for _, r := range results {
 		counts[r.Verdict]++
 		switch r.Verdict {
@@ -87,6 +99,7 @@ func runSuite(t *testing.T, cfg script.Config) (map[walk.Verdict]int, int) {
 			for _, c := range r.Checks {
 				if c.Verdict == walk.Fail {
 					line = fmt.Sprintf("%s | %s | expected %s | received %s | %s", r.Scenario, strings.TrimPrefix(c.Rule, "script "), c.Expected, c.Received, c.Reason)
+					failAt = append(failAt, strings.TrimPrefix(c.Rule, "script "))
 					break
 				}
 			}
@@ -118,7 +131,7 @@ func runSuite(t *testing.T, cfg script.Config) (map[walk.Verdict]int, int) {
 	}
 	t.Logf("pass %d, fail %d, skipped %d, other %d", counts[walk.Pass], counts[walk.Fail], counts[walk.Skipped],
 		len(results)-counts[walk.Pass]-counts[walk.Fail]-counts[walk.Skipped])
-	return counts, len(results)
+	return counts, len(results), failAt
 }
 
 // TestFreeBSDSuiteWithoutLabControl runs the suite as against a host with
@@ -128,7 +141,7 @@ func runSuite(t *testing.T, cfg script.Config) (map[walk.Verdict]int, int) {
 func TestFreeBSDSuiteWithoutLabControl(t *testing.T) {
 	cfg := labConfig(t)
 	cfg.Lab, cfg.Oracle, cfg.Port = nil, nil, lab.PortHTTP
-	counts, n := runSuite(t, cfg)
+	counts, n, _ := runSuite(t, cfg)
 	if counts[walk.Pass]+counts[walk.Fail] == 0 || counts[walk.Skipped] == 0 {
 		t.Errorf("%d scripts: %v; want some judged and some skipped", n, counts)
 	}
