@@ -397,7 +397,9 @@ func TestHTMLStackProfile(t *testing.T) {
 		t.Fatalf("the evidence links %d checks, want the one on the page", len(links))
 	}
 	target := strings.TrimPrefix(attr(links[0], "href"), "#")
-	if sec := findAll(doc, func(n *html.Node) bool { return attr(n, "id") == target && attr(n, "data-scenario") == "ESTABLISHED/rst-in-window" }); len(sec) != 1 {
+	if sec := findAll(doc, func(n *html.Node) bool {
+		return attr(n, "id") == target && attr(n, "data-scenario") == "ESTABLISHED/rst-in-window"
+	}); len(sec) != 1 {
 		t.Errorf("the evidence link %q leads to no section of ESTABLISHED/rst-in-window", target)
 	}
 	if !strings.Contains(page, "not-on-the-page") || !strings.Contains(page, "Linux (2 of 4 traits)") {

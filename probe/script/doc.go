@@ -85,10 +85,22 @@
 // remote has settled (at an expected segment the remote app may already
 // have moved on); a disagreement with the wire is reported, never hidden.
 //
-// System-call lines (listen(...), write(...), close(...)), shell commands
-// in backquotes and IP-level fields are refused with a message at
-// file:line:col: they act on the machine under test, which tcpwalk does not
-// control. Comments are //, /* */ and #.
+// # packetdrill compatibility
+//
+// packetdrill's system-call lines, shell commands and options act on the
+// machine under test, which tcpwalk does not control; each becomes what the
+// remote must be or do (compat.go, run_compat.go): listen() a precondition
+// (a listener at the target port, packetdrill's 8080 by default, which the
+// first SYN checks), connect() the remote dialing us (Config.Lab's client
+// with "dial PORT hold", or Config.DialTrigger), close(), shutdown() and
+// write() the remote app's actions through the lab's out-of-band app
+// control (AppController), getsockopt() and read() notes, sysctl lines and
+// options assumptions (Script.Assumptions, walk.Result.Assumptions), sockstat
+// counts and tcpi_state assertions %expect-state, #ifdef STANDARD branches
+// kept (Defines). A line with no remote equivalent ends its script skipped
+// with the line and the reason (SkipReason names it for counting). IP-level
+// fields are refused with a message at file:line:col. Comments are //,
+// /* */ and # (but #ifdef, #ifndef, #else and #endif).
 //
 // # Results
 //
