@@ -19,10 +19,24 @@ func WriteFirewall(w io.Writer, m *firewall.Matrix) error {
 	if m.Capture {
 		how = "capture at the target"
 	}
-	if _, err := fmt.Fprintf(w, "firewall matrix %s from %s, decided by %s; the target's segments arrive with TTL %d\n\n",
+	if _, err := fmt.Fprintf(w, "firewall matrix %s from %s, decided by %s; the target's own segments arrive with TTL %d\n",
 		m.Target, m.Local, how, m.TargetTTL); err != nil {
 		return err
 	}
+	if mb := m.Middlebox; mb != nil {
+		what := "answers the handshake in the target's name"
+		if mb.Proxied {
+			what = "completes the handshake in the target's name and reaches the target afterwards: the connection is proxied"
+		}
+		fmt.Fprintf(w, "a middlebox at %s (its segments arrive with TTL %d) %s; evidence:\n", mb.Where(), mb.TTL, what)
+		for _, e := range mb.Evidence {
+			fmt.Fprintf(w, "  - %s\n", e)
+		}
+	}
+	if m.Lossy > 0 {
+		fmt.Fprintf(w, "the path lost segments: %d setup exchange(s) had to be sent again\n", m.Lossy)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	judged := m.Policy != ""
 	if judged {
@@ -42,6 +56,9 @@ func WriteFirewall(w io.Writer, m *firewall.Matrix) error {
 			outcome += " by " + c.RejectedBy.String()
 		}
 		detail := c.Detail
+		if c.Explanation != nil {
+			detail += " — " + c.Explanation.String()
+		}
 		if c.Reason != "" {
 			detail += " — " + c.Reason
 		}
@@ -62,7 +79,7 @@ func WriteFirewall(w io.Writer, m *firewall.Matrix) error {
 		n[c.Outcome]++
 	}
 	var parts []string
-	for _, o := range []firewall.Outcome{firewall.Delivered, firewall.Rewritten, firewall.Dropped, firewall.Rejected, firewall.NoAnswer, firewall.NotRun} {
+	for _, o := range firewall.Outcomes() {
 		if n[o] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n[o], o))
 		}

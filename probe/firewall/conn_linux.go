@@ -32,6 +32,12 @@ type conn struct {
 	tm   Timing
 	s    seqs
 	ttl  uint8 // TTL of the target's SYN-ACK
+	// heard is every segment that came back before the probe (see
+	// isRetransmission), synAck the SYN-ACK the handshake took, retries how
+	// many exchanges timed out and were sent again (loss on the path).
+	heard   []heardSeg
+	synAck  craft.Packet
+	retries int
 }
 
 func newConn(f *probe.Flow, tm Timing) *conn {
@@ -59,6 +65,7 @@ func (c *conn) await(ctx context.Context, deadline time.Time, match func(craft.P
 			c.flow.Release(e)
 			return craft.Packet{}, 0, errors.New(msg)
 		}
+		c.hear(e)
 		if match(e.Seg) {
 			p, err := craft.ParsePacket(append([]byte(nil), e.Bytes()...))
 			ttl := e.Seg.IP.TTL()
@@ -77,6 +84,7 @@ func (c *conn) exchange(ctx context.Context, what string, send func() error, mat
 		}
 		p, ttl, err := c.await(ctx, time.Now().Add(c.tm.Reply), match)
 		if errors.Is(err, probe.ErrTimeout) {
+			c.retries++
 			continue
 		}
 		if err != nil {
@@ -102,7 +110,7 @@ func (c *conn) handshake(ctx context.Context, complete bool) error {
 	if p.TCP.Flags().Has(craft.FlagRST) {
 		return fmt.Errorf("SYN → SYN,ACK: got %s: nothing listens on port %d, or the path refuses it", p.TCP.Flags(), c.flow.Remote.Port())
 	}
-	c.ttl = ttl
+	c.ttl, c.synAck = ttl, p
 	c.s.sndNxt = c.s.iss + 1
 	c.s.irs = p.TCP.SequenceNumber()
 	c.s.rcvNxt = c.s.irs + 1
@@ -174,7 +182,7 @@ func (c *conn) collect(ctx context.Context, d time.Duration) []Reply {
 		case probe.EventSegment:
 			t := e.Seg.TCP
 			out = append(out, Reply{From: e.Seg.IP.Source(), TTL: e.Seg.IP.TTL(), Flags: t.Flags().String(),
-				Seq: t.SequenceNumber(), Ack: t.AckNumber()})
+				Seq: t.SequenceNumber(), Ack: t.AckNumber(), Len: len(t.Payload()), at: e.At, flags: t.Flags()})
 		}
 		c.flow.Release(e)
 	}

@@ -56,12 +56,13 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 		}
 		defer cp.Close()
 	}
-	ttl, err := baseline(ctx, cfg)
+	ttl, mb, lossy, err := profile(ctx, cfg, cp)
 	if err != nil {
 		return nil, fmt.Errorf("firewall: %s: %w (the matrix needs a listening port that the path allows)", m.Target, err)
 	}
-	m.TargetTTL = ttl
+	m.TargetTTL, m.Middlebox = ttl, mb
 	m.Cells = make([]Cell, len(rows))
+	retries := make([]int, len(rows))
 	sem := make(chan struct{}, cfg.Parallel)
 	var wg sync.WaitGroup
 	for i := range rows {
@@ -70,31 +71,28 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			m.Cells[i] = runRow(ctx, cfg, cp, ttl, &rows[i])
+			m.Cells[i], retries[i] = runRow(ctx, cfg, cp, ttl, mb, &rows[i])
 		}()
 	}
 	wg.Wait()
+	m.Lossy = lossy
+	for _, n := range retries {
+		m.Lossy += n
+	}
+	undecideOnLoss(m)
+	explain(m)
 	m.Duration = time.Since(m.Start)
 	return m, ctx.Err()
 }
 
-// baseline opens and resets one connection to learn the TTL the target's
-// segments arrive with.
-func baseline(ctx context.Context, cfg Config) (uint8, error) {
-	f, err := cfg.Prober.NewFlow(cfg.Port, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	c := newConn(f, cfg.Timing)
-	if err := c.handshake(ctx, false); err != nil {
-		return 0, err
-	}
-	_, err = c.send(craft.Segment{Seq: c.s.sndNxt, Flags: craft.FlagRST})
-	return c.ttl, err
-}
+// retryGap spaces the copies of a probe that got no answer: more than
+// Linux's tcp_invalid_ratelimit (500 ms), which would otherwise silence the
+// target's answer to an unacceptable segment (RFC 5961 §7).
+const retryGap = 600 * time.Millisecond
 
-func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, r *row) Cell {
+// runRow runs one row on its own connection and returns its cell and how
+// many of its setup exchanges had to be sent again.
+func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *Middlebox, r *row) (Cell, int) {
 	cell := Cell{State: r.state, Probe: r.name, Sent: r.sent}
 	port := cfg.Port
 	switch r.port {
@@ -104,56 +102,80 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, r *ro
 		port = cfg.ClosePort
 	}
 	if port == 0 {
-		cell.Outcome, cell.Detail = NotRun, "needs a port: see --blocked-port and --close-port"
-		return cell
+		cell.Outcome, cell.Detail, cell.portMissing = NotRun, "needs a port: see --blocked-port and --close-port", true
+		return cell, 0
 	}
 	f, err := cfg.Prober.NewFlow(port, 0)
 	if err != nil {
 		cell.Outcome, cell.Detail = NotRun, err.Error()
-		return cell
+		return cell, 0
 	}
 	defer f.Close()
 	c := newConn(f, cfg.Timing)
 	if err := setup(ctx, cfg, c, r.state); err != nil {
 		cell.Outcome, cell.Detail = NotRun, "could not reach "+string(r.state)+": "+err.Error()
 		tidy(c, r.state, nil)
-		return cell
+		return cell, c.retries
 	}
 	if r.resetFirst {
 		if _, err := c.send(craft.Segment{Seq: c.s.sndNxt, Flags: craft.FlagRST}); err != nil {
 			cell.Outcome, cell.Detail = NotRun, err.Error()
-			return cell
+			return cell, c.retries
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	c.drain(ctx, 10*time.Millisecond)
 	seg := r.build(c.s)
 	if r.synOptions {
 		seg.Options = craft.DefaultSYNOptions(uint32(time.Now().UnixMilli()))
 	}
-	// A unique IP ID finds the probe in the capture even when a middlebox
-	// rewrites its TCP header.
-	seg.ID = uint16(probe.RandomUint32()) | 1
-	at, err := c.send(seg)
-	if err != nil {
-		cell.Outcome, cell.Detail = NotRun, err.Error()
-		tidy(c, r.state, nil)
-		return cell
-	}
-	sent := craft.IPv4(append([]byte(nil), f.LastSent()...))
-	replies := c.collect(ctx, cfg.Timing.Quiet)
-	o := observation{capture: cp != nil, sent: sent, replies: replies, targetTTL: targetTTL, answers: r.answers}
-	if cp != nil {
-		var arrived time.Time
-		key := probeKey{local: f.Local.Port(), id: seg.ID, seq: seg.Seq, flags: seg.Flags}
-		if o.got, arrived, o.delivered = cp.findProbe(key, at); o.delivered {
-			if fl, ok := cp.findAnswer(f.Local.Port(), arrived); ok {
-				o.targetAnswer = fl.String()
+	o := observation{capture: cp != nil, targetTTL: targetTTL, answers: r.answers, probeFlags: seg.Flags, mb: mb}
+	var replies []Reply
+	var last time.Time
+	for try := 0; try < max(cfg.Timing.Tries, 1); try++ {
+		if try > 0 {
+			time.Sleep(time.Until(last.Add(retryGap)))
+		}
+		// A unique IP ID finds the probe in the capture even when a
+		// middlebox rewrites its TCP header.
+		seg.ID = uint16(probe.RandomUint32()) | 1
+		at, err := c.send(seg)
+		if err != nil {
+			cell.Outcome, cell.Detail = NotRun, err.Error()
+			tidy(c, r.state, replies)
+			return cell, c.retries
+		}
+		last = at
+		o.copies++
+		o.sent = craft.IPv4(append([]byte(nil), f.LastSent()...))
+		got := c.collect(ctx, cfg.Timing.Quiet)
+		answered := false
+		for i := range got {
+			got[i].Retransmission = isRetransmission(&got[i], c.heard, c.s.rcvNxt, r.state != StateNone, seg.Flags.Has(craft.FlagSYN))
+			answered = answered || !got[i].Retransmission
+		}
+		replies = append(replies, got...)
+		if cp != nil {
+			var arrived time.Time
+			key := probeKey{local: f.Local.Port(), id: seg.ID, seq: seg.Seq, flags: seg.Flags}
+			if o.got, arrived, o.delivered = cp.findProbe(key, at); o.delivered {
+				if fl, ok := cp.findAnswer(f.Local.Port(), arrived); ok {
+					o.targetAnswer = fl.String()
+				}
+				break
 			}
 		}
+		// Silence is the answer to a probe a TCP may ignore, unless a
+		// capture shows it never arrived: only then is it sent again.
+		if answered || ctx.Err() != nil || (cp == nil && !r.answers) {
+			break
+		}
 	}
+	o.replies = replies
+	cell.probeSYN = seg.Flags&(craft.FlagSYN|craft.FlagACK) == craft.FlagSYN
 	classify(&o, &cell)
 	tidy(c, r.state, replies)
-	return cell
+	return cell, c.retries
 }
 
 // setup brings c's connection into state.
@@ -164,9 +186,15 @@ func setup(ctx context.Context, cfg Config, c *conn, state State) error {
 	case StateHandshaking:
 		return c.handshake(ctx, false)
 	case StateEstablished:
-		return c.handshake(ctx, true)
+		if err := c.handshake(ctx, true); err != nil {
+			return err
+		}
+		return c.settle(ctx)
 	case StateClosing:
 		if err := c.handshake(ctx, true); err != nil {
+			return err
+		}
+		if err := c.settle(ctx); err != nil {
 			return err
 		}
 		return c.closeOurs(ctx)
@@ -175,6 +203,9 @@ func setup(ctx context.Context, cfg Config, c *conn, state State) error {
 			return errors.New("no request makes the target's app close first (CloseRequest)")
 		}
 		if err := c.handshake(ctx, true); err != nil {
+			return err
+		}
+		if err := c.settle(ctx); err != nil {
 			return err
 		}
 		return c.remoteClose(ctx, cfg.CloseRequest)

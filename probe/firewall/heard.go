@@ -1,0 +1,96 @@
+package firewall
+
+import (
+	"context"
+	"time"
+
+	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe"
+)
+
+// heardSeg is one segment the target's side sent on a connection before the
+// probe: enough to know a retransmission of it when it comes again.
+type heardSeg struct {
+	seq   uint32
+	flags craft.Flags
+	len   int
+	ttl   uint8
+	at    time.Time
+}
+
+// hear records e, a segment read while bringing the connection into its
+// state.
+func (c *conn) hear(e *probe.Event) {
+	if e.Kind != probe.EventSegment {
+		return
+	}
+	t := e.Seg.TCP
+	c.heard = append(c.heard, heardSeg{seq: t.SequenceNumber(), flags: t.Flags(), len: len(t.Payload()),
+		ttl: e.Seg.IP.TTL(), at: e.At})
+}
+
+// drain reads what is already queued for the flow (a path's duplicate of a
+// segment the setup took, a window update, a retransmission), so that the
+// probe's listening starts clean; what it reads is heard.
+func (c *conn) drain(ctx context.Context, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for {
+		e, err := c.flow.Next(ctx, deadline)
+		if err != nil {
+			return
+		}
+		c.hear(e)
+		c.flow.Release(e)
+	}
+}
+
+// synRepeatWindow bounds how soon after the target's SYN-ACK a copy of it
+// answers our repeated SYN rather than being the target's own
+// retransmission: a SYN-ACK's first retransmission waits the initial RTO of
+// 1 s (RFC 6298 §2.1; RFC 9293 §3.8.1), so a copy sooner than this came
+// because our SYN arrived (RFC 9293 §3.10.7.4: a SYN in SYN-RECEIVED that is
+// a duplicate is answered with the SYN-ACK again).
+const synRepeatWindow = 900 * time.Millisecond
+
+// isRetransmission says whether r, a segment that came back after the
+// probe, repeats one the target had already sent on this connection: same
+// sequence number, flags and length, and the target's TTL; or data or a FIN
+// that lies wholly below RCV.NXT (acknowledged already). Such a segment was
+// sent by the target's retransmission timer (RFC 9293 §3.8.1; or copied by
+// the path), not in answer to the probe, so it is never taken as the
+// probe's answer. Only segments that occupy sequence space (SYN, FIN,
+// data) are retransmitted; a pure ACK that looks like an earlier one is a
+// new answer (RFC 5961 challenge ACKs and RFC 9293 §3.10.7.4 ACKs of
+// unacceptable segments look just like that). A probe that is itself a SYN
+// is answered by a copy of the target's SYN-ACK, which counts as an answer
+// when it comes sooner than the target's timer could have sent it.
+func isRetransmission(r *Reply, heard []heardSeg, rcvNxt uint32, connected, probeSYN bool) bool {
+	if r.ICMP != "" || r.TTL == 0 {
+		return false
+	}
+	f := r.flags
+	occupies := f.Has(craft.FlagSYN) || f.Has(craft.FlagFIN) || r.Len > 0
+	if !occupies {
+		return false
+	}
+	for _, h := range heard {
+		if h.seq != r.Seq || h.flags != f || h.len != r.Len || h.ttl != r.TTL {
+			continue
+		}
+		if probeSYN && f.Has(craft.FlagSYN) && !h.at.IsZero() && !r.at.IsZero() && r.at.Sub(h.at) < synRepeatWindow {
+			return false
+		}
+		return true
+	}
+	if connected && !f.Has(craft.FlagSYN) {
+		end := r.Seq + uint32(r.Len)
+		if f.Has(craft.FlagFIN) {
+			end++
+		}
+		// RFC 9293 §3.4: end at or before RCV.NXT, modulo 2^32.
+		if int32(end-rcvNxt) <= 0 && int32(rcvNxt-r.Seq) > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,122 @@
+package firewall
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tcpwalk/tcpwalk/craft"
+)
+
+// baselineTries is how often the baseline sends each segment: the run
+// cannot start without it, so it rides out more loss than a row's setup.
+const baselineTries = 6
+
+// settle waits, after our ACK of a SYN-ACK that offered a zero window, for
+// the window to open (sending our ACK again if nothing comes): RFC 9293
+// §3.8.6 forbids sending data into a zero window. A SYN proxy offers one
+// until it has opened its own connection to the target, then sends a window
+// update. Without a zero window there is nothing to wait for.
+func (c *conn) settle(ctx context.Context) error {
+	if c.synAck.TCP == nil || c.synAck.TCP.WindowSize() != 0 {
+		return nil
+	}
+	ack := craft.Segment{Seq: c.s.sndNxt, Ack: c.s.rcvNxt, Flags: craft.FlagACK}
+	_, _, err := c.exchange(ctx, "ACK → window update", func() error { _, err := c.send(ack); return err },
+		func(p craft.Packet) bool {
+			f := p.TCP.Flags()
+			return f.Has(craft.FlagACK) && !f.Has(craft.FlagSYN) && p.TCP.WindowSize() > 0
+		})
+	return err
+}
+
+// profile opens one connection, sends a byte of data and takes its ACK: the
+// TTL of that ACK is the target's own (the data reached it). When the
+// SYN-ACK came with another TTL, something nearer answered the handshake
+// in the target's name; what else it did (window, timestamps, IP ID, the
+// target's own ISS in the capture, the hop's address) is gathered as the
+// middlebox's evidence.
+func profile(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebox, int, error) {
+	f, err := cfg.Prober.NewFlow(cfg.Port, 0)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	defer f.Close()
+	tm := cfg.Timing
+	tm.Tries = max(tm.Tries, baselineTries)
+	c := newConn(f, tm)
+	if err := c.handshake(ctx, true); err != nil {
+		return 0, nil, c.retries, err
+	}
+	synAckAt := time.Now()
+	syn := c.synAck
+	defer func() { _, _ = c.send(craft.Segment{Seq: c.s.sndNxt, Flags: craft.FlagRST}) }()
+	if err := c.settle(ctx); err != nil {
+		return 0, nil, c.retries, err
+	}
+	data := craft.Segment{Seq: c.s.sndNxt, Ack: c.s.rcvNxt, Flags: craft.FlagPSH | craft.FlagACK, Payload: []byte{'\n'}}
+	p, ttl, err := c.exchange(ctx, "data → ACK", func() error { _, err := c.send(data); return err },
+		func(p craft.Packet) bool {
+			return p.TCP.Flags().Has(craft.FlagACK) && !p.TCP.Flags().Has(craft.FlagSYN) && p.TCP.AckNumber() == data.Seq+1
+		})
+	if err != nil {
+		return 0, nil, c.retries, err
+	}
+	c.s.sndNxt++
+	if ttl == c.ttl {
+		return ttl, nil, c.retries, nil
+	}
+	mb := &Middlebox{Hop: hopOf(c.ttl), TTL: c.ttl, Proxied: true}
+	mb.Evidence = append(mb.Evidence, fmt.Sprintf(
+		"TTL: the SYN-ACK arrives with %d (sent from hop %d), the ACK of our data, which reached the target, with %d (hop %d)",
+		c.ttl, mb.Hop, ttl, hopOf(ttl)))
+	if syn.TCP.WindowSize() == 0 {
+		mb.Evidence = append(mb.Evidence,
+			"window: the SYN-ACK offers a zero window, opened by a window update once the target was reached (a SYN proxy's way)")
+	}
+	if v1, ok1 := tsval(syn.TCP); ok1 {
+		if v2, ok2 := tsval(p.TCP); ok2 {
+			ms := time.Since(synAckAt).Milliseconds() + 1
+			d := int64(int32(v2 - v1))
+			// RFC 7323 §5.4: a timestamp clock ticks between 1 ms and
+			// 1 s; one clock cannot go back or run far ahead of time.
+			if d < 0 || d > 2*ms+1000 {
+				mb.Evidence = append(mb.Evidence, fmt.Sprintf(
+					"timestamps: TSval %d on the SYN-ACK, %d on the target's ACK %d ms later: two clocks", v1, v2, ms))
+			} else {
+				mb.Evidence = append(mb.Evidence, fmt.Sprintf(
+					"timestamps: TSval %d then %d: one clock, or the proxy translates them", v1, v2))
+			}
+		}
+	} else if _, ok := tsval(p.TCP); ok {
+		mb.Evidence = append(mb.Evidence, "timestamps: on the target's segments, not on the SYN-ACK")
+	}
+	if a, b := syn.IP.ID(), p.IP.ID(); a != b {
+		mb.Evidence = append(mb.Evidence, fmt.Sprintf("IP ID: %d on the SYN-ACK, %d on the target's ACK", a, b))
+	}
+	if cp != nil {
+		if iss, ok := cp.findTargetSYNACK(f.Local.Port()); ok && iss != c.s.irs {
+			mb.Evidence = append(mb.Evidence, fmt.Sprintf(
+				"sequence translation: the target's own SYN-ACK (seen by the capture) has ISS %d, the one we got %d", iss, c.s.irs))
+		} else if !ok {
+			mb.Evidence = append(mb.Evidence, "capture: the target sent no SYN-ACK to our SYN before our ACK")
+		}
+	}
+	if h, err := traceHop(ctx, cfg.Prober, cfg.Port, uint8(min(mb.Hop, 255)), cfg.Timing); err == nil && h.From.IsValid() && !h.Reached {
+		mb.Addr = h.From
+		mb.Evidence = append(mb.Evidence, fmt.Sprintf("a SYN with TTL %d ran out at %s (ICMP time exceeded)", mb.Hop, h.From))
+	}
+	return ttl, mb, c.retries, nil
+}
+
+// tsval returns the TSval of t's timestamps option (RFC 7323 §3).
+func tsval(t craft.TCP) (uint32, bool) {
+	it := craft.NewOptionIter(t.OptionBytes())
+	for it.Next() {
+		if o := it.Option(); o.Kind == craft.OptTimestamps {
+			v, _ := o.Timestamps()
+			return v, true
+		}
+	}
+	return 0, false
+}
