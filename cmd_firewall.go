@@ -137,7 +137,7 @@ func runFirewall(c *cli.Context) error {
 	}
 	var tr *firewall.Trace
 	if c.Bool("trace") {
-		if tr, err = firewall.RunTrace(c.Context, p, target.Port(), c.Int("max-hops"), tm); err != nil {
+		if tr, err = firewall.RunTraceCapture(c.Context, p, target.Port(), c.Int("max-hops"), tm, cfg.Capture); err != nil {
 			return &exitError{code: exitEnv, err: err}
 		}
 	}

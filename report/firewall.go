@@ -100,6 +100,10 @@ func WriteTrace(w io.Writer, tr *firewall.Trace) error {
 	fmt.Fprintf(w, "path changes to %s (TTL-limited copies of %s, quoted back in ICMP time exceeded):\n", tr.Target, tr.Sent)
 	for _, h := range tr.Hops {
 		switch {
+		case h.Reached && h.AtTarget == "never arrived":
+			fmt.Fprintf(w, "  ttl %2d  %-15s  answered in the target's name, but the copy never reached the target (capture)\n", h.TTL, h.From)
+		case h.Reached && h.AtTarget == "arrived" && len(h.Changes) > 0:
+			fmt.Fprintf(w, "  ttl %2d  %-15s  the target answered; the copy arrived changed (capture): %s\n", h.TTL, h.From, changeList(h.Changes))
 		case h.Reached:
 			fmt.Fprintf(w, "  ttl %2d  %-15s  the target answered\n", h.TTL, h.From)
 		case !h.From.IsValid():
@@ -113,7 +117,11 @@ func WriteTrace(w io.Writer, tr *firewall.Trace) error {
 		}
 	}
 	if len(tr.Rewrites) == 0 {
-		fmt.Fprintf(w, "no router changed the SYN before the last hop\n")
+		if len(tr.Hops) > 0 && tr.Hops[len(tr.Hops)-1].AtTarget != "" {
+			fmt.Fprintf(w, "no router changed the SYN\n")
+		} else {
+			fmt.Fprintf(w, "no router changed the SYN before the last hop\n")
+		}
 	}
 	for _, r := range tr.Rewrites {
 		by := "our own host"

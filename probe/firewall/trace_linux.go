@@ -8,6 +8,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/netns"
 )
 
 // Hop is what one TTL-limited copy of the SYN found.
@@ -24,6 +25,18 @@ type Hop struct {
 	// that the hop before this one did not show yet.
 	Changes []Change `json:"changes,omitempty"`
 	New     []Change `json:"new,omitempty"`
+	// AtTarget is, for the hop that was answered, what a capture at the
+	// target saw: "arrived" (Changes then compare what arrived) or "never
+	// arrived" (something before the target answered); "" without a
+	// capture.
+	AtTarget string `json:"at_target,omitempty"`
+
+	// The copy that was sent, to find it in a capture.
+	sent   craft.IPv4
+	id     uint16
+	seq    uint32
+	local  uint16
+	sentAt time.Time
 }
 
 // Rewrite names the router that changed the SYN: Hop is its distance (1 is
@@ -54,6 +67,23 @@ type Trace struct {
 // first shows at hop k was made by hop k-1. The last router's own changes
 // never show in a quote: only a capture at the target sees them.
 func RunTrace(ctx context.Context, p *probe.Prober, port uint16, maxHops int, tm Timing) (*Trace, error) {
+	return RunTraceCapture(ctx, p, port, maxHops, tm, nil)
+}
+
+// RunTraceCapture is RunTrace with a capture in the target's namespace ns
+// (nil: none). The capture sees the copy that reached the target as it
+// arrived, so a change that no quote showed was made by the last router
+// (whose own changes no router quotes), and a copy that was answered
+// without arriving was answered by a middlebox.
+func RunTraceCapture(ctx context.Context, p *probe.Prober, port uint16, maxHops int, tm Timing, ns *netns.NS) (*Trace, error) {
+	var cp *capture
+	if ns != nil {
+		var err error
+		if cp, err = startCapture(ns, p.Local()); err != nil {
+			return nil, err
+		}
+		defer cp.Close()
+	}
 	if tm == (Timing{}) {
 		tm = DefaultTiming
 	}
@@ -69,6 +99,9 @@ func RunTrace(ctx context.Context, p *probe.Prober, port uint16, maxHops int, tm
 			return tr, err
 		}
 		if h.Reached {
+			if cp != nil {
+				traceAtTarget(cp, tr, &h, prev, prevFrom)
+			}
 			tr.Hops = append(tr.Hops, h)
 			break
 		}
@@ -81,8 +114,31 @@ func RunTrace(ctx context.Context, p *probe.Prober, port uint16, maxHops int, tm
 		}
 		tr.Hops = append(tr.Hops, h)
 	}
-	tr.Note = "a change by the last router before the target is not quoted by anyone; use a capture at the target (--oracle-netns)"
+	if cp == nil {
+		tr.Note = "a change by the last router before the target is not quoted by anyone; use a capture at the target (--oracle-netns)"
+	}
 	return tr, nil
+}
+
+// traceAtTarget compares the copy that was answered with what the capture
+// saw arrive: changes no quote showed were made by the last router (hop
+// ttl-1, whose address its own quote gave); a copy that never arrived was
+// answered by something on the path.
+func traceAtTarget(cp *capture, tr *Trace, h *Hop, prev []Change, prevFrom netip.Addr) {
+	// The capture reads in its own goroutine: give it a moment.
+	time.Sleep(20 * time.Millisecond)
+	got, _, ok := cp.findProbe(probeKey{local: h.local, id: h.id, seq: h.seq, flags: craft.FlagSYN}, h.sentAt)
+	if !ok {
+		h.AtTarget = "never arrived"
+		tr.Note = fmt.Sprintf("the copy with TTL %d was answered but never reached the target: a middlebox before it answered in its name", h.TTL)
+		return
+	}
+	h.AtTarget = "arrived"
+	h.Changes, h.Quoted = Compare(h.sent, got)
+	h.New = newChanges(prev, h.Changes)
+	if len(h.New) > 0 {
+		tr.Rewrites = append(tr.Rewrites, Rewrite{Hop: int(h.TTL) - 1, By: prevFrom, Changes: h.New})
+	}
 }
 
 // newChanges returns the changes in cur that prev does not have.
@@ -111,12 +167,14 @@ func traceHop(ctx context.Context, p *probe.Prober, port uint16, ttl uint8, tm T
 	defer f.Close()
 	iss := probe.RandomUint32()
 	seg := craft.Segment{Seq: iss, Flags: craft.FlagSYN, Window: probe.DefaultWin, TTL: ttl,
-		Options: craft.DefaultSYNOptions(uint32(time.Now().UnixMilli()))}
+		Options: craft.DefaultSYNOptions(uint32(time.Now().UnixMilli())), ID: uint16(probe.RandomUint32()) | 1}
 	for try := 0; try < tm.Tries; try++ {
-		if _, err := f.Send(&seg); err != nil {
+		at, err := f.Send(&seg)
+		if err != nil {
 			return h, err
 		}
 		sent := craft.IPv4(append([]byte(nil), f.LastSent()...))
+		h.sent, h.id, h.seq, h.local, h.sentAt = sent, seg.ID, seg.Seq, f.Local.Port(), at
 		deadline := time.Now().Add(tm.Reply)
 		for {
 			e, err := f.Next(ctx, deadline)
