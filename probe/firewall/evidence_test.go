@@ -41,7 +41,8 @@ func TestIsRetransmission(t *testing.T) {
 		want              bool
 	}{
 		{"SYN-ACK again after 1 s", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 63, time.Second), true, false, true},
-		{"SYN-ACK again with another TTL", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 64, time.Second), true, false, false},
+		{"SYN-ACK again with another TTL (a proxy's, translated)", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 64, time.Second), true, false, true},
+		{"SYN-ACK at IRS not heard", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 63, time.Second), true, false, true},
 		{"SYN-ACK at once, answering our SYN", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 63, 5*time.Millisecond), true, true, false},
 		{"SYN-ACK after 1 s, our SYN", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 63, time.Second), true, true, true},
 		{"pure ACK like an earlier one", rep(2001, craft.FlagACK, 0, 63, 0), true, false, false},
@@ -52,7 +53,11 @@ func TestIsRetransmission(t *testing.T) {
 		{"no connection", rep(1990, craft.FlagPSH|craft.FlagACK, 10, 63, 0), false, false, false},
 	}
 	for _, tt := range tests {
-		if got := isRetransmission(&tt.r, heard, 2001, tt.connected, tt.probeS); got != tt.want {
+		h := heard
+		if tt.name == "SYN-ACK at IRS not heard" {
+			h = heard[1:]
+		}
+		if got := isRetransmission(&tt.r, h, 2001, tt.connected, tt.probeS); got != tt.want {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
 		}
 	}

@@ -96,26 +96,17 @@ func explain(m *Matrix) {
 	}
 }
 
-// undecideOnLoss turns silence into Undecided where the run's own setup
-// showed the path losing segments: a drop inferred from silence (no
-// capture), or a SYN that a middlebox answering in the target's name may
-// have answered out of the capture's sight.
+// undecideOnLoss turns into Undecided a drop inferred from silence without
+// a capture where the run's own setup showed the path losing segments.
 func undecideOnLoss(m *Matrix) {
-	if m.Lossy == 0 {
+	if m.Lossy == 0 || m.Capture {
 		return
 	}
 	for i := range m.Cells {
 		c := &m.Cells[i]
-		if c.Outcome != Dropped {
-			continue
-		}
-		switch {
-		case !m.Capture:
+		if c.Outcome == Dropped {
 			c.Outcome = Undecided
 			c.Detail = fmt.Sprintf("%s, but this run's path lost segments (%d setup exchange(s) sent again): silence proves no drop (a capture at the target decides: --oracle-netns)", c.Detail, m.Lossy)
-		case m.Middlebox != nil && c.probeSYN:
-			c.Outcome = Undecided
-			c.Detail = fmt.Sprintf("%s, but %s answers SYNs in the target's name out of the capture's sight, and this run's path lost segments (%d setup exchange(s) sent again): its answer may have been lost", c.Detail, m.Middlebox.Where(), m.Lossy)
 		}
 	}
 }

@@ -54,8 +54,8 @@ const synRepeatWindow = 900 * time.Millisecond
 
 // isRetransmission says whether r, a segment that came back after the
 // probe, repeats one the target had already sent on this connection: same
-// sequence number, flags and length, and the target's TTL; or data or a FIN
-// that lies wholly below RCV.NXT (acknowledged already). Such a segment was
+// sequence number, flags and length; or a SYN, data or a FIN that lies
+// wholly below RCV.NXT (acknowledged already). Such a segment was
 // sent by the target's retransmission timer (RFC 9293 §3.8.1; or copied by
 // the path), not in answer to the probe, so it is never taken as the
 // probe's answer. Only segments that occupy sequence space (SYN, FIN,
@@ -69,21 +69,29 @@ func isRetransmission(r *Reply, heard []heardSeg, rcvNxt uint32, connected, prob
 		return false
 	}
 	f := r.flags
-	occupies := f.Has(craft.FlagSYN) || f.Has(craft.FlagFIN) || r.Len > 0
-	if !occupies {
+	if !(f.Has(craft.FlagSYN) || f.Has(craft.FlagFIN) || r.Len > 0) {
 		return false
 	}
-	for _, h := range heard {
-		if h.seq != r.Seq || h.flags != f || h.len != r.Len || h.ttl != r.TTL {
-			continue
+	if probeSYN && f.Has(craft.FlagSYN) {
+		for _, h := range heard {
+			if h.flags.Has(craft.FlagSYN) && !h.at.IsZero() && !r.at.IsZero() && r.at.Sub(h.at) < synRepeatWindow {
+				return false
+			}
 		}
-		if probeSYN && f.Has(craft.FlagSYN) && !h.at.IsZero() && !r.at.IsZero() && r.at.Sub(h.at) < synRepeatWindow {
-			return false
-		}
-		return true
 	}
-	if connected && !f.Has(craft.FlagSYN) {
+	for _, h := range heard {
+		// A proxied connection's translated retransmission carries the
+		// target's TTL where the proxy's original had its own: the
+		// TTL does not tell a repeat from an answer.
+		if h.seq == r.Seq && h.flags == f && h.len == r.Len {
+			return true
+		}
+	}
+	if connected {
 		end := r.Seq + uint32(r.Len)
+		if f.Has(craft.FlagSYN) {
+			end++
+		}
 		if f.Has(craft.FlagFIN) {
 			end++
 		}

@@ -21,8 +21,22 @@ func (c *conn) settle(ctx context.Context) error {
 	if c.synAck.TCP == nil || c.synAck.TCP.WindowSize() != 0 {
 		return nil
 	}
+	// The first try sends our ACK again; the next ones a zero-window
+	// probe (SEG.SEQ = SND.NXT-1, RFC 9293 §3.8.6.1 and §3.8.4), which
+	// the target must answer with its window even when the proxy's window
+	// update was lost, and which a lost ACK does not need.
 	ack := craft.Segment{Seq: c.s.sndNxt, Ack: c.s.rcvNxt, Flags: craft.FlagACK}
-	_, _, err := c.exchange(ctx, "ACK → window update", func() error { _, err := c.send(ack); return err },
+	probeSeg := craft.Segment{Seq: c.s.sndNxt - 1, Ack: c.s.rcvNxt, Flags: craft.FlagACK}
+	sent := 0
+	_, _, err := c.exchange(ctx, "ACK → window update", func() error {
+		seg := ack
+		if sent > 0 {
+			seg = probeSeg
+		}
+		sent++
+		_, err := c.send(seg)
+		return err
+	},
 		func(p craft.Packet) bool {
 			f := p.TCP.Flags()
 			return f.Has(craft.FlagACK) && !f.Has(craft.FlagSYN) && p.TCP.WindowSize() > 0
@@ -37,6 +51,23 @@ func (c *conn) settle(ctx context.Context) error {
 // target's own ISS in the capture, the hop's address) is gathered as the
 // middlebox's evidence.
 func profile(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebox, int, error) {
+	// A proxy that lost its own SYN to the target never retransmits it:
+	// that connection is stuck, a new one is not.
+	lossy := 0
+	for try := 1; ; try++ {
+		ttl, mb, n, err := profileOnce(ctx, cfg, cp)
+		lossy += n
+		if err == nil || try == baselineConns || ctx.Err() != nil {
+			return ttl, mb, lossy, err
+		}
+		lossy++
+	}
+}
+
+// baselineConns is how many connections the baseline tries.
+const baselineConns = 3
+
+func profileOnce(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebox, int, error) {
 	f, err := cfg.Prober.NewFlow(cfg.Port, 0)
 	if err != nil {
 		return 0, nil, 0, err

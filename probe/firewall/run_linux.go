@@ -85,6 +85,10 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 	return m, ctx.Err()
 }
 
+// setupTries is the least number of times a row's setup sends each segment:
+// a state that cannot be reached leaves the row undecided.
+const setupTries = 5
+
 // retryGap spaces the copies of a probe that got no answer: more than
 // Linux's tcp_invalid_ratelimit (500 ms), which would otherwise silence the
 // target's answer to an unacceptable segment (RFC 5961 §7).
@@ -111,7 +115,9 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 		return cell, 0
 	}
 	defer f.Close()
-	c := newConn(f, cfg.Timing)
+	tm := cfg.Timing
+	tm.Tries = max(tm.Tries, setupTries)
+	c := newConn(f, tm)
 	if err := setup(ctx, cfg, c, r.state); err != nil {
 		cell.Outcome, cell.Detail = NotRun, "could not reach "+string(r.state)+": "+err.Error()
 		tidy(c, r.state, nil)
@@ -132,7 +138,13 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 	o := observation{capture: cp != nil, targetTTL: targetTTL, answers: r.answers, probeFlags: seg.Flags, mb: mb}
 	var replies []Reply
 	var last time.Time
-	for try := 0; try < max(cfg.Timing.Tries, 1); try++ {
+	copies := max(cfg.Timing.Tries, 1)
+	if cp != nil && mb != nil && seg.Flags&(craft.FlagSYN|craft.FlagACK) == craft.FlagSYN {
+		// The capture cannot see what a middlebox answers for the
+		// target: only more copies make a lost answer unlikely.
+		copies *= 2
+	}
+	for try := 0; try < copies; try++ {
 		if try > 0 {
 			time.Sleep(time.Until(last.Add(retryGap)))
 		}
