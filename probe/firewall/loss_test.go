@@ -43,8 +43,8 @@ type fwTally struct {
 	nUndec    int            // of runs with a capture
 	// Without a capture: cells, and those undecided or without an answer.
 	cellsNoCap, undecNoCap int
-	wrong     []string
-	failedRun []string // Run returned an error (no baseline)
+	wrong                  []string
+	failedRun              []string // Run returned an error (no baseline)
 }
 
 // TestFirewallUnderLoss runs the matrix through random loss and duplication
