@@ -50,6 +50,7 @@ func TestIsRetransmission(t *testing.T) {
 		{"data below RCV.NXT", rep(1990, craft.FlagPSH|craft.FlagACK, 10, 63, 0), true, false, true},
 		{"data at RCV.NXT", rep(2001, craft.FlagPSH|craft.FlagACK, 10, 63, 0), true, false, false},
 		{"RST", rep(2001, craft.FlagRST, 0, 63, 0), true, false, false},
+		{"a proxy's SYN-ACK with a new ISN below RCV.NXT", rep(500, craft.FlagSYN|craft.FlagACK, 0, 64, time.Second), true, false, false},
 		{"no connection", rep(1990, craft.FlagPSH|craft.FlagACK, 10, 63, 0), false, false, false},
 	}
 	for _, tt := range tests {
@@ -57,7 +58,7 @@ func TestIsRetransmission(t *testing.T) {
 		if tt.name == "SYN-ACK at IRS not heard" {
 			h = heard[1:]
 		}
-		if got := isRetransmission(&tt.r, h, 2001, tt.connected, tt.probeS); got != tt.want {
+		if got := isRetransmission(&tt.r, h, 1000, 2001, tt.connected, tt.probeS); got != tt.want {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
 		}
 	}

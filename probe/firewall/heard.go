@@ -55,7 +55,7 @@ const synRepeatWindow = 900 * time.Millisecond
 // isRetransmission says whether r, a segment that came back after the
 // probe, repeats one the target had already sent on this connection: same
 // sequence number, flags and length; or a SYN, data or a FIN that lies
-// wholly below RCV.NXT (acknowledged already). Such a segment was
+// wholly in [IRS, RCV.NXT) (acknowledged already). Such a segment was
 // sent by the target's retransmission timer (RFC 9293 §3.8.1; or copied by
 // the path), not in answer to the probe, so it is never taken as the
 // probe's answer. Only segments that occupy sequence space (SYN, FIN,
@@ -64,7 +64,7 @@ const synRepeatWindow = 900 * time.Millisecond
 // unacceptable segments look just like that). A probe that is itself a SYN
 // is answered by a copy of the target's SYN-ACK, which counts as an answer
 // when it comes sooner than the target's timer could have sent it.
-func isRetransmission(r *Reply, heard []heardSeg, rcvNxt uint32, connected, probeSYN bool) bool {
+func isRetransmission(r *Reply, heard []heardSeg, irs, rcvNxt uint32, connected, probeSYN bool) bool {
 	if r.ICMP != "" || r.TTL == 0 {
 		return false
 	}
@@ -95,8 +95,10 @@ func isRetransmission(r *Reply, heard []heardSeg, rcvNxt uint32, connected, prob
 		if f.Has(craft.FlagFIN) {
 			end++
 		}
-		// RFC 9293 §3.4: end at or before RCV.NXT, modulo 2^32.
-		if int32(end-rcvNxt) <= 0 && int32(rcvNxt-r.Seq) > 0 {
+		// RFC 9293 §3.4: from IRS on and ending at or before RCV.NXT,
+		// modulo 2^32: what the target sent on this connection. A
+		// number outside that span (a middlebox's new ISN) is not old.
+		if int32(r.Seq-irs) >= 0 && int32(end-rcvNxt) <= 0 {
 			return true
 		}
 	}

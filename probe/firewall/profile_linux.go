@@ -68,7 +68,7 @@ func profile(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebox, i
 const baselineConns = 3
 
 func profileOnce(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebox, int, error) {
-	f, err := cfg.Prober.NewFlow(cfg.Port, 0)
+	f, err := freshFlow(cfg.Prober, cfg.Port)
 	if err != nil {
 		return 0, nil, 0, err
 	}

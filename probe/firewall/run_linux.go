@@ -109,7 +109,7 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 		cell.Outcome, cell.Detail, cell.portMissing = NotRun, "needs a port: see --blocked-port and --close-port", true
 		return cell, 0
 	}
-	f, err := cfg.Prober.NewFlow(port, 0)
+	f, err := freshFlow(cfg.Prober, port)
 	if err != nil {
 		cell.Outcome, cell.Detail = NotRun, err.Error()
 		return cell, 0
@@ -163,7 +163,7 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 		got := c.collect(ctx, cfg.Timing.Quiet)
 		answered := false
 		for i := range got {
-			got[i].Retransmission = isRetransmission(&got[i], c.heard, c.s.rcvNxt, r.state != StateNone, seg.Flags.Has(craft.FlagSYN))
+			got[i].Retransmission = isRetransmission(&got[i], c.heard, c.s.irs, c.s.rcvNxt, r.state != StateNone, seg.Flags.Has(craft.FlagSYN))
 			answered = answered || !got[i].Retransmission
 		}
 		replies = append(replies, got...)
