@@ -149,6 +149,7 @@ func runFirewall(c *cli.Context) error {
 		if tr, err = firewall.RunTraceCapture(c.Context, p, target.Port(), c.Int("max-hops"), tm, cfg.Capture); err != nil {
 			return &exitError{code: exitEnv, err: err}
 		}
+		m.AddTrace(tr)
 	}
 	if policy != "" {
 		m.Judge(policy)

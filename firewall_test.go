@@ -128,7 +128,8 @@ func TestFirewallCLIMiddleboxes(t *testing.T) {
 	}{
 		{lab.FirewallSynproxy,
 			[]string{"the target's own segments arrive with TTL 63", "a middlebox at hop 1 (198.18.0.254)", "proxied",
-				"the connection is proxied", "never reached the target (capture)", "--expect stateful: pass"},
+				"the connection is proxied", "never reached the target (capture)", "--expect stateful: pass",
+				"trace: the SYN with TTL 2, which needs 1 router(s) to pass, was answered with TTL 64, from hop 1"},
 			[]string{"arrive with TTL 64\n", "rejected by"}},
 		{lab.FirewallClamp, []string{"rewritten by hop 1 (198.18.0.254): mss 1460 → 1000"}, []string{"no router changed the SYN"}},
 	} {

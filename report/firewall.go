@@ -102,6 +102,8 @@ func WriteTrace(w io.Writer, tr *firewall.Trace) error {
 		switch {
 		case h.Reached && h.AtTarget == "never arrived":
 			fmt.Fprintf(w, "  ttl %2d  %-15s  answered in the target's name, but the copy never reached the target (capture)\n", h.TTL, h.From)
+		case h.Reached && h.AnsweredFrom > 0 && h.AtTarget == "":
+			fmt.Fprintf(w, "  ttl %2d  %-15s  answered in the target's name with TTL %d, from hop %d: before the target\n", h.TTL, h.From, h.ReplyTTL, h.AnsweredFrom)
 		case h.Reached && h.AtTarget == "arrived" && len(h.Changes) > 0:
 			fmt.Fprintf(w, "  ttl %2d  %-15s  the target answered; the copy arrived changed (capture): %s\n", h.TTL, h.From, changeList(h.Changes))
 		case h.Reached:

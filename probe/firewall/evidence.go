@@ -50,3 +50,16 @@ func hopOf(ttl uint8) int {
 	}
 	return initial - int(ttl) + 1
 }
+
+// AddTrace adds what a trace found to the middlebox's evidence: the
+// TTL-limited copy that was answered, and from which hop the answer came.
+func (m *Matrix) AddTrace(tr *Trace) {
+	if m.Middlebox == nil || tr == nil || len(tr.Hops) == 0 {
+		return
+	}
+	h := tr.Hops[len(tr.Hops)-1]
+	if h.Reached && h.AnsweredFrom > 0 {
+		m.Middlebox.Evidence = append(m.Middlebox.Evidence, fmt.Sprintf(
+			"trace: the SYN with TTL %d, which needs %d router(s) to pass, was answered with TTL %d, from hop %d", h.TTL, h.TTL-1, h.ReplyTTL, h.AnsweredFrom))
+	}
+}

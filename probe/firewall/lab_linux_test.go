@@ -384,8 +384,8 @@ func TestTraceNoRewrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tr.Hops) != 3 || len(tr.Rewrites) != 0 {
-		t.Errorf("hops %+v rewrites %+v: want 3 hops, no rewrite", tr.Hops, tr.Rewrites)
+	if len(tr.Hops) != 3 || len(tr.Rewrites) != 0 || tr.Hops[2].AnsweredFrom != 0 {
+		t.Errorf("hops %+v rewrites %+v: want 3 hops, no rewrite, the target answering itself", tr.Hops, tr.Rewrites)
 	}
 }
 
@@ -424,7 +424,15 @@ func TestTraceSynproxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(tr.Hops); n != 2 || !tr.Hops[1].Reached || tr.Hops[1].AtTarget != "never arrived" {
-		t.Errorf("hops %+v: want the answered copy never to arrive", tr.Hops)
+	if n := len(tr.Hops); n != 2 || !tr.Hops[1].Reached || tr.Hops[1].AtTarget != "never arrived" || tr.Hops[1].AnsweredFrom != 1 {
+		t.Errorf("hops %+v: want the answered copy never to arrive, answered from hop 1", tr.Hops)
+	}
+	// Without the capture, the answer's TTL alone tells it came from hop 1.
+	tr, err = firewall.RunTrace(context.Background(), p, lab.PortHold, 8, firewall.Timing{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tr.Hops); n != 2 || tr.Hops[1].AnsweredFrom != 1 || !strings.Contains(tr.Note, "from hop 1") {
+		t.Errorf("without a capture: hops %+v, note %q: want the copy with TTL 2 answered from hop 1", tr.Hops, tr.Note)
 	}
 }

@@ -17,7 +17,10 @@ const baselineTries = 6
 // §3.8.6 forbids sending data into a zero window. A SYN proxy offers one
 // until it has opened its own connection to the target, then sends a window
 // update. Without a zero window there is nothing to wait for.
-func (c *conn) settle(ctx context.Context) error {
+func (c *conn) settle(ctx context.Context) error { return c.settleWith(ctx, nil) }
+
+// settleWith is settle with options (timestamps) on every segment it sends.
+func (c *conn) settleWith(ctx context.Context, opts func() []craft.Option) error {
 	if c.synAck.TCP == nil || c.synAck.TCP.WindowSize() != 0 {
 		return nil
 	}
@@ -32,6 +35,9 @@ func (c *conn) settle(ctx context.Context) error {
 		seg := ack
 		if sent > 0 {
 			seg = probeSeg
+		}
+		if opts != nil {
+			seg.Options = opts()
 		}
 		sent++
 		_, err := c.send(seg)
@@ -76,17 +82,22 @@ func profileOnce(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebo
 	tm := cfg.Timing
 	tm.Tries = max(tm.Tries, baselineTries)
 	c := newConn(f, tm)
-	if err := c.handshake(ctx, true); err != nil {
+	var clock tsClock
+	if err := c.handshakeTS(ctx, &clock); err != nil {
 		return 0, nil, c.retries, err
 	}
 	synAckAt := time.Now()
 	syn := c.synAck
 	defer func() { _, _ = c.send(craft.Segment{Seq: c.s.sndNxt, Flags: craft.FlagRST}) }()
-	if err := c.settle(ctx); err != nil {
+	if err := c.settleWith(ctx, clock.opts); err != nil {
 		return 0, nil, c.retries, err
 	}
 	data := craft.Segment{Seq: c.s.sndNxt, Ack: c.s.rcvNxt, Flags: craft.FlagPSH | craft.FlagACK, Payload: []byte{'\n'}}
-	p, ttl, err := c.exchange(ctx, "data → ACK", func() error { _, err := c.send(data); return err },
+	p, ttl, err := c.exchange(ctx, "data → ACK", func() error {
+		data.Options = clock.opts()
+		_, err := c.send(data)
+		return err
+	},
 		func(p craft.Packet) bool {
 			return p.TCP.Flags().Has(craft.FlagACK) && !p.TCP.Flags().Has(craft.FlagSYN) && p.TCP.AckNumber() == data.Seq+1
 		})
@@ -138,6 +149,49 @@ func profileOnce(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebo
 		mb.Evidence = append(mb.Evidence, fmt.Sprintf("a SYN with TTL %d ran out at %s (ICMP time exceeded)", mb.Hop, h.From))
 	}
 	return ttl, mb, c.retries, nil
+}
+
+// tsClock is our side of the timestamps option (RFC 7323 §3) on the
+// baseline connection: once the SYN-ACK carried one, every segment we send
+// does, echoing the latest TSval (RFC 7323 §3.2: a stack may drop segments
+// without it).
+type tsClock struct {
+	on  bool
+	ecr uint32
+}
+
+func (t *tsClock) opts() []craft.Option {
+	if !t.on {
+		return nil
+	}
+	return []craft.Option{craft.NOP(), craft.NOP(), craft.Timestamps(uint32(time.Now().UnixMilli()), t.ecr)}
+}
+
+// handshakeTS is the handshake with the options Linux puts on a SYN
+// (timestamps among them, whose clock tells a proxy's SYN-ACK from the
+// target's segments) and our ACK, carrying timestamps if the SYN-ACK did.
+func (c *conn) handshakeTS(ctx context.Context, clock *tsClock) error {
+	syn := craft.Segment{Seq: c.s.iss, Flags: craft.FlagSYN, Options: craft.DefaultSYNOptions(uint32(time.Now().UnixMilli()))}
+	p, ttl, err := c.exchange(ctx, "SYN → SYN,ACK", func() error { _, err := c.send(syn); return err },
+		func(p craft.Packet) bool {
+			f := p.TCP.Flags()
+			return f.Has(craft.FlagRST) || f.Has(craft.FlagSYN|craft.FlagACK) && p.TCP.AckNumber() == c.s.iss+1
+		})
+	if err != nil {
+		return err
+	}
+	if p.TCP.Flags().Has(craft.FlagRST) {
+		return fmt.Errorf("SYN → SYN,ACK: got %s: nothing listens on port %d, or the path refuses it", p.TCP.Flags(), c.flow.Remote.Port())
+	}
+	c.ttl, c.synAck = ttl, p
+	c.s.sndNxt = c.s.iss + 1
+	c.s.irs = p.TCP.SequenceNumber()
+	c.s.rcvNxt = c.s.irs + 1
+	if v, ok := tsval(p.TCP); ok {
+		clock.on, clock.ecr = true, v
+	}
+	_, err = c.send(craft.Segment{Seq: c.s.sndNxt, Ack: c.s.rcvNxt, Flags: craft.FlagACK, Options: clock.opts()})
+	return err
 }
 
 // tsval returns the TSval of t's timestamps option (RFC 7323 §3).

@@ -30,6 +30,13 @@ type Hop struct {
 	// arrived" (something before the target answered); "" without a
 	// capture.
 	AtTarget string `json:"at_target,omitempty"`
+	// ReplyTTL is the TTL the answer of a reached hop arrived with; a
+	// sender nearer than the TTL the copy needed (see hopOf) answered in
+	// the target's name.
+	ReplyTTL uint8 `json:"reply_ttl,omitempty"`
+	// AnsweredFrom is that sender's hop when it is nearer than TTL: a
+	// middlebox answered, not the target.
+	AnsweredFrom int `json:"answered_from,omitempty"`
 
 	// The copy that was sent, to find it in a capture.
 	sent   craft.IPv4
@@ -99,6 +106,9 @@ func RunTraceCapture(ctx context.Context, p *probe.Prober, port uint16, maxHops 
 			return tr, err
 		}
 		if h.Reached {
+			if hop := hopOf(h.ReplyTTL); h.ReplyTTL != 0 && hop < int(h.TTL) {
+				h.AnsweredFrom = hop
+			}
 			if cp != nil {
 				traceAtTarget(cp, tr, &h, prev, prevFrom)
 			}
@@ -116,6 +126,10 @@ func RunTraceCapture(ctx context.Context, p *probe.Prober, port uint16, maxHops 
 	}
 	if cp == nil {
 		tr.Note = "a change by the last router before the target is not quoted by anyone; use a capture at the target (--oracle-netns)"
+	}
+	if n := len(tr.Hops); n > 0 && tr.Hops[n-1].AnsweredFrom > 0 && tr.Hops[n-1].AtTarget == "" {
+		h := tr.Hops[n-1]
+		tr.Note = fmt.Sprintf("the copy with TTL %d was answered with TTL %d, from hop %d: something before the target answers in its name; ", h.TTL, h.ReplyTTL, h.AnsweredFrom) + tr.Note
 	}
 	return tr, nil
 }
@@ -188,7 +202,7 @@ func traceHop(ctx context.Context, p *probe.Prober, port uint16, ttl uint8, tm T
 				f.Release(e)
 				return h, nil
 			case e.Kind == probe.EventSegment:
-				h.From, h.Reached = e.Seg.IP.Source(), true
+				h.From, h.Reached, h.ReplyTTL = e.Seg.IP.Source(), true, e.Seg.IP.TTL()
 				if e.Seg.TCP.Flags().Has(craft.FlagSYN | craft.FlagACK) {
 					rst := craft.Segment{Seq: iss + 1, Flags: craft.FlagRST}
 					_, _ = f.Send(&rst)
