@@ -34,10 +34,11 @@ type conn struct {
 	ttl  uint8 // TTL of the target's SYN-ACK
 	// heard is every segment that came back before the probe (see
 	// isRetransmission), synAck the SYN-ACK the handshake took, retries how
-	// many exchanges timed out and were sent again (loss on the path).
-	heard   []heardSeg
-	synAck  craft.Packet
-	retries int
+	// many exchanges timed out and were sent again (loss on the path) of how many
+	// sends (tries).
+	heard          []heardSeg
+	synAck         craft.Packet
+	tries, retries int
 }
 
 func newConn(f *probe.Flow, tm Timing) *conn {
@@ -79,6 +80,7 @@ func (c *conn) await(ctx context.Context, deadline time.Time, match func(craft.P
 // exchange sends with send and waits for match, up to Tries times.
 func (c *conn) exchange(ctx context.Context, what string, send func() error, match func(craft.Packet) bool) (craft.Packet, uint8, error) {
 	for try := 0; try < c.tm.Tries; try++ {
+		c.tries++
 		if err := send(); err != nil {
 			return craft.Packet{}, 0, err
 		}

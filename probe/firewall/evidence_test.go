@@ -141,14 +141,23 @@ func TestJudgeUndecided(t *testing.T) {
 }
 
 // TestUndecideOnLoss: without a capture, a drop inferred from silence on a
-// path that lost setup segments is undecided; on a clean path it stands.
+// path that lost setup segments is undecided unless so many copies went
+// unanswered that loss cannot explain it; on a clean path it stands.
 func TestUndecideOnLoss(t *testing.T) {
-	for _, lossy := range []int{0, 2} {
-		m := &Matrix{Lossy: lossy, Cells: []Cell{{State: StateNone, Probe: "ACK without a connection", Outcome: Dropped}}}
+	for _, tt := range []struct {
+		lossy, exchanges, copies int
+		want                     Outcome
+	}{
+		{0, 30, 3, Dropped},
+		{2, 30, 3, Undecided},  // p ≈ 0.07: 3e-4
+		{2, 30, 9, Dropped},    // 4e-11
+		{12, 30, 9, Undecided}, // p = 0.4: 3e-4
+	} {
+		m := &Matrix{Lossy: tt.lossy, exchanges: tt.exchanges,
+			Cells: []Cell{{State: StateNone, Probe: "ACK without a connection", Outcome: Dropped, copies: tt.copies}}}
 		undecideOnLoss(m)
-		want := map[bool]Outcome{false: Dropped, true: Undecided}[lossy > 0]
-		if m.Cells[0].Outcome != want {
-			t.Errorf("lossy %d: %s, want %s", lossy, m.Cells[0].Outcome, want)
+		if m.Cells[0].Outcome != tt.want {
+			t.Errorf("%+v: %s, want %s", tt, m.Cells[0].Outcome, tt.want)
 		}
 	}
 }

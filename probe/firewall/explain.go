@@ -1,6 +1,9 @@
 package firewall
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Explanation names the ruleset pattern a cell's outcome follows from and
 // the rule that would change it.
@@ -96,17 +99,32 @@ func explain(m *Matrix) {
 	}
 }
 
+// falseDropBound is how likely loss alone may be to have silenced every
+// copy of a probe before silence counts as a drop without a capture.
+const falseDropBound = 1e-6
+
 // undecideOnLoss turns into Undecided a drop inferred from silence without
-// a capture where the run's own setup showed the path losing segments.
+// a capture where the run's own setup showed the path losing segments so
+// often that loss could explain the silence: with a share p of setup
+// segments unanswered, n unanswered copies are all lost with chance about
+// p^n.
 func undecideOnLoss(m *Matrix) {
 	if m.Lossy == 0 || m.Capture {
 		return
 	}
+	p := float64(m.Lossy) / float64(max(m.exchanges, m.Lossy, 1))
+	// Few sends make a poor estimate: never believe less than 5 %.
+	p = max(p, 0.05)
 	for i := range m.Cells {
 		c := &m.Cells[i]
-		if c.Outcome == Dropped {
-			c.Outcome = Undecided
-			c.Detail = fmt.Sprintf("%s, but this run's path lost segments (%d setup exchange(s) sent again): silence proves no drop (a capture at the target decides: --oracle-netns)", c.Detail, m.Lossy)
+		if c.Outcome != Dropped {
+			continue
 		}
+		if math.Pow(p, float64(c.copies)) < falseDropBound {
+			c.Detail += fmt.Sprintf(" (on a path that left about %.0f%% of setup segments unanswered, loss would silence all %d with a chance below 1e-6)", 100*p, c.copies)
+			continue
+		}
+		c.Outcome = Undecided
+		c.Detail = fmt.Sprintf("%s, but this run's path lost segments (%d of %d setup segments went unanswered): loss may explain the silence (a capture at the target decides: --oracle-netns)", c.Detail, m.Lossy, m.exchanges)
 	}
 }

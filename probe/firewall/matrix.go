@@ -183,6 +183,8 @@ type Cell struct {
 	// portMissing: NotRun because the row's port was not configured;
 	// probeSYN: the probe is a bare SYN.
 	portMissing, probeSYN bool
+	// copies is how often the probe was sent.
+	copies int
 }
 
 // Matrix is the whole check: every probe in every state.
@@ -200,12 +202,15 @@ type Matrix struct {
 	Middlebox *Middlebox `json:"middlebox,omitempty"`
 	// Lossy counts the setup exchanges of the run that had to be sent
 	// again: silence on such a path proves no drop.
-	Lossy    int           `json:"lossy_exchanges,omitempty"`
-	Policy   Policy        `json:"policy,omitempty"`
-	Verdict  walk.Verdict  `json:"verdict,omitempty"`
-	Start    time.Time     `json:"start"`
-	Duration time.Duration `json:"duration_ns"`
-	Cells    []Cell        `json:"cells"`
+	Lossy int `json:"lossy_exchanges,omitempty"`
+	// exchanges estimates how many exchanges the run made, Lossy of them
+	// sent again.
+	exchanges int
+	Policy    Policy        `json:"policy,omitempty"`
+	Verdict   walk.Verdict  `json:"verdict,omitempty"`
+	Start     time.Time     `json:"start"`
+	Duration  time.Duration `json:"duration_ns"`
+	Cells     []Cell        `json:"cells"`
 }
 
 // Cell returns the cell of probe in state, or nil.

@@ -56,27 +56,27 @@ func (c *conn) settleWith(ctx context.Context, opts func() []craft.Option) error
 // in the target's name; what else it did (window, timestamps, IP ID, the
 // target's own ISS in the capture, the hop's address) is gathered as the
 // middlebox's evidence.
-func profile(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebox, int, error) {
+func profile(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebox, sends, error) {
 	// A proxy that lost its own SYN to the target never retransmits it:
 	// that connection is stuck, a new one is not.
-	lossy := 0
+	var lossy sends
 	for try := 1; ; try++ {
 		ttl, mb, n, err := profileOnce(ctx, cfg, cp)
-		lossy += n
+		lossy.tries += n.tries
+		lossy.retries += n.retries
 		if err == nil || try == baselineConns || ctx.Err() != nil {
 			return ttl, mb, lossy, err
 		}
-		lossy++
 	}
 }
 
 // baselineConns is how many connections the baseline tries.
 const baselineConns = 3
 
-func profileOnce(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebox, int, error) {
+func profileOnce(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebox, sends, error) {
 	f, err := freshFlow(cfg.Prober, cfg.Port)
 	if err != nil {
-		return 0, nil, 0, err
+		return 0, nil, sends{}, err
 	}
 	defer f.Close()
 	tm := cfg.Timing
@@ -84,13 +84,13 @@ func profileOnce(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebo
 	c := newConn(f, tm)
 	var clock tsClock
 	if err := c.handshakeTS(ctx, &clock); err != nil {
-		return 0, nil, c.retries, err
+		return 0, nil, sendsOf(c), err
 	}
 	synAckAt := time.Now()
 	syn := c.synAck
 	defer func() { _, _ = c.send(craft.Segment{Seq: c.s.sndNxt, Flags: craft.FlagRST}) }()
 	if err := c.settleWith(ctx, clock.opts); err != nil {
-		return 0, nil, c.retries, err
+		return 0, nil, sendsOf(c), err
 	}
 	data := craft.Segment{Seq: c.s.sndNxt, Ack: c.s.rcvNxt, Flags: craft.FlagPSH | craft.FlagACK, Payload: []byte{'\n'}}
 	p, ttl, err := c.exchange(ctx, "data → ACK", func() error {
@@ -102,11 +102,11 @@ func profileOnce(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebo
 			return p.TCP.Flags().Has(craft.FlagACK) && !p.TCP.Flags().Has(craft.FlagSYN) && p.TCP.AckNumber() == data.Seq+1
 		})
 	if err != nil {
-		return 0, nil, c.retries, err
+		return 0, nil, sendsOf(c), err
 	}
 	c.s.sndNxt++
 	if ttl == c.ttl {
-		return ttl, nil, c.retries, nil
+		return ttl, nil, sendsOf(c), nil
 	}
 	mb := &Middlebox{Hop: hopOf(c.ttl), TTL: c.ttl, Proxied: true}
 	mb.Evidence = append(mb.Evidence, fmt.Sprintf(
@@ -148,7 +148,7 @@ func profileOnce(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebo
 		mb.Addr = h.From
 		mb.Evidence = append(mb.Evidence, fmt.Sprintf("a SYN with TTL %d ran out at %s (ICMP time exceeded)", mb.Hop, h.From))
 	}
-	return ttl, mb, c.retries, nil
+	return ttl, mb, sendsOf(c), nil
 }
 
 // tsClock is our side of the timestamps option (RFC 7323 §3) on the

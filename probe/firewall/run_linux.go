@@ -62,7 +62,7 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 	}
 	m.TargetTTL, m.Middlebox = ttl, mb
 	m.Cells = make([]Cell, len(rows))
-	retries := make([]int, len(rows))
+	retries := make([]sends, len(rows))
 	sem := make(chan struct{}, cfg.Parallel)
 	var wg sync.WaitGroup
 	for i := range rows {
@@ -71,13 +71,37 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			m.Cells[i], retries[i] = runRow(ctx, cfg, cp, ttl, mb, &rows[i])
+			m.Cells[i], retries[i] = runRow(ctx, cfg, cp, ttl, mb, &rows[i], 0)
 		}()
 	}
 	wg.Wait()
-	m.Lossy = lossy
+	m.Lossy, m.exchanges = lossy.retries, lossy.tries
 	for _, n := range retries {
-		m.Lossy += n
+		m.Lossy += n.retries
+		m.exchanges += n.tries
+	}
+	if !m.Capture && m.Lossy > 0 {
+		// Silence decides a drop only when enough copies went
+		// unanswered for loss to be no explanation: the rows that
+		// inferred one run again with more.
+		again := make([]sends, len(rows))
+		for i := range rows {
+			if m.Cells[i].Outcome != Dropped || ctx.Err() != nil {
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				m.Cells[i], again[i] = runRow(ctx, cfg, cp, ttl, mb, &rows[i], silentCopies)
+			}()
+		}
+		wg.Wait()
+		for _, n := range again {
+			m.Lossy += n.retries
+			m.exchanges += n.tries
+		}
 	}
 	undecideOnLoss(m)
 	explain(m)
@@ -89,6 +113,17 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 // a state that cannot be reached leaves the row undecided.
 const setupTries = 5
 
+// silentCopies is how many copies a row that met silence on a lossy path
+// (without a capture) sends when it runs again.
+const silentCopies = 12
+
+// sends counts the segments a connection's setup sent (tries) and how many
+// of them went unanswered and were sent again (retries): their ratio
+// estimates the path's loss.
+type sends struct{ tries, retries int }
+
+func sendsOf(c *conn) sends { return sends{c.tries, c.retries} }
+
 // retryGap spaces the copies of a probe that got no answer: more than
 // Linux's tcp_invalid_ratelimit (500 ms), which would otherwise silence the
 // target's answer to an unacceptable segment (RFC 5961 §7).
@@ -96,7 +131,7 @@ const retryGap = 600 * time.Millisecond
 
 // runRow runs one row on its own connection and returns its cell and how
 // many of its setup exchanges had to be sent again.
-func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *Middlebox, r *row) (Cell, int) {
+func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *Middlebox, r *row, copies int) (Cell, sends) {
 	cell := Cell{State: r.state, Probe: r.name, Sent: r.sent}
 	port := cfg.Port
 	switch r.port {
@@ -107,12 +142,12 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 	}
 	if port == 0 {
 		cell.Outcome, cell.Detail, cell.portMissing = NotRun, "needs a port: see --blocked-port and --close-port", true
-		return cell, 0
+		return cell, sends{}
 	}
 	f, err := freshFlow(cfg.Prober, port)
 	if err != nil {
 		cell.Outcome, cell.Detail = NotRun, err.Error()
-		return cell, 0
+		return cell, sends{}
 	}
 	defer f.Close()
 	tm := cfg.Timing
@@ -121,12 +156,12 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 	if err := setup(ctx, cfg, c, r.state); err != nil {
 		cell.Outcome, cell.Detail = NotRun, "could not reach "+string(r.state)+": "+err.Error()
 		tidy(c, r.state, nil)
-		return cell, c.retries
+		return cell, sendsOf(c)
 	}
 	if r.resetFirst {
 		if _, err := c.send(craft.Segment{Seq: c.s.sndNxt, Flags: craft.FlagRST}); err != nil {
 			cell.Outcome, cell.Detail = NotRun, err.Error()
-			return cell, c.retries
+			return cell, sendsOf(c)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -138,7 +173,9 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 	o := observation{capture: cp != nil, targetTTL: targetTTL, answers: r.answers, probeFlags: seg.Flags, mb: mb}
 	var replies []Reply
 	var last time.Time
-	copies := max(cfg.Timing.Tries, 1)
+	if copies == 0 {
+		copies = max(cfg.Timing.Tries, 1)
+	}
 	if cp != nil && mb != nil && seg.Flags&(craft.FlagSYN|craft.FlagACK) == craft.FlagSYN {
 		// The capture cannot see what a middlebox answers for the
 		// target: only more copies make a lost answer unlikely.
@@ -155,7 +192,7 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 		if err != nil {
 			cell.Outcome, cell.Detail = NotRun, err.Error()
 			tidy(c, r.state, replies)
-			return cell, c.retries
+			return cell, sendsOf(c)
 		}
 		last = at
 		o.copies++
@@ -184,10 +221,11 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 		}
 	}
 	o.replies = replies
+	cell.copies = o.copies
 	cell.probeSYN = seg.Flags&(craft.FlagSYN|craft.FlagACK) == craft.FlagSYN
 	classify(&o, &cell)
 	tidy(c, r.state, replies)
-	return cell, c.retries
+	return cell, sendsOf(c)
 }
 
 // setup brings c's connection into state.
