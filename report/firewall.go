@@ -28,7 +28,7 @@ func WriteFirewall(w io.Writer, m *firewall.Matrix) error {
 		if mb.Proxied {
 			what = "completes the handshake in the target's name and reaches the target afterwards: the connection is proxied"
 		}
-		fmt.Fprintf(w, "a middlebox at %s (its segments arrive with TTL %d) %s; evidence:\n", mb.Where(), mb.TTL, what)
+		fmt.Fprintf(w, "a middlebox at %s, whose segments arrive with TTL %d, %s; evidence:\n", mb.Where(), mb.TTL, what)
 		for _, e := range mb.Evidence {
 			fmt.Fprintf(w, "  - %s\n", e)
 		}

@@ -305,9 +305,13 @@ func (m *Matrix) Results() []walk.Result {
 			if v == "" {
 				v = walk.Pass
 			}
+			received := string(c.Outcome) + ": " + c.Detail
+			if c.Explanation != nil {
+				received += " — " + c.Explanation.String()
+			}
 			res.Checks = append(res.Checks, walk.Check{
 				Name: c.Probe, Rule: "firewall policy " + string(m.Policy), Probe: c.Sent,
-				Expected: string(c.Expected), Received: string(c.Outcome) + ": " + c.Detail,
+				Expected: string(c.Expected), Received: received,
 				Verdict: v, Reason: c.Reason, At: m.Start,
 			})
 			res.Verdict = walk.Worse(res.Verdict, v)

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -64,11 +65,26 @@ func profile(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebox, s
 		ttl, mb, n, err := profileOnce(ctx, cfg, cp)
 		lossy.tries += n.tries
 		lossy.retries += n.retries
+		var nd *noDataAck
+		if errors.As(err, &nd) && (try == baselineConns || ctx.Err() != nil) {
+			// The handshake works but no data is acknowledged: the
+			// matrix can still run, on the SYN-ACK's TTL, and says so.
+			return nd.synAckTTL, nil, lossy, nil
+		}
 		if err == nil || try == baselineConns || ctx.Err() != nil {
 			return ttl, mb, lossy, err
 		}
 	}
 }
+
+// noDataAck: the baseline's handshake was answered, its data never
+// acknowledged.
+type noDataAck struct {
+	synAckTTL uint8
+	err       error
+}
+
+func (e *noDataAck) Error() string { return e.err.Error() }
 
 // baselineConns is how many connections the baseline tries.
 const baselineConns = 3
@@ -102,7 +118,7 @@ func profileOnce(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebo
 			return p.TCP.Flags().Has(craft.FlagACK) && !p.TCP.Flags().Has(craft.FlagSYN) && p.TCP.AckNumber() == data.Seq+1
 		})
 	if err != nil {
-		return 0, nil, sendsOf(c), err
+		return 0, nil, sendsOf(c), &noDataAck{c.ttl, err}
 	}
 	c.s.sndNxt++
 	if ttl == c.ttl {
