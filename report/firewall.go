@@ -19,8 +19,11 @@ func WriteFirewall(w io.Writer, m *firewall.Matrix) error {
 	if m.Capture {
 		how = "capture at the target"
 	}
-	if _, err := fmt.Fprintf(w, "firewall matrix %s from %s, decided by %s; the target's own segments arrive with TTL %d\n",
-		m.Target, m.Local, how, m.TargetTTL); err != nil {
+	ttl := fmt.Sprintf("the target's own segments arrive with TTL %d", m.TargetTTL)
+	if m.TTLFromSYNACK {
+		ttl = fmt.Sprintf("the SYN-ACK in the target's name arrives with TTL %d (no data was acknowledged: who sent it is not known)", m.TargetTTL)
+	}
+	if _, err := fmt.Fprintf(w, "firewall matrix %s from %s, decided by %s; %s\n", m.Target, m.Local, how, ttl); err != nil {
 		return err
 	}
 	if mb := m.Middlebox; mb != nil {

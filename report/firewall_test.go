@@ -105,3 +105,31 @@ func TestFirewallJUnit(t *testing.T) {
 		t.Errorf("junit:\n%s", b.String())
 	}
 }
+
+// TestWriteFirewallMiddlebox: the header gives the target's own TTL and the
+// middlebox's apart, with the hop and the evidence; a TTL taken from a
+// SYN-ACK alone is never called the target's own.
+func TestWriteFirewallMiddlebox(t *testing.T) {
+	m := sampleMatrix()
+	m.TargetTTL = 63
+	m.Middlebox = &firewall.Middlebox{Hop: 1, Addr: netip.MustParseAddr("198.18.0.254"), TTL: 64, Proxied: true,
+		Evidence: []string{"TTL: the SYN-ACK arrives with 64"}}
+	var b strings.Builder
+	if err := WriteFirewall(&b, m); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"the target's own segments arrive with TTL 63",
+		"a middlebox at hop 1 (198.18.0.254), whose segments arrive with TTL 64", "the connection is proxied", "  - TTL: the SYN-ACK arrives with 64"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, b.String())
+		}
+	}
+	m.Middlebox, m.TTLFromSYNACK = nil, true
+	b.Reset()
+	if err := WriteFirewall(&b, m); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "target's own") || !strings.Contains(b.String(), "who sent it is not known") {
+		t.Errorf("a SYN-ACK's TTL called the target's own:\n%s", b.String())
+	}
+}

@@ -197,6 +197,9 @@ type Matrix struct {
 	// from a connection that reached it (the ACK of data we sent): a
 	// segment with another TTL was not sent by the target.
 	TargetTTL uint8 `json:"target_ttl"`
+	// TTLFromSYNACK: no data of the baseline was acknowledged, so
+	// TargetTTL is the SYN-ACK's, which a middlebox may have sent.
+	TTLFromSYNACK bool `json:"ttl_from_synack,omitempty"`
 	// Middlebox is what answered the baseline handshake in the target's
 	// name, or nil when the target answered it itself.
 	Middlebox *Middlebox `json:"middlebox,omitempty"`

@@ -57,22 +57,22 @@ func (c *conn) settleWith(ctx context.Context, opts func() []craft.Option) error
 // in the target's name; what else it did (window, timestamps, IP ID, the
 // target's own ISS in the capture, the hop's address) is gathered as the
 // middlebox's evidence.
-func profile(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebox, sends, error) {
+func profile(ctx context.Context, cfg Config, cp *capture) (ttl uint8, mb *Middlebox, synOnly bool, lossy sends, err error) {
 	// A proxy that lost its own SYN to the target never retransmits it:
 	// that connection is stuck, a new one is not.
-	var lossy sends
 	for try := 1; ; try++ {
-		ttl, mb, n, err := profileOnce(ctx, cfg, cp)
+		var n sends
+		ttl, mb, n, err = profileOnce(ctx, cfg, cp)
 		lossy.tries += n.tries
 		lossy.retries += n.retries
 		var nd *noDataAck
 		if errors.As(err, &nd) && (try == baselineConns || ctx.Err() != nil) {
 			// The handshake works but no data is acknowledged: the
 			// matrix can still run, on the SYN-ACK's TTL, and says so.
-			return nd.synAckTTL, nil, lossy, nil
+			return nd.synAckTTL, nil, true, lossy, nil
 		}
 		if err == nil || try == baselineConns || ctx.Err() != nil {
-			return ttl, mb, lossy, err
+			return ttl, mb, false, lossy, err
 		}
 	}
 }

@@ -56,11 +56,11 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 		}
 		defer cp.Close()
 	}
-	ttl, mb, lossy, err := profile(ctx, cfg, cp)
+	ttl, mb, synOnly, lossy, err := profile(ctx, cfg, cp)
 	if err != nil {
 		return nil, fmt.Errorf("firewall: %s: %w (the matrix needs a listening port that the path allows)", m.Target, err)
 	}
-	m.TargetTTL, m.Middlebox = ttl, mb
+	m.TargetTTL, m.Middlebox, m.TTLFromSYNACK = ttl, mb, synOnly
 	m.Cells = make([]Cell, len(rows))
 	retries := make([]sends, len(rows))
 	sem := make(chan struct{}, cfg.Parallel)
