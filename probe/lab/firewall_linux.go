@@ -3,6 +3,7 @@ package lab
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -307,7 +308,14 @@ func InstallFirewall(ns *netns.NS, f Firewall) error {
 	}
 	err = ns.Do(func() error {
 		for _, s := range f.sysctls() {
-			if err := os.WriteFile(s.path, []byte(s.val), 0); err != nil {
+			err := os.WriteFile(s.path, []byte(s.val), 0)
+			if errors.Is(err, fs.ErrNotExist) && f != FirewallSynproxy {
+				// No conntrack in this namespace (a profile without
+				// ct rules on a kernel that loads it as a module):
+				// nothing to reset.
+				continue
+			}
+			if err != nil {
 				return fmt.Errorf("set %s: %w", s.path, err)
 			}
 		}
