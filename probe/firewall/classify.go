@@ -34,7 +34,7 @@ func classify(o *observation, c *Cell) {
 	for i := range o.replies {
 		r := &o.replies[i]
 		switch {
-		case r.Retransmission:
+		case r.Retransmission, r.Unprompted:
 		case r.ICMP != "":
 			if icmp == nil {
 				icmp = r
@@ -110,6 +110,9 @@ func classify(o *observation, c *Cell) {
 	if n := retransmissions(o.replies); n > 0 {
 		c.Detail += fmt.Sprintf(" (%d retransmission(s) of the target's earlier segments came back too: not answers)", n)
 	}
+	if n := unprompted(o.replies); n > 0 {
+		c.Detail += fmt.Sprintf(" (%d segment(s) the target sent unprompted came back too: the probe never arrived)", n)
+	}
 }
 
 // classifyPathAnswer judges a TCP answer whose TTL is not the target's: a
@@ -155,6 +158,16 @@ func retransmissions(rs []Reply) int {
 	n := 0
 	for _, r := range rs {
 		if r.Retransmission {
+			n++
+		}
+	}
+	return n
+}
+
+func unprompted(rs []Reply) int {
+	n := 0
+	for _, r := range rs {
+		if r.Unprompted {
 			n++
 		}
 	}

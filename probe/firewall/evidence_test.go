@@ -79,6 +79,18 @@ func TestClassifyRetransmissionNotReject(t *testing.T) {
 	}
 }
 
+// TestClassifyUnprompted: with a capture, a FIN the target sent on its own
+// while the probe never arrived (its app closed) is no answer: dropped.
+func TestClassifyUnprompted(t *testing.T) {
+	fin := Reply{From: netip.MustParseAddr("198.18.2.2"), TTL: 63, Flags: "F.", flags: craft.FlagFIN | craft.FlagACK, Unprompted: true}
+	o := observation{capture: true, targetTTL: 63, replies: []Reply{fin}, copies: 3}
+	var c Cell
+	classify(&o, &c)
+	if c.Outcome != Dropped || !strings.Contains(c.Detail, "unprompted") {
+		t.Errorf("%s (%s), want dropped, the FIN named unprompted", c.Outcome, c.Detail)
+	}
+}
+
 // TestClassifyProxied: a SYN-ACK to our SYN from the proxy found by the
 // baseline is proxied; the same SYN-ACK to a SYN-ACK probe is answered by a
 // middlebox; the proxy's RST is a reject.

@@ -131,6 +131,10 @@ type Reply struct {
 	// Retransmission: the segment repeats one the target had sent before
 	// the probe (see isRetransmission); it is not an answer to the probe.
 	Retransmission bool `json:"retransmission,omitempty"`
+	// Unprompted: the capture saw the target send it although the probe
+	// never arrived: the target's own (its app closing, a timer), not an
+	// answer.
+	Unprompted bool `json:"unprompted,omitempty"`
 
 	at    time.Time
 	flags craft.Flags
@@ -144,6 +148,9 @@ func (r Reply) String() string {
 	s := fmt.Sprintf("%s from %s ttl %d", r.Flags, r.From, r.TTL)
 	if r.Retransmission {
 		s += " (the target's retransmission)"
+	}
+	if r.Unprompted {
+		s += " (sent by the target unprompted: the probe never arrived)"
 	}
 	return s
 }

@@ -220,6 +220,16 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 			break
 		}
 	}
+	if cp != nil && !o.delivered {
+		// The probe never arrived: what the target itself sent (its
+		// app closing, its timers) answers nothing we sent.
+		for i := range replies {
+			r := &replies[i]
+			if r.ICMP == "" && !r.Retransmission && r.TTL == targetTTL && cp.sawTargetSend(f.Local.Port(), r.Seq, r.flags) {
+				r.Unprompted = true
+			}
+		}
+	}
 	o.replies = replies
 	cell.copies = o.copies
 	cell.probeSYN = seg.Flags&(craft.FlagSYN|craft.FlagACK) == craft.FlagSYN
