@@ -39,26 +39,33 @@ func TestIsRetransmission(t *testing.T) {
 		r                 Reply
 		connected, probeS bool
 		want              bool
+		// sent is when our SYN copy went, after t0.
+		sent time.Duration
 	}{
-		{"SYN-ACK again after 1 s", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 63, time.Second), true, false, true},
-		{"SYN-ACK again with another TTL (a proxy's, translated)", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 64, time.Second), true, false, true},
-		{"SYN-ACK at IRS not heard", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 63, time.Second), true, false, true},
-		{"SYN-ACK at once, answering our SYN", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 63, 5*time.Millisecond), true, true, false},
-		{"SYN-ACK after 1 s, our SYN", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 63, time.Second), true, true, true},
-		{"pure ACK like an earlier one", rep(2001, craft.FlagACK, 0, 63, 0), true, false, false},
-		{"FIN below RCV.NXT", rep(2000, craft.FlagFIN|craft.FlagACK, 0, 63, 0), true, false, true},
-		{"data below RCV.NXT", rep(1990, craft.FlagPSH|craft.FlagACK, 10, 63, 0), true, false, true},
-		{"data at RCV.NXT", rep(2001, craft.FlagPSH|craft.FlagACK, 10, 63, 0), true, false, false},
-		{"RST", rep(2001, craft.FlagRST, 0, 63, 0), true, false, false},
-		{"a proxy's SYN-ACK with a new ISN below RCV.NXT", rep(500, craft.FlagSYN|craft.FlagACK, 0, 64, time.Second), true, false, false},
-		{"no connection", rep(1990, craft.FlagPSH|craft.FlagACK, 10, 63, 0), false, false, false},
+		{"SYN-ACK again after 1 s", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 63, time.Second), true, false, true, 0},
+		{"SYN-ACK again with another TTL (a proxy's, translated)", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 64, time.Second), true, false, true, 0},
+		{"SYN-ACK at IRS not heard", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 63, time.Second), true, false, true, 0},
+		{"SYN-ACK at once, answering our SYN", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 63, 5*time.Millisecond), true, true, false, 0},
+		{"SYN-ACK after 1 s, our SYN at once", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 63, time.Second), true, true, true, 0},
+		{"SYN-ACK at 1.3 s, our SYN copy at 1.2 s", rep(1000, craft.FlagSYN|craft.FlagACK, 0, 64, 1300*time.Millisecond), true, true, false, 1200 * time.Millisecond},
+		{"pure ACK like an earlier one", rep(2001, craft.FlagACK, 0, 63, 0), true, false, false, 0},
+		{"FIN below RCV.NXT", rep(2000, craft.FlagFIN|craft.FlagACK, 0, 63, 0), true, false, true, 0},
+		{"data below RCV.NXT", rep(1990, craft.FlagPSH|craft.FlagACK, 10, 63, 0), true, false, true, 0},
+		{"data at RCV.NXT", rep(2001, craft.FlagPSH|craft.FlagACK, 10, 63, 0), true, false, false, 0},
+		{"RST", rep(2001, craft.FlagRST, 0, 63, 0), true, false, false, 0},
+		{"a proxy's SYN-ACK with a new ISN below RCV.NXT", rep(500, craft.FlagSYN|craft.FlagACK, 0, 64, time.Second), true, false, false, 0},
+		{"no connection", rep(1990, craft.FlagPSH|craft.FlagACK, 10, 63, 0), false, false, false, 0},
 	}
 	for _, tt := range tests {
 		h := heard
 		if tt.name == "SYN-ACK at IRS not heard" {
 			h = heard[1:]
 		}
-		if got := isRetransmission(&tt.r, h, 1000, 2001, tt.connected, tt.probeS); got != tt.want {
+		var synSent time.Time
+		if tt.probeS {
+			synSent = t0.Add(tt.sent)
+		}
+		if got := isRetransmission(&tt.r, h, 1000, 2001, tt.connected, synSent); got != tt.want {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
 		}
 	}

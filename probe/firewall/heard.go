@@ -44,13 +44,12 @@ func (c *conn) drain(ctx context.Context, d time.Duration) {
 	}
 }
 
-// synRepeatWindow bounds how soon after the target's SYN-ACK a copy of it
-// answers our repeated SYN rather than being the target's own
-// retransmission: a SYN-ACK's first retransmission waits the initial RTO of
-// 1 s (RFC 6298 §2.1; RFC 9293 §3.8.1), so a copy sooner than this came
-// because our SYN arrived (RFC 9293 §3.10.7.4: a SYN in SYN-RECEIVED that is
-// a duplicate is answered with the SYN-ACK again).
-const synRepeatWindow = 900 * time.Millisecond
+// synAnswerWindow is how soon after a copy of our SYN a repeat of the
+// SYN-ACK counts as its answer: one round trip on any path tcpwalk is meant
+// for, and far from the target's own retransmission timer, which waits the
+// initial RTO of 1 s and then doubles (RFC 6298 §2.1 and §5.5; RFC 9293
+// §3.8.1).
+const synAnswerWindow = 250 * time.Millisecond
 
 // isRetransmission says whether r, a segment that came back after the
 // probe, repeats one the target had already sent on this connection: same
@@ -62,9 +61,11 @@ const synRepeatWindow = 900 * time.Millisecond
 // data) are retransmitted; a pure ACK that looks like an earlier one is a
 // new answer (RFC 5961 challenge ACKs and RFC 9293 §3.10.7.4 ACKs of
 // unacceptable segments look just like that). A probe that is itself a SYN
-// is answered by a copy of the target's SYN-ACK, which counts as an answer
-// when it comes sooner than the target's timer could have sent it.
-func isRetransmission(r *Reply, heard []heardSeg, irs, rcvNxt uint32, connected, probeSYN bool) bool {
+// (sent at synSent; zero for other probes) is answered by a copy of the
+// SYN-ACK, which counts as an answer when it comes within a round trip of
+// that copy (RFC 9293 §3.10.7.4: a duplicate SYN in SYN-RECEIVED is
+// answered with the SYN-ACK again).
+func isRetransmission(r *Reply, heard []heardSeg, irs, rcvNxt uint32, connected bool, synSent time.Time) bool {
 	if r.ICMP != "" || r.TTL == 0 {
 		return false
 	}
@@ -72,11 +73,9 @@ func isRetransmission(r *Reply, heard []heardSeg, irs, rcvNxt uint32, connected,
 	if !(f.Has(craft.FlagSYN) || f.Has(craft.FlagFIN) || r.Len > 0) {
 		return false
 	}
-	if probeSYN && f.Has(craft.FlagSYN) {
-		for _, h := range heard {
-			if h.flags.Has(craft.FlagSYN) && !h.at.IsZero() && !r.at.IsZero() && r.at.Sub(h.at) < synRepeatWindow {
-				return false
-			}
+	if f.Has(craft.FlagSYN) && !synSent.IsZero() && !r.at.IsZero() {
+		if d := r.at.Sub(synSent); d >= 0 && d < synAnswerWindow {
+			return false
 		}
 	}
 	for _, h := range heard {

@@ -109,6 +109,9 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 	return m, ctx.Err()
 }
 
+// setupConns is how many connections a row tries to bring into its state.
+const setupConns = 2
+
 // setupTries is the least number of times a row's setup sends each segment:
 // a state that cannot be reached leaves the row undecided.
 const setupTries = 5
@@ -144,20 +147,37 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 		cell.Outcome, cell.Detail, cell.portMissing = NotRun, "needs a port: see --blocked-port and --close-port", true
 		return cell, sends{}
 	}
-	f, err := freshFlow(cfg.Prober, port)
-	if err != nil {
-		cell.Outcome, cell.Detail = NotRun, err.Error()
-		return cell, sends{}
-	}
-	defer f.Close()
 	tm := cfg.Timing
 	tm.Tries = max(tm.Tries, setupTries)
-	c := newConn(f, tm)
-	if err := setup(ctx, cfg, c, r.state); err != nil {
-		cell.Outcome, cell.Detail = NotRun, "could not reach "+string(r.state)+": "+err.Error()
+	// A setup that fails on a lossy path (a lost request the target's
+	// app never answers, a proxy's lost SYN to the target: neither is sent
+	// again) may succeed on a fresh connection: one more, then give up.
+	var f *probe.Flow
+	var c *conn
+	var spent sends
+	for attempt := 1; ; attempt++ {
+		var err error
+		if f, err = freshFlow(cfg.Prober, port); err != nil {
+			cell.Outcome, cell.Detail = NotRun, err.Error()
+			return cell, spent
+		}
+		c = newConn(f, tm)
+		err = setup(ctx, cfg, c, r.state)
+		if err == nil {
+			break
+		}
 		tidy(c, r.state, nil)
-		return cell, sendsOf(c)
+		f.Close()
+		spent.tries += c.tries
+		spent.retries += c.retries + 1
+		if attempt == setupConns || ctx.Err() != nil {
+			cell.Outcome, cell.Detail = NotRun, "could not reach "+string(r.state)+": "+err.Error()
+			return cell, spent
+		}
 	}
+	defer f.Close()
+	c.tries += spent.tries
+	c.retries += spent.retries
 	if r.resetFirst {
 		if _, err := c.send(craft.Segment{Seq: c.s.sndNxt, Flags: craft.FlagRST}); err != nil {
 			cell.Outcome, cell.Detail = NotRun, err.Error()
@@ -199,8 +219,12 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 		o.sent = craft.IPv4(append([]byte(nil), f.LastSent()...))
 		got := c.collect(ctx, cfg.Timing.Quiet)
 		answered := false
+		var synSent time.Time
+		if seg.Flags.Has(craft.FlagSYN) {
+			synSent = at
+		}
 		for i := range got {
-			got[i].Retransmission = isRetransmission(&got[i], c.heard, c.s.irs, c.s.rcvNxt, r.state != StateNone, seg.Flags.Has(craft.FlagSYN))
+			got[i].Retransmission = isRetransmission(&got[i], c.heard, c.s.irs, c.s.rcvNxt, r.state != StateNone, synSent)
 			answered = answered || !got[i].Retransmission
 		}
 		replies = append(replies, got...)
