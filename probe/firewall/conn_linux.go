@@ -33,9 +33,9 @@ type conn struct {
 	s    seqs
 	ttl  uint8 // TTL of the target's SYN-ACK
 	// heard is every segment that came back before the probe (see
-	// isRetransmission), synAck the SYN-ACK the handshake took, retries how
-	// many exchanges timed out and were sent again (loss on the path) of how many
-	// sends (tries).
+	// isRetransmission), synAck the SYN-ACK the handshake took; of the
+	// tries sends of its exchanges, retries went unanswered and were sent
+	// again (loss on the path).
 	heard          []heardSeg
 	synAck         craft.Packet
 	tries, retries int
