@@ -159,6 +159,7 @@
 // forwarding on, one route for 198.18.0.0/15 per host and no default route.
 // Each router's forward hook gets a [Firewall] ruleset (nftables over
 // netlink, table ip tcpwalk_lab, each rule's nft text in its comment): none,
-// stateless, stateful, reject or clamp. [Destroy] removes the routers and
-// their rules too.
+// stateless, stateful, reject, clamp, synproxy (with a prerouting raw chain
+// and the router's conntrack sysctls) or loose. [Destroy] removes the
+// routers and their rules too.
 package lab
