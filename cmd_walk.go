@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -38,6 +40,14 @@ FIN, connect to us). --close-trigger says how tcpwalk makes that happen:
    string:TEXT / hex:BYTES   send these bytes (\r \n \t escapes in TEXT)
    wait        wait for the server's own idle close (up to 30 s)
    none        cause nothing: walks that need an action are skipped
+syn-sent needs the remote host to connect to us; --dial-trigger says how:
+   lab                   the lab's client (default against the lab)
+   wait:PORT[:SECONDS]   wait (60 s by default) for the remote to connect to
+                         our PORT (61000-65535): you make it, with curl, nc
+                         or the device's own client
+   send:RPORT:PORT:TEXT  send TEXT to the remote's RPORT on a connection of
+                         our own, to make a server connect back to our PORT
+                         (an FTP server in active mode after PORT)
 With --oracle-netns NAME (and always against the lab) the target's own socket
 states are read with sock_diag after each step: "wire says / kernel says".
 
@@ -47,10 +57,12 @@ Examples:
    tcpwalk walk all --oracle-netns tcpwalk-target 198.18.0.2:7001
    tcpwalk walk all --json 198.18.0.2:7001
    tcpwalk walk all --junit walks.xml --pcap walks.pcapng 198.18.0.2:7001
+   tcpwalk walk syn-sent --dial-trigger wait:61080 198.18.0.2:7001
 
 Exit status: 0 every walk passed (or was skipped), 1 a walk failed or was
 inconclusive, 2 bad usage, 3 environment error.`,
 		Flags: append(walkFlags(),
+			&cli.StringFlag{Name: "dial-trigger", Usage: "how to make the remote connect to us for syn-sent: lab, wait:PORT[:SECONDS], send:RPORT:PORT:TEXT (default: lab against the lab, else syn-sent is skipped)"},
 			&cli.UintFlag{Name: "closed-port", Usage: "a port with no listener, for closed-port (default: the lab's 7009; elsewhere the first of the walked port, its successor, 1, 4, 6 and 9 that answers a SYN with a reset; an open one is reset, never judged)"},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per walk, then a summary line"},
 			&cli.BoolFlag{Name: "no-color", Usage: "plain text even on a terminal (NO_COLOR is respected too)"},
@@ -84,6 +96,19 @@ func runWalk(c *cli.Context) error {
 	defer setup.Close()
 	cfg := setup.cfg
 	cfg.Port, cfg.ClosedPort = target.Port(), uint16(cp)
+	if name := c.String("dial-trigger"); name != "" {
+		lab, _ := cfg.Trigger.(*walk.LabTarget)
+		d, err := walk.ParseDialTrigger(name, lab, target.Addr(), setup.ns)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		if w, ok := d.(*walk.WaitDialer); ok {
+			w.Notify = func(local netip.AddrPort, wait time.Duration) {
+				fmt.Fprintf(c.App.ErrWriter, "tcpwalk: waiting up to %v for %s to connect to %s\n", wait, target.Addr(), local)
+			}
+		}
+		cfg.Dialer = d
+	}
 	results, err := runWalks(c.Context, c, probe.Config{Remote: target.Addr(), NetNS: setup.ns, NoGuard: c.Bool("no-rst-guard")}, cfg, scenarios)
 	if err != nil {
 		return err

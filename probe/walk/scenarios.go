@@ -558,13 +558,13 @@ func reset(ctx context.Context, w *walker) error {
 
 func synSent(ctx context.Context, w *walker) error {
 	c := w.conn
-	lab, ok := w.cfg.Trigger.(*LabTarget)
-	if !ok {
-		w.res.Verdict, w.res.Reason = Skipped, "the remote host must connect to us: only the lab's client can be asked to"
+	d := w.cfg.Dialer
+	if d == nil {
+		w.res.Verdict, w.res.Reason = Skipped, "the remote host must connect to us: pass --dial-trigger wait:PORT (you make it connect, with curl, nc or its own client), send:RPORT:PORT:TEXT (a request that makes a server connect back) or lab"
 		return nil
 	}
 	w.rec.states("LISTEN", "CLOSED")
-	if err := lab.Dial(ctx, w.flow.Local.Port()); err != nil {
+	if err := d.Connect(ctx, w.flow.Local); err != nil {
 		w.check(Check{Name: "CLOSED → SYN_SENT", Rule: ruleSynSent, Expected: "a SYN from the remote", Received: "nothing",
 			Verdict: Inconclusive, Reason: reasonOf(err)}, "")
 		return errStop

@@ -129,7 +129,7 @@ func (t payloadTrigger) Plan(a Action, port uint16) (Plan, error) {
 		}
 		return Plan{Port: port, Payload: t.payload, Wait: wait}, nil
 	case Connect:
-		return Plan{}, errors.New("needs the remote host to connect to us: only the lab's client can be asked to (--close-trigger lab)")
+		return Plan{}, errors.New("needs the remote host to connect to us: pass --dial-trigger wait:PORT, send:RPORT:PORT:TEXT or lab")
 	}
 	return Plan{}, fmt.Errorf("unknown action %d", a)
 }

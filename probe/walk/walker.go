@@ -25,6 +25,9 @@ type Config struct {
 	Trigger Trigger
 	// Oracle, when set, reads the remote kernel's states.
 	Oracle Oracle
+	// Dialer makes the remote connect to us (syn-sent); nil: the lab's
+	// client when Trigger is the lab, else syn-sent is skipped.
+	Dialer Dialer
 	Timing Timing
 }
 
@@ -157,7 +160,17 @@ func NewSession(cfg Config, name string, action Action, port uint16) (*Session, 
 func newSession(cfg Config, name, summary string, action Action, port uint16) (*Session, *Result) {
 	res := Result{Scenario: name, Summary: summary, Start: time.Now(), Oracle: cfg.Oracle != nil}
 	w := &walker{cfg: cfg, res: &res, rec: newRecorder("CLOSED", "LISTEN")}
-	if action != 0 {
+	if action == Connect && cfg.Dialer == nil {
+		if lab, ok := cfg.Trigger.(*LabTarget); ok {
+			cfg.Dialer, w.cfg.Dialer = lab, lab
+		}
+	}
+	if action == Connect && cfg.Dialer != nil {
+		// The remote connects to us: its port is learnt from its SYN.
+		w.plan = Plan{Port: port, Wait: cfg.Dialer.Wait()}
+		action = -1 // planned
+	}
+	if action > 0 {
 		plan, err := cfg.Trigger.Plan(action, port)
 		if err != nil {
 			res.Verdict, res.Reason = Skipped, fmt.Sprintf("the remote app must %s: %v", action, err)
@@ -170,8 +183,8 @@ func newSession(cfg Config, name, summary string, action Action, port uint16) (*
 	w.remote = netip.AddrPortFrom(cfg.Prober.Remote(), port)
 	res.Target = w.remote
 	var err error
-	if action == Connect {
-		w.flow, err = cfg.Prober.Listen(0)
+	if action == -1 {
+		w.flow, err = cfg.Prober.Listen(cfg.Dialer.LocalPort())
 	} else {
 		w.flow, err = cfg.Prober.NewFlow(port, 0)
 	}
