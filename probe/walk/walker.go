@@ -165,12 +165,12 @@ func newSession(cfg Config, name, summary string, action Action, port uint16) (*
 			cfg.Dialer, w.cfg.Dialer = lab, lab
 		}
 	}
-	if action == Connect && cfg.Dialer != nil {
-		// The remote connects to us: its port is learnt from its SYN.
+	// The remote connects to us: its port is learnt from its SYN, and we
+	// listen on the dialer's port.
+	dialed := action == Connect && cfg.Dialer != nil
+	if dialed {
 		w.plan = Plan{Port: port, Wait: cfg.Dialer.Wait()}
-		action = -1 // planned
-	}
-	if action > 0 {
+	} else if action != 0 {
 		plan, err := cfg.Trigger.Plan(action, port)
 		if err != nil {
 			res.Verdict, res.Reason = Skipped, fmt.Sprintf("the remote app must %s: %v", action, err)
@@ -183,7 +183,7 @@ func newSession(cfg Config, name, summary string, action Action, port uint16) (*
 	w.remote = netip.AddrPortFrom(cfg.Prober.Remote(), port)
 	res.Target = w.remote
 	var err error
-	if action == -1 {
+	if dialed {
 		w.flow, err = cfg.Prober.Listen(cfg.Dialer.LocalPort())
 	} else {
 		w.flow, err = cfg.Prober.NewFlow(port, 0)
