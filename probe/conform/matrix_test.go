@@ -380,3 +380,28 @@ func TestRFCAlternatives(t *testing.T) {
 		}
 	}
 }
+
+// TestDoubling: a SYN,ACK schedule is believed only when its RTO doubles
+// (RFC 6298 §5.5): a 3 s stack's 3, 6 passes; a 1 s stack whose first
+// retransmission was lost reads 3, 4 and does not (the adaptive wait that
+// lets a 3 s stack be measured would otherwise take it for one).
+func TestDoubling(t *testing.T) {
+	s := func(v ...float64) []time.Duration {
+		var out []time.Duration
+		for _, x := range v {
+			out = append(out, time.Duration(x*float64(time.Second)))
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		gaps []time.Duration
+		want bool
+	}{
+		{s(1.01, 2.02), true}, {s(3.03, 6.04), true}, {s(1, 2, 4, 8, 16), true}, {s(1), true}, {nil, true},
+		{s(3.03, 4.10), false}, {s(1.02, 6.1), false}, {s(1, 1), false},
+	} {
+		if got := doubling(tt.gaps); got != tt.want {
+			t.Errorf("doubling(%v) = %v, want %v", tt.gaps, got, tt.want)
+		}
+	}
+}
