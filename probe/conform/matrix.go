@@ -211,6 +211,10 @@ type event struct {
 	// in use (rfcHas) or not.
 	optional string
 	rfcHas   bool
+	// rfcOptionalIn names, by state, an optional mechanism the rfc
+	// outcome shows absent there (an exact RST that closes TIME_WAIT:
+	// no RFC 1337 protection).
+	rfcOptionalIn map[string]string
 	// alts are the other outcomes the RFC allows, by state ("*": any).
 	alts map[string][]choice
 	// devs are the deviations known for this event, by state ("*": any).
@@ -240,7 +244,7 @@ var (
 	evRSTExact = event{name: "rst-exact", what: "exact RST (RSTx) → no reply, CLOSED", rule: ruleRSTExact,
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=RST> (RCV.NXT)", t.rcvNxt) },
 		send:  func(c *walk.Conn, t tcb) error { return c.SendRaw(craft.FlagRST, t.rcvNxt, 0, nil, "RSTx") },
-		rfc:   silentClosed,
+		rfc:   silentClosed, rfcOptionalIn: map[string]string{"TIME_WAIT": OptRFC1337},
 		alts: map[string][]choice{
 			"TIME_WAIT": {{outcome: silentKept, optional: OptRFC1337, has: true,
 				note: "RFC 1337 §3 (F1) drops RSTs in TIME-WAIT (Linux: net.ipv4.tcp_rfc1337=1)"}},
@@ -254,8 +258,10 @@ var (
 		alts: map[string][]choice{
 			"*": {{outcome: silentClosed, optional: OptRFC5961RST,
 				note: "not implemented (optional): without RFC 5961 an in-window RST is a valid reset (RFC 9293 §3.10.7.4, second)"}},
-			"TIME_WAIT": {{outcome: silentKept, optional: OptRFC1337, has: true,
-				note: "the RST is ignored in TIME-WAIT, as RFC 1337 §3 recommends (Linux's TIME_WAIT drops one not at RCV.NXT)"}},
+			// Neither challenged nor taken: TIME-WAIT drops it. Not RFC
+			// 1337's protection, which the exact RST shows.
+			"TIME_WAIT": {{outcome: silentKept,
+				note: "the RST is dropped in TIME-WAIT, without a challenge ACK (Linux's TIME_WAIT drops one not at RCV.NXT)"}},
 		}}
 	evRSTOut = event{name: "rst-out-of-window", what: "RST out of window → dropped, no reply", rule: ruleRSTOut,
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=RST> (RCV.NXT+2^30)", t.rcvNxt+outOfWindow) },
