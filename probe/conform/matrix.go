@@ -307,8 +307,8 @@ var (
 		},
 		rfc: ackKept,
 		devs: map[string][]deviation{
-			"*": {{name: "silent-on-ack-above-snd-nxt", level: levelSHOULD, seenOn: []string{"Linux before 6.x", "Linux (orphaned FIN_WAIT_2)"},
-				why:     "RFC 9293 §3.10.7.4 (fifth) sends an ACK; Linux before 6.x (tcp_ack: SKB_DROP_REASON_TCP_ACK_UNSENT_DATA) and its orphaned FIN_WAIT_2 (a TIME_WAIT mini-socket) drop it without one",
+			"*": {{name: "silent-on-ack-above-snd-nxt", level: levelSHOULD, seenOn: []string{"Linux before 6.x", "Linux (orphaned FIN_WAIT_2)", "gVisor netstack (ESTABLISHED)"},
+				why:     "RFC 9293 §3.10.7.4 (fifth) sends an ACK; Linux before 6.x (tcp_ack: SKB_DROP_REASON_TCP_ACK_UNSENT_DATA), its orphaned FIN_WAIT_2 (a TIME_WAIT mini-socket) and gVisor's netstack in ESTABLISHED drop it without one",
 				outcome: silentKept}},
 		}}
 	evACKBelow = event{name: "ack-below-snd-una", what: "ACK far below SND.UNA → ignored, or a challenge ACK", rule: ruleACKBelow,
@@ -323,12 +323,22 @@ var (
 			"*": {{outcome: silentKept, optional: OptRFC5961ACK,
 				note: "not implemented (optional): a duplicate ACK can be ignored (RFC 9293 §3.10.7.4, fifth)"}},
 		}}
-	evDataAfterFIN = event{name: "data-after-fin", what: "data after our FIN → ignored", rule: ruleDataAfter,
+	// dataAfterCloseRST notes the RST that data after CLOSE draws.
+	dataAfterCloseRST = "a RST: new data after the application's CLOSE SHOULD be reset to show it was lost (RFC 1122 §4.2.2.13)"
+	evDataAfterFIN    = event{name: "data-after-fin", what: "data after our FIN → ignored", rule: ruleDataAfter,
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=PSH,ACK> len %d", t.rcvNxt, len(afterFIN)) },
 		send: func(c *walk.Conn, t tcb) error {
 			return c.SendRaw(craft.FlagPSH|craft.FlagACK, t.rcvNxt, c.RcvNxt, afterFIN, "data after FIN")
 		},
-		rfc: ackOrNothing}
+		rfc: ackOrNothing,
+		// In CLOSING and LAST_ACK the remote app has called CLOSE: new
+		// data then SHOULD draw a RST to show that it was lost (RFC 1122
+		// §4.2.2.13, RFC 9293 §3.6.1), which ends the connection; RFC
+		// 9293 §3.10.7.4 (seventh) ignores it. Both are the RFC's.
+		alts: map[string][]choice{
+			"CLOSING":  {{outcome: resetClosed, note: dataAfterCloseRST}},
+			"LAST_ACK": {{outcome: resetClosed, note: dataAfterCloseRST}},
+		}}
 	evFINAgain = event{name: "fin-retransmit", what: "our FIN again → acknowledged again", rule: ruleFINAgain,
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=FIN,ACK> (our FIN)", t.rcvNxt-1) },
 		send: func(c *walk.Conn, t tcb) error {
@@ -345,7 +355,12 @@ var (
 		send: func(c *walk.Conn, t tcb) error {
 			return c.SendSYNWith(t.rcvNxt-synBehind, nil, "SYN below RCV.NXT")
 		},
-		rfc: ackKept}
+		rfc: ackKept,
+		devs: map[string][]deviation{
+			"TIME_WAIT": {{name: "silent-on-old-syn-in-time-wait", level: levelSHOULD, seenOn: []string{"gVisor netstack"},
+				why:     "RFC 9293 §3.10.7.4 (first) answers an unacceptable segment, here a SYN below RCV.NXT, with an ACK (\"should\"); the stack drops it without one, and TIME_WAIT is kept",
+				outcome: silentKept}},
+		}}
 
 	// SYN_RCVD: SND.NXT = ISS+1, RCV.NXT = x+1.
 	evSRBadACK = event{name: "bad-ack", what: "bad ACK → RST <SEQ=SEG.ACK>, state kept", rule: ruleSRBadACK,

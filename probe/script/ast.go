@@ -34,6 +34,12 @@ type Script struct {
 	// answers otherwise is "not implemented (optional)", skipped, not
 	// failed.
 	Optional string
+	// Deviation is "%deviation NAME TEXT": a behaviour the RFC asks with a
+	// SHOULD (or in words without a keyword) that correct stacks are known
+	// to leave out; a stack that answers otherwise has the named
+	// deviation (verdict deviation, with the line that showed it), not a
+	// fail. DeviationWhy is TEXT.
+	Deviation, DeviationWhy string
 	// Events are the timed lines in order.
 	Events []Event
 	// Assumptions are what the script takes for granted about the machine

@@ -73,6 +73,10 @@
 //	%optional TEXT           the script expects an optional behaviour (a
 //	                         MAY): a stack that answers otherwise is skipped,
 //	                         "not implemented (optional)"
+//	%deviation NAME TEXT     the script expects what the RFC asks with a
+//	                         SHOULD (or in words) and correct stacks are known
+//	                         to leave out: a stack that answers otherwise has
+//	                         the deviation NAME (verdict deviation), not a fail
 //
 // Events, optionally after a time (default +0):
 //

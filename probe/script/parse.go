@@ -458,14 +458,14 @@ func (p *parser) directiveName() string {
 
 func isHeader(d string) bool {
 	switch d {
-	case "port", "summary", "allow-retransmissions", "needs", "optional":
+	case "port", "summary", "allow-retransmissions", "needs", "optional", "deviation":
 		return true
 	}
 	return false
 }
 
 // directives lists the directives for messages.
-const directives = "%port N, %summary TEXT, %allow-retransmissions, %needs lab, %optional TEXT, %dial, %send \"TEXT\", %expect-state STATE, %wait SECONDS"
+const directives = "%port N, %summary TEXT, %allow-retransmissions, %needs lab, %optional TEXT, %deviation NAME TEXT, %dial, %send \"TEXT\", %expect-state STATE, %wait SECONDS"
 
 // header reads an untimed directive.
 func (p *parser) header(d string) error {
@@ -504,6 +504,15 @@ func (p *parser) header(d string) error {
 		if p.s.Optional == "" {
 			return p.fail(start, "want %%optional TEXT: the optional behaviour (a MAY) the script expects")
 		}
+	case "deviation":
+		name := p.word()
+		p.space()
+		why := strings.TrimSpace(p.src[p.i:])
+		p.i = len(p.src)
+		if name == "" || why == "" {
+			return p.fail(start, "want %%deviation NAME TEXT: the deviation's name (what the stack does instead, e.g. silent-on-ack-above-snd-nxt) and the rule it departs from")
+		}
+		p.s.Deviation, p.s.DeviationWhy = name, why
 	}
 	return p.end()
 }
@@ -560,7 +569,7 @@ func (p *parser) directive(ev *Event, timed bool) error {
 			return p.fail(at, "want 1 to %d bytes after %%send, got %d", maxPayload, len(b))
 		}
 		ev.Kind, ev.Data = Send, b
-	case "port", "summary", "allow-retransmissions", "needs", "optional":
+	case "port", "summary", "allow-retransmissions", "needs", "optional", "deviation":
 		return p.fail(start, "%%%s is a setting, not an event: write it without a time, on its own line", d)
 	default:
 		return p.fail(start, "unknown directive %%%s: want one of %s", d, directives)

@@ -252,7 +252,7 @@ func TestWireSegString(t *testing.T) {
 // TestParseStackNeutral: the extensions for where stacks may differ parse
 // into the fields the runner matches with, and only on expected lines.
 func TestParseStackNeutral(t *testing.T) {
-	src := "%needs lab\n%optional RFC 5961 §4.2 challenge ACK\n%port 7001\n" +
+	src := "%needs lab\n%optional RFC 5961 §4.2 challenge ACK\n%deviation silent-on-x RFC 9293 §3.10.7.4 answers it\n%port 7001\n" +
 		"0 < S 0:0(0) win 65535 <mss 1460>\n" +
 		"+0 > S. 0:0(0) ack 1 <mss *,sackOK?,TS? val 1 ecr 100,wscale? *>\n" +
 		"+0 >? . 1:1(0) ack 1\n" +
@@ -261,8 +261,8 @@ func TestParseStackNeutral(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.NeedsLab || s.Optional != "RFC 5961 §4.2 challenge ACK" {
-		t.Errorf("NeedsLab %v, Optional %q", s.NeedsLab, s.Optional)
+	if !s.NeedsLab || s.Optional != "RFC 5961 §4.2 challenge ACK" || s.Deviation != "silent-on-x" || s.DeviationWhy != "RFC 9293 §3.10.7.4 answers it" {
+		t.Errorf("NeedsLab %v, Optional %q, Deviation %q %q", s.NeedsLab, s.Optional, s.Deviation, s.DeviationWhy)
 	}
 	synack := s.Events[1].Segment
 	if !synack.Negotiated || len(synack.Options) != 4 || !synack.Options[0].AnyValue || !synack.Options[1].Optional ||
@@ -273,12 +273,13 @@ func TestParseStackNeutral(t *testing.T) {
 		t.Errorf("MayBeAbsent %v, AnySeq %v", s.Events[2].Segment.MayBeAbsent, s.Events[3].Segment.AnySeq)
 	}
 	for _, bad := range []string{
-		"0 < S 0:0(0) win 65535 <mss *>\n",      // we send exact values
-		"0 <? S 0:0(0) win 65535\n",             // we send what we inject
-		"0 < S *:*(0) win 65535\n",              // and exact numbers
-		"%needs root\n0 < S 0:0(0) win 65535\n", // only the lab
-		"0 > S. 0:0(0) ack 1 <nop?>\n",          // only negotiated options
-		"%optional\n0 < S 0:0(0) win 65535\n",   // say which
+		"0 < S 0:0(0) win 65535 <mss *>\n",       // we send exact values
+		"0 <? S 0:0(0) win 65535\n",              // we send what we inject
+		"0 < S *:*(0) win 65535\n",               // and exact numbers
+		"%needs root\n0 < S 0:0(0) win 65535\n",  // only the lab
+		"0 > S. 0:0(0) ack 1 <nop?>\n",           // only negotiated options
+		"%optional\n0 < S 0:0(0) win 65535\n",    // say which
+		"%deviation x\n0 < S 0:0(0) win 65535\n", // and why
 	} {
 		if _, err := Parse("bad.pkt", []byte(bad)); err == nil {
 			t.Errorf("%q parsed; want an error", bad)

@@ -205,6 +205,16 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 		res.Verdict = walk.Skipped
 		res.Reason = "not implemented (optional): " + s.Optional + "; the remote answered otherwise (" + res.Reason + ")"
 	}
+	if s.Deviation != "" && res.Verdict == walk.Fail {
+		// The failed line is the deviation's evidence.
+		for i := range res.Checks {
+			if c := &res.Checks[i]; c.Verdict == walk.Fail {
+				c.Verdict, c.Deviation, c.Level = walk.Deviation, s.Deviation, "SHOULD"
+				c.Reason = s.DeviationWhy + " (" + c.Reason + ")"
+			}
+		}
+		res.Verdict, res.Reason = walk.Deviation, s.Deviation+": "+s.DeviationWhy
+	}
 	return res
 }
 
