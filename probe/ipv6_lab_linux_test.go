@@ -377,7 +377,10 @@ func TestIPv6ProberSend(t *testing.T) {
 			target := netip.AddrPortFrom(l.TargetAddr6, tt.port)
 			var replies []probesend.Reply
 			var sent []probesend.Probe
-			res, err := probesend.Run(t.Context(), p, probesend.Spec{Target: target, Flags: craft.FlagSYN, FlowLabel: 0xbeef, Wait: 500 * time.Millisecond},
+			// Wait past a lost neighbour solicitation (RFC 4861: sent
+			// again after 1 s): a fresh lab's first IPv6 packet waits
+			// for neighbour discovery, which a loaded machine may lose.
+			res, err := probesend.Run(t.Context(), p, probesend.Spec{Target: target, Flags: craft.FlagSYN, FlowLabel: 0xbeef, Wait: 3 * time.Second},
 				probesend.Observer{Sent: func(s probesend.Probe) { sent = append(sent, s) }, Reply: func(r probesend.Reply) { replies = append(replies, r) }})
 			if err != nil {
 				t.Fatal(err)

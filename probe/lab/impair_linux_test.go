@@ -227,7 +227,10 @@ func TestImpairPartialLoss(t *testing.T) {
 	_, pout1 := tcpCounters(t, l.Prober)
 	sent, got := pout1-pout0, tin1-tin0
 	t.Logf("prober sent %d segments, target received %d", sent, got)
-	if sent < 300 {
+	// On a loaded machine an attempt given up after 5 ms may end before its
+	// SYN leaves: the ratio is of the SYNs that did, and 250 of them still
+	// keep 0.35-0.65 beyond 4.7σ.
+	if sent < 250 {
 		t.Fatalf("only %d segments sent for 300 attempts", sent)
 	}
 	// Binomial(300, 0.5): σ ≈ 8.7, so 0.35-0.65 is more than 5σ either way.
