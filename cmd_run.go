@@ -40,9 +40,22 @@ What packetdrill does with system calls, scripts say with directives:
                        lab's control port 7003, an HTTP request, ...)
   %dial                ask the lab's client to connect to us (SYN_SENT)
   %expect-state STATE  the remote's state: sock_diag decides when there is
-                       an oracle (the lab), else the segments so far
+                       an oracle (the lab), else the segments so far (when
+                       they tell nothing yet, the line is noted, not judged)
   %wait SECONDS        nothing may come for that long
+  %needs lab           the script uses the lab's control port or client:
+                       skipped, with that reason, against other hosts
   %summary TEXT, %allow-retransmissions
+Where stacks may differ, ">" lines can say so (tcpwalk's extensions):
+  mss *, wscale *      any value          sackOK?, TS? val 1 ecr 100, wscale? *
+                                          the option may be absent (options
+                                          are then matched in any order,
+                                          NOPs aside)
+  >? . 1:1(0) ack 7    the segment may be absent: the ACK may ride on the
+                       segment the next line expects (its FIN)
+  +1~+3.5 > S. ...     a time range (packetdrill's): an RTO of 1 s to 3 s
+A script whose first SYN meets RST,ACK ends "no listener at PORT" (one line,
+exit status 3), not a list of FAILs.
 System calls and shell commands are refused: tcpwalk cannot run them on a
 remote host. The language is described in scripts/README.md; ready-made
 scripts for the 11 states and RFC 5961 are in scripts/conformance.
@@ -190,6 +203,11 @@ func writeScripts(c *cli.Context, target netip.Addr, results []walk.Result) erro
 		}
 	} else {
 		for _, r := range results {
+			if noListener(r) {
+				// One line: nothing listens there, which is no RFC failure.
+				fmt.Fprintf(w, "%-12s %s  (%s)\n", "NO LISTENER", r.Scenario, r.Reason)
+				continue
+			}
 			if c.Bool("ladder") || r.Verdict == walk.Fail || r.Verdict == walk.Inconclusive {
 				if err := report.WriteLadder(w, r, report.LadderOptions{Color: color, Width: 100}); err != nil {
 					return &exitError{code: exitEnv, err: err}
@@ -204,16 +222,27 @@ func writeScripts(c *cli.Context, target netip.Addr, results []walk.Result) erro
 	if err := writeReportFiles(c, "tcpwalk run "+target.String(), results); err != nil {
 		return err
 	}
-	answered, bad := false, false
+	answered, sent, bad, closed, other := false, false, false, 0, 0
 	for _, r := range results {
 		for _, s := range r.Segments {
 			answered = answered || s.Dir == walk.In && s.ICMP == ""
+			sent = sent || s.Dir == walk.Out
 		}
 		bad = bad || r.Verdict == walk.Fail || r.Verdict == walk.Inconclusive
+		switch {
+		case noListener(r):
+			closed++
+		case r.Verdict == walk.Fail || r.Verdict == walk.Inconclusive:
+			other++
+		}
+	}
+	if closed > 0 && other == 0 && c.Context.Err() == nil {
+		return &exitError{code: exitEnv, err: fmt.Errorf("no listener: %d of %d scripts met a reset where a listener should answer (check HOST:PORT)", closed, len(results))}
 	}
 	// Interrupted (run exits 130/143), scripts cut short before any answer
-	// do not mean the target is down.
-	if !answered && bad && c.Context.Err() == nil {
+	// do not mean the target is down; scripts that sent nothing (all
+	// skipped) say nothing of it either.
+	if !answered && sent && bad && c.Context.Err() == nil {
 		return &exitError{code: exitEnv, err: fmt.Errorf("%s answered none of the scripts: is it up, and the port open? (%d scripts)", target, len(results))}
 	}
 	if bad {
@@ -231,11 +260,16 @@ func writeScriptResult(w io.Writer, r walk.Result) {
 		checks = "check"
 	}
 	fmt.Fprintf(w, "%-12s %s  (%d %s, %.3f s)\n", strings.ToUpper(string(r.Verdict)), r.Scenario, len(r.Checks), checks, r.Duration.Seconds())
+	for _, ch := range r.Checks {
+		if ch.Verdict == walk.Skipped {
+			fmt.Fprintf(w, "    %s: %s\n", strings.TrimPrefix(ch.Rule, "script "), ch.Reason)
+		}
+	}
 	if r.Verdict == walk.Pass {
 		return
 	}
 	for _, ch := range r.Checks {
-		if ch.Verdict == walk.Pass {
+		if ch.Verdict == walk.Pass || ch.Verdict == walk.Skipped {
 			continue
 		}
 		fmt.Fprintf(w, "    %s: %s\n", strings.TrimPrefix(ch.Rule, "script "), ch.Verdict)
@@ -248,4 +282,10 @@ func writeScriptResult(w io.Writer, r walk.Result) {
 	if len(r.Checks) == 0 || r.Verdict == walk.Skipped {
 		fmt.Fprintf(w, "    %s\n", r.Reason)
 	}
+}
+
+// noListener reports whether a script met a reset where its listener
+// should have answered its first SYN.
+func noListener(r walk.Result) bool {
+	return strings.HasPrefix(r.Reason, script.ReasonNoListener)
 }

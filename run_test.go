@@ -121,3 +121,23 @@ func TestRunCLIScriptErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestRunCLINoListener: scripts whose first SYN meets RST,ACK (HOST:PORT
+// names a port with no listener) end with one "NO LISTENER" line each and
+// exit status 3, not a list of FAILs; a run of scripts that all need the
+// lab, against a port that is not the lab's, sends nothing and says
+// nothing of the target being down.
+func TestRunCLINoListener(t *testing.T) {
+	l := labtest.New(t)
+	r := runApp(t, "--netns", l.Prober.Name, "run", "--no-color", l.TargetAddr.String()+":7009",
+		"scripts/conformance/established.pkt", "scripts/conformance/rst_exact.pkt")
+	if r.code != exitEnv {
+		t.Fatalf("exit status %d, want 3; stdout %s stderr %s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout, "FAIL") || strings.Count(r.stdout, "NO LISTENER  ") != 2 || !strings.Contains(r.stdout, "no listener at 7009") {
+		t.Errorf("stdout %q: want two NO LISTENER lines and no FAIL", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "no listener") || strings.Contains(r.stderr, "answered none") {
+		t.Errorf("stderr %q: want the no-listener error, not \"answered none\"", r.stderr)
+	}
+}

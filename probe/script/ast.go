@@ -26,6 +26,14 @@ type Script struct {
 	TolerancePercent float64
 	// Dials is true when the script asks the remote to connect (%dial).
 	Dials bool
+	// NeedsLab is "%needs lab": the script talks the lab's control
+	// protocol or needs its client; against another host it is skipped.
+	NeedsLab bool
+	// Optional is "%optional TEXT": the script expects an optional
+	// behaviour (a MAY, such as RFC 5961's challenge ACKs); a stack that
+	// answers otherwise is "not implemented (optional)", skipped, not
+	// failed.
+	Optional string
 	// Events are the timed lines in order.
 	Events []Event
 }
@@ -127,6 +135,16 @@ type Segment struct {
 	Options    []Option
 	HasOptions bool
 	AnyOptions bool
+	// Negotiated: an option of the line has "*" or "?", so the options
+	// are matched as a set, in any order, NOPs and EOL aside.
+	Negotiated bool
+	// AnySeq is "*:*(len)" on a ">" line: any sequence number.
+	AnySeq bool
+	// MayBeAbsent is a ">?" line (tcpwalk's extension): the segment may
+	// not come on its own, e.g. an ACK the stack may piggyback on the
+	// segment the next line expects (its FIN). When what comes is not
+	// this line's, it is the next line's to match.
+	MayBeAbsent bool
 	// Payload is the quoted data of a "<" line (tcpwalk's extension);
 	// nil sends End-Start zero bytes, as packetdrill does.
 	Payload []byte
@@ -138,6 +156,14 @@ func (s *Segment) Len() uint32 { return s.End - s.Start }
 // Option is one TCP option of a packet line.
 type Option struct {
 	Kind craft.OptionKind
+	// AnyValue is "mss *" or "wscale *": any MSS or shift (tcpwalk's
+	// extension, on ">" lines: the value is the stack's choice).
+	AnyValue bool
+	// Optional is a "?" after the option's name ("sackOK?", "TS? val 1 ecr
+	// 100", "wscale? *"): the stack may leave it out (tcpwalk's extension,
+	// on ">" lines: SACK, timestamps and window scale are optional, RFC
+	// 2018, RFC 7323).
+	Optional bool
 	// Value is the MSS or the window scale shift.
 	Value uint32
 	// TSVal and TSEcr are the timestamps (TS val N ecr N).

@@ -85,7 +85,15 @@ func (m *model) remoteSent(f craft.Flags, seq, ack, n uint32) {
 			case "ESTABLISHED", "SYN_RCVD":
 				m.state = "FIN_WAIT_1"
 			case "CLOSE_WAIT":
-				m.state = "LAST_ACK"
+				// Its FIN's ACK field tells: covering our FIN, the remote
+				// took it first and closed after (LAST_ACK); not, it
+				// closed before our FIN came, which then crossed its own
+				// (FIN_WAIT_1 → CLOSING, RFC 9293 §3.6).
+				if f.Has(craft.FlagACK) && seqGT(ack, m.ourFINSeq) {
+					m.state = "LAST_ACK"
+				} else {
+					m.state = "CLOSING"
+				}
 			}
 		}
 		end++

@@ -432,14 +432,14 @@ func (p *parser) directiveName() string {
 
 func isHeader(d string) bool {
 	switch d {
-	case "port", "summary", "allow-retransmissions":
+	case "port", "summary", "allow-retransmissions", "needs", "optional":
 		return true
 	}
 	return false
 }
 
 // directives lists the directives for messages.
-const directives = "%port N, %summary TEXT, %allow-retransmissions, %dial, %send \"TEXT\", %expect-state STATE, %wait SECONDS"
+const directives = "%port N, %summary TEXT, %allow-retransmissions, %needs lab, %optional TEXT, %dial, %send \"TEXT\", %expect-state STATE, %wait SECONDS"
 
 // header reads an untimed directive.
 func (p *parser) header(d string) error {
@@ -467,6 +467,17 @@ func (p *parser) header(d string) error {
 		p.i = len(p.src)
 	case "allow-retransmissions":
 		p.s.AllowRetransmissions = true
+	case "needs":
+		if w := p.word(); w != "lab" {
+			return p.fail(p.i, "want %%needs lab (the script uses the lab's control port or its client), got %q", w)
+		}
+		p.s.NeedsLab = true
+	case "optional":
+		p.s.Optional = strings.TrimSpace(p.src[p.i:])
+		p.i = len(p.src)
+		if p.s.Optional == "" {
+			return p.fail(start, "want %%optional TEXT: the optional behaviour (a MAY) the script expects")
+		}
 	}
 	return p.end()
 }
@@ -523,7 +534,7 @@ func (p *parser) directive(ev *Event, timed bool) error {
 			return p.fail(at, "want 1 to %d bytes after %%send, got %d", maxPayload, len(b))
 		}
 		ev.Kind, ev.Data = Send, b
-	case "port", "summary", "allow-retransmissions":
+	case "port", "summary", "allow-retransmissions", "needs", "optional":
 		return p.fail(start, "%%%s is a setting, not an event: write it without a time, on its own line", d)
 	default:
 		return p.fail(start, "unknown directive %%%s: want one of %s", d, directives)
@@ -598,6 +609,13 @@ func (p *parser) expect(c byte, what string) error {
 func (p *parser) segment() (*Segment, error) {
 	seg := &Segment{Dir: Dir(p.peek())}
 	p.i++
+	if p.peek() == '?' {
+		if seg.Dir != FromRemote {
+			return nil, p.fail(p.i, "only an expected (>) segment may be absent (>?): we send what we inject")
+		}
+		seg.MayBeAbsent = true
+		p.i++
+	}
 	p.space()
 	if c := p.peek(); c == '[' || c == '(' {
 		return nil, p.fail(p.i, "IP-level fields ([ect0], (ttl N), ...) are not supported: tcpwalk's segments carry plain IPv4 headers")
@@ -613,17 +631,35 @@ func (p *parser) segment() (*Segment, error) {
 	}
 	seg.Flags = flags
 	p.space()
-	// start:end(len)
-	a, err := p.digits(math.MaxUint32, "start:end(len), e.g. 0:0(0) or 1:1001(1000)")
-	if err != nil {
-		return nil, err
-	}
-	if err := p.expect(':', "between start and end (start:end(len))"); err != nil {
-		return nil, err
-	}
-	b, err := p.digits(math.MaxUint32, "the end sequence number of start:end(len)")
-	if err != nil {
-		return nil, err
+	// start:end(len), or *:*(len) on a ">" line (tcpwalk's extension: any
+	// sequence number, e.g. the new ISS of a TIME_WAIT reopened, which
+	// the RFC leaves to the stack above a bound).
+	var a, b uint64
+	var err2 error
+	if p.peek() == '*' {
+		if seg.Dir != FromRemote {
+			return nil, p.fail(p.i, "*:*(len) (any sequence number) only on an expected (>) segment: we send exact numbers")
+		}
+		p.i++
+		if err := p.expect(':', "in *:*(len)"); err != nil {
+			return nil, err
+		}
+		if err := p.expect('*', "in *:*(len)"); err != nil {
+			return nil, err
+		}
+		seg.AnySeq = true
+	} else {
+		a, err2 = p.digits(math.MaxUint32, "start:end(len), e.g. 0:0(0) or 1:1001(1000)")
+		if err2 != nil {
+			return nil, err2
+		}
+		if err := p.expect(':', "between start and end (start:end(len))"); err != nil {
+			return nil, err
+		}
+		b, err2 = p.digits(math.MaxUint32, "the end sequence number of start:end(len)")
+		if err2 != nil {
+			return nil, err2
+		}
 	}
 	if err := p.expect('(', "before the length (start:end(len))"); err != nil {
 		return nil, err
@@ -635,6 +671,9 @@ func (p *parser) segment() (*Segment, error) {
 	}
 	if err := p.expect(')', "after the length (start:end(len))"); err != nil {
 		return nil, err
+	}
+	if seg.AnySeq {
+		b = a + n
 	}
 	seg.Start, seg.End = uint32(a), uint32(b)
 	if uint32(b)-uint32(a) != uint32(n) {
@@ -796,6 +835,10 @@ func (p *parser) options(seg *Segment) error {
 		if err != nil {
 			return err
 		}
+		if (o.Optional || o.AnyValue) && seg.Dir != FromRemote {
+			return p.fail(p.i, "an option may be optional (?) or any (*) only on an expected (>) segment: we send exact values")
+		}
+		seg.Negotiated = seg.Negotiated || o.Optional || o.AnyValue
 		seg.Options = append(seg.Options, o)
 		if len(seg.Options) > craft.TCPOptionsMaximumSize {
 			return p.fail(p.i, "more than %d options cannot fit a TCP header", craft.TCPOptionsMaximumSize)
@@ -817,17 +860,48 @@ func (p *parser) options(seg *Segment) error {
 func (p *parser) option1() (Option, error) {
 	at := p.i
 	w := p.word()
+	optional := strings.HasSuffix(w, "?")
+	w = strings.TrimSuffix(w, "?")
+	if !p.eol() && p.peek() == '?' {
+		optional = true
+		p.i++
+	}
 	p.space()
+	o, err := p.option2(at, w)
+	o.Optional = optional
+	if err == nil && o.Kind != craft.OptMSS && o.Kind != craft.OptWindowScale && o.Kind != craft.OptSACKPermitted && o.Kind != craft.OptTimestamps && (optional || o.AnyValue) {
+		return o, p.fail(at, "only mss, wscale, sackOK and TS may be optional (?) or any (*)")
+	}
+	return o, err
+}
+
+// anyValue reads "*" for an option's value ("mss *", "wscale *").
+func (p *parser) anyValue() bool {
+	if p.peek() == '*' {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// option2 reads one option after its name w (packetdrill's tcp_option).
+func (p *parser) option2(at int, w string) (Option, error) {
 	switch strings.ToLower(w) {
 	case "nop":
 		return Option{Kind: craft.OptNOP}, nil
 	case "eol":
 		return Option{Kind: craft.OptEOL}, nil
 	case "mss":
-		v, err := p.digits(65535, "an MSS (0-65535) after mss")
+		if p.anyValue() {
+			return Option{Kind: craft.OptMSS, AnyValue: true}, nil
+		}
+		v, err := p.digits(65535, "an MSS (0-65535) or * after mss")
 		return Option{Kind: craft.OptMSS, Value: uint32(v)}, err
 	case "wscale":
-		v, err := p.digits(255, "a shift count (0-14; up to 255 to test a stack) after wscale")
+		if p.anyValue() {
+			return Option{Kind: craft.OptWindowScale, AnyValue: true}, nil
+		}
+		v, err := p.digits(255, "a shift count (0-14; up to 255 to test a stack) or * after wscale")
 		return Option{Kind: craft.OptWindowScale, Value: uint32(v)}, err
 	case "sackok":
 		return Option{Kind: craft.OptSACKPermitted}, nil

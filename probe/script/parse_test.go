@@ -248,3 +248,62 @@ func TestWireSegString(t *testing.T) {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 }
+
+// TestParseStackNeutral: the extensions for where stacks may differ parse
+// into the fields the runner matches with, and only on expected lines.
+func TestParseStackNeutral(t *testing.T) {
+	src := "%needs lab\n%optional RFC 5961 §4.2 challenge ACK\n%port 7001\n" +
+		"0 < S 0:0(0) win 65535 <mss 1460>\n" +
+		"+0 > S. 0:0(0) ack 1 <mss *,sackOK?,TS? val 1 ecr 100,wscale? *>\n" +
+		"+0 >? . 1:1(0) ack 1\n" +
+		"+0 > S. *:*(0) ack 1 <mss *>\n"
+	s, err := Parse("neutral.pkt", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.NeedsLab || s.Optional != "RFC 5961 §4.2 challenge ACK" {
+		t.Errorf("NeedsLab %v, Optional %q", s.NeedsLab, s.Optional)
+	}
+	synack := s.Events[1].Segment
+	if !synack.Negotiated || len(synack.Options) != 4 || !synack.Options[0].AnyValue || !synack.Options[1].Optional ||
+		!synack.Options[2].Optional || synack.Options[2].TSEcr != 100 || !synack.Options[3].Optional || !synack.Options[3].AnyValue {
+		t.Errorf("SYN,ACK options %+v", synack)
+	}
+	if !s.Events[2].Segment.MayBeAbsent || !s.Events[3].Segment.AnySeq {
+		t.Errorf("MayBeAbsent %v, AnySeq %v", s.Events[2].Segment.MayBeAbsent, s.Events[3].Segment.AnySeq)
+	}
+	for _, bad := range []string{
+		"0 < S 0:0(0) win 65535 <mss *>\n",      // we send exact values
+		"0 <? S 0:0(0) win 65535\n",             // we send what we inject
+		"0 < S *:*(0) win 65535\n",              // and exact numbers
+		"%needs root\n0 < S 0:0(0) win 65535\n", // only the lab
+		"0 > S. 0:0(0) ack 1 <nop?>\n",          // only negotiated options
+		"%optional\n0 < S 0:0(0) win 65535\n",   // say which
+	} {
+		if _, err := Parse("bad.pkt", []byte(bad)); err == nil {
+			t.Errorf("%q parsed; want an error", bad)
+		}
+	}
+}
+
+// TestNegotiatedOptions: options matched as a set, optional ones may be
+// missing, NOPs are padding, nothing unnamed may come.
+func TestNegotiatedOptions(t *testing.T) {
+	want := []Option{{Kind: craft.OptMSS, AnyValue: true}, {Kind: craft.OptSACKPermitted, Optional: true},
+		{Kind: craft.OptWindowScale, AnyValue: true, Optional: true}}
+	for _, tt := range []struct {
+		name string
+		got  []Option
+		ok   bool
+	}{
+		{"MSS only", []Option{{Kind: craft.OptMSS, Value: 1460}}, true},
+		{"Linux's", []Option{{Kind: craft.OptMSS, Value: 1460}, {Kind: craft.OptSACKPermitted}, {Kind: craft.OptNOP}, {Kind: craft.OptWindowScale, Value: 10}}, true},
+		{"other order", []Option{{Kind: craft.OptWindowScale, Value: 7}, {Kind: craft.OptMSS, Value: 536}}, true},
+		{"no MSS", []Option{{Kind: craft.OptSACKPermitted}}, false},
+		{"an unnamed TSopt", []Option{{Kind: craft.OptMSS, Value: 1460}, {Kind: craft.OptTimestamps}}, false},
+	} {
+		if got := negotiatedOptions(tt.got, want); got != tt.ok {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.ok)
+		}
+	}
+}

@@ -110,6 +110,9 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 		return end(walk.Inconclusive, "no prober")
 	}
 	res.Target = netip.AddrPortFrom(cfg.Prober.Remote(), port)
+	if s.NeedsLab && cfg.Lab == nil {
+		return end(walk.Skipped, "the script needs the lab (%needs lab: its control port or client), and the target is not the lab (run against it, or with --lab)")
+	}
 	if s.Dials && cfg.Lab == nil {
 		return end(walk.Skipped, "%dial needs the remote host to connect to us: only the lab's client can be asked to (run against the lab)")
 	}
@@ -140,6 +143,11 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 		// Cut short: a wait the signal ended may have looked like the
 		// silence a line wants. The rest of the script never ran.
 		err = ctx.Err()
+	} else if r.noListener() {
+		// Not a list of FAILs: nothing listens there.
+		res.Checks, res.Verdict = nil, walk.Inconclusive
+		res.Reason = fmt.Sprintf("%s %d (its SYN was answered with RST,ACK)", ReasonNoListener, port)
+		err = nil
 	}
 	r.tidy()
 	r.flow.Close()
@@ -157,6 +165,10 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 	res.Segments = segs
 	res.Duration = time.Since(res.Start)
 	finish(&res)
+	if s.Optional != "" && res.Verdict == walk.Fail {
+		res.Verdict = walk.Skipped
+		res.Reason = "not implemented (optional): " + s.Optional + "; the remote answered otherwise (" + res.Reason + ")"
+	}
 	return res
 }
 
@@ -171,13 +183,22 @@ func finish(r *walk.Result) {
 	if r.Verdict == "" {
 		r.Verdict = walk.Pass
 	}
-	if len(r.Checks) == 0 && r.Verdict == walk.Pass {
+	judged := 0
+	for _, c := range r.Checks {
+		if c.Verdict != walk.Skipped {
+			judged++
+		}
+	}
+	if judged == 0 && r.Verdict == walk.Pass {
 		r.Verdict = walk.Inconclusive
 		if r.Reason == "" {
 			r.Reason = "no check ran: the script expects nothing (add a `>` line, %wait or %expect-state)"
 		}
 	}
 	for _, c := range r.Checks {
+		if c.Verdict == walk.Skipped {
+			continue // a %expect-state no oracle could read: noted, not judged
+		}
 		r.Verdict = walk.Worse(r.Verdict, c.Verdict)
 		if c.Disagree {
 			r.Disagreements++
@@ -186,6 +207,36 @@ func finish(r *walk.Result) {
 			r.Reason = c.Rule + ": " + c.Reason
 		}
 	}
+}
+
+// ReasonNoListener begins the Reason of a script whose first SYN met
+// RST,ACK where the script expected a listener: "no listener at PORT".
+const ReasonNoListener = "no listener at"
+
+// noListener reports whether the script stopped at its first expected
+// segment, which wanted a SYN,ACK and got a reset acknowledging our SYN.
+func (r *runner) noListener() bool {
+	c := r.res.Checks
+	if len(c) == 0 || c[len(c)-1].Verdict != walk.Fail {
+		return false
+	}
+	var first *Event
+	for i := range r.s.Events {
+		if ev := &r.s.Events[i]; ev.Kind == Packet && ev.Segment.Dir == FromRemote {
+			first = ev
+			break
+		}
+	}
+	if first == nil || first.Segment.Flags != craft.FlagSYN|craft.FlagACK || strings.TrimPrefix(c[len(c)-1].Rule, "script ") != fmt.Sprintf("%s:%d", r.s.Name, first.Pos.Line) {
+		return false
+	}
+	segs := r.c.Rec.Snapshot()
+	for i := len(segs) - 1; i >= 0; i-- {
+		if s := segs[i]; s.Dir == walk.In && s.ICMP == "" {
+			return s.Flags == "R." && s.Ack == r.c.SynSeq+1
+		}
+	}
+	return false
 }
 
 // errStop ends a script after a check that did not pass.
@@ -211,6 +262,13 @@ type runner struct {
 
 	t0, prev time.Time // script start, the previous event's real time
 	zeros    []byte
+	// held is a segment a ">?" line did not take, for the next line.
+	held *in
+	// noTS: the remote's SYN or SYN,ACK came without TSopt, so ours are
+	// left out of later segments.
+	noTS bool
+	// sent: a segment of ours went out ("answered none" needs it).
+	sent bool
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -326,6 +384,11 @@ type in struct {
 // the engine's recorder says it is: a repeat of sequence space, or the
 // same flags, numbers and length again.
 func (r *runner) read(ctx context.Context, deadline time.Time) (*in, error) {
+	if g := r.held; g != nil {
+		// A segment a ">?" line passed on (see expect).
+		r.held = nil
+		return g, nil
+	}
 	rp, err := r.c.Next(ctx, deadline)
 	if err != nil {
 		return nil, err
@@ -430,8 +493,17 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 	want := ev.Segment
 	from, to, tol := r.window(ev.Time)
 	deadline := to.Add(tol + r.cfg.Slack)
+	absent := func(why string) error {
+		r.check(walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: why, Verdict: walk.Pass,
+			Reason: "the line may be absent (>?)"})
+		return nil
+	}
 	for {
 		g, err := r.read(ctx, deadline.Add(readGrace))
+		if want.MayBeAbsent && (errors.Is(err, probe.ErrTimeout) || err == nil && g.at.After(deadline)) {
+			r.held = g
+			return absent("nothing in time")
+		}
 		if err == nil && g.at.After(deadline) {
 			// Past the deadline by the kernel's clock (read during the
 			// grace): the wanted segment came too late, anything else is
@@ -468,6 +540,12 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 			r.irs, r.haveIRS = g.seq-want.Start, true
 		}
 		diffs := r.diff(want, g)
+		if want.MayBeAbsent && len(diffs) > 0 && g.icmp == "" && !(g.retrans && r.s.AllowRetransmissions) {
+			// Not this line's segment: the next line's (an ACK that
+			// rode on the FIN the next line wants).
+			r.held = g
+			return absent("not on its own: " + r.describe(g) + " came, for the next line")
+		}
 		r.observe(g)
 		if len(diffs) == 0 {
 			c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: r.describe(g), Verdict: walk.Pass}
@@ -507,7 +585,7 @@ func (r *runner) diff(want *Segment, g *in) []string {
 	if g.flags != want.Flags {
 		d = append(d, fmt.Sprintf("flags %s, want %s", flagText(g.flags), flagText(want.Flags)))
 	}
-	if w.Seq != want.Start {
+	if !want.AnySeq && w.Seq != want.Start {
 		d = append(d, fmt.Sprintf("seq %d, want %d", w.Seq, want.Start))
 	}
 	if uint32(len(g.payload)) != want.Len() {
@@ -524,7 +602,7 @@ func (r *runner) diff(want *Segment, g *in) []string {
 	if want.HasUrg && g.urg != want.Urg {
 		d = append(d, fmt.Sprintf("urg %d, want %d", g.urg, want.Urg))
 	}
-	if !want.AnyOptions && !sameOptions(w.Options, want.Options) {
+	if !want.AnyOptions && (want.Negotiated && !negotiatedOptions(w.Options, want.Options) || !want.Negotiated && !sameOptions(w.Options, want.Options)) {
 		d = append(d, fmt.Sprintf("options <%s>, want <%s>", optionsText(w.Options), optionsText(want.Options)))
 	}
 	return d
@@ -535,6 +613,52 @@ func flagText(f craft.Flags) string {
 		return "-"
 	}
 	return f.String()
+}
+
+// negotiatedOptions matches a line with optional (?) or any (*) options:
+// as a set, in any order, NOPs and EOL aside (padding is the stack's
+// choice). Every option the line names must come unless optional, with its
+// value unless any; none it does not name may come.
+func negotiatedOptions(got, want []Option) bool {
+	pad := func(k craft.OptionKind) bool { return k == craft.OptNOP || k == craft.OptEOL }
+	used := make([]bool, len(got))
+	for _, w := range want {
+		if pad(w.Kind) {
+			continue
+		}
+		found := false
+		for i, g := range got {
+			if !used[i] && g.Kind == w.Kind && sameValue(g, w) {
+				used[i], found = true, true
+				break
+			}
+		}
+		if !found && !w.Optional {
+			return false
+		}
+	}
+	for i, g := range got {
+		if !used[i] && !pad(g.Kind) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameValue compares one option's value as a line wants it.
+func sameValue(g, w Option) bool {
+	if w.AnyValue {
+		return true
+	}
+	if g.Value != w.Value || g.TSEcr != w.TSEcr || len(g.Blocks) != len(w.Blocks) {
+		return false
+	}
+	for j := range g.Blocks {
+		if g.Blocks[j] != w.Blocks[j] {
+			return false
+		}
+	}
+	return true
 }
 
 // sameOptions compares options in order; a TS val is not compared.
@@ -558,6 +682,14 @@ func sameOptions(got, want []Option) bool {
 
 // learnTS remembers the remote's real TS value for the one the script wrote.
 func (r *runner) learnTS(want *Segment, g *in) {
+	if g.flags.Has(craft.FlagSYN) {
+		r.noTS = true
+		for _, o := range g.opts {
+			if o.Kind == craft.OptTimestamps {
+				r.noTS = false
+			}
+		}
+	}
 	var got []Option
 	for _, o := range want.Options {
 		if o.Kind != craft.OptTimestamps {
@@ -601,6 +733,12 @@ func (r *runner) sendSegment(s *Segment, ev *Event) error {
 		seg.Window = s.Win
 	}
 	for _, o := range s.Options {
+		// A stack that did not take our TSopt (its SYN,ACK had none) must
+		// not get one on later segments (RFC 7323 §3.2): a script
+		// written for one that did still runs, without it.
+		if o.Kind == craft.OptTimestamps && r.noTS && !s.Flags.Has(craft.FlagSYN) {
+			continue
+		}
 		seg.Options = append(seg.Options, r.craftOption(o))
 	}
 	seg.Payload = s.Payload
@@ -613,6 +751,7 @@ func (r *runner) sendSegment(s *Segment, ev *Event) error {
 	if err := r.c.SendVerbatim(&seg, fmt.Sprintf("line %d", ev.Pos.Line)); err != nil {
 		return fmt.Errorf("%s:%d: send %s: %w", r.s.Name, ev.Pos.Line, ev.Text, err)
 	}
+	r.sent = true
 	if out := r.c.Rec.Last(); out != nil {
 		// The script's own numbers: its ACK is relative to the ISS a
 		// "> S" line bound, which the engine may not know.
@@ -744,14 +883,15 @@ func (r *runner) expectState(ctx context.Context, ev *Event) error {
 		case ev.State:
 			c.Verdict = walk.Pass
 		case "":
-			c.Verdict, c.Reason = walk.Inconclusive, "nothing on the wire tells the state yet, and there is no oracle"
+			// Not judged, and not the end of the script: the rest runs.
+			c.Verdict, c.Reason = walk.Skipped, "not checked: nothing on the wire tells the state yet, and there is no oracle (sock_diag: run against the lab or give --oracle-netns)"
 		default:
 			c.Verdict, c.Reason = walk.Fail, fmt.Sprintf("the segments so far put the remote in %s", wire)
 		}
 	}
 	r.res.Checks = append(r.res.Checks, c)
 	r.res.Checks[len(r.res.Checks)-1].At = time.Now()
-	if c.Verdict != walk.Pass {
+	if c.Verdict != walk.Pass && c.Verdict != walk.Skipped {
 		return errStop
 	}
 	return nil

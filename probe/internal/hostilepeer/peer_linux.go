@@ -72,12 +72,19 @@ const (
 	// Flood: Count packets of unrelated traffic to the prober, sent at
 	// Start whatever comes in (see flood).
 	Flood
+	// RFCStack: a small TCP that follows RFC 9293 where Linux makes other
+	// choices (see rfcstack_linux.go): no RFC 5961, MSS as its only SYN,ACK
+	// option, a SYN,ACK and FIN retransmission timeout of Interval (zero:
+	// 3 s, RFC 1122's initial RTO), an app that closes on EOF with the ACK
+	// of our FIN on its own FIN.
+	RFCStack
 )
 
 var names = map[Behaviour]string{
 	DataOffsetPastEnd: "data-offset-past-end", OptionLength0: "option-length-0", OptionLength1: "option-length-1",
 	OptionsPastHeader: "options-past-header", BadChecksum: "bad-checksum", IHLPastEnd: "ihl-past-end",
 	TruncatedTCP: "truncated-tcp", WrongAck: "wrong-ack", RSTStorm: "rst-storm", Retransmit: "retransmit", Flood: "flood",
+	RFCStack: "rfc-stack",
 }
 
 func (b Behaviour) String() string {
@@ -158,10 +165,14 @@ func Start(cfg Config) (*Peer, error) {
 		p.closeAll()
 		return nil, err
 	}
-	if cfg.Behaviour == Flood {
+	switch cfg.Behaviour {
+	case Flood:
 		p.wg.Add(1)
 		go p.flood()
-	} else {
+	case RFCStack:
+		p.wg.Add(1)
+		go p.serveStack()
+	default:
 		p.wg.Add(1)
 		go p.serve()
 	}
@@ -195,9 +206,22 @@ func (p *Peer) open() error {
 }
 
 // attachFilter keeps only SYNs (without ACK) to Addr:Port arriving on the
-// interface.
+// interface; for RFCStack, every segment to Addr:Port.
 func (p *Peer) attachFilter() error {
 	addr := p.cfg.Addr.As4()
+	synOnly := []bpf.Instruction{
+		bpf.LoadIndirect{Off: 13, Size: 1},
+		bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: uint32(craft.FlagSYN | craft.FlagACK)},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(craft.FlagSYN), SkipTrue: 1},
+	}
+	if p.cfg.Behaviour == RFCStack {
+		// Jumps of the same length that keep everything.
+		synOnly = []bpf.Instruction{
+			bpf.LoadIndirect{Off: 13, Size: 1},
+			bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipTrue: 1},
+		}
+	}
 	prog := []bpf.Instruction{
 		bpf.LoadExtension{Num: bpf.ExtType},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_HOST, SkipFalse: 10},
@@ -208,9 +232,7 @@ func (p *Peer) attachFilter() error {
 		bpf.LoadMemShift{Off: 0},
 		bpf.LoadIndirect{Off: 2, Size: 2},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(p.cfg.Port), SkipFalse: 3},
-		bpf.LoadIndirect{Off: 13, Size: 1},
-		bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: uint32(craft.FlagSYN | craft.FlagACK)},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(craft.FlagSYN), SkipTrue: 1},
+		synOnly[0], synOnly[1], synOnly[2],
 		bpf.RetConstant{Val: 0},
 		bpf.RetConstant{Val: 256},
 	}
