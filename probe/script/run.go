@@ -36,6 +36,14 @@ type Config struct {
 	// tcpwalk a remote one behind a path with its own delay. Zero means
 	// DefaultSlack; negative means none.
 	Slack time.Duration
+	// Lossy says the path loses or duplicates segments (the user says so,
+	// or the lab is impaired): the runner then plays lines as TCP would
+	// on such a path (see loss.go) from the start, not only once a script
+	// saw evidence of it.
+	Lossy bool
+
+	// path is what the scripts of one RunAll learned about the path.
+	path *pathLoss
 }
 
 // Dialer asks the remote host to connect to a port of ours (%dial). Dial
@@ -66,6 +74,9 @@ const oracleSettle = 200 * time.Millisecond
 // port), and returns their results in the order given.
 func RunAll(ctx context.Context, cfg Config, scripts []*Script, parallel int) []walk.Result {
 	parallel = max(parallel, 1)
+	if cfg.path == nil {
+		cfg.path = &pathLoss{}
+	}
 	out := make([]walk.Result, len(scripts))
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
@@ -96,6 +107,9 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 		cfg.Slack = DefaultSlack
 	case cfg.Slack < 0:
 		cfg.Slack = 0
+	}
+	if cfg.path == nil {
+		cfg.path = &pathLoss{}
 	}
 	res := walk.Result{Scenario: s.Name, Summary: s.Summary, Start: time.Now(), Oracle: cfg.Oracle != nil}
 	port := cfg.Port
@@ -269,6 +283,18 @@ type runner struct {
 	noTS bool
 	// sent: a segment of ours went out ("answered none" needs it).
 	sent bool
+
+	// On a lossy path (see loss.go): our last injected segment, to send
+	// again; how often we did; whether we sent an ACK (lastAck is then
+	// its acknowledgment); the states the wire model went through.
+	last        lastOurs
+	resent      int
+	lastAckSent bool
+	history     []string
+	// passedOver counts the remote's retransmissions and repeats passed
+	// over on a lossy path: after one, the remote's timers run from
+	// segments we did not see, and a line's timing tells nothing.
+	passedOver int
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -448,6 +474,7 @@ func (r *runner) observe(g *in) {
 		s.RelAck = w.Ack
 	}
 	r.c.Rec.States("", r.m.state)
+	r.noteState()
 }
 
 // describe writes a received segment for a check.
@@ -466,6 +493,7 @@ func (r *runner) describe(g *in) string {
 // (packetdrill's "unexpected outbound packet"), retransmissions aside when
 // the script allows them.
 func (r *runner) quiet(ctx context.Context, until time.Time, ev *Event) error {
+	reacks := 0
 	for {
 		g, err := r.read(ctx, until)
 		if errors.Is(err, probe.ErrTimeout) {
@@ -475,31 +503,78 @@ func (r *runner) quiet(ctx context.Context, until time.Time, ev *Event) error {
 			return err
 		}
 		r.observe(g)
-		if g.retrans && r.s.AllowRetransmissions {
-			continue
+		if g.retrans {
+			if again, err := r.passOver(g, &reacks); err != nil {
+				return err
+			} else if again || r.s.AllowRetransmissions {
+				continue
+			}
 		}
 		c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: "nothing from the remote before " + ev.Text,
 			Received: r.describe(g), Verdict: walk.Fail, Reason: "unexpected segment from the remote"}
-		if g.icmp != "" {
+		switch {
+		case g.icmp != "":
 			c.Verdict, c.Reason = walk.Inconclusive, "an ICMP error: the path, not the stack, answered"
+		case r.lossy():
+			c = r.lossCheck(ev, c.Expected, c.Received, "a segment the remote did not expect to send (an answer to a copy, or to a state a lost segment left)")
 		}
 		r.check(c)
 		return errStop
 	}
 }
 
-// expect waits for the segment of a ">" line.
+// expect waits for the segment of a ">" line. On a lossy path (see
+// loss.go) it sends our last segment again when nothing came in time,
+// passes over the remote's retransmissions and repeats, and calls what
+// loss explains inconclusive.
 func (r *runner) expect(ctx context.Context, ev *Event) error {
 	want := ev.Segment
 	from, to, tol := r.window(ev.Time)
 	deadline := to.Add(tol + r.cfg.Slack)
+	tries, reacks := 0, 0
 	absent := func(why string) error {
 		r.check(walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: why, Verdict: walk.Pass,
 			Reason: "the line may be absent (>?)"})
 		return nil
 	}
+	// again sends our last segment once more, when loss may be why
+	// nothing came and the line waits for an answer to it (not for the
+	// remote's own retransmission timer); false when it may not.
+	again := func() (bool, error) {
+		if !r.lossy() || tries >= lossTries || !r.last.ok || r.awaitsRetransmission(want) {
+			return false, nil
+		}
+		tries++
+		if err := r.resend(fmt.Sprintf("no answer for line %d", ev.Pos.Line)); err != nil {
+			return false, err
+		}
+		deadline = time.Now().Add(max(lossWait, tol+r.cfg.Slack))
+		return true, nil
+	}
+	nothing := func() error {
+		c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: "nothing",
+			Verdict: walk.Fail, Reason: fmt.Sprintf("nothing came by %s", r.when(deadline))}
+		if r.lossy() {
+			c = r.lossCheck(ev, ev.Text, "nothing", fmt.Sprintf("nothing came by %s, after %d retransmissions of line %d: the segment, or its answer, may have been lost each time",
+				r.when(deadline), tries, r.last.line))
+		}
+		r.check(c)
+		return errStop
+	}
 	for {
 		g, err := r.read(ctx, deadline.Add(readGrace))
+		if err == nil && g.retrans && g.icmp == "" && len(r.diff(want, g)) > 0 {
+			// A repeat or retransmission this line does not want: on a
+			// lossy path, a sign of loss, not an answer.
+			over, err := r.passOver(g, &reacks)
+			if err != nil {
+				return err
+			}
+			if over {
+				r.observe(g)
+				continue
+			}
+		}
 		if want.MayBeAbsent && (errors.Is(err, probe.ErrTimeout) || err == nil && g.at.After(deadline)) {
 			r.held = g
 			return absent("nothing in time")
@@ -509,6 +584,15 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 			// grace): the wanted segment came too late, anything else is
 			// kept in the record and the line saw nothing in time.
 			late := len(r.diff(want, g)) == 0
+			if !late && r.lossy() {
+				// Judged after the retry, as if it came then.
+				if ok, err := again(); err != nil {
+					return err
+				} else if ok {
+					r.held = g
+					continue
+				}
+			}
 			r.observe(g)
 			c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: "nothing", Verdict: walk.Fail,
 				Reason: fmt.Sprintf("nothing came by %s", r.when(deadline))}
@@ -516,14 +600,22 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 				c.Received = r.describe(g)
 				c.Reason = fmt.Sprintf("came at %s, after the line's time %s, its tolerance %v and %v slack",
 					r.when(g.at), r.when(to), tol, r.cfg.Slack)
+				if r.lossy() {
+					c = r.lossCheck(ev, ev.Text, c.Received, c.Reason+": its first copy may have been lost")
+				}
+			} else if r.lossy() {
+				c = r.lossCheck(ev, ev.Text, "nothing", fmt.Sprintf("nothing came by %s, after %d retransmissions of line %d", r.when(deadline), tries, r.last.line))
 			}
 			r.check(c)
 			return errStop
 		}
 		if errors.Is(err, probe.ErrTimeout) {
-			r.check(walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: "nothing",
-				Verdict: walk.Fail, Reason: fmt.Sprintf("nothing came by %s", r.when(deadline))})
-			return errStop
+			if ok, err := again(); err != nil {
+				return err
+			} else if ok {
+				continue
+			}
+			return nothing()
 		}
 		if err != nil {
 			return err
@@ -549,10 +641,16 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 		r.observe(g)
 		if len(diffs) == 0 {
 			c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: r.describe(g), Verdict: walk.Pass}
+			if tries > 0 {
+				c.Reason = fmt.Sprintf("answered after %d retransmissions of line %d (%s)", tries, r.last.line, r.lossNote())
+			}
 			if ev.Time.Kind != Any && g.at.Before(from.Add(-tol)) {
 				c.Verdict = walk.Fail
 				c.Reason = fmt.Sprintf("came at %s, %v before the line's time %s (tolerance %v)",
 					r.when(g.at), from.Sub(g.at).Round(time.Millisecond), r.when(from), tol)
+				if r.lossy() && (r.resent > 0 || r.passedOver > 0) {
+					c = r.lossCheck(ev, ev.Text, c.Received, c.Reason+": after a loss the remote's timers run from segments we did not see")
+				}
 			}
 			r.learnTS(want, g)
 			r.prev = g.at
@@ -564,10 +662,55 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 		if g.retrans && r.s.AllowRetransmissions {
 			continue
 		}
-		r.check(walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: r.describe(g),
-			Verdict: walk.Fail, Reason: strings.Join(diffs, "; ")})
+		c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: r.describe(g),
+			Verdict: walk.Fail, Reason: strings.Join(diffs, "; ")}
+		if r.lossy() {
+			if why, ok := r.lossExplains(want, g); ok {
+				c = r.lossCheck(ev, ev.Text, c.Received, strings.Join(diffs, "; ")+": "+why)
+			}
+		}
+		r.check(c)
 		return errStop
 	}
+}
+
+// awaitsRetransmission reports whether want is a segment whose sequence
+// space the remote already sent: its retransmission, which the remote's
+// timer sends, not an answer to ours.
+func (r *runner) awaitsRetransmission(want *Segment) bool {
+	if want.AnySeq || want.Len() == 0 && !want.Flags.Has(craft.FlagSYN) && !want.Flags.Has(craft.FlagFIN) {
+		return false
+	}
+	if want.Flags.Has(craft.FlagSYN) {
+		return r.m.remoteSYN
+	}
+	return r.m.remoteSYN && int32(want.Start-r.m.remoteNext) < 0
+}
+
+// passOver decides about a remote retransmission or repeat g that the line
+// does not want. One of what we acknowledged means our ACK was lost: the
+// path is lossy (or the stack ignores ACKs, which only an oracle could
+// tell), and we send our last segment again, as a TCP answers a duplicate
+// (RFC 9293 §3.10.7.4). On a lossy path it is passed over (true).
+func (r *runner) passOver(g *in, budget *int) (bool, error) {
+	if g.icmp != "" {
+		return false, nil
+	}
+	acked := r.acknowledged(g)
+	if acked {
+		r.cfg.path.saw("the remote retransmitted a segment we had acknowledged")
+	}
+	if !r.lossy() {
+		return false, nil
+	}
+	r.passedOver++
+	if f := r.last.seg.Flags; acked && *budget < lossTries && r.last.ok && f.Has(craft.FlagACK) && !f.Has(craft.FlagRST) {
+		*budget++
+		if err := r.resend("the remote sent again what we acknowledged"); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
 }
 
 // when writes t as seconds since the script started.
@@ -760,10 +903,12 @@ func (r *runner) sendSegment(s *Segment, ev *Event) error {
 			out.RelAck = seg.Ack - r.irs
 		}
 	}
+	r.last.keep(&seg, ev.Pos.Line)
 	r.m.weSent(s.Flags, s.Start, s.Ack, s.Len(), s.HasAck)
 	r.c.Rec.States("", r.m.state)
+	r.noteState()
 	if s.Flags.Has(craft.FlagACK) && s.HasAck {
-		r.lastAck = s.Ack
+		r.lastAck, r.lastAckSent = s.Ack, true
 	}
 	r.prev = r.c.LastSend
 	return nil
@@ -858,23 +1003,34 @@ func (r *runner) expectState(ctx context.Context, ev *Event) error {
 	wire := r.m.state
 	c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.State, Wire: wire}
 	if r.cfg.Oracle != nil && r.connected {
-		deadline := time.Now().Add(oracleSettle)
-		k := r.kernelFor(ev.State)
-		for k != ev.State && time.Now().Before(deadline) {
-			t := time.NewTimer(10 * time.Millisecond)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
+		k, err := r.settle(ctx, ev.State, oracleSettle)
+		if err != nil {
+			return err
+		}
+		// On a lossy path our last segment may not have arrived: send it
+		// again, as TCP would, and read again.
+		tries := 0
+		for k != ev.State && r.lossy() && r.last.ok && tries < lossTries {
+			tries++
+			if err := r.resend(fmt.Sprintf("the kernel says %s, not %s", k, ev.State)); err != nil {
+				return err
 			}
-			k = r.kernelFor(ev.State)
+			if k, err = r.settle(ctx, ev.State, lossWait); err != nil {
+				return err
+			}
 		}
 		c.Kernel, c.Disagree = k, wire != "" && wire != k
 		c.Received = "kernel: " + k + ", wire: " + orUnknown(wire)
-		if k == ev.State {
+		switch {
+		case k == ev.State:
 			c.Verdict = walk.Pass
-		} else {
+			if tries > 0 {
+				c.Reason = fmt.Sprintf("after %d retransmissions of line %d (%s)", tries, r.last.line, r.lossNote())
+			}
+		case r.lossy() && r.wasState(k) && k != wire:
+			c = r.lossCheck(ev, ev.State, c.Received, fmt.Sprintf("the remote kernel says %s, a state before our segments, after %d retransmissions of line %d: they may have been lost", k, tries, r.last.line))
+			c.Kernel, c.Wire = k, wire
+		default:
 			c.Verdict, c.Reason = walk.Fail, fmt.Sprintf("the remote kernel says %s", k)
 		}
 	} else {
@@ -887,6 +1043,11 @@ func (r *runner) expectState(ctx context.Context, ev *Event) error {
 			c.Verdict, c.Reason = walk.Skipped, "not checked: nothing on the wire tells the state yet, and there is no oracle (sock_diag: run against the lab or give --oracle-netns)"
 		default:
 			c.Verdict, c.Reason = walk.Fail, fmt.Sprintf("the segments so far put the remote in %s", wire)
+			if r.lossy() {
+				// The wire model takes what we sent as received.
+				c = r.lossCheck(ev, ev.State, c.Received, c.Reason+", but some of them may have been lost")
+				c.Wire = wire
+			}
 		}
 	}
 	r.res.Checks = append(r.res.Checks, c)
@@ -895,6 +1056,25 @@ func (r *runner) expectState(ctx context.Context, ev *Event) error {
 		return errStop
 	}
 	return nil
+}
+
+// settle polls the oracle for up to d until it reads want, and returns the
+// last reading: our last segment may still be on its way through the
+// remote's stack.
+func (r *runner) settle(ctx context.Context, want string, d time.Duration) (string, error) {
+	deadline := time.Now().Add(d)
+	k := r.kernelFor(want)
+	for k != want && time.Now().Before(deadline) {
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return k, ctx.Err()
+		case <-t.C:
+		}
+		k = r.kernelFor(want)
+	}
+	return k, nil
 }
 
 // kernelFor reads the oracle for %expect-state want: LISTEN is not a state

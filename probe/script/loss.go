@@ -1,0 +1,179 @@
+package script
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
+)
+
+// A script is exact, as packetdrill's are: on a clean path a missing or
+// different segment is a FAIL. On a path that loses or duplicates segments
+// the same script would fail for the path's sake, not the stack's, so the
+// runner then plays its lines as TCP would (RFC 9293 §3.8.1): it sends its
+// last injected segment again when an answer does not come, answers a
+// remote's retransmission of what it acknowledged with that segment again,
+// passes over repeats, and calls a difference that loss can explain
+// inconclusive, with the reason. A difference loss cannot explain (other
+// options, window or data in the line's own segment, an ACK of more than
+// we sent) still fails.
+//
+// The path is known lossy when the user says so (Config.Lossy: `run
+// --lossy`, or the lab's impairment), or once any script of the run saw
+// evidence: the remote retransmitting a segment we had acknowledged (our
+// ACK did not reach it), or a byte-identical copy the path made.
+
+// Loss handling bounds.
+const (
+	// lossTries is how many times a line sends our last segment again.
+	lossTries = 3
+	// lossWait is how long each try waits for its answer: above the 500 ms
+	// a remote may rate-limit its answers to out-of-window segments by
+	// (RFC 5961 §7, Linux's tcp_invalid_ratelimit), so that a repeat of
+	// our segment is not ignored for coming too soon.
+	lossWait = 600 * time.Millisecond
+)
+
+// pathLoss is what the scripts of one run learned about the path.
+type pathLoss struct {
+	lossy atomic.Bool
+	why   atomic.Pointer[string]
+}
+
+// saw records evidence of loss or duplication.
+func (p *pathLoss) saw(why string) {
+	if p.lossy.CompareAndSwap(false, true) {
+		p.why.Store(&why)
+	}
+}
+
+// lossy reports whether the path is known to lose or duplicate segments.
+func (r *runner) lossy() bool { return r.cfg.Lossy || r.cfg.path.lossy.Load() }
+
+// lossNote says why the path is taken for lossy, for reasons.
+func (r *runner) lossNote() string {
+	if r.cfg.Lossy {
+		return "the path is lossy (--lossy or the lab's impairment)"
+	}
+	if w := r.cfg.path.why.Load(); w != nil {
+		return "the path is lossy (" + *w + ")"
+	}
+	return "the path is lossy"
+}
+
+// lastOurs is a copy of the last segment a "<" line or %send injected,
+// for sending it again.
+type lastOurs struct {
+	seg  craft.Segment
+	line int
+	ok   bool
+}
+
+// keep copies seg (its options and payload too: the caller's buffers are
+// reused).
+func (l *lastOurs) keep(seg *craft.Segment, line int) {
+	l.seg = *seg
+	l.seg.ID = 0 // a new IP datagram: SendVerbatim draws a new ID
+	l.seg.Payload = append([]byte(nil), seg.Payload...)
+	l.seg.Options = make([]craft.Option, len(seg.Options))
+	for i, o := range seg.Options {
+		l.seg.Options[i] = craft.Option{Kind: o.Kind, Data: append([]byte(nil), o.Data...)}
+	}
+	l.line, l.ok = line, true
+}
+
+// resend sends our last injected segment again, byte for byte but for the
+// IP ID. Its TSval stays: a script's TSvals are the script's clock, and a
+// moved one would put the values of the script's later lines behind it,
+// where PAWS (RFC 7323 §5.3) drops them; an unmoved TSval is what a clock
+// that did not tick sends.
+func (r *runner) resend(why string) error {
+	if !r.last.ok {
+		return nil
+	}
+	seg := r.last.seg
+	if err := r.c.SendVerbatim(&seg, fmt.Sprintf("line %d again: %s", r.last.line, why)); err != nil {
+		return fmt.Errorf("%s:%d: send again: %w", r.s.Name, r.last.line, err)
+	}
+	if out := r.c.Rec.Last(); out != nil {
+		out.RelSeq = seg.Seq - r.iss
+		out.RelAck = 0
+		if r.haveIRS && seg.Flags.Has(craft.FlagACK) {
+			out.RelAck = seg.Ack - r.irs
+		}
+	}
+	r.c.Rec.States("", r.m.state)
+	r.resent++
+	return nil
+}
+
+// acknowledged reports whether all of g's sequence space is below the
+// acknowledgment of our last ACK: a retransmission of it means that ACK
+// was lost (or the stack ignores ACKs, which loss cannot be told from).
+func (r *runner) acknowledged(g *in) bool {
+	if !r.haveIRS || !r.lastAckSent {
+		return false
+	}
+	w := r.rel(g)
+	end := w.Seq + uint32(len(g.payload))
+	if g.flags.Has(craft.FlagSYN) {
+		end++
+	}
+	if g.flags.Has(craft.FlagFIN) {
+		end++
+	}
+	return end != w.Seq && seqLE(end, r.lastAck)
+}
+
+func seqLE(a, b uint32) bool { return int32(a-b) <= 0 }
+
+// lossExplains says whether loss can explain that g, not want, came; the
+// reason when it can. Only the line's own segment (the same flags,
+// sequence number and length) with other options, window, urgent pointer
+// or data, or acknowledging more than we sent, cannot be loss's doing;
+// anything else may answer a state that a lost segment, ours or the
+// remote's, left behind.
+func (r *runner) lossExplains(want *Segment, g *in) (string, bool) {
+	w := r.rel(g)
+	sameSeg := g.flags == want.Flags && (want.AnySeq || w.Seq == want.Start) && uint32(len(g.payload)) == want.Len()
+	if !sameSeg {
+		return "a segment of ours or of the remote's may have been lost, and this may answer what did arrive", true
+	}
+	if want.HasAck && w.Ack != want.Ack {
+		// An ACK short of what we sent: our data, SYN or FIN did not all
+		// arrive. One above it is wrong on any path.
+		if int32(w.Ack-want.Ack) < 0 && int32(w.Ack-r.m.ourNext) < 0 {
+			return fmt.Sprintf("its ACK %d is short of our %d: a segment of ours was lost", w.Ack, r.m.ourNext), true
+		}
+	}
+	return "", false
+}
+
+// wasState reports whether the wire model held state s before now: a
+// kernel there is behind the segments we sent, as after one was lost.
+func (r *runner) wasState(s string) bool {
+	for _, h := range r.history {
+		if h == s {
+			return true
+		}
+	}
+	return false
+}
+
+// noteState records the model's state in its history when it changed.
+func (r *runner) noteState() {
+	st := r.m.state
+	if st == "" || len(r.history) > 0 && r.history[len(r.history)-1] == st {
+		return
+	}
+	r.history = append(r.history, st)
+}
+
+// lossCheck is an inconclusive check for a line whose difference loss
+// explains.
+func (r *runner) lossCheck(ev *Event, expected, received, why string) walk.Check {
+	return walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: expected, Received: received, Verdict: walk.Inconclusive,
+		Reason: r.lossNote() + ": " + why}
+}
