@@ -63,39 +63,75 @@ func (r *runner) lossNote() string {
 	return "the path is lossy"
 }
 
-// lastOurs is a copy of the last segment a "<" line or %send injected,
-// for sending it again.
-type lastOurs struct {
+// ourSeg is a copy of a segment a "<" line or %send injected, for sending
+// it again.
+type ourSeg struct {
 	seg  craft.Segment
 	line int
-	ok   bool
 }
 
-// keep copies seg (its options and payload too: the caller's buffers are
-// reused).
-func (l *lastOurs) keep(seg *craft.Segment, line int) {
-	l.seg = *seg
-	l.seg.ID = 0 // a new IP datagram: SendVerbatim draws a new ID
-	l.seg.Payload = append([]byte(nil), seg.Payload...)
-	l.seg.Options = make([]craft.Option, len(seg.Options))
-	for i, o := range seg.Options {
-		l.seg.Options[i] = craft.Option{Kind: o.Kind, Data: append([]byte(nil), o.Data...)}
+// maxUnconfirmed bounds the segments a retry sends again.
+const maxUnconfirmed = 4
+
+// keep records seg (copied: the caller's buffers are reused) as our last
+// segment and as one not yet confirmed to have arrived.
+func (r *runner) keep(seg *craft.Segment, line int) {
+	o := ourSeg{seg: *seg, line: line}
+	o.seg.ID = 0 // a new IP datagram: SendVerbatim draws a new ID
+	o.seg.Payload = append([]byte(nil), seg.Payload...)
+	o.seg.Options = make([]craft.Option, len(seg.Options))
+	for i, op := range seg.Options {
+		o.seg.Options[i] = craft.Option{Kind: op.Kind, Data: append([]byte(nil), op.Data...)}
 	}
-	l.line, l.ok = line, true
+	if len(r.unconfirmed) == maxUnconfirmed {
+		r.unconfirmed = append(r.unconfirmed[:0], r.unconfirmed[1:]...)
+	}
+	r.unconfirmed = append(r.unconfirmed, o)
+	r.last, r.haveLast = o, true
 }
 
-// resend sends our last injected segment again, byte for byte but for the
-// IP ID. Its TSval stays: a script's TSvals are the script's clock, and a
-// moved one would put the values of the script's later lines behind it,
-// where PAWS (RFC 7323 §5.3) drops them; an unmoved TSval is what a clock
-// that did not tick sends.
+// confirmed says the remote answered, or its kernel showed, what we sent
+// so far: a retry sends only what comes after.
+func (r *runner) confirmed() { r.unconfirmed = r.unconfirmed[:0] }
+
+// lastLine is the line of our last segment, for reasons.
+func (r *runner) lastLine() int { return r.last.line }
+
+// resend sends our segments not yet confirmed again, in order (our last
+// one when all are), byte for byte but for the IP ID: a TCP retransmits
+// what was not acknowledged (RFC 9293 §3.8.1), and which of them the path
+// lost is not known. Their TSvals stay: a script's TSvals are the script's
+// clock, and a moved one would put the values of the script's later lines
+// behind it, where PAWS (RFC 7323 §5.3) drops them; an unmoved TSval is
+// what a clock that did not tick sends.
 func (r *runner) resend(why string) error {
-	if !r.last.ok {
+	if !r.haveLast {
 		return nil
 	}
-	seg := r.last.seg
-	if err := r.c.SendVerbatim(&seg, fmt.Sprintf("line %d again: %s", r.last.line, why)); err != nil {
-		return fmt.Errorf("%s:%d: send again: %w", r.s.Name, r.last.line, err)
+	segs := r.unconfirmed
+	if len(segs) == 0 {
+		segs = []ourSeg{r.last}
+	}
+	for _, o := range segs {
+		if err := r.resendOne(o, why); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resendLast sends our last segment again (see resend).
+func (r *runner) resendLast(why string) error {
+	if !r.haveLast {
+		return nil
+	}
+	return r.resendOne(r.last, why)
+}
+
+func (r *runner) resendOne(o ourSeg, why string) error {
+	seg := o.seg
+	if err := r.c.SendVerbatim(&seg, fmt.Sprintf("line %d again: %s", o.line, why)); err != nil {
+		return fmt.Errorf("%s:%d: send again: %w", r.s.Name, o.line, err)
 	}
 	if out := r.c.Rec.Last(); out != nil {
 		out.RelSeq = seg.Seq - r.iss
@@ -125,6 +161,19 @@ func (r *runner) acknowledged(g *in) bool {
 		end++
 	}
 	return end != w.Seq && seqLE(end, r.lastAck)
+}
+
+// ackOfOurs reports whether g is a bare ACK at (or past) the remote's next
+// sequence number acknowledging no more than we sent: what a TCP sends for a copy of
+// our segment, or before our next one arrived. It brings nothing new.
+func (r *runner) ackOfOurs(g *in) bool {
+	if g.icmp != "" || g.flags != craft.FlagACK || len(g.payload) > 0 || !r.haveIRS {
+		return false
+	}
+	// At or past the remote's next sequence number: past it, a segment
+	// of the remote's was lost (its retransmission is still to come).
+	w := r.rel(g)
+	return w.Seq-r.m.remoteNext < 1<<16 && seqLE(w.Ack, r.m.ourNext)
 }
 
 func seqLE(a, b uint32) bool { return int32(a-b) <= 0 }

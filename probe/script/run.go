@@ -284,10 +284,12 @@ type runner struct {
 	// sent: a segment of ours went out ("answered none" needs it).
 	sent bool
 
-	// On a lossy path (see loss.go): our last injected segment, to send
-	// again; how often we did; whether we sent an ACK (lastAck is then
+	// On a lossy path (see loss.go): our last injected segment and those
+	// not yet confirmed, to send again; how often we did; whether we sent an ACK (lastAck is then
 	// its acknowledgment); the states the wire model went through.
-	last        lastOurs
+	last        ourSeg
+	haveLast    bool
+	unconfirmed []ourSeg // sent since the remote last confirmed ours
 	resent      int
 	lastAckSent bool
 	history     []string
@@ -541,7 +543,7 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 	// nothing came and the line waits for an answer to it (not for the
 	// remote's own retransmission timer); false when it may not.
 	again := func() (bool, error) {
-		if !r.lossy() || tries >= lossTries || !r.last.ok || r.awaitsRetransmission(want) {
+		if !r.lossy() || tries >= lossTries || !r.haveLast || r.awaitsRetransmission(want) {
 			return false, nil
 		}
 		tries++
@@ -556,7 +558,7 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 			Verdict: walk.Fail, Reason: fmt.Sprintf("nothing came by %s", r.when(deadline))}
 		if r.lossy() {
 			c = r.lossCheck(ev, ev.Text, "nothing", fmt.Sprintf("nothing came by %s, after %d retransmissions of line %d: the segment, or its answer, may have been lost each time",
-				r.when(deadline), tries, r.last.line))
+				r.when(deadline), tries, r.lastLine()))
 		}
 		r.check(c)
 		return errStop
@@ -604,7 +606,7 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 					c = r.lossCheck(ev, ev.Text, c.Received, c.Reason+": its first copy may have been lost")
 				}
 			} else if r.lossy() {
-				c = r.lossCheck(ev, ev.Text, "nothing", fmt.Sprintf("nothing came by %s, after %d retransmissions of line %d", r.when(deadline), tries, r.last.line))
+				c = r.lossCheck(ev, ev.Text, "nothing", fmt.Sprintf("nothing came by %s, after %d retransmissions of line %d", r.when(deadline), tries, r.lastLine()))
 			}
 			r.check(c)
 			return errStop
@@ -638,11 +640,19 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 			r.held = g
 			return absent("not on its own: " + r.describe(g) + " came, for the next line")
 		}
+		if len(diffs) > 0 && r.lossy() && r.ackOfOurs(g) {
+			// An ACK of what we sent, or of less (one answering a copy
+			// of ours, or sent before a segment of ours arrived): it
+			// moves nothing the line waits for.
+			r.observe(g)
+			r.passedOver++
+			continue
+		}
 		r.observe(g)
 		if len(diffs) == 0 {
 			c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: r.describe(g), Verdict: walk.Pass}
 			if tries > 0 {
-				c.Reason = fmt.Sprintf("answered after %d retransmissions of line %d (%s)", tries, r.last.line, r.lossNote())
+				c.Reason = fmt.Sprintf("answered after %d retransmissions of line %d (%s)", tries, r.lastLine(), r.lossNote())
 			}
 			if ev.Time.Kind != Any && g.at.Before(from.Add(-tol)) {
 				c.Verdict = walk.Fail
@@ -654,6 +664,7 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 			}
 			r.learnTS(want, g)
 			r.prev = g.at
+			r.confirmed()
 			if r.check(c).Verdict != walk.Pass {
 				return errStop
 			}
@@ -704,9 +715,9 @@ func (r *runner) passOver(g *in, budget *int) (bool, error) {
 		return false, nil
 	}
 	r.passedOver++
-	if f := r.last.seg.Flags; acked && *budget < lossTries && r.last.ok && f.Has(craft.FlagACK) && !f.Has(craft.FlagRST) {
+	if f := r.last.seg.Flags; acked && *budget < lossTries && r.haveLast && f.Has(craft.FlagACK) && !f.Has(craft.FlagRST) {
 		*budget++
-		if err := r.resend("the remote sent again what we acknowledged"); err != nil {
+		if err := r.resendLast("the remote sent again what we acknowledged"); err != nil {
 			return true, err
 		}
 	}
@@ -903,7 +914,7 @@ func (r *runner) sendSegment(s *Segment, ev *Event) error {
 			out.RelAck = seg.Ack - r.irs
 		}
 	}
-	r.last.keep(&seg, ev.Pos.Line)
+	r.keep(&seg, ev.Pos.Line)
 	r.m.weSent(s.Flags, s.Start, s.Ack, s.Len(), s.HasAck)
 	r.c.Rec.States("", r.m.state)
 	r.noteState()
@@ -1010,7 +1021,7 @@ func (r *runner) expectState(ctx context.Context, ev *Event) error {
 		// On a lossy path our last segment may not have arrived: send it
 		// again, as TCP would, and read again.
 		tries := 0
-		for k != ev.State && r.lossy() && r.last.ok && tries < lossTries {
+		for k != ev.State && r.lossy() && r.haveLast && tries < lossTries {
 			tries++
 			if err := r.resend(fmt.Sprintf("the kernel says %s, not %s", k, ev.State)); err != nil {
 				return err
@@ -1024,11 +1035,12 @@ func (r *runner) expectState(ctx context.Context, ev *Event) error {
 		switch {
 		case k == ev.State:
 			c.Verdict = walk.Pass
+			r.confirmed()
 			if tries > 0 {
-				c.Reason = fmt.Sprintf("after %d retransmissions of line %d (%s)", tries, r.last.line, r.lossNote())
+				c.Reason = fmt.Sprintf("after %d retransmissions of line %d (%s)", tries, r.lastLine(), r.lossNote())
 			}
 		case r.lossy() && r.wasState(k) && k != wire:
-			c = r.lossCheck(ev, ev.State, c.Received, fmt.Sprintf("the remote kernel says %s, a state before our segments, after %d retransmissions of line %d: they may have been lost", k, tries, r.last.line))
+			c = r.lossCheck(ev, ev.State, c.Received, fmt.Sprintf("the remote kernel says %s, a state before our segments, after %d retransmissions of line %d: they may have been lost", k, tries, r.lastLine()))
 			c.Kernel, c.Wire = k, wire
 		default:
 			c.Verdict, c.Reason = walk.Fail, fmt.Sprintf("the remote kernel says %s", k)
