@@ -1,6 +1,7 @@
 package script
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -68,15 +69,21 @@ func (r *runner) lossNote() string {
 type ourSeg struct {
 	seg  craft.Segment
 	line int
+	// before is the wire model's state when it went out; n counts our
+	// segments (1 for the first).
+	before string
+	n      int
 }
 
 // maxUnconfirmed bounds the segments a retry sends again.
 const maxUnconfirmed = 4
 
 // keep records seg (copied: the caller's buffers are reused) as our last
-// segment and as one not yet confirmed to have arrived.
-func (r *runner) keep(seg *craft.Segment, line int) {
-	o := ourSeg{seg: *seg, line: line}
+// segment and as one not yet confirmed to have arrived; before is the wire
+// model's state before it.
+func (r *runner) keep(seg *craft.Segment, line int, before string) {
+	r.nOurs++
+	o := ourSeg{seg: *seg, line: line, before: before, n: r.nOurs}
 	o.seg.ID = 0 // a new IP datagram: SendVerbatim draws a new ID
 	o.seg.Payload = append([]byte(nil), seg.Payload...)
 	o.seg.Options = make([]craft.Option, len(seg.Options))
@@ -87,7 +94,37 @@ func (r *runner) keep(seg *craft.Segment, line int) {
 		r.unconfirmed = append(r.unconfirmed[:0], r.unconfirmed[1:]...)
 	}
 	r.unconfirmed = append(r.unconfirmed, o)
+	if len(r.ours) == maxOurs {
+		r.ours = append(r.ours[:0], r.ours[1:]...)
+	}
+	r.ours = append(r.ours, o)
 	r.last, r.haveLast = o, true
+}
+
+// maxOurs bounds the segments resendFrom may send again.
+const maxOurs = 8
+
+// resendFrom sends again our segments from the last one that went out
+// while the wire model was in state (a kernel still there did not get it)
+// to our last; it returns the count of the first (0: none found, our last
+// one sent again).
+func (r *runner) resendFrom(state, why string) (int, error) {
+	i := -1
+	for j := len(r.ours) - 1; j >= 0; j-- {
+		if r.ours[j].before == state {
+			i = j
+			break
+		}
+	}
+	if i < 0 {
+		return 0, r.resendLast(why)
+	}
+	for _, o := range r.ours[i:] {
+		if err := r.resendOne(o, why); err != nil {
+			return 0, err
+		}
+	}
+	return r.ours[i].n, nil
 }
 
 // confirmed says the remote answered, or its kernel showed, what we sent
@@ -211,6 +248,22 @@ func (r *runner) wasState(s string) bool {
 	return false
 }
 
+// laterState reports whether a line after ev expects state s.
+func (r *runner) laterState(ev *Event, s string) bool {
+	after := false
+	for i := range r.s.Events {
+		e := &r.s.Events[i]
+		if e == ev {
+			after = true
+			continue
+		}
+		if after && e.Kind == ExpectState && e.State == s {
+			return true
+		}
+	}
+	return false
+}
+
 // noteState records the model's state in its history when it changed.
 func (r *runner) noteState() {
 	st := r.m.state
@@ -225,4 +278,35 @@ func (r *runner) noteState() {
 func (r *runner) lossCheck(ev *Event, expected, received, why string) walk.Check {
 	return walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: expected, Received: received, Verdict: walk.Inconclusive,
 		Reason: r.lossNote() + ": " + why}
+}
+
+// catchUp, on a lossy path with an oracle, makes sure the remote got our
+// segments before the next one goes out: the next segment's answer depends
+// on the state ours left (an ACK far below SND.UNA draws a challenge ACK in
+// ESTABLISHED, a reset in SYN_RCVD). A kernel still in a state the wire
+// model left gets our segments again from the one that left it, as TCP
+// retransmits what was not acknowledged. A kernel elsewhere (ahead: the
+// remote app acted) is left to the script's lines to judge.
+func (r *runner) catchUp(ctx context.Context) error {
+	if !r.lossy() || r.cfg.Oracle == nil || !r.connected || len(r.unconfirmed) == 0 {
+		return nil
+	}
+	want := r.m.state
+	if want == "" {
+		return nil
+	}
+	k, err := r.settle(ctx, want, oracleSettle)
+	for tries := 0; err == nil && k != want && k != "" && r.wasState(k) && tries < lossTries; tries++ {
+		if _, err = r.resendFrom(k, fmt.Sprintf("the kernel says %s, not %s, before the next line", k, want)); err != nil {
+			return err
+		}
+		k, err = r.settle(ctx, want, lossWait)
+	}
+	if err != nil {
+		return err
+	}
+	if k == want {
+		r.confirmed()
+	}
+	return nil
 }
