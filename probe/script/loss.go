@@ -22,9 +22,11 @@ import (
 // we sent) still fails.
 //
 // The path is known lossy when the user says so (Config.Lossy: `run
-// --lossy`, or the lab's impairment), or once any script of the run saw
-// evidence: the remote retransmitting a segment we had acknowledged (our
-// ACK did not reach it), or a byte-identical copy the path made.
+// --lossy`, or the lab's impairment), or once any script of the run saw a
+// byte-identical copy the path made (no stack sends one). A remote that
+// retransmits what we acknowledged (our ACK did not reach it) gets our last
+// segment again and is passed over on any path, a few times per script:
+// a stack that goes on ignores our ACKs, which is judged.
 
 // Loss handling bounds.
 const (
@@ -35,6 +37,10 @@ const (
 	// (RFC 5961 §7, Linux's tcp_invalid_ratelimit), so that a repeat of
 	// our segment is not ignored for coming too soon.
 	lossWait = 600 * time.Millisecond
+	// lossDialWait is how much later the line after a %dial may see the
+	// client's SYN: the request to the lab's client crossed the lossy
+	// path on a TCP connection, which retransmits after 200 ms to 1 s.
+	lossDialWait = time.Second
 )
 
 // pathLoss is what the scripts of one run learned about the path.

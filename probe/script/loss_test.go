@@ -3,6 +3,7 @@ package script_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -111,6 +112,7 @@ type scriptTally struct {
 	inconclusive         map[string]int // "script: line: reason" → count
 	wrong                []string
 	resent, disagreement int
+	dumps                []string // inconclusive results of TCPWALK_LOSS_DUMP's scripts
 }
 
 // lineNumbers and numbers group reasons that differ only in numbers.
@@ -136,6 +138,9 @@ func (tl *scriptTally) add(base map[string]walk.Verdict, results []walk.Result) 
 			tl.same++
 		case r.Verdict == walk.Inconclusive && r.Reason != "":
 			tl.incCount++
+			if d := os.Getenv("TCPWALK_LOSS_DUMP"); d != "" && strings.Contains(r.Scenario, d) {
+				tl.dumps = append(tl.dumps, dumpScript(r, "inconclusive"))
+			}
 			rule, why, _ := strings.Cut(r.Reason, ": ")
 			tl.inconclusive[rule+": "+numbers.ReplaceAllString(why, "N")]++
 		default:
@@ -171,6 +176,9 @@ func (tl *scriptTally) log(t *testing.T, loss, dup int, maxInc float64) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		t.Logf("  inconclusive ×%-3d %s", tl.inconclusive[k], k)
+	}
+	for _, d := range tl.dumps {
+		t.Logf("  %s", d)
 	}
 	for _, w := range tl.wrong {
 		t.Errorf("wrong: %s", w)

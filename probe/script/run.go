@@ -175,6 +175,14 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 	// Kernel timestamps order the record: a reply may have come before
 	// our next segment went out, though we read it after.
 	segs := r.c.Rec.Snapshot()
+	for _, sg := range segs {
+		if sg.Duplicate {
+			// Byte-identical within tcpconn.DupWindow: the path's copy,
+			// which no stack sends. Later scripts take the path as lossy.
+			cfg.path.saw("the path duplicated segments")
+			break
+		}
+	}
 	sort.SliceStable(segs, func(i, j int) bool { return segs[i].At.Before(segs[j].At) })
 	res.Segments = segs
 	res.Duration = time.Since(res.Start)
@@ -300,6 +308,13 @@ type runner struct {
 	// over on a lossy path: after one, the remote's timers run from
 	// segments we did not see, and a line's timing tells nothing.
 	passedOver int
+	// reacks counts our answers to the remote's retransmissions of what
+	// we acknowledged.
+	reacks int
+	// dialed: the last event was a %dial (see expect).
+	dialed bool
+	// remoteSYNs: the remote sent a bare SYN [0], a SYN,ACK [1].
+	remoteSYNs [2]bool
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -472,6 +487,9 @@ func (r *runner) observe(g *in) {
 	if g.icmp == "" {
 		w := r.rel(g)
 		r.m.remoteSent(g.flags, w.Seq, w.Ack, uint32(len(g.payload)))
+		if g.flags.Has(craft.FlagSYN) && !g.flags.Has(craft.FlagRST) {
+			r.remoteSYNs[synKind(g.flags)] = true
+		}
 		s := g.seg
 		if r.haveIRS {
 			s.RelSeq = w.Seq
@@ -498,7 +516,6 @@ func (r *runner) describe(g *in) string {
 // (packetdrill's "unexpected outbound packet"), retransmissions aside when
 // the script allows them.
 func (r *runner) quiet(ctx context.Context, until time.Time, ev *Event) error {
-	reacks := 0
 	for {
 		g, err := r.read(ctx, until)
 		if errors.Is(err, probe.ErrTimeout) {
@@ -509,7 +526,7 @@ func (r *runner) quiet(ctx context.Context, until time.Time, ev *Event) error {
 		}
 		r.observe(g)
 		if g.retrans {
-			if again, err := r.passOver(g, &reacks); err != nil {
+			if again, err := r.passOver(g); err != nil {
 				return err
 			} else if again || r.s.AllowRetransmissions {
 				continue
@@ -536,7 +553,7 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 	want := ev.Segment
 	from, to, tol := r.window(ev.Time)
 	deadline := to.Add(tol + r.cfg.Slack)
-	tries, reacks := 0, 0
+	tries := 0
 	absent := func(why string) error {
 		r.check(walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: why, Verdict: walk.Pass,
 			Reason: "the line may be absent (>?)"})
@@ -556,12 +573,24 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 		deadline = time.Now().Add(max(lossWait, tol+r.cfg.Slack))
 		return true, nil
 	}
+	if r.dialed && r.lossy() {
+		// The request went to the lab's client over the same lossy
+		// path (a TCP connection that retransmits by itself): when the
+		// client got it, and so the base of this line's time, is not
+		// known. Its segment may come that much later.
+		deadline = deadline.Add(lossDialWait)
+	}
+	r.dialed = false
 	nothing := func() error {
 		c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: "nothing",
 			Verdict: walk.Fail, Reason: fmt.Sprintf("nothing came by %s", r.when(deadline))}
 		if r.lossy() {
-			c = r.lossCheck(ev, ev.Text, "nothing", fmt.Sprintf("nothing came by %s, after %d retransmissions of line %d: the segment, or its answer, may have been lost each time",
-				r.when(deadline), tries, r.lastLine()))
+			why := fmt.Sprintf("nothing came by %s, after %d retransmissions of line %d: the segment, or its answer, may have been lost each time",
+				r.when(deadline), tries, r.lastLine())
+			if tries == 0 {
+				why = fmt.Sprintf("nothing came by %s: the segment may have been lost (it is the remote's to send again, by its own timer)", r.when(deadline))
+			}
+			c = r.lossCheck(ev, ev.Text, "nothing", why)
 		}
 		r.check(c)
 		return errStop
@@ -571,7 +600,7 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 		if err == nil && g.retrans && g.icmp == "" && len(r.diff(want, g)) > 0 {
 			// A repeat or retransmission this line does not want: on a
 			// lossy path, a sign of loss, not an answer.
-			over, err := r.passOver(g, &reacks)
+			over, err := r.passOver(g)
 			if err != nil {
 				return err
 			}
@@ -697,34 +726,46 @@ func (r *runner) awaitsRetransmission(want *Segment) bool {
 		return false
 	}
 	if want.Flags.Has(craft.FlagSYN) {
-		return r.m.remoteSYN
+		// A SYN,ACK after the remote's bare SYN answers our SYN (a
+		// simultaneous open): only the same flags again are its timer's.
+		return r.remoteSYNs[synKind(want.Flags)]
 	}
 	return r.m.remoteSYN && int32(want.Start-r.m.remoteNext) < 0
 }
 
+// synKind indexes runner.remoteSYNs: 1 for a SYN,ACK, 0 for a bare SYN.
+func synKind(f craft.Flags) int {
+	if f.Has(craft.FlagACK) {
+		return 1
+	}
+	return 0
+}
+
 // passOver decides about a remote retransmission or repeat g that the line
-// does not want. One of what we acknowledged means our ACK was lost: the
-// path is lossy (or the stack ignores ACKs, which only an oracle could
-// tell), and we send our last segment again, as a TCP answers a duplicate
-// (RFC 9293 §3.10.7.4). On a lossy path it is passed over (true).
-func (r *runner) passOver(g *in, budget *int) (bool, error) {
+// does not want. One of what we acknowledged means our ACK was lost (or
+// the stack ignores ACKs, which only an oracle could tell): we send our
+// last segment again, as a TCP answers a duplicate (RFC 9293 §3.10.7.4),
+// and pass it over, lossTries times per script on any path; a remote that
+// goes on is judged, on a lossy path too. On a lossy path other repeats
+// and retransmissions are passed over (true).
+func (r *runner) passOver(g *in) (bool, error) {
 	if g.icmp != "" {
 		return false, nil
 	}
-	acked := r.acknowledged(g)
-	if acked {
-		r.cfg.path.saw("the remote retransmitted a segment we had acknowledged")
+	f := r.last.seg.Flags
+	if r.acknowledged(g) {
+		if r.reacks >= lossTries || !r.haveLast || !f.Has(craft.FlagACK) || f.Has(craft.FlagRST) {
+			// It goes on whatever we send: not the path's doing alone.
+			return false, nil
+		}
+		r.reacks++
+		r.passedOver++
+		return true, r.resendLast("the remote sent again what we acknowledged")
 	}
 	if !r.lossy() {
 		return false, nil
 	}
 	r.passedOver++
-	if f := r.last.seg.Flags; acked && *budget < lossTries && r.haveLast && f.Has(craft.FlagACK) && !f.Has(craft.FlagRST) {
-		*budget++
-		if err := r.resendLast("the remote sent again what we acknowledged"); err != nil {
-			return true, err
-		}
-	}
 	return true, nil
 }
 
@@ -994,6 +1035,7 @@ func (r *runner) dial(ctx context.Context, ev *Event) error {
 		return errStop
 	}
 	r.prev = asked
+	r.dialed = true
 	return nil
 }
 
