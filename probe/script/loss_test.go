@@ -33,7 +33,7 @@ var lossLevels = []struct {
 
 const (
 	lossRuns = 10 // runs of all shipped scripts per level
-	lossLabs = 2 // labs per level, each running lossRuns/lossLabs runs in turn
+	lossLabs = 2  // labs per level, each running lossRuns/lossLabs runs in turn
 )
 
 // TestScriptsUnderLoss runs every shipped script against the lab's Linux
