@@ -64,10 +64,19 @@ An expected segment may come max(4 ms, 12.5% of the gap) early or late, and
 --slack later still (the path's delay). A script stops at its first check
 that does not pass and ends with a RST so that the remote keeps nothing.
 
+On a lossy path (--lossy; by default against a lab made with --loss or
+--dup, or once a script sees the path's copies) a missing answer makes
+tcpwalk send its segments again as TCP would (3 tries, 600 ms apart, the
+same bytes), the remote's retransmissions and repeats are passed over, and
+a difference loss can explain is INCONCLUSIVE with the reason, never FAIL.
+Other options, window or data in the line's own segment, or an ACK of more
+than we sent, still FAIL.
+
 Examples:
    tcpwalk run 198.18.0.2 scripts/conformance/*.pkt
    tcpwalk run --junit run.xml --pcap run.pcapng 198.18.0.2 my.pkt
    tcpwalk run --oracle-netns tcpwalk-target 198.18.0.2:7001 handshake.pkt
+   tcpwalk run --lossy 198.18.0.2 scripts/conformance/*.pkt
 
 Exit status: 0 every script passed (or was skipped), 1 a script failed or
 was inconclusive, 2 bad usage or a mistake in a script (shown as
@@ -78,6 +87,7 @@ file:line:col), 3 environment error or the target answered nothing.`,
 			&cli.IntFlag{Name: "parallel", Value: 4, Usage: "scripts run at once, each on its own source port (1-64)"},
 			&cli.DurationFlag{Name: "slack", Value: script.DefaultSlack, Usage: "extra lateness allowed on expected segments, for the path's delay"},
 			&cli.DurationFlag{Name: "max-wait", Value: script.DefaultMaxWait, Usage: "how long an expected segment timed * may take"},
+			&cli.BoolFlag{Name: "lossy", Usage: "the path loses or duplicates segments: send ours again as TCP would, and call what loss explains inconclusive (default: when the lab is impaired, or a script sees the path's copies)"},
 			&cli.BoolFlag{Name: "ladder", Usage: "draw every script as a ladder diagram, not only the failed ones"},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per script, then a summary line"},
 			&cli.BoolFlag{Name: "no-color", Usage: "plain text even on a terminal (NO_COLOR is respected too)"},
@@ -118,7 +128,7 @@ func runScripts(c *cli.Context) error {
 	if ns != nil {
 		defer ns.Close()
 	}
-	cfg := script.Config{Port: port, MaxWait: maxWait, Slack: slack}
+	cfg := script.Config{Port: port, MaxWait: maxWait, Slack: slack, Lossy: c.Bool("lossy")}
 	if slack == 0 {
 		cfg.Slack = -1 // none
 	}
@@ -130,6 +140,9 @@ func runScripts(c *cli.Context) error {
 			labNS = l.Prober
 		}
 		cfg.Lab = &walk.LabTarget{Addr: l.TargetAddr, NS: labNS}
+		if loss, dup, err := l.Impairment(); err == nil && (loss > 0 || dup > 0) {
+			cfg.Lossy = true // lab up --loss/--dup
+		}
 	} else if c.Bool("lab") {
 		cfg.Lab = &walk.LabTarget{Addr: target, NS: ns}
 	}
