@@ -110,18 +110,23 @@ func (r *runner) keep(seg *craft.Segment, line int, before string) {
 // maxOurs bounds the segments resendFrom may send again.
 const maxOurs = 8
 
+// sentIn is the index in ours of the last segment sent while the wire
+// model was in state; -1 when none.
+func (r *runner) sentIn(state string) int {
+	for j := len(r.ours) - 1; j >= 0; j-- {
+		if r.ours[j].before == state {
+			return j
+		}
+	}
+	return -1
+}
+
 // resendFrom sends again our segments from the last one that went out
 // while the wire model was in state (a kernel still there did not get it)
 // to our last; it returns the count of the first (0: none found, our last
 // one sent again).
 func (r *runner) resendFrom(state, why string) (int, error) {
-	i := -1
-	for j := len(r.ours) - 1; j >= 0; j-- {
-		if r.ours[j].before == state {
-			i = j
-			break
-		}
-	}
+	i := r.sentIn(state)
 	if i < 0 {
 		return 0, r.resendLast(why)
 	}
