@@ -36,6 +36,13 @@
 // line are mapped to the remote's real ones, so a "<" line can echo them
 // (TS ecr), as packetdrill does.
 //
+// Where stacks may differ, ">" lines may say so (tcpwalk's extensions):
+// "mss *" and "wscale *" take any value; "sackOK?", "TS? val N ecr N",
+// "wscale? *" may be absent (the options are then matched as a set, NOPs
+// aside); ">?" is a segment that may not come on its own (an ACK riding on
+// the FIN of the next line): what comes instead is the next line's;
+// "*:*(len)" takes any sequence number.
+//
 // A ">" line matches when the flags, the sequence numbers, the length and
 // the options (a TS val excepted: it is the remote's clock) are what the line
 // says, and ack, win, urg and payload when the line gives them.
@@ -61,6 +68,11 @@
 //	%port 7001               the remote port (HOST:PORT on the command line wins)
 //	%summary TEXT            one line for reports
 //	%allow-retransmissions   the remote may repeat a segment it sent before
+//	%needs lab               the script needs the lab (control port, client):
+//	                         skipped against other hosts
+//	%optional TEXT           the script expects an optional behaviour (a
+//	                         MAY): a stack that answers otherwise is skipped,
+//	                         "not implemented (optional)"
 //
 // Events, optionally after a time (default +0):
 //
