@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -94,6 +96,10 @@ func init() {
 	if b, ok := cli.HelpFlag.(*cli.BoolFlag); ok {
 		cli.HelpFlag = &helpFlag{BoolFlag: *b}
 	}
+	// The version flag has the same shared state. It has no -v: that is
+	// verbose in hping3 and nmap, and a user typing it should not get a
+	// version line instead.
+	cli.VersionFlag = &helpFlag{BoolFlag: cli.BoolFlag{Name: "version", Usage: "print tcpwalk's version and commit, then exit", DisableDefaultText: true}}
 }
 
 // newApp builds the command tree. Output goes to stdout/stderr so tests can
@@ -112,6 +118,7 @@ Needs root, or: sudo setcap cap_net_raw,cap_net_admin+ep $(command -v tcpwalk)
 
 Exit status: 0 ok, 1 no reply / check failed, 2 bad usage, 3 environment
 error (privileges, guard, namespace), 130/143 interrupted.`,
+		Version:         versionText(),
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
@@ -119,7 +126,8 @@ error (privileges, guard, namespace), 130/143 interrupted.`,
 			&cli.StringFlag{Name: "netns", EnvVars: []string{"TCPWALK_NETNS"},
 				Usage: "run in the named network namespace `NAME` (e.g. tcpwalk-prober, made by tcpwalk lab up)"},
 		},
-		Commands: []*cli.Command{sendCommand(), walkCommand(), conformCommand(), firewallCommand(), runCommand(), scanCommand(), mergeCommand(), labCommand(), demoCommand()},
+		Commands: []*cli.Command{sendCommand(), walkCommand(), conformCommand(), firewallCommand(), runCommand(), scanCommand(), mergeCommand(), labCommand(), demoCommand(),
+			helpCommand(), manCommand(), completionCommand()},
 		// Without an Action, urfave/cli answers an unknown command with
 		// "No help topic" and exit status 3, our environment-error status:
 		// make it bad usage (2). Bare `tcpwalk` still prints the help.
@@ -131,14 +139,76 @@ error (privileges, guard, namespace), 130/143 interrupted.`,
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // run() maps errors to statuses
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageErr("%v", err)
+			return usageErr("%s", explainFlagError(err))
 		},
 	}
+	// urfave/cli adds --help to the app only when it has no command named
+	// help, and ours (listed so that `tcpwalk help CMD` is found) is one.
+	app.Flags = append(app.Flags, cli.HelpFlag)
+	defaultsOnce(app.Flags)
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
 		hideHelpCommand(c)
+		eachCommand(c, func(c *cli.Command) { defaultsOnce(c.Flags) })
 	}
 	return app
+}
+
+// eachCommand calls fn on c and on all its subcommands.
+func eachCommand(c *cli.Command, fn func(*cli.Command)) {
+	fn(c)
+	for _, sub := range c.Subcommands {
+		eachCommand(sub, fn)
+	}
+}
+
+// defaultsOnce makes each flag's default appear once in help and in the man
+// page. urfave/cli appends "(default: VALUE)" to every flag's usage, VALUE
+// being the flag's Go value unless DefaultText is set, so a usage that says
+// its own default ("window (default 64240)", where the zero value means
+// "choose for me") was printed with two: "(default 64240) (default: 0)". A
+// usage's own "(default ...)" is moved into DefaultText here, and a false
+// boolean's "(default: false)" is left out: a switch is off unless given.
+func defaultsOnce(flags []cli.Flag) {
+	for _, f := range flags {
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.UintFlag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.IntFlag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.Uint64Flag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.Int64Flag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.Float64Flag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.DurationFlag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.StringSliceFlag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+		case *cli.BoolFlag:
+			f.Usage, f.DefaultText = splitDefault(f.Usage, f.DefaultText)
+			if f.DefaultText == "" && !f.Value {
+				f.DisableDefaultText = true
+			}
+		}
+	}
+}
+
+// splitDefault takes a trailing "(default X)" or "(default: X)" out of
+// usage and returns X as the default text, unless one is already set.
+func splitDefault(usage, defaultText string) (string, string) {
+	i := strings.LastIndex(usage, "(default")
+	if i < 0 || !strings.HasSuffix(usage, ")") {
+		return usage, defaultText
+	}
+	text := strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(usage[i+len("(default"):len(usage)-1], ":"), " "))
+	if defaultText == "" {
+		defaultText = text
+	}
+	return strings.TrimSpace(usage[:i]), defaultText
 }
 
 // hideHelpCommand removes urfave/cli's "help" (alias "h") subcommand from c
@@ -221,7 +291,7 @@ func openNetNS(c *cli.Context, target netip.Addr) (*netns.NS, error) {
 		}
 		return ns, nil
 	}
-	if !benchNet.Contains(target) {
+	if !benchNet.Contains(target) && !probe.LabRange6.Contains(target) {
 		return nil, nil
 	}
 	pns, _, _, _ := lab.Names(lab.DefaultPrefix)
@@ -229,12 +299,36 @@ func openNetNS(c *cli.Context, target netip.Addr) (*netns.NS, error) {
 	if err != nil {
 		return nil, nil // no lab: probe from here
 	}
-	if sameNS(ns) || !canEnterNS() {
+	if sameNS(ns) || !canEnterNS() || !labShouldProbe(lab.DefaultPrefix, target) {
 		ns.Close()
 		return nil, nil
 	}
 	fmt.Fprintf(c.App.ErrWriter, "tcpwalk: probing %s from the lab's namespace %s (--netns to choose another)\n", target, pns)
 	return ns, nil
+}
+
+// labShouldProbe reports whether a target in the lab range, given without
+// --netns while the default lab exists, is the lab's to probe: one of the
+// lab's own addresses, or an address this namespace has no route to (other
+// than a default route, which CheckLabRoute refuses anyway). A namespace of
+// the user's own on 198.19.x.x, routed from here, is probed from here.
+func labShouldProbe(prefix string, target netip.Addr) bool {
+	if l, err := lab.Open(prefix); err == nil {
+		own := target == l.ProberAddr || target == l.TargetAddr
+		l.Release()
+		if own {
+			return true
+		}
+	}
+	if probe.CheckLabRoute(target) != nil {
+		return true // only the default route leads there from here
+	}
+	conn, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(target, 9)))
+	if err != nil {
+		return true // no route here
+	}
+	conn.Close()
+	return false
 }
 
 // canEnterNS reports whether this process may enter another network
@@ -271,21 +365,34 @@ func sameNS(ns *netns.NS) bool {
 // benchNet is RFC 2544's benchmarking range, the lab's addresses.
 var benchNet = netip.MustParsePrefix("198.18.0.0/15")
 
-// reorderArgs lets options follow the target, as hping3 and nping allow:
+// reorderArgs lets options stand anywhere, as hping3 and nping allow:
 // `tcpwalk send 198.18.0.2:80 --flags S` becomes
 // `tcpwalk send --flags S 198.18.0.2:80` before urfave/cli (which stops at the
-// first positional argument) parses it.
+// first positional argument) parses it; a global option after the command
+// (`send --netns NS ...`) moves before it, a command's option before the
+// command (`tcpwalk --json demo`) after it.
 func reorderArgs(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
 	out := []string{args[0]}
 	i := 1
-	// Global options up to the command name.
+	// Global options up to the command name. A command's own option
+	// written before the command (`tcpwalk --json demo`) is kept for the
+	// command; anything else is left for urfave/cli to judge.
+	var early []string
 	for ; i < len(args); i++ {
 		a := args[i]
-		if !strings.HasPrefix(a, "-") {
+		if !strings.HasPrefix(a, "-") || a == "-" {
 			break
+		}
+		if c := commandAhead(app, args[i+1:]); c != nil && !hasFlag(app.Flags, a) && !isHelpName(a) && hasFlag(c.Flags, a) {
+			early = append(early, a)
+			if takesValue(c.Flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
+				i++
+				early = append(early, args[i])
+			}
+			continue
 		}
 		out = append(out, a)
 		if takesValue(app.Flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
@@ -294,8 +401,17 @@ func reorderArgs(app *cli.App, args []string) []string {
 		}
 	}
 	if i >= len(args) {
-		return out
+		return append(out, early...)
 	}
+	// `tcpwalk help CMD [SUB]` is `tcpwalk CMD [SUB] --help`; a bare
+	// `tcpwalk help` is `tcpwalk --help`. Only here, where the command name
+	// stands: `tcpwalk walk help HOST:PORT` still names a scenario.
+	if args[i] == "help" {
+		asked := append(append(append([]string{}, out...), args[i+1:]...), "--help")
+		return reorderArgs(app, asked)
+	}
+	nGlobal := len(out)
+	var moved []string // global options written after the command
 	cmd := app.Command(args[i])
 	out = append(out, args[i])
 	i++
@@ -309,9 +425,10 @@ func reorderArgs(app *cli.App, args []string) []string {
 		i++
 	}
 	if cmd == nil {
-		return append(out, args[i:]...)
+		return append(append(out, early...), args[i:]...)
 	}
-	var flags, positional []string
+	flags := early
+	var positional []string
 	help := false
 	for ; i < len(args); i++ {
 		a := args[i]
@@ -320,6 +437,16 @@ func reorderArgs(app *cli.App, args []string) []string {
 			break
 		}
 		if strings.HasPrefix(a, "-") && a != "-" {
+			if !hasFlag(cmd.Flags, a) && hasFlag(app.Flags, a) && !isHelpName(a) {
+				// A global option (--netns) after the command: it goes
+				// before the command, where urfave/cli reads it.
+				moved = append(moved, a)
+				if takesValue(app.Flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
+					i++
+					moved = append(moved, args[i])
+				}
+				continue
+			}
 			help = help || isHelpFlag(a)
 			flags = append(flags, a)
 			if takesValue(cmd.Flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
@@ -329,6 +456,9 @@ func reorderArgs(app *cli.App, args []string) []string {
 			continue
 		}
 		positional = append(positional, a)
+	}
+	if len(moved) > 0 {
+		out = append(append(append([]string{}, out[:nGlobal]...), moved...), out[nGlobal:]...)
 	}
 	out = append(out, flags...)
 	// With --help, urfave/cli takes the first argument for a help topic
@@ -362,6 +492,51 @@ func isHelpFlag(arg string) bool {
 	return err == nil && on
 }
 
+// commandAhead is the command (or subcommand) named by the first word of
+// rest that is not an option, or nil: the command an option written before
+// it belongs to.
+func commandAhead(app *cli.App, rest []string) *cli.Command {
+	for k, w := range rest {
+		if strings.HasPrefix(w, "-") {
+			continue
+		}
+		c := app.Command(w)
+		if c != nil && k+1 < len(rest) && len(c.Subcommands) > 0 {
+			if sub := c.Command(rest[k+1]); sub != nil {
+				return sub
+			}
+		}
+		if c != nil {
+			return c
+		}
+		// A word that is no command: an option's value; keep looking.
+	}
+	return nil
+}
+
+// isHelpName reports whether arg names the help flag (-h, --help=...),
+// which every command has too: after a command it asks for that
+// command's help.
+func isHelpName(arg string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	return name == "h" || name == "help"
+}
+
+// hasFlag reports whether the flag named in arg ("--netns", "-c=3") is
+// one of flags.
+func hasFlag(flags []cli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	name, _, _ = strings.Cut(name, "=")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // takesValue reports whether the flag named in arg (e.g. "--seq") needs a
 // value; unknown flags are left for urfave/cli to reject.
 func takesValue(flags []cli.Flag, arg string) bool {
@@ -374,11 +549,22 @@ func takesValue(flags []cli.Flag, arg string) bool {
 			if n != name {
 				continue
 			}
-			if _, ok := f.(*cli.BoolFlag); ok {
-				return false
-			}
-			return true
+			df, ok := f.(cli.DocGenerationFlag)
+			return !ok || df.TakesValue()
 		}
 	}
 	return false
+}
+
+// durationNoUnit is the flag package's error for a duration without a unit
+// (`-i 1`): `invalid value "1" for flag -i: parse error`.
+var durationNoUnit = regexp.MustCompile(`^invalid value "([0-9.]+)" for flag (-[-A-Za-z0-9]+): parse error$`)
+
+// explainFlagError says what "parse error" means where that is known: a
+// bare number given to a duration flag needs a unit.
+func explainFlagError(err error) string {
+	if m := durationNoUnit.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Sprintf("invalid value %q for flag %s: a duration needs a unit, e.g. %ss or %sms", m[1], m[2], m[1], m[1])
+	}
+	return err.Error()
 }

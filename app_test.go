@@ -137,3 +137,49 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestMessagesSayWhatToDo: messages found wanting (issue 15 item 9). Each is
+// one line on stderr, names the problem without leaking Go (": <nil>", a Go
+// API), and a usage mistake exits 2. None needs a lab or root.
+func TestMessagesSayWhatToDo(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		code    int
+		want    string // in the stderr line
+		notWant string
+	}{
+		{"IPv6 target without brackets", []string{"send", "2001:db8::1:80"}, exitUsage, "too many colons", "<nil>"},
+		{"missing netns", []string{"--netns", "tcpwalk-test-nosuch", "send", "198.18.0.2:80"}, exitEnv, "ip netns add", "netns.Create"},
+		{"sport 0", []string{"send", "--sport", "0", "198.18.0.2:80"}, exitUsage, "--sport 0: want 1 to 65535", ""},
+		{"sport 70000", []string{"send", "--sport", "70000", "198.18.0.2:80"}, exitUsage, "--sport 70000: want 1 to 65535", ""},
+		{"wscale 256", []string{"send", "--wscale", "256", "198.18.0.2:80"}, exitUsage, "want 0 to 255", "want 0 to 14"},
+		{"duration without unit", []string{"send", "-i", "1", "198.18.0.2:80"}, exitUsage, "needs a unit, e.g. 1s", "parse error"},
+		{"empty scan target", []string{"scan", ""}, exitUsage, "empty target", "HOST:PORT"},
+		{"bad lab prefix", []string{"lab", "up", "--prefix", "nc x"}, exitUsage, `prefix "nc x"`, "root"},
+		{"empty string trigger", []string{"walk", "--close-trigger", "string:", "handshake", "127.0.0.1:9"}, exitUsage, "string:", ""},
+		{"lab status argument", []string{"lab", "status", "extra"}, exitUsage, `"extra"`, ""},
+		{"lab down argument", []string{"lab", "down", "extra"}, exitUsage, `"extra"`, ""},
+		{"demo argument", []string{"demo", "extra"}, exitUsage, `"extra"`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runApp(t, tt.args...)
+			if r.code != tt.code {
+				t.Errorf("exit status %d, want %d", r.code, tt.code)
+			}
+			errLines := lines(r.stderr)
+			if len(errLines) != 1 {
+				t.Fatalf("stderr has %d lines, want exactly one:\n%s", len(errLines), r.stderr)
+			}
+			if !strings.Contains(errLines[0], tt.want) {
+				t.Errorf("stderr %q, want it to say %q", errLines[0], tt.want)
+			}
+			if tt.notWant != "" && strings.Contains(errLines[0], tt.notWant) {
+				t.Errorf("stderr %q says %q", errLines[0], tt.notWant)
+			}
+		})
+	}
+}

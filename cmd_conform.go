@@ -40,12 +40,16 @@ func conformCommand() *cli.Command {
 (exact, in-window and out-of-window RSTs, a SYN, ACKs above SND.NXT and far
 below SND.UNA, data after our FIN, our FIN again, SYNs into TIME_WAIT, a bad
 ACK and a retransmitted SYN in SYN_RCVD), checks the answer and whether the
-connection survived, and checks the options echo of the handshake. Every
-check runs at once on its own source port.
+connection survived, and checks the options echo of the handshake. Checks
+run concurrently, each on its own source port, with at most --parallel of
+them in the remote's handshake at once (a listen backlog of 5 is common).
 
-Verdicts: pass; deviation (a documented behaviour that differs from the RFC,
-named, e.g. linux-synack-on-retransmitted-syn); fail; inconclusive (no
-answer); skipped (the state needs an app action the trigger cannot cause).
+Verdicts: pass (also where the RFC allows several answers, e.g. with or
+without the optional RFC 5961 challenge ACKs: the profile says which);
+deviation (a SHOULD departed from, named by its behaviour, e.g.
+synack-on-retransmitted-syn, with the stacks it was seen on); fail (a MUST
+departed from, or an answer no rule allows); inconclusive (no answer);
+skipped (the state needs an app action the trigger cannot cause).
 
 PORT should be a port whose app keeps connections open (the lab's 7001);
 --close-trigger says how to make the app close first or after our FIN, as
@@ -56,11 +60,15 @@ Checks (ID = STATE/event; --only takes patterns like TIME_WAIT/* or */syn):
 ` + list.String() + `
 Measured and reported, not judged: the SYN,ACK retransmission schedule, the
 FIN retransmission backoff in FIN_WAIT_1, whether SYN cookies are in use, and
-the TIME_WAIT fingerprint.
+the TIME_WAIT fingerprint. The run ends with a stack profile: the optional
+mechanisms seen (RFC 5961, RFC 1337, SACK, timestamps, window scale), the
+initial RTO, tail loss probe, RST format, ISS pattern and the nearest known
+stack family, each with the checks that showed it.
 
 Examples:
    tcpwalk conform 198.18.0.2:7001
    tcpwalk conform --json --junit conform.xml --pcap conform.pcapng 198.18.0.2:7001
+   tcpwalk conform --html conform.html 198.18.0.2:7001
    tcpwalk conform --only 'TIME_WAIT/*' --oracle-netns tcpwalk-target 198.18.0.2:7001
 
 Exit status: 0 every check passed (deviations and skips allowed, unless
@@ -68,12 +76,13 @@ Exit status: 0 every check passed (deviations and skips allowed, unless
 2 bad usage, 3 environment error or the target unreachable.`,
 		Flags: append(walkFlags(),
 			&cli.StringSliceFlag{Name: "only", Usage: "run only the checks and measurements whose ID matches `PATTERN` (repeatable)"},
-			&cli.BoolFlag{Name: "strict", Usage: "deviations fail the run (exit status 1)"},
+			&cli.BoolFlag{Name: "strict", Usage: "deviations (SHOULDs departed from) fail the run (exit status 1)"},
+			&cli.IntFlag{Name: "parallel", Value: conform.DefaultParallel, Usage: "at most `N` connections in the remote's handshake at once (its listen backlog must hold them; raise it for a large backlog)"},
 			&cli.BoolFlag{Name: "all-retransmissions", Usage: "measure every SYN,ACK and FIN retransmission (about 2 minutes on Linux) instead of the first few"},
 			&cli.BoolFlag{Name: "json", Usage: "the run as one JSON object instead of the table"},
 			&cli.BoolFlag{Name: "no-color", Usage: "plain text even on a terminal (NO_COLOR is respected too)"},
 			&cli.BoolFlag{Name: "no-rst-guard", Usage: "do not install the nftables RST guard (checks will fail: the local kernel resets them)"},
-			junitFlag(), pcapFlag(),
+			junitFlag(), pcapFlag(), htmlFlag(),
 		),
 		Action: runConform,
 	}
@@ -106,6 +115,7 @@ func runConform(c *cli.Context) error {
 		Walk:               withProber(setup.cfg, p, target.Port()),
 		AllRetransmissions: c.Bool("all-retransmissions"),
 		Only:               only,
+		Parallel:           c.Int("parallel"),
 	})
 	if err != nil {
 		return &exitError{code: exitEnv, err: err}
@@ -121,7 +131,7 @@ func writeConform(c *cli.Context, rep conform.Report) error {
 	if c.Bool("json") {
 		err = report.WriteConformJSON(w, rep)
 	} else {
-		err = report.WriteConformTable(w, rep, !c.Bool("no-color") && isTerminal(w))
+		err = report.WriteConformTableWidth(w, rep, !c.Bool("no-color") && isTerminal(w), ladderWidth(w))
 	}
 	if err != nil {
 		return &exitError{code: exitEnv, err: err}
@@ -144,12 +154,15 @@ func writeConformFiles(c *cli.Context, rep conform.Report) error {
 	suite := "tcpwalk conform " + rep.Target.String()
 	var errs []error
 	if path := c.String("junit"); path != "" {
-		errs = append(errs, writeReportFile("--junit", path, func(w io.Writer) error { return report.WriteJUnit(w, suite, rep.Results) }))
+		errs = append(errs, writeReportFile("--junit", path, func(w io.Writer) error {
+			return report.WriteJUnitProperties(w, suite, rep.Results, report.ProfileProperties(rep.Profile))
+		}))
 	}
 	if path := c.String("pcap"); path != "" {
 		all := rep.AllResults()
 		errs = append(errs, writeReportFile("--pcap", path, func(w io.Writer) error { return report.WritePcap(w, all) }))
 	}
+	errs = append(errs, writeHTMLFile(c, report.HTMLReport{Results: rep.Results, Conform: &rep}))
 	if err := errors.Join(errs...); err != nil {
 		return &exitError{code: exitEnv, err: err}
 	}

@@ -28,17 +28,21 @@ Example:
    tcpwalk demo
    tcpwalk demo --json
    tcpwalk demo --stack gvisor
-   tcpwalk demo --junit demo.xml --pcap demo.pcapng`,
+   tcpwalk demo --junit demo.xml --pcap demo.pcapng
+   tcpwalk demo --html demo.html`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per walk, then a summary line"},
 			&cli.BoolFlag{Name: "no-color", Usage: "plain text even on a terminal (NO_COLOR is respected too)"},
-			junitFlag(), pcapFlag(), stackFlag(),
+			junitFlag(), pcapFlag(), htmlFlag(), stackFlag(),
 		},
 		Action: runDemo,
 	}
 }
 
 func runDemo(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageErr("demo: unexpected argument %q: demo takes none (it makes its own lab)", c.Args().First())
+	}
 	stack, err := parseStack(c)
 	if err != nil {
 		return err

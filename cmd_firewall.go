@@ -64,7 +64,7 @@ target unreachable.`,
 			&cli.DurationFlag{Name: "quiet", Value: firewall.DefaultTiming.Quiet, Usage: "listen this long after each probe"},
 			&cli.BoolFlag{Name: "json", Usage: "the matrix (and trace) as one JSON object instead of the table"},
 			&cli.BoolFlag{Name: "no-rst-guard", Usage: "do not install the nftables RST guard"},
-			junitFlag(),
+			junitFlag(), htmlFlag(),
 		},
 		Action: runFirewall,
 	}
@@ -169,6 +169,9 @@ func writeFirewall(c *cli.Context, m *firewall.Matrix, tr *firewall.Trace) error
 		if err := writeReportFile("--junit", path, func(w io.Writer) error { return report.WriteJUnit(w, suite, m.Results()) }); err != nil {
 			return &exitError{code: exitEnv, err: err}
 		}
+	}
+	if err := writeHTMLFile(c, report.HTMLReport{Results: m.Results(), Firewall: m}); err != nil {
+		return &exitError{code: exitEnv, err: err}
 	}
 	if m.Policy != "" && m.Verdict != walk.Pass && m.Verdict != walk.Skipped {
 		return &exitError{code: exitNoReply}

@@ -31,16 +31,19 @@ func labCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "lab",
 		Usage: "make, inspect or remove the built-in lab (two network namespaces with real Linux, or gVisor, servers)",
-		Description: `The lab is two network namespaces joined by a veth pair, with addresses from
-198.18.0.0/15 (RFC 2544's benchmarking range) and no default route, so nothing
-in it reaches any other network:
+		Description: `The lab is two network namespaces joined by a veth pair, dual-stack, with
+addresses from 198.18.0.0/15 (RFC 2544's benchmarking range) and 2001:2::/48
+(RFC 5180's) and no default route for either family, so nothing in it reaches
+any other network (the routed lab of --firewall is IPv4 only):
 
    tcpwalk-prober 198.18.0.1  <-- veth -->  tcpwalk-target 198.18.0.2
+                  2001:2::1                                2001:2::2
 
 Servers run in the target namespace with fixed behaviours, on real kernel
-sockets, or with --stack gvisor on gVisor's netstack (a second, independent
-TCP implementation in user space, behind a TUN device; its sockets are
-invisible to sock_diag, so walks against it read no kernel states):
+sockets on both addresses, or with --stack gvisor on gVisor's netstack (a
+second, independent TCP implementation in user space, behind a TUN device;
+its sockets are invisible to sock_diag, so walks against it read no kernel
+states):
    7001 hold        accept, read and discard, never close
    7002 close       read one request, answer "HTTP/1.0 200 OK", close (the remote closes first)
    7003 control     line commands: close, shutdown, rst, echo TEXT, close-after-fin [MS]
@@ -50,7 +53,7 @@ invisible to sock_diag, so walks against it read no kernel states):
    7010 dialer      "dial PORT": the target connects to the prober's PORT (SYN_SENT)
    80   http        as 7002 (an HTTP/1.0 server); 8080 http-alt: as 7001
 
-tcpwalk commands whose target is in 198.18.0.0/15 and unreachable from where
+tcpwalk commands whose target is in 198.18.0.0/15 or 2001:2::/48 and unreachable from where
 they run use the lab's prober namespace by themselves; --netns tcpwalk-prober
 says so explicitly.
 
@@ -115,22 +118,15 @@ func pidFile(prefix string) string { return filepath.Join(runDir, prefix+".pid")
 func logFile(prefix string) string { return filepath.Join(runDir, prefix+".log") }
 
 func labUp(c *cli.Context) error {
-	prefix := c.String("prefix")
-	w := c.App.Writer
-	stack, err := parseStack(c)
+	prefix, err := labCommandArgs(c)
 	if err != nil {
 		return err
 	}
-	if l, err := lab.Open(prefix); err == nil {
-		l.Release()
-		if pid, alive := serverPID(prefix); alive {
-			if c.IsSet("stack") && l.Stack != stack {
-				return &exitError{code: exitEnv, err: fmt.Errorf("lab %s is already up with stack %s, not %s: run `tcpwalk lab down --prefix %s` first", prefix, l.Stack, stack, prefix)}
-			}
-			fmt.Fprintf(w, "lab %s is already up (stack %s, servers: pid %d)\n", prefix, l.Stack, pid)
-			return nil
-		}
-		return &exitError{code: exitEnv, err: fmt.Errorf("lab %s exists but its servers are not running: run `tcpwalk lab down --prefix %s` first", prefix, prefix)}
+	w := c.App.Writer
+	// Every option is checked first, also when the lab is up already.
+	stack, err := parseStack(c)
+	if err != nil {
+		return err
 	}
 	loss, err := parsePercent(c, "loss")
 	if err != nil {
@@ -140,15 +136,24 @@ func labUp(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var l *lab.Lab
-	if c.IsSet("firewall") && stack != lab.StackLinux {
-		return usageErr("lab up: --firewall works with --stack linux only")
-	}
+	var fw lab.Firewall
 	if c.IsSet("firewall") {
-		fw, perr := lab.ParseFirewall(c.String("firewall"))
-		if perr != nil {
-			return usageErr("lab up --firewall: %v", perr)
+		if fw, err = lab.ParseFirewall(c.String("firewall")); err != nil {
+			return usageErr("lab up --firewall: %v", err)
 		}
+		if stack != lab.StackLinux {
+			return usageErr("lab up: --firewall works with --stack linux only")
+		}
+	}
+	if l, err := lab.Open(prefix); err == nil {
+		defer l.Release()
+		if c.IsSet("stack") && l.Stack != stack {
+			return usageErr("lab %s is already up with stack %s, not %s: run `tcpwalk lab down%s` first", prefix, l.Stack, stack, prefixFlag(prefix))
+		}
+		return labReconfigure(c, l, loss, dup)
+	}
+	var l *lab.Lab
+	if c.IsSet("firewall") {
 		var r *lab.Routed
 		if r, err = lab.CreateRouted(&lab.RoutedConfig{Prefix: prefix, Firewall: fw}); err == nil {
 			l = r.Lab
@@ -160,7 +165,7 @@ func labUp(c *cli.Context) error {
 		l, err = lab.Create(&lab.Config{Prefix: prefix, Stack: stack})
 	}
 	if err != nil {
-		return &exitError{code: exitEnv, err: fmt.Errorf("lab up: %w (needs root: CAP_SYS_ADMIN and CAP_NET_ADMIN; leftovers: tcpwalk lab down)", err)}
+		return &exitError{code: exitEnv, err: fmt.Errorf("lab up: %w (needs root: CAP_SYS_ADMIN and CAP_NET_ADMIN; leftovers: tcpwalk lab down%s)", err, prefixFlag(prefix))}
 	}
 	ok := false
 	defer func() {
@@ -184,22 +189,88 @@ func labUp(c *cli.Context) error {
 			return &exitError{code: exitEnv, err: fmt.Errorf("lab up: servers did not start: %w (see %s)", err, logFile(prefix))}
 		}
 	}
+	if c.Context.Err() != nil {
+		// SIGINT or SIGTERM while the lab was being made: no half-made
+		// lab, and no lab the user asked to stop. The deferred Close
+		// removes it; run() exits with 130 or 143.
+		return &exitError{code: exitInterrupt, err: fmt.Errorf("lab up: interrupted: lab %s removed again", prefix)}
+	}
 	ok = true
 	pid, _ := serverPID(prefix)
 	l.Release()
 	fmt.Fprintf(w, "lab %s is up: %s (%s) <-> %s (%s), servers pid %d, stack %s\n", prefix,
-		l.Prober.Name, l.ProberAddr, l.Target.Name, l.TargetAddr, pid, stackText(l.Stack))
+		l.Prober.Name, labAddrs(l.ProberAddr, l.ProberAddr6), l.Target.Name, labAddrs(l.TargetAddr, l.TargetAddr6), pid, stackText(l.Stack))
+	// Without --netns, only the default lab's namespace is found by itself.
+	via := ""
+	if prefix != lab.DefaultPrefix {
+		via = "--netns " + l.Prober.Name + " "
+	}
 	if c.IsSet("firewall") {
-		fmt.Fprintf(w, "router %s (%s | %s) forwards between them, firewall %s (see: tcpwalk lab status)\n",
-			lab.RouterNames(prefix)[0], lab.RouterProberSide.Addr(), lab.RouterTargetSide.Addr(), c.String("firewall"))
-		fmt.Fprintf(w, "try:  tcpwalk firewall %s:%d\n", l.TargetAddr, lab.PortHold)
+		fmt.Fprintf(w, "router %s (%s | %s) forwards between them, firewall %s (see: tcpwalk lab status%s)\n",
+			lab.RouterNames(prefix)[0], lab.RouterProberSide.Addr(), lab.RouterTargetSide.Addr(), c.String("firewall"), prefixFlag(prefix))
+		fmt.Fprintf(w, "try:  tcpwalk %sfirewall %s:%d\n", via, l.TargetAddr, lab.PortHold)
 	}
 	if loss > 0 || dup > 0 {
 		fmt.Fprintf(w, "path: %d%% loss, %d%% duplication of TCP segments each way (nftables table %s)\n", loss, dup, lab.ImpairTable(prefix))
 	}
-	fmt.Fprintf(w, "try:  tcpwalk walk all %s:%d\n      tcpwalk send --flags S %s:%d\n      tcpwalk lab down\n",
-		l.TargetAddr, lab.PortHold, l.TargetAddr, lab.PortHold)
+	fmt.Fprintf(w, "try:  tcpwalk %swalk all %s:%d\n      tcpwalk %ssend --flags S %s:%d\n", via, l.TargetAddr, lab.PortHold, via, l.TargetAddr, lab.PortHold)
+	if l.TargetAddr6.IsValid() {
+		fmt.Fprintf(w, "      tcpwalk %ssend --flags S %s\n", via, netip.AddrPortFrom(l.TargetAddr6, lab.PortHold))
+	}
+	fmt.Fprintf(w, "      tcpwalk lab down%s\n", prefixFlag(prefix))
 	return nil
+}
+
+// prefixFlag is " --prefix P" for a lab other than the default, else "".
+func prefixFlag(prefix string) string {
+	if prefix == lab.DefaultPrefix {
+		return ""
+	}
+	return " --prefix " + prefix
+}
+
+// labReconfigure is `lab up` on a lab that is up: --loss and --dup change
+// its path in place; --firewall would need another topology, so it is
+// refused (exit 2) rather than ignored.
+func labReconfigure(c *cli.Context, l *lab.Lab, loss, dup int) error {
+	prefix, w := l.Prefix, c.App.Writer
+	pid, alive := serverPID(prefix)
+	if !alive {
+		return &exitError{code: exitEnv, err: fmt.Errorf("lab %s exists but its servers are not running: run `tcpwalk lab down%s` first", prefix, prefixFlag(prefix))}
+	}
+	if c.IsSet("firewall") {
+		return usageErr("lab up --firewall: lab %s is up already, and a firewall needs a lab with a router: run `tcpwalk lab down%s` first", prefix, prefixFlag(prefix))
+	}
+	if !c.IsSet("loss") && !c.IsSet("dup") {
+		fmt.Fprintf(w, "lab %s is already up (servers: pid %d)\n", prefix, pid)
+		return nil
+	}
+	if !c.IsSet("loss") || !c.IsSet("dup") {
+		// The option not given keeps its current value.
+		curLoss, curDup, err := l.Impairment()
+		if err != nil {
+			return &exitError{code: exitEnv, err: fmt.Errorf("lab up: %w", err)}
+		}
+		if !c.IsSet("loss") {
+			loss = curLoss
+		}
+		if !c.IsSet("dup") {
+			dup = curDup
+		}
+	}
+	if err := l.Impair(loss, dup); err != nil {
+		return &exitError{code: exitEnv, err: fmt.Errorf("lab up: %w", err)}
+	}
+	fmt.Fprintf(w, "lab %s is already up (servers: pid %d); its path now: %d%% loss, %d%% duplication of TCP segments each way\n", prefix, pid, loss, dup)
+	return nil
+}
+
+// labAddrs is "198.18.0.1" or, on a dual-stack lab, "198.18.0.1, 2001:2::1".
+func labAddrs(a4, a6 netip.Addr) string {
+	if !a6.IsValid() {
+		return a4.String()
+	}
+	return a4.String() + ", " + a6.String()
 }
 
 // parsePercent reads --NAME as a whole percentage, "10" or "10%".
@@ -375,10 +446,30 @@ func labServe(c *cli.Context) error {
 	return nil
 }
 
-func labStatus(c *cli.Context) error {
+// labCommandArgs checks what every lab subcommand takes: no arguments, and a
+// prefix that can name a lab (checked before anything needs root).
+func labCommandArgs(c *cli.Context) (string, error) {
+	if c.Args().Present() {
+		return "", usageErr("lab %s: unexpected argument %q: the lab is named with --prefix", c.Command.Name, c.Args().First())
+	}
 	prefix := c.String("prefix")
+	if err := lab.CheckPrefix(prefix); err != nil {
+		return "", usageErr("lab %s --prefix: %v", c.Command.Name, err)
+	}
+	return prefix, nil
+}
+
+func labStatus(c *cli.Context) error {
+	prefix, err := labCommandArgs(c)
+	if err != nil {
+		return err
+	}
 	w := c.App.Writer
 	l, err := lab.Open(prefix)
+	if err != nil && (errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM) || !canEnterNS()) && len(leftovers(prefix)) > 0 {
+		// Not "down": a lab that cannot be read is not known to be down.
+		return &exitError{code: exitEnv, err: fmt.Errorf("lab status: reading lab %s needs root (CAP_SYS_ADMIN to enter its namespaces): %w", prefix, err)}
+	}
 	if err != nil {
 		fmt.Fprintf(w, "lab %s: down\n", prefix)
 		if left := leftovers(prefix); len(left) > 0 {
@@ -388,11 +479,11 @@ func labStatus(c *cli.Context) error {
 	}
 	defer l.Release()
 	pid, alive := serverPID(prefix)
-	fmt.Fprintf(w, "lab %s: up\n  prober  %-20s %s on %s\n", prefix, l.Prober.Name, l.ProberAddr, l.ProberIf)
+	fmt.Fprintf(w, "lab %s: up\n  prober  %-20s %s on %s\n", prefix, l.Prober.Name, labAddrs(l.ProberAddr, l.ProberAddr6), l.ProberIf)
 	if l.Stack == lab.StackGVisor {
-		fmt.Fprintf(w, "  target  %-20s %s on %s (netstack), forwarded from %s\n", l.Target.Name, l.TargetAddr, l.TUNIf, l.TargetIf)
+		fmt.Fprintf(w, "  target  %-20s %s on %s (netstack), forwarded from %s\n", l.Target.Name, labAddrs(l.TargetAddr, l.TargetAddr6), l.TUNIf, l.TargetIf)
 	} else {
-		fmt.Fprintf(w, "  target  %-20s %s on %s\n", l.Target.Name, l.TargetAddr, l.TargetIf)
+		fmt.Fprintf(w, "  target  %-20s %s on %s\n", l.Target.Name, labAddrs(l.TargetAddr, l.TargetAddr6), l.TargetIf)
 	}
 	fmt.Fprintf(w, "  stack   %s: %s\n", l.Stack, stackText(l.Stack))
 	if loss, dup, err := l.Impairment(); err == nil && (loss > 0 || dup > 0) {
@@ -466,7 +557,10 @@ func leftovers(prefix string) []string {
 }
 
 func labDown(c *cli.Context) error {
-	prefix := c.String("prefix")
+	prefix, err := labCommandArgs(c)
+	if err != nil {
+		return err
+	}
 	stopServer(prefix)
 	os.Remove(logFile(prefix))
 	var errs []error

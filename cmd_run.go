@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/script"
@@ -92,7 +94,7 @@ file:line:col), 3 environment error or the target answered nothing.`,
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per script, then a summary line"},
 			&cli.BoolFlag{Name: "no-color", Usage: "plain text even on a terminal (NO_COLOR is respected too)"},
 			&cli.BoolFlag{Name: "no-rst-guard", Usage: "do not install the nftables RST guard (scripts will fail: the local kernel resets them)"},
-			junitFlag(), pcapFlag(),
+			junitFlag(), pcapFlag(), htmlFlag(),
 		},
 		Action: runScripts,
 	}
@@ -117,7 +119,7 @@ func runScripts(c *cli.Context) error {
 	if maxWait <= 0 || maxWait > time.Hour {
 		return usageErr("--max-wait %v: want a duration from 1ms to 1h", maxWait)
 	}
-	scripts, err := loadScripts(c.Args().Slice()[1:], port)
+	scripts, err := loadScripts(c.Context, c.Args().Slice()[1:], port)
 	if err != nil {
 		return err
 	}
@@ -178,11 +180,14 @@ func parseRunTarget(s string) (netip.Addr, uint16, error) {
 
 // loadScripts parses every script before anything is sent: a mistake in
 // any of them is bad usage (exit status 2), all mistakes shown at once.
-func loadScripts(paths []string, port uint16) ([]*script.Script, error) {
+func loadScripts(ctx context.Context, paths []string, port uint16) ([]*script.Script, error) {
 	var out []*script.Script
 	var errs []error
 	for _, path := range paths {
-		src, err := os.ReadFile(path)
+		src, err := readScript(ctx, path, scriptWait)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("run: interrupted while reading %s", path)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("read script: %w", err))
 			continue
@@ -204,6 +209,62 @@ func loadScripts(paths []string, port uint16) ([]*script.Script, error) {
 	return out, nil
 }
 
+// Bounds on reading a script that is not a regular file (a FIFO, a
+// process substitution): how long to wait for its writer, and how much.
+const (
+	scriptWait = 30 * time.Second
+	maxScript  = 1 << 20
+)
+
+// readScript reads a script file. A regular file is read at once; anything
+// else (a FIFO blocks in open(2) until a writer comes, and in read(2) until
+// it closes) is read in the background, given up on SIGINT (ctx) or after
+// wait, and at most maxScript bytes: `run` never hangs on it.
+func readScript(ctx context.Context, path string, wait time.Duration) ([]byte, error) {
+	if fi, err := os.Stat(path); err != nil || fi.Mode().IsRegular() {
+		return os.ReadFile(path)
+	}
+	type read struct {
+		b   []byte
+		err error
+	}
+	done := make(chan read, 1)
+	go func() {
+		f, err := os.Open(path)
+		if err != nil {
+			done <- read{nil, err}
+			return
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxScript+1))
+		if err == nil && len(b) > maxScript {
+			err = fmt.Errorf("%s: longer than %d bytes: not a script", path, maxScript)
+		}
+		done <- read{b, err}
+	}()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		return r.b, r.err
+	case <-ctx.Done():
+		unblockFIFO(path)
+		return nil, ctx.Err()
+	case <-timer.C:
+		unblockFIFO(path)
+		return nil, fmt.Errorf("%s: nothing came within %v (a FIFO that no one writes to?)", path, wait)
+	}
+}
+
+// unblockFIFO opens path for writing without blocking and closes it again:
+// a reader waiting in open(2) for a writer then returns and reads EOF, so
+// the goroutine of readScript ends.
+func unblockFIFO(path string) {
+	if fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
+		unix.Close(fd)
+	}
+}
+
 // writeScripts prints the results (a line per script, the failed checks
 // with expected and received, ladders on request, or JSON), writes the
 // report files and maps verdicts to the exit status.
@@ -222,7 +283,7 @@ func writeScripts(c *cli.Context, target netip.Addr, results []walk.Result) erro
 				continue
 			}
 			if c.Bool("ladder") || r.Verdict == walk.Fail || r.Verdict == walk.Inconclusive {
-				if err := report.WriteLadder(w, r, report.LadderOptions{Color: color, Width: 100}); err != nil {
+				if err := report.WriteLadder(w, r, report.LadderOptions{Color: color, Width: ladderWidth(w)}); err != nil {
 					return &exitError{code: exitEnv, err: err}
 				}
 			}

@@ -251,12 +251,17 @@ func (p *progressLine) show(pr scan.Progress) {
 	if pr.Targets > 0 {
 		pct = 100 * float64(pr.Probed) / float64(pr.Targets)
 	}
-	pass := ""
+	done, of, pass := pr.Probed, pr.Targets, ""
 	if pr.Pass > 0 {
-		pass = fmt.Sprintf(" retry %d,", pr.Pass)
+		// A retry pass counts the silent targets it probes again, not the first pass's 100%.
+		done, of, pass = pr.PassSent, pr.PassTargets, fmt.Sprintf(" retry %d:", pr.Pass)
+		pct = 100
+		if of > 0 {
+			pct = 100 * float64(done) / float64(of)
+		}
 	}
-	line := fmt.Sprintf("\r\x1b[Kscan: %5.1f%% %d/%d,%s %s probes/s, %d replies, %d open, ETA %s",
-		pct, pr.Probed, pr.Targets, pass, siCount(pr.Rate), pr.Replies, pr.Found, pr.ETA.Round(time.Second))
+	line := fmt.Sprintf("\r\x1b[Kscan:%s %5.1f%% %d/%d, %s probes/s, %d replies, %d open, ETA %s",
+		pass, pct, done, of, siCount(pr.Rate), pr.Replies, pr.Found, pr.ETA.Round(time.Second))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	io.WriteString(p.w, line)
@@ -285,6 +290,11 @@ func siCount(v float64) string {
 // scanTargetsFromFlags reads the targets: the arguments and -iL's file, less --exclude and --excludefile.
 func scanTargetsFromFlags(c *cli.Context) ([]netip.Prefix, error) {
 	targets := c.Args().Slice()
+	for _, a := range targets {
+		if strings.TrimSpace(a) == "" {
+			return nil, usageErr("scan: empty target %q: give a host, a prefix or a range, e.g. tcpwalk scan -p 1-1024 198.18.0.2", a)
+		}
+	}
 	readList := func(flag, name string) ([]string, error) {
 		var r io.Reader
 		if name == "-" {

@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
@@ -55,15 +57,16 @@ Examples:
    tcpwalk walk all --json 198.18.0.2:7001
    tcpwalk walk all --junit walks.xml --pcap walks.pcapng 198.18.0.2:7001
    tcpwalk walk syn-sent --dial-trigger wait:8000:30s 198.18.0.2:7001
+   tcpwalk walk all --html walks.html 198.18.0.2:7001
 
 Exit status: 0 every walk passed (or was skipped), 1 a walk failed or was
 inconclusive, 2 bad usage, 3 environment error.`,
 		Flags: append(walkFlags(),
-			&cli.UintFlag{Name: "closed-port", Usage: "a port with no listener, for closed-port in all (default: the walked port for closed-port alone; the lab's 7009)"},
+			&cli.UintFlag{Name: "closed-port", Usage: "a port with no listener, for closed-port (default: the lab's 7009; elsewhere the first of the walked port, its successor, 1, 4, 6 and 9 that answers a SYN with a reset; an open one is reset, never judged)"},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per walk, then a summary line"},
 			&cli.BoolFlag{Name: "no-color", Usage: "plain text even on a terminal (NO_COLOR is respected too)"},
 			&cli.BoolFlag{Name: "no-rst-guard", Usage: "do not install the nftables RST guard (walks will fail: the local kernel resets them)"},
-			junitFlag(), pcapFlag(),
+			junitFlag(), pcapFlag(), htmlFlag(),
 		),
 		Action: runWalk,
 	}
@@ -92,6 +95,11 @@ func runWalk(c *cli.Context) error {
 	defer setup.Close()
 	cfg := setup.cfg
 	cfg.Port, cfg.ClosedPort = target.Port(), uint16(cp)
+	if cp == 0 && len(scenarios) == 1 && scenarios[0].Name == "closed-port" {
+		// closed-port alone walks the port given, as --help says; only in
+		// all does it need a port of its own (--closed-port, or the lab's).
+		cfg.ClosedPort = target.Port()
+	}
 	results, err := runWalks(c.Context, c, probe.Config{Remote: target.Addr(), NetNS: setup.ns, NoGuard: c.Bool("no-rst-guard")}, cfg, scenarios)
 	if err != nil {
 		return err
@@ -159,7 +167,7 @@ func writeWalks(c *cli.Context, results []walk.Result, coverage bool) error {
 	} else {
 		color := !c.Bool("no-color") && isTerminal(w)
 		for _, r := range results {
-			if err := report.WriteLadder(w, r, report.LadderOptions{Color: color, Width: 100}); err != nil {
+			if err := report.WriteLadder(w, r, report.LadderOptions{Color: color, Width: ladderWidth(w)}); err != nil {
 				return err
 			}
 			fmt.Fprintln(w)
@@ -193,6 +201,22 @@ func pcapFlag() cli.Flag {
 	return &cli.StringFlag{Name: "pcap", Usage: "also write every segment sent and received to `FILE` (pcapng, a comment on each packet)"}
 }
 
+func htmlFlag() cli.Flag {
+	return &cli.StringFlag{Name: "html", Usage: "also write a self-contained HTML page to `FILE`: each walk's ladder drawn in SVG, its checks linked to the segments"}
+}
+
+// writeHTMLFile writes the --html page, when asked for, titled with the
+// command line that made it.
+func writeHTMLFile(c *cli.Context, rep report.HTMLReport) error {
+	path := c.String("html")
+	if path == "" {
+		return nil
+	}
+	rep.Title = strings.Join(append([]string{"tcpwalk", c.Command.Name}, c.Args().Slice()...), " ")
+	rep.Created = time.Now()
+	return writeReportFile("--html", path, func(w io.Writer) error { return report.WriteHTML(w, rep) })
+}
+
 // writeReportFiles writes the --junit and --pcap files, created or
 // truncated, when asked for. Failing to write one is an environment error
 // (exit status 3); both are attempted either way.
@@ -204,6 +228,11 @@ func writeReportFiles(c *cli.Context, suite string, results []walk.Result) error
 	if path := c.String("pcap"); path != "" {
 		errs = append(errs, writeReportFile("--pcap", path, func(w io.Writer) error { return report.WritePcap(w, results) }))
 	}
+	page := report.HTMLReport{Results: results}
+	if name := c.Command.Name; name == "walk" || name == "demo" {
+		page.Coverage = walk.StateCoverage(results)
+	}
+	errs = append(errs, writeHTMLFile(c, page))
 	if err := errors.Join(errs...); err != nil {
 		return &exitError{code: exitEnv, err: err}
 	}
@@ -244,6 +273,17 @@ func writeCoverage(w io.Writer, cov []walk.Coverage, oracle bool) {
 		}
 		fmt.Fprintf(w, "  %-12s %-10s by %s\n", cv.State, mark, strings.Join(cv.By, ", "))
 	}
+}
+
+// ladderWidth is the width ladders are drawn to: the terminal's columns when
+// w is one (an 80-column terminal must not wrap them by itself), else 100.
+func ladderWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil && ws.Col >= 40 {
+			return int(ws.Col)
+		}
+	}
+	return report.DefaultWidth
 }
 
 func isTerminal(w io.Writer) bool {

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/html"
 
 	"github.com/tcpwalk/tcpwalk/probe/guard"
 	"github.com/tcpwalk/tcpwalk/probe/netns"
@@ -53,21 +56,26 @@ func TestDemoLeavesNothing(t *testing.T) {
 	if left := demoLeftovers(t); len(left) > 0 {
 		t.Fatalf("not a clean state before the demo: %v", left)
 	}
-	r := runApp(t, "demo", "--json")
+	page := filepath.Join(t.TempDir(), "demo.html")
+	r := runApp(t, "demo", "--json", "--html", page)
 	if r.code != exitOK {
 		t.Fatalf("demo: exit %d, want 0", r.code)
 	}
 	walks, pass := 0, 0
+	segments := map[string][]walkSegment{}
 	for _, line := range lines(r.stdout) {
 		var ev struct {
-			Event   string `json:"event"`
-			Verdict string `json:"verdict"`
+			Event    string        `json:"event"`
+			Scenario string        `json:"scenario"`
+			Verdict  string        `json:"verdict"`
+			Segments []walkSegment `json:"segments"`
 		}
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatalf("demo --json line %q: %v", line, err)
 		}
 		if ev.Event == "walk" {
 			walks++
+			segments[ev.Scenario] = ev.Segments
 			if ev.Verdict == "pass" {
 				pass++
 			}
@@ -76,6 +84,7 @@ func TestDemoLeavesNothing(t *testing.T) {
 	if walks != 9 || pass != walks {
 		t.Errorf("demo: %d of %d walks passed, want 9 of 9", pass, walks)
 	}
+	checkHTMLPage(t, page, segments)
 	if left := demoLeftovers(t); len(left) > 0 {
 		t.Errorf("the demo left behind: %v", left)
 	}
@@ -84,6 +93,90 @@ func TestDemoLeavesNothing(t *testing.T) {
 	kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", os.Getpid(), os.Getpid()))
 	if strings.TrimSpace(string(kids)) != "" {
 		t.Errorf("the demo left child processes: %s", kids)
+	}
+}
+
+// walkSegment is a segment of a walk's JSON line.
+type walkSegment struct {
+	Dir   string `json:"dir"`
+	Flags string `json:"flags"`
+	Seq   uint32 `json:"seq"`
+	Ack   uint32 `json:"ack"`
+	ICMP  string `json:"icmp"`
+}
+
+// checkHTMLPage reads the --html page of a run with an HTML5 parser: one
+// section per walk whose SVG arrows are that walk's segments, in order,
+// with their direction, flags and numbers (the same as its JSON line), and
+// the 11 states all confirmed.
+func checkHTMLPage(t *testing.T, path string, want map[string][]walkSegment) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("--html: %v", err)
+	}
+	defer f.Close()
+	doc, err := html.Parse(f)
+	if err != nil {
+		t.Fatalf("--html %s: %v", path, err)
+	}
+	var sections []*html.Node
+	var visit func(n *html.Node, into *[]*html.Node, match func(*html.Node) bool)
+	visit = func(n *html.Node, into *[]*html.Node, match func(*html.Node) bool) {
+		if n.Type == html.ElementNode && match(n) {
+			*into = append(*into, n)
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			visit(c, into, match)
+		}
+	}
+	get := func(n *html.Node, key string) string {
+		for _, a := range n.Attr {
+			if a.Key == key {
+				return a.Val
+			}
+		}
+		return ""
+	}
+	visit(doc, &sections, func(n *html.Node) bool { return n.Data == "section" })
+	if len(sections) != len(want) {
+		t.Errorf("--html: %d walk sections, want %d", len(sections), len(want))
+	}
+	for _, sec := range sections {
+		name := get(sec, "data-scenario")
+		segs, ok := want[name]
+		if !ok {
+			t.Errorf("--html: a section for %q, which is no walk of the run", name)
+			continue
+		}
+		var arrows []*html.Node
+		visit(sec, &arrows, func(n *html.Node) bool { return n.Data == "g" && strings.HasPrefix(get(n, "class"), "seg") })
+		if len(arrows) != len(segs) {
+			t.Errorf("--html %s: %d arrows, the walk has %d segments", name, len(arrows), len(segs))
+			continue
+		}
+		for i, s := range segs {
+			dir := s.Dir
+			if s.ICMP != "" {
+				dir = "in"
+			}
+			g := arrows[i]
+			got := fmt.Sprintf("%s %s %s %s", get(g, "data-dir"), get(g, "data-flags"), get(g, "data-seq"), get(g, "data-ack"))
+			if w := fmt.Sprintf("%s %s %d %d", dir, s.Flags, s.Seq, s.Ack); got != w {
+				t.Errorf("--html %s arrow %d: %q, want %q", name, i+1, got, w)
+			}
+		}
+	}
+	var cells []*html.Node
+	visit(doc, &cells, func(n *html.Node) bool { return n.Data == "td" && get(n, "class") == "v-pass" })
+	confirmed := 0
+	for _, c := range cells {
+		if c.FirstChild != nil && c.FirstChild.Data == "confirmed" {
+			confirmed++
+		}
+	}
+	if confirmed != 11 {
+		t.Errorf("--html: %d states confirmed in the coverage table, want 11", confirmed)
 	}
 }
 

@@ -62,22 +62,38 @@ func fold64(acc uint64) uint16 {
 	return uint16(s)
 }
 
-// PseudoHeaderSum returns the unfolded ones'-complement sum of the IPv4
-// pseudo-header (RFC 9293 §3.1): source, destination, zero, protocol and
-// the TCP (or UDP) length in bytes, header included. Feed it to [Checksum]
-// as initial. An address that is not IPv4 contributes nothing; callers
-// check addresses before they get here.
+// PseudoHeaderSum returns the unfolded ones'-complement sum of the
+// pseudo-header of a TCP (or UDP, or ICMPv6) checksum; feed it to
+// [Checksum] as initial. For IPv4 addresses it is RFC 9293 §3.1's: source,
+// destination, zero, protocol and the upper-layer length in bytes. For
+// IPv6 addresses it is RFC 8200 §8.1's: source, destination, a 32-bit
+// upper-layer length, three zero bytes and the next header, which sum to
+// the same 16-bit words as IPv4's zero, protocol and length whenever the
+// length fits 16 bits (always, without jumbograms). An invalid address
+// contributes nothing and mixed families give a sum that matches no
+// packet; callers check addresses before they get here.
 func PseudoHeaderSum(src, dst netip.Addr, proto uint8, length uint16) uint32 {
 	return addrSum(src) + addrSum(dst) + uint32(proto) + uint32(length)
 }
 
-// addrSum is the sum of the two 16-bit words of an IPv4 address.
+// addrSum is the sum of the 16-bit words of an address: two for IPv4,
+// eight for IPv6 (at most 8 × 0xffff, so a uint32 never overflows).
 func addrSum(a netip.Addr) uint32 {
-	if !a.Is4() {
+	if a.Is4() {
+		b := a.As4()
+		return (uint32(b[0])<<8 | uint32(b[1])) + (uint32(b[2])<<8 | uint32(b[3]))
+	}
+	if !a.Is6() {
 		return 0
 	}
-	b := a.As4()
-	return (uint32(b[0])<<8 | uint32(b[1])) + (uint32(b[2])<<8 | uint32(b[3]))
+	b := a.As16()
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	return words64(hi) + words64(lo)
+}
+
+// words64 is the sum of the four 16-bit words of v.
+func words64(v uint64) uint32 {
+	return uint32(v>>48) + uint32(v>>32&0xffff) + uint32(v>>16&0xffff) + uint32(v&0xffff)
 }
 
 // checksumField turns a sum into the value stored in a header: its

@@ -158,3 +158,108 @@ func FuzzOptionsValid(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseIPv6Packet(f *testing.F) {
+	syn := mustEncode(f, testSYN6())
+	// A Linux-like SYN with a flow label, and its SYN-ACK.
+	f.Add(syn)
+	f.Add(mustEncode(f, to6(testSYNACK())))
+	// Data with SACK blocks and an odd payload.
+	f.Add(mustEncode(f, Segment{Src: testSrc6, Dst: testDst6, Flags: FlagPSH | FlagACK,
+		Options: []Option{NOP(), NOP(), SACK(SACKBlock{1, 2})}, Payload: []byte("abc")}))
+	// The SYN behind hop-by-hop and destination options headers, and
+	// behind a first fragment header.
+	f.Add(withExt(syn, ipv6HopByHop, ext(ipv6DestinationOpts, 0, 8), ext(ProtocolTCP, 0, 8)))
+	f.Add(withExt(syn, ipv6Fragment, ext(ProtocolTCP, 0, 8)))
+	// Malformed: a bad MSS length, a header cut short, version 4.
+	bad := bytes.Clone(syn)
+	bad[IPv6HeaderSize+21] = 3
+	f.Add(bad)
+	f.Add(syn[:39])
+	f.Add(mustEncode(f, testSYN()))
+
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParseIPv6Packet(b)
+		if err != nil {
+			return
+		}
+		_ = p.TCP.VerifyChecksum(p.IP.Source(), p.IP.Destination())
+		_ = p.TCP.OptionsText(nil)
+		_ = p.IP.Payload()
+		_ = p.IP.Fields()
+
+		// Re-encode what we read (extension headers dropped); parsing
+		// that again must give the same segment.
+		s := Segment{
+			Src: p.IP.Source(), Dst: p.IP.Destination(),
+			SrcPort: p.TCP.SourcePort(), DstPort: p.TCP.DestinationPort(),
+			Seq: p.TCP.SequenceNumber(), Ack: p.TCP.AckNumber(), Flags: p.TCP.Flags(),
+			Window: p.TCP.WindowSize(), Urgent: p.TCP.UrgentPointer(), Payload: p.TCP.Payload(),
+			TTL: p.IP.HopLimit(), TOS: p.IP.TrafficClass(), FlowLabel: p.IP.FlowLabel(),
+		}
+		if s.Src.Is4In6() || s.Dst.Is4In6() {
+			return // a mapped address on the wire: Encode refuses it on purpose
+		}
+		it := p.TCP.Options()
+		for it.Next() {
+			s.Options = append(s.Options, it.Option())
+		}
+		if it.Err() != nil {
+			t.Fatalf("ParseIPv6Packet accepted options the iterator rejects: %v", it.Err())
+		}
+		if s.TTL == 0 {
+			s.TTL = 1
+		}
+		out := make([]byte, s.Len())
+		n, err := s.Encode(out)
+		if err != nil {
+			t.Fatalf("re-encoding a parsed packet: %v", err)
+		}
+		q, err := ParseIPv6Packet(out[:n])
+		if err != nil {
+			t.Fatalf("parsing our re-encoding: %v", err)
+		}
+		if !q.TCP.VerifyChecksum(s.Src, s.Dst) {
+			t.Fatalf("re-encoded checksum does not verify")
+		}
+		if !bytes.Equal(q.TCP.Payload(), p.TCP.Payload()) || q.TCP.SequenceNumber() != s.Seq || q.TCP.Flags() != s.Flags ||
+			q.IP.FlowLabel() != s.FlowLabel || q.IP.TrafficClass() != s.TOS {
+			t.Fatalf("re-encoding changed the segment")
+		}
+		if got, want := trimEOL(string(q.TCP.OptionsText(nil))), trimEOL(string(p.TCP.OptionsText(nil))); got != want {
+			t.Fatalf("re-encoded options %q, parsed %q", got, want)
+		}
+	})
+}
+
+func FuzzParseICMPv6Error(f *testing.F) {
+	syn := mustEncode(f, testSYN6())
+	// 1/1 quoting our whole SYN, 2/0 with an MTU, 3/0 quoting 8 TCP bytes.
+	f.Add(icmp6Packet(f, 1, 1, 0, syn))
+	f.Add(icmp6Packet(f, 2, 0, 1280, syn))
+	f.Add(icmp6Packet(f, 3, 0, 0, syn[:48]))
+	// An RFC 4884 length, and a quote behind a hop-by-hop header.
+	f.Add(icmp6Packet(f, 1, 4, 6<<24, syn))
+	f.Add(icmp6Packet(f, 1, 0, 0, withExt(syn, ipv6HopByHop, ext(ProtocolTCP, 0, 8))))
+	// Malformed: an echo reply, and a quote too short for the ports.
+	f.Add(icmp6Packet(f, 129, 0, 0, syn))
+	f.Add(icmp6Packet(f, 1, 4, 0, syn[:42]))
+
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := ParseICMPv6Error(b)
+		if err != nil {
+			return
+		}
+		_ = e.String()
+		q := e.QuotedTCP()
+		if len(q) < 4 {
+			t.Fatalf("accepted a quote of %d TCP bytes", len(q))
+		}
+		if e.HasSeq != (len(q) >= 8) {
+			t.Fatalf("HasSeq %v with %d quoted TCP bytes", e.HasSeq, len(q))
+		}
+		if e.Quoted.Version() != 6 || e.Type < 1 || e.Type > 4 {
+			t.Fatalf("accepted type %d quoting version %d", e.Type, e.Quoted.Version())
+		}
+	})
+}

@@ -2,6 +2,7 @@ package craft
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"testing"
 
@@ -124,5 +125,140 @@ func TestWeDecodeGopacketBytes(t *testing.T) {
 	// 30 option bytes padded to 32: tcpdump prints the padding as eol.
 	if got, want := string(p.TCP.OptionsText(nil)), "mss 1460,sackOK,TS val 9 ecr 8,nop,wscale 9,sack 1 {1:2},eol"; got != want {
 		t.Errorf("OptionsText = %q, want %q", got, want)
+	}
+}
+
+// gopacketSegment6 is gopacketSegment for IPv6: gopacket decodes b from
+// the IPv6 header and checks the TCP checksum over its own pseudo-header.
+func gopacketSegment6(t *testing.T, b []byte) Segment {
+	t.Helper()
+	pkt := gopacket.NewPacket(b, layers.LayerTypeIPv6, gopacket.DecodeOptions{NoCopy: true})
+	if el := pkt.ErrorLayer(); el != nil {
+		t.Fatalf("gopacket cannot decode our bytes: %v", el.Error())
+	}
+	ip, _ := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+	tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	if ip == nil || tcp == nil {
+		t.Fatalf("gopacket found layers %v, want IPv6 and TCP", pkt.Layers())
+	}
+	if ip.Version != 6 || ip.NextHeader != layers.IPProtocolTCP || int(ip.Length) != len(b)-IPv6HeaderSize {
+		t.Errorf("gopacket IPv6: version %d next header %v length %d", ip.Version, ip.NextHeader, ip.Length)
+	}
+	if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := tcp.ComputeChecksum(); err != nil || c != 0 {
+		t.Errorf("gopacket says the TCP checksum %#04x is wrong (residue %#04x, %v)", tcp.Checksum, c, err)
+	}
+	var f Flags
+	for _, x := range []struct {
+		set bool
+		f   Flags
+	}{{tcp.FIN, FlagFIN}, {tcp.SYN, FlagSYN}, {tcp.RST, FlagRST}, {tcp.PSH, FlagPSH}, {tcp.ACK, FlagACK}, {tcp.URG, FlagURG}, {tcp.ECE, FlagECE}, {tcp.CWR, FlagCWR}} {
+		if x.set {
+			f |= x.f
+		}
+	}
+	src, _ := netip.AddrFromSlice(ip.SrcIP)
+	dst, _ := netip.AddrFromSlice(ip.DstIP)
+	s := Segment{
+		Src: src, Dst: dst, SrcPort: uint16(tcp.SrcPort), DstPort: uint16(tcp.DstPort),
+		Seq: tcp.Seq, Ack: tcp.Ack, Flags: f, Window: tcp.Window, Urgent: tcp.Urgent,
+		Payload: bytes.Clone(tcp.Payload), TTL: ip.HopLimit, TOS: ip.TrafficClass, FlowLabel: ip.FlowLabel,
+	}
+	for _, o := range tcp.Options {
+		if o.OptionType == layers.TCPOptionKindEndList {
+			break
+		}
+		s.Options = append(s.Options, Option{Kind: OptionKind(o.OptionType), Data: bytes.Clone(o.OptionData)})
+	}
+	return s
+}
+
+// Our IPv6 bytes, decoded by gopacket, give the fields we meant.
+func TestGopacketDecodesOurIPv6Bytes(t *testing.T) {
+	for _, tt := range roundTripCases6() {
+		t.Run(tt.name, func(t *testing.T) {
+			b := mustEncode(t, tt.seg)
+			if diff := cmp.Diff(want6(tt.seg), gopacketSegment6(t, b), cmpOpts...); diff != "" {
+				t.Errorf("gopacket decodes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// gopacket's IPv6 bytes, parsed by us, give the fields gopacket was given.
+func TestWeDecodeGopacketIPv6Bytes(t *testing.T) {
+	ip := &layers.IPv6{
+		Version: 6, TrafficClass: 0x28, FlowLabel: 0x54321, HopLimit: 42,
+		NextHeader: layers.IPProtocolTCP, SrcIP: testSrc6.AsSlice(), DstIP: testDst6.AsSlice(),
+	}
+	tcp := &layers.TCP{
+		SrcPort: 443, DstPort: 50000, Seq: 1, Ack: 2, SYN: true, ACK: true, Window: 1000,
+		Options: []layers.TCPOption{
+			{OptionType: layers.TCPOptionKindMSS, OptionData: []byte{5, 0x8c}},
+			{OptionType: layers.TCPOptionKindSACKPermitted},
+			{OptionType: layers.TCPOptionKindTimestamps, OptionData: []byte{0, 0, 0, 9, 0, 0, 0, 8}},
+			{OptionType: layers.TCPOptionKindNop},
+			{OptionType: layers.TCPOptionKindWindowScale, OptionData: []byte{9}},
+		},
+	}
+	if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatal(err)
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ip, tcp, gopacket.Payload("data")); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParseIPv6Packet(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSeg := Segment{
+		Src: testSrc6, Dst: testDst6, SrcPort: 443, DstPort: 50000, Seq: 1, Ack: 2,
+		Flags: FlagSYN | FlagACK, Window: 1000,
+		Options: []Option{MSS(1420), SACKPermitted(), Timestamps(9, 8), NOP(), WindowScale(9)},
+		Payload: []byte("data"), TTL: 42, TOS: 0x28, FlowLabel: 0x54321,
+	}
+	if diff := cmp.Diff(wantSeg, decoded6(t, p), cmpOpts...); diff != "" {
+		t.Errorf("we decode gopacket's bytes (-want +got):\n%s", diff)
+	}
+	if !p.TCP.VerifyChecksum(testSrc6, testDst6) {
+		t.Errorf("gopacket's TCP checksum does not verify with ours")
+	}
+}
+
+// Our ICMPv6 errors, decoded by gopacket, carry the type, code, a checksum
+// gopacket accepts, and our SYN in the quote.
+func TestGopacketDecodesOurICMPv6Error(t *testing.T) {
+	syn := mustEncode(t, testSYN6())
+	f := ICMPv6ErrorFields{From: testRouter6, To: testSrc6, Type: ICMPv6PacketTooBig, Param: 1280, Quote: syn}
+	b := make([]byte, f.Len())
+	n, err := f.Encode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkt := gopacket.NewPacket(b[:n], layers.LayerTypeIPv6, gopacket.DecodeOptions{NoCopy: true})
+	ip, _ := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+	m, _ := pkt.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+	if ip == nil || m == nil {
+		t.Fatalf("gopacket found layers %v, want IPv6 and ICMPv6", pkt.Layers())
+	}
+	if m.TypeCode.Type() != layers.ICMPv6TypePacketTooBig || m.TypeCode.Code() != 0 {
+		t.Errorf("gopacket reads type/code %v", m.TypeCode)
+	}
+	stored := m.Checksum
+	if err := m.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatal(err)
+	}
+	if err := gopacket.SerializeLayers(gopacket.NewSerializeBuffer(), gopacket.SerializeOptions{ComputeChecksums: true}, m, gopacket.Payload(m.Payload)); err != nil {
+		t.Fatal(err)
+	}
+	if m.Checksum != stored {
+		t.Errorf("ICMPv6 checksum %#04x, gopacket computes %#04x", stored, m.Checksum)
+	}
+	// gopacket keeps the MTU word as the first 4 payload bytes of type 2.
+	if q := m.Payload; len(q) != 4+len(syn) || binary.BigEndian.Uint32(q) != 1280 || !bytes.Equal(q[4:], syn) {
+		t.Errorf("gopacket's ICMPv6 payload %x, want the MTU 1280 then our SYN", q)
 	}
 }

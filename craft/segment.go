@@ -2,42 +2,69 @@ package craft
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/bits"
 	"net/netip"
 )
 
-// Segment is what to build: one IPv4 packet (no IP options) carrying one
-// TCP segment. The zero value of every field is sent as is, except TTL.
+// Segment is what to build: one IPv4 packet (with IPOptions, if any) or one
+// IPv6 packet (no extension headers) carrying one TCP segment; the family is
+// the addresses' (both IPv4 or both IPv6). The zero value of every field is
+// sent as is, except TTL.
 type Segment struct {
-	Src, Dst         netip.Addr // IPv4 only; use Addr.Unmap for ::ffff:a.b.c.d
+	Src, Dst         netip.Addr // both IPv4 or both IPv6; use Addr.Unmap for ::ffff:a.b.c.d
 	SrcPort, DstPort uint16
 	Seq, Ack         uint32
 	Flags            Flags
 	Window, Urgent   uint16
 	Options          []Option // encoded in order, padded with EOL to 4 bytes
 	Payload          []byte
-	TTL              uint8 // 0 means 64, Linux's default (net.ipv4.ip_default_ttl)
-	TOS              uint8
-	ID               uint16 // the kernel replaces 0 on IP_HDRINCL sends
-	DF               bool
+	TTL              uint8  // the IPv6 hop limit too; 0 means 64, Linux's default (net.ipv4.ip_default_ttl, net.ipv6.conf.*.hop_limit)
+	TOS              uint8  // the IPv6 traffic class too (both are DSCP and ECN, RFC 2474, RFC 3168)
+	ID               uint16 // IPv4 only (IPv6 has one only in a fragment header); the kernel replaces 0 on IP_HDRINCL sends
+	DF               bool   // IPv4 only: IPv6 routers never fragment (RFC 8200 §5)
+	FlowLabel        uint32 // IPv6 only (RFC 6437): its low 20 bits
+	// IPOptions are raw IPv4 option bytes (RFC 791 §3.1), sent as given
+	// and padded with EOL to 4 bytes; at most 40. Nil sends none. IPv4 only.
+	IPOptions []byte
 }
 
 // defaultTTL is what a zero Segment.TTL sends.
 const defaultTTL = 64
 
-// Len returns the length of the IPv4 packet Encode writes.
+// Len returns the length of the packet Encode writes.
 func (s *Segment) Len() int {
-	return IPv4MinimumSize + TCPMinimumSize + OptionsLen(s.Options) + len(s.Payload)
+	ip := IPv4MinimumSize + (len(s.IPOptions)+3)&^3
+	if s.Src.Is6() {
+		ip = IPv6HeaderSize
+	}
+	return ip + TCPMinimumSize + OptionsLen(s.Options) + len(s.Payload)
 }
 
+// errIPOptions6 refuses IPOptions on an IPv6 segment.
+var errIPOptions6 = errors.New("craft: IP options on an IPv6 segment: IPv6 carries options in extension headers (RFC 8200 §4)")
+
 // Encode writes the whole packet into b: the IPv4 header with its
-// checksum, the TCP header, options and padding, the payload, and the TCP
-// checksum over the pseudo-header (RFC 9293 §3.1). Every byte of
-// b[:n] is written, nothing after it. It allocates nothing and fails,
-// before writing, if an address is not IPv4, the options exceed 40 bytes,
-// the packet exceeds 65535 bytes or b is shorter than [Segment.Len].
+// checksum (or the IPv6 header, which has none), the TCP header, options
+// and padding, the payload, and the TCP checksum over the pseudo-header
+// (RFC 9293 §3.1, RFC 8200 §8.1). Every byte of b[:n] is written, nothing
+// after it. It allocates nothing and fails, before writing, if the
+// addresses are not both IPv4 or both IPv6, the options exceed 40 bytes,
+// the IPv4 packet (or the IPv6 payload) exceeds 65535 bytes or b is
+// shorter than [Segment.Len]. With IPOptions (IPv4 only) the header is
+// longer (IHL above 5) and the packet is written in two steps, see
+// encodeIPOptions.
 func (s *Segment) Encode(b []byte) (int, error) {
+	if s.Src.Is6() {
+		if len(s.IPOptions) > 0 {
+			return 0, errIPOptions6
+		}
+		return s.encode6(b)
+	}
+	if len(s.IPOptions) > 0 {
+		return s.encodeIPOptions(b)
+	}
 	// Linux's SYN layout, what every default probe carries, is read into
 	// three words here, where the layout check proves the loads in bounds.
 	var ow0, ow1 uint64
@@ -162,15 +189,23 @@ func (s *Segment) encodeError(b []byte, bad int) error {
 	if optLen > TCPOptionsMaximumSize {
 		return fmt.Errorf("craft: encode segment: %d option bytes exceed the %d a TCP header holds; drop or shorten options", optLen, TCPOptionsMaximumSize)
 	}
+	v4, v6 := s.Src.Is4() && s.Dst.Is4(), isPlain6(s.Src) && isPlain6(s.Dst)
+	if !v4 && !v6 {
+		return fmt.Errorf("craft: encode segment %v -> %v: the addresses must be both IPv4 or both IPv6 (unmap ::ffff: addresses with Addr.Unmap)", s.Src, s.Dst)
+	}
 	total := s.Len()
-	if total > IPv4MaximumTotalLength {
+	if v4 && total > IPv4MaximumTotalLength {
 		return fmt.Errorf("craft: encode segment: packet would be %d bytes, over the IPv4 limit of %d; shorten the payload", total, IPv4MaximumTotalLength)
 	}
-	if !s.Src.Is4() || !s.Dst.Is4() {
-		return fmt.Errorf("craft: encode segment %v -> %v: both addresses must be IPv4 (unmap ::ffff: addresses with Addr.Unmap)", s.Src, s.Dst)
+	if v6 && total-IPv6HeaderSize > IPv6MaximumPayload {
+		return fmt.Errorf("craft: encode segment: TCP segment would be %d bytes, over the IPv6 payload limit of %d; shorten the payload", total-IPv6HeaderSize, IPv6MaximumPayload)
 	}
 	return fmt.Errorf("craft: encode segment: buffer holds %d bytes, packet needs %d", len(b), total)
 }
+
+// isPlain6 reports whether a is an IPv6 address that is not IPv4-mapped:
+// what an IPv6 header may carry for tcpwalk.
+func isPlain6(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }
 
 // Packet is a parsed IPv4 packet carrying TCP; both fields view the bytes
 // given to [ParsePacket]. IP ends at the packet's end (see ParsePacket),

@@ -277,9 +277,9 @@ func TestEncodeErrors(t *testing.T) {
 		buf  int // buffer size; 0 means Len()
 		want string
 	}{
-		{"IPv6 source", func(s *Segment) { s.Src = v6 }, 0, "both addresses must be IPv4"},
+		{"IPv6 source", func(s *Segment) { s.Src = v6 }, 0, "both IPv4 or both IPv6"},
 		{"mapped destination", func(s *Segment) { s.Dst = mapped }, 0, "Addr.Unmap"},
-		{"zero address", func(s *Segment) { s.Dst = netip.Addr{} }, 0, "both addresses must be IPv4"},
+		{"zero address", func(s *Segment) { s.Dst = netip.Addr{} }, 0, "both IPv4 or both IPv6"},
 		{"41 option bytes", func(s *Segment) { s.Options = []Option{NOP(), {Kind: 99, Data: make([]byte, 38)}} }, 100, "41 option bytes exceed the 40"},
 		{"option data over 253", func(s *Segment) { s.Options = []Option{{Kind: 99, Data: make([]byte, 254)}} }, 400, "254 data bytes"},
 		{"packet over 65535", func(s *Segment) { s.Options = nil; s.Payload = make([]byte, 65535-39) }, 70000, "65536 bytes, over the IPv4 limit"},

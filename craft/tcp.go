@@ -163,10 +163,24 @@ func (b TCP) SetUrgentPointer(v uint16) {
 
 // VerifyChecksum reports whether the checksum verifies for a segment sent
 // from src to dst: the sum over the pseudo-header and the whole segment,
-// checksum included, is 0xffff. It returns false for non-IPv4 addresses
-// and segments longer than an IPv4 packet can carry.
+// checksum included, is 0xffff (RFC 9293 §3.1 for IPv4 addresses,
+// RFC 8200 §8.1 for IPv6 ones). It returns false for mixed or invalid
+// families and for segments longer than an IPv4 packet (or an IPv6
+// payload) can carry.
 func (b TCP) VerifyChecksum(src, dst netip.Addr) bool {
-	if !src.Is4() || !dst.Is4() || len(b) < TCPMinimumSize || len(b) > IPv4MaximumTotalLength-IPv4MinimumSize {
+	if len(b) < TCPMinimumSize {
+		return false
+	}
+	switch {
+	case src.Is4() && dst.Is4():
+		if len(b) > IPv4MaximumTotalLength-IPv4MinimumSize {
+			return false
+		}
+	case isPlain6(src) && isPlain6(dst):
+		if len(b) > IPv6MaximumPayload {
+			return false
+		}
+	default:
 		return false
 	}
 	return Checksum(b, PseudoHeaderSum(src, dst, ProtocolTCP, uint16(len(b)))) == 0xffff

@@ -18,13 +18,19 @@ type Template struct {
 	pkt    []byte
 	ipSum  uint32 // sum of the IPv4 header with destination and checksum zero
 	tcpSum uint32 // sum of the TCP segment and pseudo-header without the variable fields
+	ip6    bool   // the packet is IPv6: no header checksum, a 16-byte destination
 }
 
 // NewTemplate encodes s once as the template. s.Dst, s.SrcPort, s.DstPort,
-// s.Seq and s.Ack are ignored (Build supplies them); s.Src must be IPv4.
+// s.Seq and s.Ack are ignored (Build supplies them); s.Src is IPv4 or
+// IPv6, and Build's destinations must be of the same family.
 func NewTemplate(s *Segment) (*Template, error) {
 	c := *s
 	c.Dst = netip.AddrFrom4([4]byte{})
+	ipLen := IPv4MinimumSize
+	if c.Src.Is6() {
+		c.Dst, ipLen = netip.IPv6Unspecified(), IPv6HeaderSize
+	}
 	c.SrcPort, c.DstPort, c.Seq, c.Ack = 0, 0, 0, 0
 	pkt := make([]byte, c.Len())
 	n, err := c.Encode(pkt)
@@ -32,14 +38,18 @@ func NewTemplate(s *Segment) (*Template, error) {
 		return nil, err
 	}
 	pkt = pkt[:n]
-	ip, t := IPv4(pkt), TCP(pkt[IPv4MinimumSize:])
-	ip.SetChecksum(0)
+	t := TCP(pkt[ipLen:])
 	t.SetChecksum(0)
-	return &Template{
+	tmpl := &Template{
 		pkt:    pkt,
-		ipSum:  uint32(Checksum(pkt[:IPv4MinimumSize], 0)),
 		tcpSum: uint32(Checksum(t, PseudoHeaderSum(c.Src, c.Dst, ProtocolTCP, uint16(len(t))))),
-	}, nil
+		ip6:    ipLen == IPv6HeaderSize,
+	}
+	if !tmpl.ip6 {
+		IPv4(pkt).SetChecksum(0)
+		tmpl.ipSum = uint32(Checksum(pkt[:IPv4MinimumSize], 0))
+	}
+	return tmpl, nil
 }
 
 // Len returns the length of the packets Build writes.
@@ -48,8 +58,12 @@ func (t *Template) Len() int { return len(t.pkt) }
 // Build writes the template into b with the given destination, ports and
 // numbers, fixes both checksums, and returns the packet length. It
 // allocates nothing. It returns 0, writing nothing, if b is shorter than
-// [Template.Len] or dst is not IPv4.
+// [Template.Len] or dst is not of the template's family (IPv4, or IPv6
+// that is not IPv4-mapped).
 func (t *Template) Build(b []byte, dst netip.Addr, dstPort, srcPort uint16, seq, ack uint32) int {
+	if t.ip6 {
+		return t.build6(b, dst, dstPort, srcPort, seq, ack)
+	}
 	n := len(t.pkt)
 	if len(b) < n || !dst.Is4() || n < IPv4MinimumSize+TCPMinimumSize {
 		return 0
@@ -63,6 +77,32 @@ func (t *Template) Build(b []byte, dst netip.Addr, dstPort, srcPort uint16, seq,
 	binary.BigEndian.PutUint16(b[IPv4ChecksumOffset:], checksumField(fold32(t.ipSum+dsum)))
 
 	s := b[IPv4MinimumSize:]
+	binary.BigEndian.PutUint16(s[TCPSrcPortOffset:], srcPort)
+	binary.BigEndian.PutUint16(s[TCPDstPortOffset:], dstPort)
+	binary.BigEndian.PutUint32(s[TCPSeqNumOffset:], seq)
+	binary.BigEndian.PutUint32(s[TCPAckNumOffset:], ack)
+	sum := t.tcpSum + dsum + uint32(srcPort) + uint32(dstPort) +
+		seq>>16 + seq&0xffff + ack>>16 + ack&0xffff
+	binary.BigEndian.PutUint16(s[TCPChecksumOffset:], checksumField(fold32(sum)))
+	return n
+}
+
+// build6 is Build for an IPv6 template: the header has no checksum, so
+// only the TCP checksum is updated, with the destination's eight words.
+func (t *Template) build6(b []byte, dst netip.Addr, dstPort, srcPort uint16, seq, ack uint32) int {
+	n := len(t.pkt)
+	if len(b) < n || !isPlain6(dst) || n < IPv6HeaderSize+TCPMinimumSize {
+		return 0
+	}
+	b = b[:n]
+	copy(b, t.pkt)
+	// Written in place as two 8-byte words and read back from the store
+	// buffer, which As16's array result would stall (see encode6).
+	d, _ := dst.WithZone("").AppendBinary(b[IPv6DestinationOffset : IPv6DestinationOffset : IPv6DestinationOffset+16])
+	d = d[:16]
+	dsum := words64(binary.BigEndian.Uint64(d)) + words64(binary.BigEndian.Uint64(d[8:]))
+
+	s := b[IPv6HeaderSize:]
 	binary.BigEndian.PutUint16(s[TCPSrcPortOffset:], srcPort)
 	binary.BigEndian.PutUint16(s[TCPDstPortOffset:], dstPort)
 	binary.BigEndian.PutUint32(s[TCPSeqNumOffset:], seq)

@@ -39,9 +39,9 @@ func TestTemplateMatchesEncode(t *testing.T) {
 
 func TestTemplateErrors(t *testing.T) {
 	s := testSYN()
-	s.Src = netip.MustParseAddr("::1")
+	s.Src = netip.MustParseAddr("::ffff:198.18.0.1")
 	if _, err := NewTemplate(&s); err == nil {
-		t.Errorf("NewTemplate accepted an IPv6 source")
+		t.Errorf("NewTemplate accepted an IPv4-mapped source")
 	}
 	s = testSYN()
 	tmpl, err := NewTemplate(&s)

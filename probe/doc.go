@@ -16,6 +16,13 @@
 // local address for each destination itself (a connected UDP socket, which
 // sends nothing) instead of leaving it zero.
 //
+// A Prober whose Remote is IPv6 uses rawsock's IPv6 sockets instead, on which
+// the kernel rewrites nothing (see package rawsock); Event carries the IPv6
+// header in IP6 and ICMPv6 errors in ICMP6, and its Source, Destination,
+// HopLimit and ICMPText methods answer for both families. Of the commands,
+// only send takes IPv6 targets so far (ParseTargetAny), and the RST guard
+// covers IPv4 only: over IPv6 a Prober says so and runs unguarded.
+//
 // Packages below probe do one job each: rawsock (sockets, BPF, timestamps),
 // guard (nftables RST guard), netns (namespaces), sockdiag (the kernel's own
 // socket states), lab (the namespace lab), privs (capabilities).

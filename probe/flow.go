@@ -22,7 +22,10 @@ type Flow struct {
 	p    *Prober
 	in   chan *Event
 	buf  [MaxPacket]byte
-	last int // length of the last packet sent, in buf
+	last int             // length of the last packet sent, in buf
+	frag [MaxPacket]byte // one fragment at a time, see SendFragments
+
+	guarded netip.AddrPort // what the RST guard covers for this flow (Prober.cover), or zero
 
 	malformed atomic.Uint64 // see Malformed
 }
@@ -53,6 +56,44 @@ func (f *Flow) Send(s *craft.Segment) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("probe: send %s to %s: %w", seg.Flags, f.Remote, err)
 	}
 	return at, nil
+}
+
+// SendFragments is Send with the IP datagram cut into fragments of at most
+// size payload bytes (a multiple of 8, see craft.FragmentIPv4), sent in
+// order; the remote's kernel reassembles them before TCP sees the segment.
+// It returns the send time of the first fragment and how many were sent.
+// s.DF must be false.
+func (f *Flow) SendFragments(s *craft.Segment, size int) (time.Time, int, error) {
+	if f.p.closed() {
+		return time.Time{}, 0, ErrClosed
+	}
+	seg := *s
+	seg.Src, seg.Dst = f.Local.Addr(), f.Remote.Addr()
+	seg.SrcPort, seg.DstPort = f.Local.Port(), f.Remote.Port()
+	n, err := seg.Encode(f.buf[:])
+	if err != nil {
+		return time.Time{}, 0, usagef(fmt.Errorf("probe: build %s segment: %w", seg.Flags, err))
+	}
+	f.last = n
+	var at time.Time
+	count := 0
+	for off := 0; ; {
+		fn, next, err := craft.FragmentIPv4(f.frag[:], f.buf[:n], off, size)
+		if err != nil {
+			return at, count, usagef(fmt.Errorf("probe: fragment %s segment: %w", seg.Flags, err))
+		}
+		if count == 0 {
+			at = time.Now()
+		}
+		if err := f.p.send(f.frag[:fn]); err != nil {
+			return at, count, fmt.Errorf("probe: send fragment %d of %s to %s: %w", count+1, seg.Flags, f.Remote, err)
+		}
+		count++
+		if next == 0 {
+			return at, count, nil
+		}
+		off = next
+	}
 }
 
 // LastSent is the packet Send wrote last, as it went to the kernel (before

@@ -301,3 +301,73 @@ func TestSendReportsICMP(t *testing.T) {
 		t.Errorf("Stats().ICMP = %d, want 1", st.ICMP)
 	}
 }
+
+// TestGuardSparesLocalClientRST: the guard covers tcpwalk's own 4-tuples
+// only. A local kernel client that happens to use a port of tcpwalk's range
+// (61000-65535) and aborts its connection (SO_LINGER 0: a RST, RFC 9293
+// §3.10.7.1's ABORT) must still reach the target with that RST while a
+// prober's guard is up, and the prober must not call it a leak of its own.
+func TestGuardSparesLocalClientRST(t *testing.T) {
+	t.Parallel()
+	l := labtest.New(t)
+	capt := captureRSTs(t, l, l.ProberAddr)
+	p, warned := openProber(t, l, false)
+	f := newFlow(t, p, lab.PortHold) // one flow of ours, so the guard covers something
+	synTo(t, f)
+	expect(t, f, 2*time.Second)
+
+	const clientPort = 61234
+	if f.Local.Port() == clientPort {
+		t.Skip("the prober's random port is the client's") // 1 in 4536
+	}
+	var fd int
+	err := l.Prober.Do(func() error {
+		s, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		fd = s
+		if err := unix.Bind(s, &unix.SockaddrInet4{Port: clientPort}); err != nil {
+			return fmt.Errorf("bind %d: %w", clientPort, err)
+		}
+		return unix.Connect(s, &unix.SockaddrInet4{Port: lab.PortHold, Addr: l.TargetAddr.As4()})
+	})
+	if err != nil {
+		if fd > 0 {
+			unix.Close(fd)
+		}
+		t.Fatalf("local client: %v", err)
+	}
+	remote := netip.AddrPortFrom(l.TargetAddr, lab.PortHold)
+	client := netip.AddrPortFrom(l.ProberAddr, clientPort)
+	if !poll(2*time.Second, func() bool {
+		s, ok, err := sockdiag.Lookup(l.Target, remote, client)
+		return err == nil && ok && s.State.String() == "ESTABLISHED"
+	}) {
+		unix.Close(fd)
+		t.Fatalf("the target has no ESTABLISHED socket for the local client %s", client)
+	}
+	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	unix.Close(fd)
+
+	got := false
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		sport, _, ok := capt.next(t, end)
+		if !ok {
+			break
+		}
+		if sport == clientPort {
+			got = true
+			break
+		}
+	}
+	if !got {
+		t.Errorf("the local client's RST from port %d never reached the target: the guard dropped a RST that is not tcpwalk's", clientPort)
+	}
+	if !poll(time.Second, func() bool { _, ok, err := sockdiag.Lookup(l.Target, remote, client); return err == nil && !ok }) {
+		t.Errorf("the target still holds the local client's connection %s after its RST", client)
+	}
+	if w := warned.containing(fmt.Sprintf("from port %d", clientPort)); len(w) != 0 {
+		t.Errorf("the prober called the local client's RST its own leak: %q", w)
+	}
+}

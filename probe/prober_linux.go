@@ -35,7 +35,8 @@ const (
 // Config says what a Prober talks to and how. A nil *Config is not valid:
 // Remote is required.
 type Config struct {
-	// Remote is the host probed; only its replies reach us.
+	// Remote is the host probed; only its replies reach us. IPv4 or IPv6
+	// (the raw sockets, filters and port reservations follow its family).
 	Remote netip.Addr
 	// LocalLo and LocalHi bound our source ports (zero: the defaults).
 	LocalLo, LocalHi uint16
@@ -49,6 +50,14 @@ type Config struct {
 	// Warn receives warnings (a local RST that escaped, a malformed reply);
 	// nil discards them.
 	Warn func(msg string)
+	// Source, when valid, is the source address written into our packets
+	// instead of the one the route to Remote picks (hping3 -a, nping -S).
+	// Replies reach us only if it is an address of this host.
+	Source netip.Addr
+	// Interface, when set, is the only device our packets leave by
+	// (SO_BINDTODEVICE), and its first IPv4 address is the source unless
+	// Source says otherwise (nping -e).
+	Interface string
 }
 
 // Stats counts what the receive path saw.
@@ -67,11 +76,18 @@ type Stats struct {
 type Prober struct {
 	cfg    Config
 	local  netip.Addr
-	sender *rawsock.Sender
-	recv   *rawsock.Receiver
-	icmp   *rawsock.ICMPReceiver
+	v6     bool // Remote is IPv6
+	sender packetSender
+	recv   packetReader // TCP segments, from the IP header on
+	icmp   packetReader // ICMP or ICMPv6 errors, from the outer IP header on
 	guard  *guard.Guard
 	watch  *guard.Watch
+
+	// Found when the prober opened, in its namespace: the MTU of the route
+	// to the remote (see PathMTU), and which local input hook may drop
+	// replies, "" none (see InputRules).
+	mtu        int
+	inputRules string
 
 	mu    sync.RWMutex
 	flows map[flowKey]*Flow
@@ -96,6 +112,19 @@ type Prober struct {
 	oddUnwarned uint64 // malformed packets not yet told in a warning
 }
 
+// packetSender is rawsock's Sender (IPv4) or Sender6 (IPv6).
+type packetSender interface {
+	Send(pkt []byte, dst netip.Addr) error
+	Close() error
+}
+
+// packetReader is one of rawsock's receivers: Receiver, ICMPReceiver, or
+// their IPv6 twins, which rebuild the IPv6 header in front of each packet.
+type packetReader interface {
+	Read(buf []byte) (int, time.Time, error)
+	Close() error
+}
+
 type flowKey struct {
 	remote    netip.AddrPort
 	localPort uint16
@@ -116,10 +145,15 @@ func Open(cfg Config) (*Prober, error) {
 	if cfg.Mark == 0 {
 		cfg.Mark = DefaultMark
 	}
+	if cfg.Source.IsValid() {
+		if err := CheckSource(cfg.Source); err != nil {
+			return nil, err
+		}
+	}
 	if err := privs.Check(true); err != nil {
 		return nil, envf(err)
 	}
-	p := &Prober{cfg: cfg, flows: make(map[flowKey]*Flow), ports: make(map[uint16]*reservation), done: make(chan struct{})}
+	p := &Prober{cfg: cfg, v6: cfg.Remote.Is6(), flows: make(map[flowKey]*Flow), ports: make(map[uint16]*reservation), done: make(chan struct{})}
 	p.pool.New = func() any { return new(Event) }
 	setup := func() error { return p.open() }
 	var err error
@@ -144,14 +178,25 @@ func Open(cfg Config) (*Prober, error) {
 
 // open runs in the prober's namespace: everything made here stays there.
 func (p *Prober) open() error {
-	local, err := localAddrFor(p.cfg.Remote)
+	local, mtu, err := p.sourceAddr()
 	if err != nil {
 		return err
 	}
-	p.local = local
+	p.local, p.mtu = local, mtu
+	p.inputRules = InputRules()
+	if p.v6 {
+		return p.open6()
+	}
 	remote := netip.PrefixFrom(p.cfg.Remote, 32)
-	if p.sender, err = rawsock.NewSender(p.cfg.Mark); err != nil {
+	sender, err := rawsock.NewSender(p.cfg.Mark)
+	if err != nil {
 		return envf(fmt.Errorf("probe: open raw send socket: %w", err))
+	}
+	p.sender = sender
+	if p.cfg.Interface != "" {
+		if err := sender.BindToDevice(p.cfg.Interface); err != nil {
+			return envf(fmt.Errorf("probe: send by interface %s: %w", p.cfg.Interface, err))
+		}
 	}
 	filter := rawsock.Filter{Remote: remote, LocalLo: p.cfg.LocalLo, LocalHi: p.cfg.LocalHi}
 	if p.recv, err = rawsock.NewReceiver(filter); err != nil {
@@ -160,12 +205,47 @@ func (p *Prober) open() error {
 	if p.icmp, err = rawsock.NewICMPReceiver(filter); err != nil {
 		return envf(fmt.Errorf("probe: open ICMP receive socket: %w", err))
 	}
-	gcfg := guard.Config{Mark: p.cfg.Mark, Remotes: []netip.Prefix{remote}, LocalLo: p.cfg.LocalLo, LocalHi: p.cfg.LocalHi}
+	// Per flow: the guard drops the kernel's RSTs for our own 4-tuples only,
+	// so a local client that happens to use a port of our range keeps its.
+	gcfg := guard.Config{Mark: p.cfg.Mark, Remotes: []netip.Prefix{remote}, LocalLo: p.cfg.LocalLo, LocalHi: p.cfg.LocalHi, PerFlow: true}
 	if !p.cfg.NoGuard {
 		if p.guard, err = guard.Install(gcfg); err != nil {
 			return envf(err)
 		}
 	}
+	p.startWatch(gcfg)
+	return nil
+}
+
+// open6 is open for an IPv6 remote: rawsock's IPv6 sockets, a /128 filter.
+// The RST guard and its watch are asked as for IPv4; where they do not
+// cover IPv6 yet, the prober runs unguarded and says so.
+func (p *Prober) open6() error {
+	var err error
+	remote := netip.PrefixFrom(p.cfg.Remote, 128)
+	if p.sender, err = rawsock.NewSender6(p.cfg.Mark); err != nil {
+		return envf(fmt.Errorf("probe: open raw IPv6 send socket: %w", err))
+	}
+	filter := rawsock.Filter{Remote: remote, LocalLo: p.cfg.LocalLo, LocalHi: p.cfg.LocalHi}
+	if p.recv, err = rawsock.NewReceiver6(filter); err != nil {
+		return envf(fmt.Errorf("probe: open raw IPv6 receive socket: %w", err))
+	}
+	if p.icmp, err = rawsock.NewICMPv6Receiver(filter); err != nil {
+		return envf(fmt.Errorf("probe: open ICMPv6 receive socket: %w", err))
+	}
+	gcfg := guard.Config{Mark: p.cfg.Mark, Remotes: []netip.Prefix{remote}, LocalLo: p.cfg.LocalLo, LocalHi: p.cfg.LocalHi}
+	if !p.cfg.NoGuard {
+		if p.guard, err = guard.Install(gcfg); err != nil {
+			p.guard = nil
+			p.warn(fmt.Sprintf("no RST guard for IPv6: %v; the local kernel will reset the remote's replies to our flows", err))
+		}
+	}
+	p.startWatch(gcfg)
+	return nil
+}
+
+// startWatch starts the watch for local RSTs that escape the guard.
+func (p *Prober) startWatch(gcfg guard.Config) {
 	// The watch is a second line of defence: with the guard on it should see
 	// nothing; without it, it tells the user why the remote went away.
 	if w, err := guard.NewWatch(gcfg); err == nil {
@@ -173,22 +253,92 @@ func (p *Prober) open() error {
 	} else {
 		p.warn(fmt.Sprintf("cannot watch for local RSTs: %v", err))
 	}
+}
+
+// sourceAddr is the source address of our packets: Config.Source, else
+// the first IPv4 address of Config.Interface, else the one the route to
+// the remote picks; and the MTU of the route to the remote (0 when the
+// kernel does not say, or the source is chosen).
+func (p *Prober) sourceAddr() (netip.Addr, int, error) {
+	if p.cfg.Interface != "" {
+		ifi, err := net.InterfaceByName(p.cfg.Interface)
+		if err != nil {
+			return netip.Addr{}, 0, envf(fmt.Errorf("probe: interface %s: %w (list them with: ip -br link; in a namespace: ip -n NS -br link)", p.cfg.Interface, err))
+		}
+		if p.cfg.Source.IsValid() {
+			return p.cfg.Source, 0, nil
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			return netip.Addr{}, 0, envf(fmt.Errorf("probe: addresses of interface %s: %w", p.cfg.Interface, err))
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() {
+					return ip.Unmap(), 0, nil
+				}
+			}
+		}
+		return netip.Addr{}, 0, usagef(fmt.Errorf("interface %s has no IPv4 address: give the source with -S ADDR", p.cfg.Interface))
+	}
+	if p.cfg.Source.IsValid() {
+		return p.cfg.Source, 0, nil
+	}
+	return localAddrFor(p.cfg.Remote)
+}
+
+// CheckSource refuses source addresses no host may send from (RFC 1122
+// §3.2.1.3: not multicast, not broadcast, not 0.0.0.0, which the kernel
+// would replace anyway).
+func CheckSource(a netip.Addr) error {
+	switch {
+	case !a.Is4():
+		return usagef(fmt.Errorf("source %s is not an IPv4 address: tcpwalk speaks IPv4 only", a))
+	case a.IsUnspecified():
+		return usagef(fmt.Errorf("source %s: the unspecified address is replaced by the kernel; leave -S out instead", a))
+	case a.IsMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return usagef(fmt.Errorf("source %s: a multicast or broadcast address is never a source (RFC 1122 §3.2.1.3)", a))
+	}
 	return nil
 }
 
-// localAddrFor asks the routing table which local address reaches remote. A
-// connected UDP socket sends nothing.
-func localAddrFor(remote netip.Addr) (netip.Addr, error) {
+// localAddrFor asks the routing table which local address reaches remote,
+// and the route's MTU (0 when the kernel does not say). A connected UDP
+// socket sends nothing.
+func localAddrFor(remote netip.Addr) (netip.Addr, int, error) {
 	if err := CheckLabRoute(remote); err != nil {
-		return netip.Addr{}, err
+		return netip.Addr{}, 0, err
 	}
-	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(remote, 9)))
+	network := "udp4"
+	if remote.Is6() {
+		network = "udp6"
+	}
+	c, err := net.DialUDP(network, nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(remote, 9)))
 	if err != nil {
-		return netip.Addr{}, envf(fmt.Errorf("probe: no route to %s: %w (check the address, or run in the right namespace with --netns)", remote, err))
+		return netip.Addr{}, 0, envf(fmt.Errorf("probe: no route to %s: %w (check the address, or run in the right namespace with --netns)", remote, err))
 	}
 	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
+	mtu := 0
+	if rc, err := c.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			if v, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU); err == nil {
+				mtu = v
+			}
+		})
+	}
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), mtu, nil
 }
+
+// InputRules says which netfilter rule on this host's receive path may drop
+// the remote's replies (see the function InputRules), as found when the
+// prober opened in its namespace, or "". Where replies are missing, a
+// command says it.
+func (p *Prober) InputRules() string { return p.inputRules }
+
+// PathMTU is the MTU of the route to the remote when the prober opened (0:
+// unknown). The kernel does not fragment raw packets: a longer one is
+// refused with EMSGSIZE.
+func (p *Prober) PathMTU() int { return p.mtu }
 
 // Local is our address towards the remote.
 func (p *Prober) Local() netip.Addr { return p.local }
@@ -317,7 +467,7 @@ func (p *Prober) newFlow(rport, localPort uint16) (*Flow, error) {
 				continue
 			}
 			if f := p.addFlow(remote, cand); f != nil {
-				return f, nil
+				return p.cover(f)
 			}
 		}
 		return nil, envf(fmt.Errorf("probe: no free local port in %d-%d (other tcpwalk processes or local sockets hold them)", p.cfg.LocalLo, p.cfg.LocalHi))
@@ -335,9 +485,24 @@ func (p *Prober) newFlow(rport, localPort uint16) (*Flow, error) {
 		return nil, envf(fmt.Errorf("probe: source port %d: %w", localPort, err))
 	}
 	if f := p.addFlow(remote, localPort); f != nil {
-		return f, nil
+		return p.cover(f)
 	}
 	return nil, busy
+}
+
+// cover adds a new flow's 4-tuple to the RST guard (a listening flow covers
+// every port of the remote), before the flow sends anything; the flow is
+// removed again if that fails.
+func (p *Prober) cover(f *Flow) (*Flow, error) {
+	if p.guard == nil {
+		return f, nil
+	}
+	if err := p.guard.Add(f.Remote, f.Local.Port()); err != nil {
+		p.removeFlow(f)
+		return nil, envf(err)
+	}
+	f.guarded = f.Remote
+	return f, nil
 }
 
 // busy reports whether a flow to remote from localPort is open.
@@ -386,11 +551,16 @@ func (p *Prober) reservePort(port uint16) error {
 	}
 	fd := -1
 	bind := func() error {
-		s, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		family := unix.AF_INET
+		var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(port)}
+		if p.v6 {
+			family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: int(port)}
+		}
+		s, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return err
 		}
-		if err := unix.Bind(s, &unix.SockaddrInet4{Port: int(port)}); err != nil {
+		if err := unix.Bind(s, sa); err != nil {
 			unix.Close(s)
 			return err
 		}
@@ -458,6 +628,11 @@ func (p *Prober) removeFlow(f *Flow) {
 	}
 	p.mu.Unlock()
 	if mine {
+		if f.guarded.IsValid() {
+			// Best effort: the table goes with the prober anyway.
+			p.guard.Remove(f.guarded, f.Local.Port())
+			f.guarded = netip.AddrPort{}
+		}
 		p.releasePort(f.Local.Port())
 	}
 }
@@ -508,7 +683,7 @@ func (p *Prober) send(pkt []byte) error {
 func (p *Prober) getEvent() *Event { return p.pool.Get().(*Event) }
 
 func (p *Prober) putEvent(e *Event) {
-	e.Seg, e.ICMP = craft.Packet{}, craft.ICMPError{}
+	e.Seg, e.IP6, e.ICMP, e.ICMP6 = craft.Packet{}, nil, craft.ICMPError{}, craft.ICMPv6Error{}
 	p.pool.Put(e)
 }
 
@@ -548,20 +723,33 @@ func (p *Prober) readSegments() {
 			continue
 		}
 		e.n, e.At, e.Kind = n, ts, EventSegment
-		pkt, err := craft.ParsePacket(e.buf[:n])
-		if err != nil {
-			p.dropMalformed(e.buf[:n], oddity{err: err})
-			p.putEvent(e)
-			continue
+		var src, dst netip.Addr // for the checksum: the segment's own addresses
+		if p.v6 {
+			pkt, err := craft.ParseIPv6Packet(e.buf[:n])
+			if err != nil {
+				p.dropMalformed(e.buf[:n], oddity{err: err})
+				p.putEvent(e)
+				continue
+			}
+			e.IP6, e.Seg.TCP = pkt.IP, pkt.TCP
+			src, dst = pkt.IP.Source(), pkt.IP.Destination()
+		} else {
+			pkt, err := craft.ParsePacket(e.buf[:n])
+			if err != nil {
+				p.dropMalformed(e.buf[:n], oddity{err: err})
+				p.putEvent(e)
+				continue
+			}
+			e.Seg = pkt
+			src, dst = pkt.IP.Source(), pkt.IP.Destination()
 		}
-		if ok, got, want := checksumOK(pkt); !ok {
+		if ok, got, want := checksumOK(src, dst, e.Seg.TCP); !ok {
 			p.badSum.Add(1)
 			p.dropMalformed(e.buf[:n], oddity{sum: got, want: want})
 			p.putEvent(e)
 			continue
 		}
-		e.Seg = pkt
-		f := p.lookup(netip.AddrPortFrom(pkt.IP.Source(), pkt.TCP.SourcePort()), pkt.TCP.DestinationPort())
+		f := p.lookup(netip.AddrPortFrom(src, e.Seg.TCP.SourcePort()), e.Seg.TCP.DestinationPort())
 		if f == nil {
 			p.unmatched.Add(1)
 			p.putEvent(e)
@@ -589,16 +777,30 @@ func (p *Prober) readICMP() {
 			continue
 		}
 		e.n, e.At, e.Kind = n, ts, EventICMP
-		ie, err := craft.ParseICMPError(e.buf[:n])
-		if err != nil {
-			// An ICMP error whose quote is unusable belongs to no flow
-			// we can name: counted and told, not delivered.
-			p.noteMalformed(oddity{from: packetSource(e.buf[:n]), err: err})
-			p.putEvent(e)
-			continue
+		var quotedDst netip.Addr
+		var qsport, qdport uint16
+		if p.v6 {
+			ie, err := craft.ParseICMPv6Error(e.buf[:n])
+			if err != nil {
+				p.noteMalformed(oddity{from: packetSource(e.buf[:n]), err: err})
+				p.putEvent(e)
+				continue
+			}
+			e.ICMP6 = ie
+			quotedDst, qsport, qdport = ie.Quoted.Destination(), ie.SrcPort, ie.DstPort
+		} else {
+			ie, err := craft.ParseICMPError(e.buf[:n])
+			if err != nil {
+				// An ICMP error whose quote is unusable belongs to no flow
+				// we can name: counted and told, not delivered.
+				p.noteMalformed(oddity{from: packetSource(e.buf[:n]), err: err})
+				p.putEvent(e)
+				continue
+			}
+			e.ICMP = ie
+			quotedDst, qsport, qdport = ie.Quoted.Destination(), ie.SrcPort, ie.DstPort
 		}
-		e.ICMP = ie
-		f := p.lookup(netip.AddrPortFrom(ie.Quoted.Destination(), ie.DstPort), ie.SrcPort)
+		f := p.lookup(netip.AddrPortFrom(quotedDst, qdport), qsport)
 		if f == nil {
 			p.unmatched.Add(1)
 			p.putEvent(e)
@@ -640,6 +842,9 @@ func (p *Prober) dropMalformed(b []byte, o oddity) {
 	o.from = packetSource(b)
 	if len(b) >= craft.IPv4MinimumSize {
 		hl := craft.IPv4(b).HeaderLength()
+		if b[0]>>4 == craft.IPv6Version {
+			hl = craft.IPv6HeaderSize // rawsock's IPv6 receivers rebuild a header without extensions
+		}
 		if hl >= craft.IPv4MinimumSize && len(b) >= hl+4 {
 			t := craft.TCP(b[hl:])
 			sport, dport := binary.BigEndian.Uint16(t[0:]), binary.BigEndian.Uint16(t[2:])
@@ -673,8 +878,12 @@ func (p *Prober) noteMalformed(o oddity) {
 	p.warn(msg)
 }
 
-// packetSource reads the IPv4 source of b, or the zero Addr if b is too short.
+// packetSource reads the IPv4 or IPv6 source of b, or the zero Addr if b is
+// too short.
 func packetSource(b []byte) netip.Addr {
+	if len(b) >= craft.IPv6HeaderSize && b[0]>>4 == craft.IPv6Version {
+		return craft.IPv6(b).Source()
+	}
 	if len(b) < craft.IPv4MinimumSize {
 		return netip.Addr{}
 	}
@@ -688,9 +897,7 @@ func packetSource(b []byte) netip.Addr {
 // host over veth, which the receiving kernel trusts as well (see package
 // lab). Any other wrong checksum means the segment was damaged or forged; a
 // TCP discards it (RFC 9293 §3.1), and so do we.
-func checksumOK(pkt craft.Packet) (ok bool, got, want uint16) {
-	tcp := pkt.TCP
-	src, dst := pkt.IP.Source(), pkt.IP.Destination()
+func checksumOK(src, dst netip.Addr, tcp craft.TCP) (ok bool, got, want uint16) {
 	pseudo := craft.PseudoHeaderSum(src, dst, craft.ProtocolTCP, uint16(len(tcp)))
 	all := craft.Checksum(tcp, pseudo)
 	if all == 0xffff {
@@ -716,6 +923,9 @@ func (p *Prober) watchLeaks() {
 		case l, ok := <-p.watch.Leaked():
 			if !ok {
 				return
+			}
+			if p.lookup(l.Remote, l.LocalPort) == nil {
+				continue // a local client's own RST, not one of our flows
 			}
 			p.warn(fmt.Sprintf("the local kernel sent a RST to %s from port %d (seq %d): the remote has probably dropped this flow; "+
 				"the RST guard is off or did not cover it", l.Remote, l.LocalPort, l.Seq))

@@ -162,7 +162,7 @@ func TestSIGINTPrintsPartialSummary(t *testing.T) {
 	var sent, answered int
 	found := false
 	for _, line := range lines {
-		if _, err := fmt.Sscanf(line, "%d probes sent, %d answered", &sent, &answered); err == nil {
+		if _, err := fmt.Sscanf(strings.Replace(line, "1 probe sent", "1 probes sent", 1), "%d probes sent, %d answered", &sent, &answered); err == nil {
 			found = true
 		}
 	}

@@ -9,8 +9,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// LabRange is RFC 2544's benchmarking range, where tcpwalk's labs live.
-var LabRange = netip.MustParsePrefix("198.18.0.0/15")
+// LabRange is RFC 2544's benchmarking range, where tcpwalk's labs live;
+// LabRange6 is RFC 5180's IPv6 one, the labs' IPv6 addresses.
+var (
+	LabRange  = netip.MustParsePrefix("198.18.0.0/15")
+	LabRange6 = netip.MustParsePrefix("2001:2::/48")
+)
 
 // CheckLabRoute refuses a destination in LabRange that the calling thread's
 // namespace would send through its default route. Such an address belongs
@@ -20,10 +24,14 @@ var LabRange = netip.MustParsePrefix("198.18.0.0/15")
 // 198.18.0.0/15 via its router) are specific and pass. Call it where the
 // sockets are made (inside netns.NS.Do for another namespace).
 func CheckLabRoute(dst netip.Addr) error {
-	if !LabRange.Contains(dst) {
+	family, lab := netlink.FAMILY_V4, LabRange
+	if dst.Is6() {
+		family, lab = netlink.FAMILY_V6, LabRange6
+	}
+	if !lab.Contains(dst) {
 		return nil
 	}
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	routes, err := netlink.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return envf(fmt.Errorf("probe: read the routing table to check %s: %w", dst, err))
 	}
@@ -55,5 +63,5 @@ func CheckLabRoute(dst netip.Addr) error {
 		gw += " on " + l.Name
 	}
 	return envf(fmt.Errorf("refusing to probe %s: it is in the lab range %s, but from here it would leave through the default route (via %s), "+
-		"so no lab reaches it: make the lab with `tcpwalk lab up`, or run in the lab's namespace with --netns", dst, LabRange, gw))
+		"so no lab reaches it: make the lab with `tcpwalk lab up`, or run in the lab's namespace with --netns", dst, lab, gw))
 }

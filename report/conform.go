@@ -71,6 +71,16 @@ func decisive(r walk.Result) (walk.Check, bool) {
 // "N checks: X pass, D deviation, F fail, I inconclusive, S skipped", then
 // the run's duration against its longest check.
 func WriteConformTable(w io.Writer, rep conform.Report, color bool) error {
+	return WriteConformTableWidth(w, rep, color, conformWidth)
+}
+
+// WriteConformTableWidth is WriteConformTable to a width of its own (a
+// terminal's columns): notes that do not fit go under their row, wrapped.
+func WriteConformTableWidth(w io.Writer, rep conform.Report, color bool, width int) error {
+	if width <= 0 {
+		width = conformWidth
+	}
+	conformWidth := min(max(width, 40), maxWidth)
 	p := painter(color)
 	idW, ruleW := len("check"), len("rule")
 	for _, r := range rep.Results {
@@ -123,6 +133,36 @@ func WriteConformTable(w io.Writer, rep conform.Report, color bool) error {
 			b.WriteString(strings.TrimRight(fmt.Sprintf("  %s  %s", padRight(m.ID, mW), m.Value), " ") + "\n")
 		}
 	}
+	if len(rep.Notes) > 0 {
+		b.WriteString("\nNoticed:\n")
+		for _, n := range rep.Notes {
+			for i, part := range wrap(n, conformWidth-4) {
+				if i == 0 {
+					b.WriteString("  - " + part + "\n")
+				} else {
+					b.WriteString("    " + part + "\n")
+				}
+			}
+		}
+	}
+	if len(rep.Profile.Items) > 0 {
+		b.WriteString("\nStack profile (described, not judged):\n")
+		pW := 0
+		for _, it := range rep.Profile.Items {
+			pW = max(pW, runeLen(it.Key))
+		}
+		for _, it := range rep.Profile.Items {
+			first := true
+			for _, part := range wrap(it.Value, conformWidth-pW-4) {
+				if first {
+					b.WriteString(strings.TrimRight(fmt.Sprintf("  %s  %s", padRight(it.Key, pW), part), " ") + "\n")
+					first = false
+					continue
+				}
+				b.WriteString(strings.Repeat(" ", pW+4) + part + "\n")
+			}
+		}
+	}
 	n := rep.Counts()
 	fmt.Fprintf(&b, "\n%d checks: %d pass, %d deviation, %d fail, %d inconclusive, %d skipped",
 		len(rep.Results), n.Pass, n.Deviation, n.Fail, n.Inconclusive, n.Skipped)
@@ -143,19 +183,21 @@ func WriteConformTable(w io.Writer, rep conform.Report, color bool) error {
 
 // jsonConform is a conformance run as one JSON object.
 type jsonConform struct {
-	Event        string            `json:"event"` // "conform"
-	Target       string            `json:"target"`
-	Trigger      string            `json:"trigger"`
-	Oracle       bool              `json:"oracle"`
-	Start        time.Time         `json:"start"`
-	DurationNS   int64             `json:"duration_ns"`
-	Longest      string            `json:"longest"`
-	LongestNS    int64             `json:"longest_ns"`
-	Verdict      walk.Verdict      `json:"verdict"`
-	Counts       jsonCounts        `json:"counts"`
-	Interrupted  bool              `json:"interrupted"`
-	Checks       []jsonCheck       `json:"checks"`
-	Measurements []jsonMeasurement `json:"measurements"`
+	Event        string                `json:"event"` // "conform"
+	Target       string                `json:"target"`
+	Trigger      string                `json:"trigger"`
+	Oracle       bool                  `json:"oracle"`
+	Start        time.Time             `json:"start"`
+	DurationNS   int64                 `json:"duration_ns"`
+	Longest      string                `json:"longest"`
+	LongestNS    int64                 `json:"longest_ns"`
+	Verdict      walk.Verdict          `json:"verdict"`
+	Counts       jsonCounts            `json:"counts"`
+	Interrupted  bool                  `json:"interrupted"`
+	Checks       []jsonCheck           `json:"checks"`
+	Measurements []jsonMeasurement     `json:"measurements"`
+	Profile      []conform.ProfileItem `json:"profile"`
+	Notes        []string              `json:"notes"`
 }
 
 type jsonCounts struct {
@@ -235,6 +277,18 @@ type jsonMeasurement struct {
 //	  intervals_ns        gaps between successive transmissions (always an array, empty if none)
 //	  duration_ns         how long the measurement took
 //	  interrupted         true when the run was stopped before it was measured (omitted otherwise)
+//	profile        array (the stack profile: described, not judged) of:
+//	  key                 a stable name, e.g. "rfc5961.rst", "rto.initial", "family"
+//	  name                what it is, in words
+//	  value               what was seen, e.g. "implemented", "not implemented (optional)"
+//	  evidence            the check and measurement IDs it comes from (always an array)
+//	notes          what the run noticed about the listener (SYNs unanswered, SYN
+//	               cookies in use), in words (always an array)
+//
+// Each step in "steps" may carry, besides walk's fields: "level" (MUST or
+// SHOULD, the keyword a named deviation departs from), "seen_on" (stacks the
+// deviation was seen on), "optional" (an optional mechanism the step saw)
+// and "implemented" (true when it was in use).
 func WriteConformJSON(w io.Writer, rep conform.Report) error {
 	n := rep.Counts()
 	id, longest := rep.Longest()
@@ -244,7 +298,9 @@ func WriteConformJSON(w io.Writer, rep conform.Report) error {
 			Interrupted: n.Interrupted},
 		Interrupted:  rep.Interrupted,
 		Checks:       make([]jsonCheck, 0, len(rep.Results)),
-		Measurements: make([]jsonMeasurement, 0, len(rep.Measurements))}
+		Measurements: make([]jsonMeasurement, 0, len(rep.Measurements)),
+		Profile:      append(make([]conform.ProfileItem, 0, len(rep.Profile.Items)), rep.Profile.Items...),
+		Notes:        append(make([]string, 0, len(rep.Notes)), rep.Notes...)}
 	for _, r := range rep.Results {
 		out.Verdict = walk.Worse(out.Verdict, r.Verdict)
 		state, event, _ := strings.Cut(r.Scenario, "/")
@@ -280,4 +336,14 @@ func WriteConformJSON(w io.Writer, rep conform.Report) error {
 		return fmt.Errorf("report: write the conformance run as JSON: %w", err)
 	}
 	return nil
+}
+
+// ProfileProperties is the stack profile as JUnit properties, named
+// "profile.KEY".
+func ProfileProperties(p conform.Profile) []Property {
+	out := make([]Property, 0, len(p.Items))
+	for _, it := range p.Items {
+		out = append(out, Property{Name: "profile." + it.Key, Value: it.Value})
+	}
+	return out
 }

@@ -28,7 +28,7 @@ func someConform() conform.Report {
 					Verdict: walk.Pass, Expected: "<SEQ=1><ACK=2><CTL=ACK>", Received: "<SEQ=1><ACK=2><CTL=ACK>", Wire: "ESTABLISHED", Kernel: "ESTABLISHED"}}},
 			{Scenario: "SYN_RCVD/syn-retransmit", Verdict: walk.Deviation, Local: local, Duration: 40 * time.Millisecond,
 				Checks: []walk.Check{reach, {Name: "SYN_RCVD: SYN again", Rule: "RFC 9293 §3.10.7.4 (first: ...)", Verdict: walk.Deviation,
-					Deviation: "linux-synack-on-retransmitted-syn", Reason: "tcp_check_req"}}},
+					Deviation: "synack-on-retransmitted-syn", Reason: "tcp_check_req"}}},
 			{Scenario: "CLOSE_WAIT/syn", Verdict: walk.Fail, Duration: 50 * time.Millisecond,
 				Checks: []walk.Check{reach, {Name: "CLOSE_WAIT: SYN", Rule: "RFC 5961 §4.2 (SYN → challenge ACK)", Verdict: walk.Fail,
 					Probe: "<SEQ=5><CTL=SYN>", Expected: "<SEQ=1><ACK=2><CTL=ACK>", Received: "<SEQ=0><ACK=6><CTL=RST,ACK>", Reason: "the answer differs from the RFC's"}}},
@@ -55,14 +55,14 @@ func TestWriteConformTable(t *testing.T) {
 		"Conformance of 198.18.0.2:7001 (trigger lab, kernel states read with sock_diag)",
 		"",
 		"check                      verdict       rule                note",
-		"ESTABLISHED/rst-in-window  pass          RFC 5961 §3.2",
-		"SYN_RCVD/syn-retransmit    deviation     RFC 9293 §3.10.7.4  linux-synack-on-retransmitted-syn",
-		"CLOSE_WAIT/syn             fail          RFC 5961 §4.2       the answer differs from the RFC's",
+		"ESTABLISHED/rst-in-window  pass          RFC 9293 §3.10.7.4",
+		"SYN_RCVD/syn-retransmit    deviation     RFC 9293 §3.10.7.4  synack-on-retransmitted-syn",
+		"CLOSE_WAIT/syn             fail          RFC 9293 §3.10.7.4  the answer differs from the RFC's",
 		"    check     CLOSE_WAIT: SYN",
 		"    probe     <SEQ=5><CTL=SYN>",
 		"    expected  <SEQ=1><ACK=2><CTL=ACK>",
 		"    received  <SEQ=0><ACK=6><CTL=RST,ACK>",
-		"FIN_WAIT_1/syn             skipped       RFC 5961 §4.2",
+		"FIN_WAIT_1/syn             skipped       RFC 9293 §3.10.7.4",
 		"      the remote app must close first: pass --close-trigger",
 		"TIME_WAIT/syn-lower-seq    inconclusive  RFC 9293 §3.10.7.4  no answer to KA1",
 		"    check     TIME_WAIT: SYN below",
@@ -141,7 +141,7 @@ func TestWriteConformJSON(t *testing.T) {
 			t.Errorf("checks[1].%s = %v, want %v", k, dev[k], want)
 		}
 	}
-	if diff := cmp.Diff([]any{"linux-synack-on-retransmitted-syn"}, dev["deviations"]); diff != "" {
+	if diff := cmp.Diff([]any{"synack-on-retransmitted-syn"}, dev["deviations"]); diff != "" {
 		t.Errorf("deviations (-want +got):\n%s", diff)
 	}
 	skipped := checks[3].(map[string]any)
@@ -182,5 +182,65 @@ func TestWriteConformJSONAllPass(t *testing.T) {
 	}
 	if got.Verdict != "deviation" {
 		t.Errorf("verdict %q, want deviation (pass and deviation only)", got.Verdict)
+	}
+}
+
+// TestConformProfile: the stack profile ends the table, is the JSON's
+// "profile" array, and JUnit's <properties>.
+func TestConformProfile(t *testing.T) {
+	rep := conform.Report{Target: netip.MustParseAddrPort("198.18.0.2:7001"), Trigger: "lab",
+		Results: []walk.Result{{Scenario: "ESTABLISHED/rst-in-window", Verdict: walk.Pass}},
+		Profile: conform.Profile{Items: []conform.ProfileItem{
+			{Key: conform.ProfRFC5961RST, Name: "RFC 5961 §3.2 challenge ACK to an in-window RST", Value: "not implemented (optional)",
+				Evidence: []string{"ESTABLISHED/rst-in-window"}},
+			{Key: conform.ProfInitialRTO, Name: "initial RTO", Value: "3.02s: within RFC 6298 §2.1 (1 s) to RFC 1122 (3 s)", Evidence: []string{}},
+		}}}
+	var text bytes.Buffer
+	if err := WriteConformTable(&text, rep, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Stack profile (described, not judged):", "  rfc5961.rst  not implemented (optional)", "  rto.initial  3.02s"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, text.String())
+		}
+	}
+	var js bytes.Buffer
+	if err := WriteConformJSON(&js, rep); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Profile []conform.ProfileItem `json:"profile"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(rep.Profile.Items, got.Profile); diff != "" {
+		t.Errorf("JSON profile (-want +got):\n%s", diff)
+	}
+	var x bytes.Buffer
+	if err := WriteJUnitProperties(&x, "suite", rep.Results, ProfileProperties(rep.Profile)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(x.String(), `<property name="profile.rfc5961.rst" value="not implemented (optional)"></property>`) {
+		t.Errorf("JUnit lacks the profile property:\n%s", x.String())
+	}
+}
+
+// TestWriteConformTableWidth: at 80 columns (a terminal's) no line of the
+// table is wider; a note that does not fit goes under its row, whole.
+func TestWriteConformTableWidth(t *testing.T) {
+	rep := someConform()
+	rep.Results[1].Scenario = "CLOSE_WAIT/rst-rcv-nxt-minus-1"
+	var b bytes.Buffer
+	if err := WriteConformTableWidth(&b, rep, false, 80); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(b.String(), "\n") {
+		if n := runeLen(l); n > 80 {
+			t.Errorf("line of %d columns at width 80: %q", n, l)
+		}
+	}
+	if !strings.Contains(b.String(), "synack-on-retransmitted-syn") {
+		t.Errorf("the deviation's name is lost:\n%s", b.String())
 	}
 }

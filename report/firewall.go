@@ -125,14 +125,21 @@ func changeList(cs []firewall.Change) string {
 
 // FirewallJSON is the machine-readable firewall report.
 type FirewallJSON struct {
+	Event  string           `json:"event"` // "firewall"
 	Matrix *firewall.Matrix `json:"matrix"`
 	Trace  *firewall.Trace  `json:"trace,omitempty"`
 }
 
-// WriteFirewallJSON writes the matrix (and the trace, if any) as one
-// indented JSON document.
+// WriteFirewallJSON writes the matrix (and the trace, if any) as one JSON
+// object on one line with "event":"firewall", as every other command's
+// --json writes its lines: <SEQ=..> unescaped, lists empty rather than null.
 func WriteFirewallJSON(w io.Writer, m *firewall.Matrix, tr *firewall.Trace) error {
+	if tr != nil && tr.Rewrites == nil {
+		t := *tr
+		t.Rewrites = []firewall.Rewrite{}
+		tr = &t
+	}
 	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(FirewallJSON{Matrix: m, Trace: tr})
+	enc.SetEscapeHTML(false) // keep <SEQ=..> readable for jq and grep
+	return enc.Encode(FirewallJSON{Event: "firewall", Matrix: m, Trace: tr})
 }

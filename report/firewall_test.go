@@ -105,3 +105,34 @@ func TestFirewallJUnit(t *testing.T) {
 		t.Errorf("junit:\n%s", b.String())
 	}
 }
+
+// TestFirewallJSONLikeOtherCommands: one line, "event":"firewall", no
+// \u003c escapes, an empty list of rewrites rather than null.
+func TestFirewallJSONLikeOtherCommands(t *testing.T) {
+	m := sampleMatrix()
+	m.Judge(firewall.PolicyStateless)
+	m.Cells[0].Detail = "answered <SEQ=1><CTL=RST>"
+	tr := &firewall.Trace{Target: m.Target}
+	var b bytes.Buffer
+	if err := WriteFirewallJSON(&b, m, tr); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if n := strings.Count(out, "\n"); n != 1 || !strings.HasSuffix(out, "}\n") {
+		t.Errorf("%d lines, want one JSON object on one line:\n%s", n, out)
+	}
+	if !strings.HasPrefix(out, `{"event":"firewall",`) {
+		t.Errorf("does not start with \"event\":\"firewall\": %.80s", out)
+	}
+	for _, bad := range []string{`\u003c`, `\u003e`, `"rewrites":null`} {
+		if strings.Contains(out, bad) {
+			t.Errorf("output has %s: %s", bad, out)
+		}
+	}
+	if !strings.Contains(out, "<SEQ=1><CTL=RST>") {
+		t.Errorf("the cell's detail is not there as written: %s", out)
+	}
+	if !strings.Contains(out, `"rewrites":[]`) {
+		t.Errorf("no empty rewrites list: %s", out)
+	}
+}

@@ -42,14 +42,27 @@ type junitSuites struct {
 }
 
 type junitSuite struct {
-	Name      string      `xml:"name,attr"`
-	Tests     int         `xml:"tests,attr"`
-	Failures  int         `xml:"failures,attr"`
-	Errors    int         `xml:"errors,attr"`
-	Skipped   int         `xml:"skipped,attr"`
-	Time      string      `xml:"time,attr"`
-	Timestamp string      `xml:"timestamp,attr,omitempty"`
-	Cases     []junitCase `xml:"testcase"`
+	Name      string `xml:"name,attr"`
+	Tests     int    `xml:"tests,attr"`
+	Failures  int    `xml:"failures,attr"`
+	Errors    int    `xml:"errors,attr"`
+	Skipped   int    `xml:"skipped,attr"`
+	Time      string `xml:"time,attr"`
+	Timestamp string `xml:"timestamp,attr,omitempty"`
+	// Properties come before the test cases in the Ant schema.
+	Properties *junitProperties `xml:"properties,omitempty"`
+	Cases      []junitCase      `xml:"testcase"`
+}
+
+type junitProperties struct {
+	Props []Property `xml:"property"`
+}
+
+// Property is one <property name value/> of a JUnit test suite: the stack
+// profile of a conformance run, for CI to keep beside the verdicts.
+type Property struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
 }
 
 type junitCase struct {
@@ -99,7 +112,19 @@ func junitTime(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds())
 // escaped by encoding/xml, bodies are CDATA; in both, characters XML 1.0
 // cannot carry (control characters, invalid UTF-8) become U+FFFD.
 func WriteJUnit(w io.Writer, suite string, results []walk.Result) error {
+	return WriteJUnitProperties(w, suite, results, nil)
+}
+
+// WriteJUnitProperties is WriteJUnit with <properties> in the test suite
+// (none when props is empty).
+func WriteJUnitProperties(w io.Writer, suite string, results []walk.Result, props []Property) error {
 	s := junitSuite{Name: suite, Cases: make([]junitCase, 0, len(results))}
+	if len(props) > 0 {
+		s.Properties = &junitProperties{Props: make([]Property, len(props))}
+		for i, p := range props {
+			s.Properties.Props[i] = Property{Name: xmlText(p.Name), Value: xmlText(p.Value)}
+		}
+	}
 	var total time.Duration
 	var first time.Time
 	for _, r := range results {
@@ -195,7 +220,18 @@ func writeJUnitCheck(b *strings.Builder, c walk.Check) {
 		fmt.Fprintf(b, "  reason:   %s\n", c.Reason)
 	}
 	if c.Deviation != "" {
-		fmt.Fprintf(b, "  deviation: %s\n", c.Deviation)
+		fmt.Fprintf(b, "  deviation: %s", c.Deviation)
+		if c.Level != "" {
+			fmt.Fprintf(b, " (departs from a %s", c.Level)
+			if len(c.SeenOn) > 0 {
+				fmt.Fprintf(b, "; seen on %s", strings.Join(c.SeenOn, ", "))
+			}
+			b.WriteString(")")
+		}
+		b.WriteString("\n")
+	}
+	if c.Optional != "" {
+		fmt.Fprintf(b, "  optional: %s: %s\n", c.Optional, map[bool]string{true: "implemented", false: "not implemented (optional)"}[c.Has])
 	}
 	if c.Disagree {
 		fmt.Fprintf(b, "  DISAGREE: wire says %s, kernel says %s\n", orNothing(c.Wire), orNothing(c.Kernel))

@@ -76,7 +76,7 @@ func junitResults() []walk.Result {
 		{Scenario: "active-close", Verdict: walk.Skipped, Reason: "needs --close-trigger"},
 		{Scenario: "retransmitted-syn", Duration: time.Second, Verdict: walk.Deviation,
 			Checks: []walk.Check{{Name: "SYN_RCVD: retransmitted SYN", Rule: "RFC 9293 §3.10.7.4", Verdict: walk.Deviation,
-				Deviation: "linux-synack-on-retransmitted-syn", Expected: "<ACK>", Received: "<SYN,ACK>"}}},
+				Deviation: "synack-on-retransmitted-syn", Expected: "<ACK>", Received: "<SYN,ACK>"}}},
 	}
 }
 
@@ -173,7 +173,7 @@ func TestWriteJUnit(t *testing.T) {
 	if m := s.Cases[3].Skipped.Message; m != "needs --close-trigger" {
 		t.Errorf("skipped message %q, want the reason", m)
 	}
-	if out := s.Cases[4].SystemOut; !strings.Contains(out, "deviation linux-synack-on-retransmitted-syn at SYN_RCVD: retransmitted SYN") {
+	if out := s.Cases[4].SystemOut; !strings.Contains(out, "deviation synack-on-retransmitted-syn at SYN_RCVD: retransmitted SYN") {
 		t.Errorf("deviation not named in <system-out>:\n%s", out)
 	}
 	if out := s.Cases[0].SystemOut; !strings.Contains(out, "target 198.18.0.2:7001") || !strings.Contains(out, "LISTEN → SYN_RCVD (RFC 9293 §3.5): pass") {

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -59,14 +60,14 @@ const (
 // WriteLadder draws one walk as a ladder diagram, the way RFC 9293 §3.5 and
 // textbooks draw the three-way handshake: our end ("tcpwalk" and its
 // address) on the left, the target on the right, one arrow per recorded
-// segment in the order the walk recorded it, each labelled with its flags in tcpdump's form,
+// segment in time order, each labelled with its flags in tcpdump's form,
 // sequence and acknowledgment numbers relative to each side's ISN, length,
 // what it was for (KA1, retransmission, ...) and its options. Left of each
 // line is the time since the walk started in milliseconds and our state
 // after the segment; right of it the remote's state as the wire implies it.
 // A state is printed only where it changed, so transitions stand out.
 // (Our segments are stamped when sent, replies when the kernel received
-// them: a reply read just after we sent may be stamped a little earlier.)
+// them: a reply that came just before our send is drawn above it.)
 //
 // Under the diagram come the checks, one line each (✓ pass, ✗ fail,
 // ? inconclusive, - skipped) with the RFC rule, what was expected and
@@ -151,6 +152,13 @@ func (l *ladderWriter) diagram(r walk.Result) {
 		l.line("  (no segments exchanged)")
 		return
 	}
+	// Rows go in time order: our segments are stamped just before they go
+	// to the kernel, replies when the kernel received them, so a reply read
+	// after a send may have come first; the record order would print a
+	// later time above an earlier one.
+	segs := slices.Clone(r.Segments)
+	slices.SortStableFunc(segs, func(a, b walk.Segment) int { return a.At.Compare(b.At) })
+	r.Segments = segs
 	base := r.Start
 	if base.IsZero() {
 		base = r.Segments[0].At

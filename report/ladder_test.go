@@ -457,3 +457,26 @@ func TestLadderKernelAhead(t *testing.T) {
 		t.Errorf("%d disagreement flags, want 1", n)
 	}
 }
+
+// TestLadderRowsInTimeOrder: a reply the kernel stamped before our segment
+// that was recorded first (it came while we were sending) is drawn above
+// it, so times never go backwards down the ladder.
+func TestLadderRowsInTimeOrder(t *testing.T) {
+	r := handshakeWalk()
+	// The remote's ACK arrived before our KA1 went out, but was read after.
+	r.Segments[3].At, r.Segments[4].At = at(1.4), at(1.3)
+	got := ladder(t, r, LadderOptions{Width: 100})
+	re := regexp.MustCompile(`^\s*\+(\d+\.\d{3})\s`)
+	var times []string
+	for _, ln := range strings.Split(got, "\n") {
+		if m := re.FindStringSubmatch(ln); m != nil {
+			times = append(times, m[1])
+		}
+	}
+	if want := []string{"0.500", "0.900", "1.200", "1.300", "1.400"}; !cmp.Equal(times, want) {
+		t.Errorf("row times %v, want %v:\n%s", times, want, got)
+	}
+	if a := arrows(got); len(a) != 5 || !strings.HasPrefix(a[3], "< .") || !strings.Contains(a[4], "KA1") {
+		t.Errorf("arrows %q: want the remote's ACK above our KA1", a)
+	}
+}

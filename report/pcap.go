@@ -12,6 +12,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -55,9 +56,11 @@ func pcapInterface() pcapgo.NgInterface {
 // Segments without Raw (none in package walk's records) are left out. The
 // packets are the bytes as handed to or read from the raw socket. On a
 // send the kernel replaces a zero IP ID (see package probe), so our packets
-// show ID 0 where the wire had the kernel's; a reply from a local network
-// namespace (veth) may show an unfinished TCP checksum (checksum offload),
-// as any capture on that host does.
+// show ID 0 where the wire had the kernel's. A reply from a local network
+// namespace (veth) arrives with an unfinished TCP checksum (checksum
+// offload: the field holds only the pseudo-header sum), which a capture
+// tool would flag as bad: WritePcap fills the checksum in and says so in
+// the comment ("TCP checksum filled in").
 func WritePcap(w io.Writer, results []walk.Result) error {
 	type packet struct {
 		seg      *walk.Segment
@@ -90,13 +93,18 @@ func WritePcap(w io.Writer, results []walk.Result) error {
 	comment := make([]string, 1)
 	for i, p := range pkts {
 		s := p.seg
-		ci := gopacket.CaptureInfo{Timestamp: s.At, CaptureLength: len(s.Raw), Length: len(s.Raw)}
+		data := s.Raw
 		comment[0] = pcapComment(p.scenario, *s)
+		if filled, ok := fillOffloadChecksum(data); ok {
+			data = filled
+			comment[0] = truncate(comment[0]+" [TCP checksum filled in: sent with checksum offload]", maxpcapComment)
+		}
+		ci := gopacket.CaptureInfo{Timestamp: s.At, CaptureLength: len(data), Length: len(data)}
 		po := pcapgo.NgPacketOptions{Comments: comment, Flags: &in}
 		if s.Dir == walk.Out {
 			po.Flags = &out
 		}
-		if err := ng.WritePacketWithOptions(ci, s.Raw, po); err != nil {
+		if err := ng.WritePacketWithOptions(ci, data, po); err != nil {
 			return fmt.Errorf("report: write packet %d of %d (%s) to pcapng: %w", i+1, len(pkts), comment[0], err)
 		}
 	}
@@ -104,6 +112,29 @@ func WritePcap(w io.Writer, results []walk.Result) error {
 		return fmt.Errorf("report: write %d packets to pcapng: %w", len(pkts), err)
 	}
 	return nil
+}
+
+// fillOffloadChecksum returns a copy of an IPv4 TCP packet whose checksum
+// field holds only the folded pseudo-header sum (CHECKSUM_PARTIAL: the
+// sender left the rest to a NIC that a veth never had) with the checksum
+// computed in full, and true; any other packet, a correct or a truly bad
+// checksum included, is left as it is (false).
+func fillOffloadChecksum(raw []byte) ([]byte, bool) {
+	p, err := craft.ParsePacket(raw)
+	if err != nil || !p.IP.Source().Is4() {
+		return nil, false
+	}
+	tcp := p.TCP
+	pseudo := craft.PseudoHeaderSum(p.IP.Source(), p.IP.Destination(), craft.ProtocolTCP, uint16(len(tcp)))
+	if craft.Checksum(tcp, pseudo) == 0xffff || tcp.Checksum() != craft.Checksum(nil, pseudo) {
+		return nil, false
+	}
+	out := slices.Clone(raw)
+	hl := craft.IPv4(out).HeaderLength()
+	t := craft.TCP(out[hl : hl+len(tcp)])
+	t.SetChecksum(0)
+	t.SetChecksum(^craft.Checksum(t, pseudo))
+	return out, true
 }
 
 // pcapComment is the comment WritePcap puts on a segment's packet:

@@ -391,3 +391,56 @@ func flatten(rows [][]string) []string {
 	}
 	return out
 }
+
+// TestWritePcapFillsOffloadChecksum: a reply from a veth peer carries only
+// the pseudo-header sum in its TCP checksum (checksum offload); in the file
+// the checksum verifies and the comment says it was filled in. A packet
+// with a truly wrong checksum is written as it came.
+func TestWritePcapFillsOffloadChecksum(t *testing.T) {
+	partial := tcpPacket(t, false, craft.FlagSYN|craft.FlagACK, 5000, 1001)
+	p, err := craft.ParsePacket(partial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pseudo := craft.PseudoHeaderSum(p.IP.Source(), p.IP.Destination(), craft.ProtocolTCP, uint16(len(p.TCP)))
+	p.TCP.SetChecksum(craft.Checksum(nil, pseudo))
+	bad := tcpPacket(t, false, craft.FlagRST, 5001, 0)
+	bp, _ := craft.ParsePacket(bad)
+	bp.TCP.SetChecksum(bp.TCP.Checksum() ^ 0x0101)
+	res := []walk.Result{{Scenario: "handshake", Segments: []walk.Segment{
+		{At: t0.Add(time.Millisecond), Dir: walk.In, Flags: "S.", Raw: partial},
+		{At: t0.Add(2 * time.Millisecond), Dir: walk.In, Flags: "R", Raw: bad},
+	}}}
+	var b bytes.Buffer
+	if err := report.WritePcap(&b, res); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pcapgo.NewNgReader(bytes.NewReader(b.Bytes()), pcapgo.DefaultNgReaderOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _, opts, err := r.ReadPacketDataWithOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := craft.ParsePacket(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := craft.Checksum(got.TCP, pseudo); sum != 0xffff {
+		t.Errorf("offloaded reply in the file: TCP checksum %#04x does not verify", got.TCP.Checksum())
+	}
+	if len(opts.Comments) != 1 || !strings.Contains(opts.Comments[0], "TCP checksum filled in") {
+		t.Errorf("comment %q does not say the checksum was filled in", opts.Comments)
+	}
+	if !bytes.Equal(partial[:36], data[:36]) || !bytes.Equal(partial[38:], data[38:]) {
+		t.Error("bytes other than the TCP checksum changed")
+	}
+	data, _, opts, err = r.ReadPacketDataWithOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(data, bad) || strings.Contains(opts.Comments[0], "filled in") {
+		t.Errorf("a truly bad checksum was changed or marked filled in: %q", opts.Comments)
+	}
+}

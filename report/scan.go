@@ -273,9 +273,16 @@ func (p *ScanPrinter) printText(r *scan.Result, views []hostView, silent int) er
 	if len(r.Skipped) > 0 {
 		b.WriteByte('\n')
 		for _, sk := range r.Skipped {
+			if sk.Port != 0 {
+				fmt.Fprintf(&b, "Skipped %s port %d: %s\n", sk.Addr, sk.Port, sk.Reason)
+				continue
+			}
 			fmt.Fprintf(&b, "Skipped %s (%d tcp ports): %s; TCP is unicast, a broadcast address gets no probe\n",
 				sk.Addr, sk.Targets, sk.Reason)
 		}
+	}
+	for _, ns := range r.NotSent {
+		fmt.Fprintf(&b, "Not sent: %d targets (the first %s): %s; reported filtered (not-sent)\n", ns.Targets, ns.First, ns.Reason)
 	}
 	b.WriteByte('\n')
 	if silent > 0 {

@@ -19,6 +19,32 @@ type SendPrinter struct {
 	JSON bool
 	// Quiet hides our own probes and prints only replies and the summary.
 	Quiet bool
+	// Width, when nonzero (a terminal's columns), wraps a longer probe or
+	// reply line after one of its commas, the rest indented: an 80-column
+	// terminal would cut it anywhere. Zero writes each on one line, for
+	// grep and files.
+	Width int
+}
+
+// writeLine writes one probe or reply line (without its newline), wrapped
+// to p.Width.
+func (p *SendPrinter) writeLine(s string) {
+	if p.Width <= 0 || runeLen(s) <= p.Width {
+		io.WriteString(p.W, s+"\n")
+		return
+	}
+	const indent = "    "
+	var b strings.Builder
+	cur := ""
+	for i, part := range strings.SplitAfter(s, ", ") {
+		if i > 0 && runeLen(cur)+runeLen(strings.TrimRight(part, " ")) > p.Width {
+			b.WriteString(strings.TrimRight(cur, " ") + "\n")
+			cur = indent
+		}
+		cur += part
+	}
+	b.WriteString(cur + "\n")
+	io.WriteString(p.W, b.String())
 }
 
 // JSON field names are part of tcpwalk's interface (see README): do not
@@ -34,6 +60,9 @@ type jsonSent struct {
 	Ack     uint32   `json:"ack"`
 	Len     int      `json:"len"`
 	Options []string `json:"options,omitempty"`
+	// Fragments: how many IP fragments carried the probe (omitted when
+	// it was not fragmented).
+	Fragments int `json:"fragments,omitempty"`
 }
 
 type jsonReply struct {
@@ -69,6 +98,9 @@ type jsonSummary struct {
 	GuardDropped uint64  `json:"guard_dropped"`
 	Malformed    uint64  `json:"malformed,omitempty"`
 	Interrupted  bool    `json:"interrupted"`
+	// A flood's time from the first probe to the last, and its rate.
+	FloodMs   float64 `json:"flood_ms,omitempty"`
+	FloodRate float64 `json:"flood_rate,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -82,7 +114,7 @@ func (p *SendPrinter) Sent(s send.Probe) {
 	}
 	if p.JSON {
 		p.json(jsonSent{Event: "sent", Probe: s.Index, Time: stamp(s.At), Src: s.Local.String(), Dst: s.Remote.String(),
-			Flags: s.Flags.String(), Seq: s.Seq, Ack: s.Ack, Len: s.Len, Options: s.Options})
+			Flags: s.Flags.String(), Seq: s.Seq, Ack: s.Ack, Len: s.Len, Options: s.Options, Fragments: s.Fragments})
 		return
 	}
 	var b strings.Builder
@@ -93,8 +125,12 @@ func (p *SendPrinter) Sent(s send.Probe) {
 	if len(s.Options) > 0 {
 		fmt.Fprintf(&b, ", options [%s]", strings.Join(s.Options, ","))
 	}
-	fmt.Fprintf(&b, ", length %d  (probe %d)\n", s.Len, s.Index)
-	io.WriteString(p.W, b.String())
+	if s.Fragments > 0 {
+		fmt.Fprintf(&b, ", length %d  (probe %d, in %d IP fragments)", s.Len, s.Index, s.Fragments)
+	} else {
+		fmt.Fprintf(&b, ", length %d  (probe %d)", s.Len, s.Index)
+	}
+	p.writeLine(b.String())
 }
 
 // Reply prints one reply: a segment, or an ICMP error about our probe.
@@ -112,7 +148,7 @@ func (p *SendPrinter) Reply(r send.Reply) {
 		p.json(j)
 		return
 	}
-	io.WriteString(p.W, ReplyLine(r)+"\n")
+	p.writeLine(ReplyLine(r))
 }
 
 // ReplyLine is a reply in tcpdump's words plus TTL and RTT.
@@ -141,7 +177,8 @@ func ReplyLine(r send.Reply) string {
 func (p *SendPrinter) Summary(s send.Result) {
 	if p.JSON {
 		p.json(jsonSummary{Event: "summary", Target: s.Target.String(), Sent: s.Sent, Replies: s.Replies, Answered: s.Answered,
-			RTTMinMs: ms(s.MinRTT), RTTAvgMs: ms(s.AvgRTT), RTTMaxMs: ms(s.MaxRTT), GuardDropped: s.GuardDropped, Malformed: s.Malformed, Interrupted: s.Interrupted})
+			RTTMinMs: ms(s.MinRTT), RTTAvgMs: ms(s.AvgRTT), RTTMaxMs: ms(s.MaxRTT), GuardDropped: s.GuardDropped, Malformed: s.Malformed, Interrupted: s.Interrupted,
+			FloodMs: floodMs(s), FloodRate: floodRate(s)})
 		return
 	}
 	lost := 0
@@ -149,13 +186,16 @@ func (p *SendPrinter) Summary(s send.Result) {
 		lost = 100 * (s.Sent - s.Answered) / s.Sent
 	}
 	fmt.Fprintf(p.W, "--- %s tcpwalk statistics ---\n", s.Target)
-	fmt.Fprintf(p.W, "%d probes sent, %d answered, %d replies, %d%% without reply", s.Sent, s.Answered, s.Replies, lost)
+	fmt.Fprintf(p.W, "%s sent, %d answered, %s, %d%% without reply", plural(s.Sent, "probe"), s.Answered, pluralReplies(s.Replies), lost)
 	if s.Answered > 0 {
 		fmt.Fprintf(p.W, ", rtt min/avg/max = %.3f/%.3f/%.3f ms", ms(s.MinRTT), ms(s.AvgRTT), ms(s.MaxRTT))
 	}
 	io.WriteString(p.W, "\n")
+	if s.Flood {
+		fmt.Fprintf(p.W, "flood: %d probes in %.3f s, %.0f per second\n", s.Sent, s.Elapsed.Seconds(), floodRate(s))
+	}
 	if s.GuardDropped > 0 {
-		fmt.Fprintf(p.W, "RST guard stopped %d local-kernel RSTs\n", s.GuardDropped)
+		fmt.Fprintf(p.W, "RST guard stopped %s\n", plural(int(s.GuardDropped), "local-kernel RST"))
 	}
 	if s.Malformed > 0 {
 		fmt.Fprintf(p.W, "%d malformed replies dropped; the last: %s\n", s.Malformed, s.LastMalformed)
@@ -163,6 +203,22 @@ func (p *SendPrinter) Summary(s send.Result) {
 	if s.Interrupted {
 		io.WriteString(p.W, "interrupted: results above are partial\n")
 	}
+}
+
+// floodMs and floodRate are a flood's length and its probes per second,
+// counted between the first probe and the last; zero when not a flood.
+func floodMs(s send.Result) float64 {
+	if !s.Flood {
+		return 0
+	}
+	return ms(s.Elapsed)
+}
+
+func floodRate(s send.Result) float64 {
+	if !s.Flood || s.Sent < 2 || s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Sent-1) / s.Elapsed.Seconds()
 }
 
 func (p *SendPrinter) json(v any) {
@@ -173,10 +229,20 @@ func (p *SendPrinter) json(v any) {
 	p.W.Write(append(b, '\n'))
 }
 
-// dotted writes addr:port the way tcpdump does, addr.port.
+// dotted writes addr:port the way tcpdump does, addr.port; an IPv6
+// "[addr]:port" loses its brackets too (tcpdump: 2001:2::1.80).
 func dotted(ap string) string {
 	if i := strings.LastIndexByte(ap, ':'); i >= 0 {
-		return ap[:i] + "." + ap[i+1:]
+		host := strings.TrimSuffix(strings.TrimPrefix(ap[:i], "["), "]")
+		return host + "." + ap[i+1:]
 	}
 	return ap
+}
+
+// pluralReplies writes "1 reply" or "n replies".
+func pluralReplies(n int) string {
+	if n == 1 {
+		return "1 reply"
+	}
+	return fmt.Sprintf("%d replies", n)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tcpwalk/tcpwalk/craft"
@@ -20,6 +21,10 @@ type env struct {
 	sh  *shared
 	// skip, when set, says why the check cannot run on this target.
 	skip string
+	// gated: the check holds a place in the run's gate (see gate); long:
+	// one of the places for connections held half-open.
+	gated, long bool
+	leave       sync.Once
 }
 
 func (e *env) skipf(format string, args ...any) error {
@@ -293,7 +298,7 @@ func (e *env) event(ctx context.Context, t tcb, ev event) error {
 		rcv = fmt.Sprintf("%s (the event sent %d times)", rcv, sends)
 	}
 	chk := walk.Check{Name: t.state + ": " + ev.what, Rule: ev.rule, Probe: ev.probe(t) + ", then " + confirmProbe(t),
-		Expected: ev.rfc.describe(t), Received: rcv}
+		Expected: ev.expected(t.state, t), Received: rcv}
 	switch {
 	case end == endNone:
 		chk.Verdict = walk.Inconclusive
@@ -307,16 +312,17 @@ func (e *env) event(ctx context.Context, t tcb, ev event) error {
 		chk.Verdict = walk.Inconclusive
 		chk.Reason = "the connection closed and no answer was seen, but an expected outcome closes it with an answer: it may have been lost"
 	case ev.rfc.matches(t, reply, end):
-		chk.Verdict = walk.Pass
+		chk.Verdict, chk.Optional, chk.Has = walk.Pass, ev.optional, ev.rfcHas
+	case judgeChoice(&chk, ev.choices(t.state), t, reply, end):
 	default:
-		chk.Verdict, chk.Reason = walk.Fail, "the answer differs from the RFC's"
+		chk.Verdict, chk.Reason = walk.Fail, "the answer differs from every one the RFC allows"
 		for _, d := range ev.deviations(t.state) {
 			if d.outcome.matches(t, reply, end) {
-				chk.Verdict, chk.Deviation, chk.Reason = walk.Deviation, d.name, d.why
+				d.apply(&chk)
 				break
 			}
 		}
-		if chk.Verdict == walk.Fail && ev.copyAfterClose != nil && reply != nil && reply.Seg.ICMP == "" &&
+		if chk.Verdict == walk.Fail && chk.Deviation == "" && ev.copyAfterClose != nil && reply != nil && reply.Seg.ICMP == "" &&
 			ev.copyAfterClose(t).Match(reply.Seg, reply.Flags) {
 			if n := e.duplicates(); n > 0 {
 				chk.Verdict = walk.Inconclusive
@@ -403,4 +409,26 @@ func (e *env) record(chk walk.Check, wire string) {
 		e.s.States("", wire)
 	}
 	e.s.Check(chk, wire)
+}
+
+// judgeChoice passes chk when what came is one of the other outcomes the RFC
+// allows, noting the optional mechanism it shows.
+func judgeChoice(chk *walk.Check, cs []choice, t tcb, reply *walk.Reply, end endState) bool {
+	for _, c := range cs {
+		if c.outcome.matches(t, reply, end) {
+			chk.Verdict, chk.Optional, chk.Has, chk.Reason = walk.Pass, c.optional, c.has, c.note
+			return true
+		}
+	}
+	return false
+}
+
+// apply records d on chk: a SHOULD departed from is a deviation, a MUST a
+// failure; either way named, with its level and where it was seen.
+func (d deviation) apply(chk *walk.Check) {
+	chk.Verdict = walk.Deviation
+	if d.level == levelMUST {
+		chk.Verdict = walk.Fail
+	}
+	chk.Deviation, chk.Level, chk.SeenOn, chk.Reason = d.name, d.level, d.seenOn, d.why
 }

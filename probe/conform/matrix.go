@@ -40,26 +40,48 @@ const (
 
 // The RFC sections the expectations come from (RFC 9293 unless named).
 const (
-	ruleRSTExact    = "RFC 9293 §3.10.7.4 (first: RST at RCV.NXT → CLOSED), RFC 5961 §3.2"
-	ruleRSTIn       = "RFC 5961 §3.2 (RST in the window, not at RCV.NXT → challenge ACK <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>)"
+	ruleRSTExact    = "RFC 9293 §3.10.7.4 (second: RST at RCV.NXT → CLOSED)"
+	ruleRSTIn       = "RFC 9293 §3.10.7.4 (second: RST in the window, not at RCV.NXT → a challenge ACK with RFC 5961 §3.2, optional; without it a valid reset)"
 	ruleRSTOut      = "RFC 9293 §3.10.7.4 (first: RST outside the window → drop it silently)"
-	ruleRSTMinus1   = "RFC 9293 §3.10.7.4 (first: RST at RCV.NXT−1 is outside the window → drop it silently), RFC 5961 §3.2"
-	ruleSYN         = "RFC 5961 §4.2 (SYN in a synchronized state, any SEQ → challenge ACK <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>)"
+	ruleRSTMinus1   = "RFC 9293 §3.10.7.4 (first: RST at RCV.NXT−1 is outside the window → drop it silently)"
+	ruleSYN         = "RFC 9293 §3.10.7.4 (fourth: SYN in a synchronized state → a challenge ACK with RFC 5961 §4.2, optional; without it RFC 793's reset, CLOSED)"
 	ruleACKAbove    = "RFC 9293 §3.10.7.4 (fifth: SEG.ACK > SND.NXT → send <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, drop)"
-	ruleACKBelow    = "RFC 5961 §5.2 (SEG.ACK < SND.UNA − MAX.SND.WND → challenge ACK, drop)"
+	ruleACKBelow    = "RFC 9293 §3.10.7.4 (fifth: a duplicate ACK can be ignored); RFC 5961 §5.2 (optional: a challenge ACK when below SND.UNA − MAX.SND.WND)"
 	ruleDataAfter   = "RFC 9293 §3.10.7.4 (seventh: text after the peer's FIN → ignore it)"
 	ruleFINAgain    = "RFC 9293 §3.10.7.4 (eighth: a retransmitted FIN is acknowledged again; TIME-WAIT restarts 2MSL)"
-	ruleTWSynHigher = "RFC 6191 §2 (TIME-WAIT may accept a SYN above RCV.NXT as a new connection, ISS above the old SND.NXT; RFC 1122 §4.2.2.13)"
-	ruleTWSynLower  = "RFC 9293 §3.10.7.4 (first: unacceptable segment → <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>), RFC 5961 §4.2"
+	ruleTWSynHigher = "RFC 1122 §4.2.2.13 (MAY: TIME-WAIT accepts a SYN above RCV.NXT as a new connection, with an ISS above the old SND.NXT; RFC 6191)"
+	ruleTWSynLower  = "RFC 9293 §3.10.7.4 (first: unacceptable segment → <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>)"
 	ruleSRBadACK    = "RFC 9293 §3.10.7.4 (SYN-RECEIVED: unacceptable ACK → <SEQ=SEG.ACK><CTL=RST>, state kept)"
 	ruleSRSynAgain  = "RFC 9293 §3.10.7.4 (first: the retransmitted SYN is not acceptable → <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>)"
 	ruleSRRST       = "RFC 9293 §3.10.7.4 (second: RST in SYN-RECEIVED from a passive OPEN → the connection is gone, LISTEN stays)"
 	ruleOptMSS      = "RFC 9293 §3.7.1 (SHLD-5: send an MSS option in every SYN)"
-	ruleOptSACK     = "RFC 2018 §2 (SACK-permitted in a SYN,ACK only when the SYN offered it)"
-	ruleOptTS       = "RFC 7323 §3.2 (TSopt in a SYN,ACK only when the SYN had one; TSecr echoes its TSval)"
-	ruleOptWS       = "RFC 7323 §2.2 (window scale in a SYN,ACK only when the SYN had one)"
-	ruleOptions     = "RFC 7323, RFC 2018 (a SYN,ACK answers the SYN's options in kind; MSS always, RFC 9293 §3.7.1)"
+	ruleOptSACK     = "RFC 2018 §2 (optional; SACK-permitted in a SYN,ACK only when the SYN offered it)"
+	ruleOptTS       = "RFC 7323 §3.2 (optional; TSopt in a SYN,ACK only when the SYN had one, and then TSecr MUST echo its TSval)"
+	ruleOptWS       = "RFC 7323 §2.2 (optional; window scale in a SYN,ACK only when the SYN had one)"
+	ruleOptions     = "RFC 7323, RFC 2018 (options are optional; a SYN,ACK carries one only when the SYN had it; MSS SHOULD be sent, RFC 9293 §3.7.1)"
 )
+
+// Requirement levels (RFC 2119) a deviation departs from.
+const (
+	levelMUST   = "MUST"
+	levelSHOULD = "SHOULD"
+)
+
+// The optional mechanisms (MAYs) checks see in use or not; the stack
+// profile lists them.
+const (
+	OptRFC5961RST = "RFC 5961 §3.2 challenge ACK to an in-window RST"
+	OptRFC5961SYN = "RFC 5961 §4.2 challenge ACK to a SYN"
+	OptRFC5961ACK = "RFC 5961 §5.2 challenge ACK to an old ACK"
+	OptRFC1337    = "RFC 1337 TIME_WAIT protection (RSTs ignored)"
+	OptSACK       = "SACK (RFC 2018)"
+	OptTS         = "timestamps (RFC 7323)"
+	OptWS         = "window scale (RFC 7323)"
+	OptTWReopen   = "TIME_WAIT reopened by a new SYN (RFC 1122 §4.2.2.13, RFC 6191)"
+)
+
+// Stacks a deviation has been seen on.
+var seenLinux = []string{"Linux"}
 
 // tcb is what a check knows of the remote's connection once it is in a
 // state: the remote's SND.NXT and RCV.NXT (spec notation).
@@ -132,12 +154,17 @@ func (o outcome) matches(t tcb, reply *walk.Reply, end endState) bool {
 }
 
 // closesWithReply reports whether an acceptable outcome of the event in
-// state (the RFC's or a known deviation's) closes the connection with an
-// answer: then "closed, no answer seen" may be that outcome with its
-// answer lost.
+// state (the RFC's, another the RFC allows, or a known deviation's) closes
+// the connection with an answer: then "closed, no answer seen" may be that
+// outcome with its answer lost.
 func (ev event) closesWithReply(state string) bool {
 	if ev.rfc.closed && len(ev.rfc.replies) > 0 {
 		return true
+	}
+	for _, c := range ev.choices(state) {
+		if c.outcome.closed && len(c.outcome.replies) > 0 {
+			return true
+		}
 	}
 	for _, d := range ev.deviations(state) {
 		if d.outcome.closed && len(d.outcome.replies) > 0 {
@@ -147,9 +174,26 @@ func (ev event) closesWithReply(state string) bool {
 	return false
 }
 
-// deviation is a documented behaviour that differs from the RFC.
+// choice is an outcome the RFC allows besides an event's first one: what a
+// stack with (or without) an optional mechanism does.
+type choice struct {
+	outcome outcome
+	// optional is the mechanism the outcome shows in use (has) or not.
+	optional string
+	has      bool
+	// note says what the outcome means, for the report.
+	note string
+}
+
+// deviation is a documented behaviour that differs from the RFC, named by
+// what it does (never by a stack).
 type deviation struct {
 	name string
+	// level is the keyword departed from: SHOULD (verdict deviation) or
+	// MUST (fail).
+	level string
+	// seenOn lists the stacks it has been seen on.
+	seenOn []string
 	// why says where the behaviour comes from (kernel source, sysctl).
 	why     string
 	outcome outcome
@@ -163,6 +207,12 @@ type event struct {
 	probe func(t tcb) string
 	send  func(c *walk.Conn, t tcb) error
 	rfc   outcome
+	// optional, when set, is the optional mechanism the rfc outcome shows
+	// in use (rfcHas) or not.
+	optional string
+	rfcHas   bool
+	// alts are the other outcomes the RFC allows, by state ("*": any).
+	alts map[string][]choice
 	// devs are the deviations known for this event, by state ("*": any).
 	devs map[string][]deviation
 	// copyAfterClose, when set, is the answer a second copy of the event
@@ -172,29 +222,40 @@ type event struct {
 	copyAfterClose func(t tcb) walk.Want
 }
 
+// anyRST is a reset with any numbers, with or without ACK: the format of a
+// reset (§3.10.7.1) is judged by the CLOSED checks, not here.
+func anyRST(tcb) walk.Want {
+	return walk.Want{Flags: craft.FlagRST, AnySeq: true, AnyAck: true}
+}
+
+func anyRSTACK(tcb) walk.Want {
+	return walk.Want{Flags: craft.FlagRST | craft.FlagACK, AnySeq: true, AnyAck: true}
+}
+
 var (
+	// resetClosed is RFC 793's answer to an in-window SYN, which RFC 9293
+	// keeps for stacks without RFC 5961: a reset, CLOSED.
+	resetClosed = outcome{replies: []func(tcb) walk.Want{anyRST, anyRSTACK}, closed: true}
+
 	evRSTExact = event{name: "rst-exact", what: "exact RST (RSTx) → no reply, CLOSED", rule: ruleRSTExact,
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=RST> (RCV.NXT)", t.rcvNxt) },
 		send:  func(c *walk.Conn, t tcb) error { return c.SendRaw(craft.FlagRST, t.rcvNxt, 0, nil, "RSTx") },
 		rfc:   silentClosed,
-		devs: map[string][]deviation{
-			"TIME_WAIT": {{name: "rfc1337-time-wait-ignores-rst",
-				why:     "RFC 1337 §3 (F1) drops RSTs in TIME-WAIT; Linux does so with net.ipv4.tcp_rfc1337=1",
-				outcome: silentKept}},
+		alts: map[string][]choice{
+			"TIME_WAIT": {{outcome: silentKept, optional: OptRFC1337, has: true,
+				note: "RFC 1337 §3 (F1) drops RSTs in TIME-WAIT (Linux: net.ipv4.tcp_rfc1337=1)"}},
 		}}
-	evRSTIn = event{name: "rst-in-window", what: "RST in window (RSTin) → challenge ACK, connection kept", rule: ruleRSTIn,
+	evRSTIn = event{name: "rst-in-window", what: "RST in window (RSTin) → challenge ACK, or a valid reset", rule: ruleRSTIn,
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=RST> (RCV.NXT+%d)", t.rcvNxt+inWindow, inWindow) },
 		send: func(c *walk.Conn, t tcb) error {
 			return c.SendRaw(craft.FlagRST, t.rcvNxt+inWindow, 0, nil, "RSTin")
 		},
-		rfc: ackKept,
-		devs: map[string][]deviation{
-			"TIME_WAIT": {{name: "linux-time-wait-no-challenge-ack",
-				why:     "Linux's TIME_WAIT mini-socket (tcp_timewait_state_process) drops a RST that is not at RCV.NXT without a challenge ACK",
-				outcome: silentKept}},
-			"FIN_WAIT_2": {{name: "linux-orphan-fin-wait-2-rst-in-window-closes",
-				why:     "an orphaned FIN_WAIT_2 is a Linux TIME_WAIT mini-socket: tcp_timewait_state_process kills it on any in-window RST (no RFC 5961 challenge)",
-				outcome: silentClosed}},
+		rfc: ackKept, optional: OptRFC5961RST, rfcHas: true,
+		alts: map[string][]choice{
+			"*": {{outcome: silentClosed, optional: OptRFC5961RST,
+				note: "not implemented (optional): without RFC 5961 an in-window RST is a valid reset (RFC 9293 §3.10.7.4, second)"}},
+			"TIME_WAIT": {{outcome: silentKept, optional: OptRFC1337, has: true,
+				note: "the RST is ignored in TIME-WAIT, as RFC 1337 §3 recommends (Linux's TIME_WAIT drops one not at RCV.NXT)"}},
 		}}
 	evRSTOut = event{name: "rst-out-of-window", what: "RST out of window → dropped, no reply", rule: ruleRSTOut,
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=RST> (RCV.NXT+2^30)", t.rcvNxt+outOfWindow) },
@@ -203,8 +264,8 @@ var (
 		},
 		rfc: silentKept,
 		devs: map[string][]deviation{
-			"FIN_WAIT_2": {{name: "linux-orphan-fin-wait-2-acks-rst",
-				why:     "an orphaned FIN_WAIT_2 is a Linux TIME_WAIT mini-socket: tcp_timewait_state_process answers any out-of-window segment, a RST too, with an ACK",
+			"FIN_WAIT_2": {{name: "acks-out-of-window-rst", level: levelSHOULD, seenOn: seenLinux,
+				why:     "an unacceptable segment draws an ACK \"unless the RST bit is set\" (RFC 9293 §3.10.7.4, first); Linux's orphaned FIN_WAIT_2, a TIME_WAIT mini-socket, answers a RST too (tcp_timewait_state_process)",
 				outcome: ackKept}},
 		}}
 	evRSTMinus1 = event{name: "rst-rcv-nxt-minus-1", what: "RST at RCV.NXT−1 → dropped, no reply", rule: ruleRSTMinus1,
@@ -214,25 +275,22 @@ var (
 		},
 		rfc: silentKept,
 		devs: map[string][]deviation{
-			"*": {{name: "linux-rst-at-rcv-nxt-minus-1",
-				why:     "Linux (tcp_reset_check) accepts a RST at RCV.NXT−1 in CLOSE_WAIT, LAST_ACK and CLOSING: peers that reset right after their FIN use that number",
+			"*": {{name: "rst-at-rcv-nxt-minus-1-accepted", level: levelSHOULD, seenOn: seenLinux,
+				why:     "a RST is valid only in the window (RFC 9293 §3.10.7.4, second); Linux (tcp_reset_check) accepts one at RCV.NXT−1 after the peer's FIN, as peers that reset right after their FIN use that number",
 				outcome: silentClosed}},
 		}}
-	evSYN = event{name: "syn", what: "SYN (SYNx) → challenge ACK, connection kept", rule: ruleSYN,
+	evSYN = event{name: "syn", what: "SYN (SYNx) → challenge ACK, or a reset", rule: ruleSYN,
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=SYN> (RCV.NXT+%d)", t.rcvNxt+inWindow, inWindow) },
 		send:  func(c *walk.Conn, t tcb) error { return c.SendRaw(craft.FlagSYN, t.rcvNxt+inWindow, 0, nil, "SYNx") },
-		rfc:   ackKept,
-		// A stack that closes on a SYN (Linux's orphaned FIN_WAIT_2 resets
-		// it) answers a second copy as LISTEN does: a new connection.
+		rfc:   ackKept, optional: OptRFC5961SYN, rfcHas: true,
+		alts: map[string][]choice{
+			"*": {{outcome: resetClosed, optional: OptRFC5961SYN,
+				note: "not implemented (optional): without RFC 5961 an in-window SYN is answered with a reset and closes the connection (RFC 9293 §3.10.7.4, fourth)"}},
+		},
+		// A stack that closes on a SYN answers a second copy as LISTEN
+		// does: a new connection.
 		copyAfterClose: func(t tcb) walk.Want {
 			return walk.Want{Flags: craft.FlagSYN | craft.FlagACK, AnySeq: true, Ack: t.rcvNxt + inWindow + 1}
-		},
-		devs: map[string][]deviation{
-			"FIN_WAIT_2": {{name: "linux-orphan-fin-wait-2-resets-syn",
-				why: "an orphaned FIN_WAIT_2 is a Linux TIME_WAIT mini-socket: tcp_timewait_state_process answers a SYN at or above RCV.NXT with a RST and drops the connection",
-				outcome: outcome{replies: []func(tcb) walk.Want{func(t tcb) walk.Want {
-					return walk.Want{Flags: craft.FlagRST | craft.FlagACK, Seq: 0, Ack: t.rcvNxt + inWindow + 1}
-				}}, closed: true}}},
 		}}
 	evACKAbove = event{name: "ack-above-snd-nxt", what: "ACK above SND.NXT → ACK, dropped", rule: ruleACKAbove,
 		probe: func(t tcb) string {
@@ -243,25 +301,21 @@ var (
 		},
 		rfc: ackKept,
 		devs: map[string][]deviation{
-			"*": {{name: "linux-silent-on-ack-above-snd-nxt",
-				why:     "Linux before 6.x (tcp_ack: SKB_DROP_REASON_TCP_ACK_UNSENT_DATA) drops such an ACK without answering",
-				outcome: silentKept}},
-			"FIN_WAIT_2": {{name: "linux-orphan-fin-wait-2-silent-on-ack",
-				why:     "an orphaned FIN_WAIT_2 is a Linux TIME_WAIT mini-socket: tcp_timewait_state_process takes any in-window bare ACK as a duplicate and drops it silently",
+			"*": {{name: "silent-on-ack-above-snd-nxt", level: levelSHOULD, seenOn: []string{"Linux before 6.x", "Linux (orphaned FIN_WAIT_2)"},
+				why:     "RFC 9293 §3.10.7.4 (fifth) sends an ACK; Linux before 6.x (tcp_ack: SKB_DROP_REASON_TCP_ACK_UNSENT_DATA) and its orphaned FIN_WAIT_2 (a TIME_WAIT mini-socket) drop it without one",
 				outcome: silentKept}},
 		}}
-	evACKBelow = event{name: "ack-below-snd-una", what: "ACK far below SND.UNA → challenge ACK, dropped", rule: ruleACKBelow,
+	evACKBelow = event{name: "ack-below-snd-una", what: "ACK far below SND.UNA → ignored, or a challenge ACK", rule: ruleACKBelow,
 		probe: func(t tcb) string {
 			return fmt.Sprintf("<SEQ=%d><ACK=%d><CTL=ACK> (SND.UNA−2^30)", t.rcvNxt, t.sndUna-outOfWindow)
 		},
 		send: func(c *walk.Conn, t tcb) error {
 			return c.SendRaw(craft.FlagACK, t.rcvNxt, t.sndUna-outOfWindow, nil, "ACK below SND.UNA")
 		},
-		rfc: ackKept,
-		devs: map[string][]deviation{
-			"FIN_WAIT_2": {{name: "linux-orphan-fin-wait-2-silent-on-ack",
-				why:     "an orphaned FIN_WAIT_2 is a Linux TIME_WAIT mini-socket: tcp_timewait_state_process takes any in-window bare ACK as a duplicate and drops it silently",
-				outcome: silentKept}},
+		rfc: ackKept, optional: OptRFC5961ACK, rfcHas: true,
+		alts: map[string][]choice{
+			"*": {{outcome: silentKept, optional: OptRFC5961ACK,
+				note: "not implemented (optional): a duplicate ACK can be ignored (RFC 9293 §3.10.7.4, fifth)"}},
 		}}
 	evDataAfterFIN = event{name: "data-after-fin", what: "data after our FIN → ignored", rule: ruleDataAfter,
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=PSH,ACK> len %d", t.rcvNxt, len(afterFIN)) },
@@ -303,8 +357,8 @@ var (
 		},
 		rfc: ackKept,
 		devs: map[string][]deviation{
-			"SYN_RCVD": {{name: "linux-synack-on-retransmitted-syn",
-				why: "Linux (tcp_check_req) answers a retransmitted SYN with its SYN,ACK again (at most one per 500 ms), as if the first were lost",
+			"SYN_RCVD": {{name: "synack-on-retransmitted-syn", level: levelSHOULD, seenOn: seenLinux,
+				why: "an unacceptable segment draws an ACK (RFC 9293 §3.10.7.4, first); Linux (tcp_check_req) answers a retransmitted SYN with its SYN,ACK again (at most one per 500 ms), as if the first were lost",
 				outcome: outcome{replies: []func(tcb) walk.Want{func(t tcb) walk.Want {
 					return walk.Want{Flags: craft.FlagSYN | craft.FlagACK, Seq: t.sndNxt - 1, Ack: t.rcvNxt}
 				}}}}},
@@ -321,6 +375,20 @@ var afterFIN = []byte("tcpwalk")
 // deviations returns the known deviations of ev in state.
 func (ev event) deviations(state string) []deviation {
 	return append(append([]deviation(nil), ev.devs[state]...), ev.devs["*"]...)
+}
+
+// choices returns the outcomes besides ev.rfc the RFC allows in state.
+func (ev event) choices(state string) []choice {
+	return append(append([]choice(nil), ev.alts[state]...), ev.alts["*"]...)
+}
+
+// expected writes every outcome the RFC allows for ev in state.
+func (ev event) expected(state string, t tcb) string {
+	out := ev.rfc.describe(t)
+	for _, c := range ev.choices(state) {
+		out += "; or " + c.outcome.describe(t)
+	}
+	return out
 }
 
 // stateDef is one row of the matrix: how to reach the state and which
@@ -369,13 +437,13 @@ func Checks() []Check {
 		}
 		if st.name == "TIME_WAIT" {
 			out = append(out, Check{ID: "TIME_WAIT/syn-higher-seq", State: st.name, Event: "syn-higher-seq", Rule: ruleTWSynHigher,
-				Summary: "TIME_WAIT: SYN above RCV.NXT → SYN,ACK of a new connection (or a challenge ACK)",
+				Summary: "TIME_WAIT: SYN above RCV.NXT → SYN,ACK of a new connection, ISS above the old SND.NXT (or refused: an ACK or a RST)",
 				Action:  st.action, run: timeWaitSynHigher})
 		}
 	}
 	out = append(out,
 		Check{ID: "LISTEN/options-offered", State: "LISTEN", Event: "options-offered", Rule: ruleOptions,
-			Summary: "LISTEN: a SYN offering MSS, SACK-permitted, timestamps and window scale gets them all back", run: optionsOffered},
+			Summary: "LISTEN: a SYN offering MSS, SACK-permitted, timestamps and window scale gets MSS and any of the others the stack implements", run: optionsOffered},
 		Check{ID: "LISTEN/options-not-offered", State: "LISTEN", Event: "options-not-offered", Rule: ruleOptions,
 			Summary: "LISTEN: a SYN without options gets MSS only", run: optionsNotOffered},
 	)

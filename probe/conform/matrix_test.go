@@ -163,9 +163,9 @@ func TestOutcomeDescribe(t *testing.T) {
 // expects (it would never be reported).
 func TestDeviations(t *testing.T) {
 	want := map[string]string{
-		"SYN_RCVD/syn-retransmit":        "linux-synack-on-retransmitted-syn",
-		"CLOSE_WAIT/rst-rcv-nxt-minus-1": "linux-rst-at-rcv-nxt-minus-1",
-		"TIME_WAIT/rst-in-window":        "linux-time-wait-no-challenge-ack",
+		"SYN_RCVD/syn-retransmit":        "synack-on-retransmitted-syn",
+		"CLOSE_WAIT/rst-rcv-nxt-minus-1": "rst-at-rcv-nxt-minus-1-accepted",
+		"FIN_WAIT_2/rst-out-of-window":   "acks-out-of-window-rst",
 	}
 	tc := tcb{sndNxt: 1000, rcvNxt: 5000}
 	for _, st := range rows() {
@@ -176,6 +176,20 @@ func TestDeviations(t *testing.T) {
 				names = append(names, d.name)
 				if d.why == "" {
 					t.Errorf("%s: deviation %s does not say where it comes from", id, d.name)
+				}
+				if d.level != levelMUST && d.level != levelSHOULD {
+					t.Errorf("%s: deviation %s departs from %q, want MUST or SHOULD", id, d.name, d.level)
+				}
+				if len(d.seenOn) == 0 {
+					t.Errorf("%s: deviation %s lists no stack it was seen on", id, d.name)
+				}
+				if strings.Contains(d.name, "linux") {
+					t.Errorf("%s: deviation %s is named by a stack, not by its behaviour", id, d.name)
+				}
+				for _, c := range ev.choices(st.name) {
+					if c.outcome.describe(tc) == d.outcome.describe(tc) {
+						t.Errorf("%s: deviation %s is an outcome the RFC allows (%s)", id, d.name, c.note)
+					}
 				}
 				if d.outcome.silence == ev.rfc.silence && d.outcome.closed == ev.rfc.closed && len(d.outcome.replies) == len(ev.rfc.replies) &&
 					d.outcome.describe(tc) == ev.rfc.describe(tc) {
@@ -201,7 +215,8 @@ func TestReportTallies(t *testing.T) {
 			{Scenario: "e", Verdict: walk.Inconclusive},
 			{Scenario: "f", Verdict: "bogus"},
 		},
-		Measurements: []Measurement{{ID: MeasureSynAckSchedule, Duration: 3 * time.Second, Result: m}, {ID: MeasureTWFingerprint}},
+		Measurements: []Measurement{{ID: MeasureSynAckSchedule, Duration: 3 * time.Second, Result: m}, {ID: MeasureTWFingerprint},
+			{ID: MeasureFINBackoff, Result: m, Sessions: []walk.Result{*m, {Scenario: MeasureFINBackoff}, {Scenario: MeasureFINBackoff}}}},
 	}
 	if diff := cmp.Diff(Counts{Pass: 1, Deviation: 1, Fail: 1, Inconclusive: 2, Skipped: 1}, rep.Counts()); diff != "" {
 		t.Errorf("counts (-want +got):\n%s", diff)
@@ -209,8 +224,8 @@ func TestReportTallies(t *testing.T) {
 	if id, d := rep.Longest(); id != MeasureSynAckSchedule || d != 3*time.Second {
 		t.Errorf("longest %s %v, want %s 3s", id, d, MeasureSynAckSchedule)
 	}
-	if got := rep.AllResults(); len(got) != 7 || got[6].Scenario != MeasureSynAckSchedule {
-		t.Errorf("AllResults: %d results, want the 6 checks and the measurement's session", len(got))
+	if got := rep.AllResults(); len(got) != 10 || got[6].Scenario != MeasureSynAckSchedule || got[9].Scenario != MeasureFINBackoff {
+		t.Errorf("AllResults: %d results, want the 6 checks, the schedule's session and the 3 of the FIN backoff", len(got))
 	}
 	if diff := cmp.Diff([]string{"some-deviation"}, Deviations(rep.Results[1])); diff != "" {
 		t.Errorf("deviations (-want +got):\n%s", diff)
@@ -257,17 +272,24 @@ func TestMeasurementTexts(t *testing.T) {
 		sack, ws     bool
 		err          error
 		retransmit   int
+		offered      int // options-offered's SYN,ACK (optBit…), -1 unknown
 		ok           bool
 		valuePrefix  string
 		valueContain string
 	}{
-		{"no cookies", true, true, nil, 1, true, "not in use", "retransmitted"},
-		{"options dropped", false, false, nil, 1, true, "in use", "dropped"},
-		{"no retransmission", true, true, nil, 0, true, "in use", "not retransmitted"},
-		{"nothing known", false, false, errProbe, -1, false, "not measured", "option probe failed"},
-		{"probe failed, schedule known", false, false, errProbe, 1, true, "not in use", "retransmitted"},
+		{"no cookies", true, true, nil, 1, optBitSACK | optBitWS, true, "not in use", "retransmitted"},
+		{"options dropped, sent otherwise, no retransmission", false, false, nil, 0, optBitSACK | optBitWS | optBitTS, true, "in use", "dropped"},
+		// A stack that implements neither SACK nor window scale drops
+		// them always: that is no cookie (the old rule said "in use").
+		{"a stack without SACK and window scale", false, false, nil, 0, 0, true, "no sign of them", "always sends"},
+		// A retransmitted SYN,ACK comes from state a cookie does not keep
+		// (the old rule said "in use" while printing it).
+		{"options dropped, but retransmitted", false, false, nil, 1, optBitSACK | optBitWS, true, "not in use", "retransmitted"},
+		{"no retransmission alone", true, true, nil, 0, optBitSACK | optBitWS, true, "no sign of them", "not retransmitted"},
+		{"nothing known", false, false, errProbe, -1, -1, false, "not measured", "option probe failed"},
+		{"probe failed, schedule known", false, false, errProbe, 1, -1, true, "not in use", "retransmitted"},
 	} {
-		sh := &shared{synAckRetransmitted: tt.retransmit}
+		sh := &shared{synAckRetransmitted: tt.retransmit, synAckOptions: tt.offered}
 		m := synCookies(tt.sack, tt.ws, tt.err, sh, time.Millisecond)
 		if m.OK != tt.ok || !strings.HasPrefix(m.Value, tt.valuePrefix) || !strings.Contains(m.Value, tt.valueContain) {
 			t.Errorf("%s: %v %q, want %v, %q…%q", tt.name, m.OK, m.Value, tt.ok, tt.valuePrefix, tt.valueContain)
@@ -276,3 +298,32 @@ func TestMeasurementTexts(t *testing.T) {
 }
 
 var errProbe = errors.New("no SYN,ACK")
+
+// TestGuardCookies: with SYN cookies in use no SYN_RCVD check is judged
+// (its SYN,ACK may be a cookie's), and SYNs sent again are noticed.
+func TestGuardCookies(t *testing.T) {
+	resent := []walk.Segment{{Dir: walk.Out, Flags: "S"}, {Dir: walk.Out, Flags: "S"}, {Dir: walk.In, Flags: "S."}}
+	once := []walk.Segment{{Dir: walk.Out, Flags: "S"}, {Dir: walk.In, Flags: "S."}, {Dir: walk.Out, Flags: "S"}}
+	rep := Report{
+		Results: []walk.Result{
+			{Scenario: "SYN_RCVD/bad-ack", Verdict: walk.Pass, Segments: once},
+			{Scenario: "ESTABLISHED/syn", Verdict: walk.Pass, Segments: resent},
+		},
+		Measurements: []Measurement{{ID: MeasureSynCookies, OK: true, Value: "in use: options dropped"}},
+	}
+	notes := guardCookies(&rep, 4)
+	if len(notes) != 2 || !strings.Contains(notes[0], "1 of 2 checks sent their SYN again") || !strings.Contains(notes[1], "SYN cookies are in use") {
+		t.Errorf("notes %q", notes)
+	}
+	if v := rep.Results[0].Verdict; v != walk.Inconclusive {
+		t.Errorf("SYN_RCVD check with cookies in use: %s, want inconclusive", v)
+	}
+	if v := rep.Results[1].Verdict; v != walk.Pass {
+		t.Errorf("ESTABLISHED check: %s, want its own verdict kept", v)
+	}
+	rep.Measurements[0].Value = "not in use: retransmitted"
+	rep.Results[0].Verdict = walk.Pass
+	if notes := guardCookies(&rep, 4); len(notes) != 1 || rep.Results[0].Verdict != walk.Pass {
+		t.Errorf("without cookies: notes %q, verdict %s", notes, rep.Results[0].Verdict)
+	}
+}

@@ -37,9 +37,12 @@ type Measurement struct {
 	// measurement ended; OK is then false.
 	Interrupted bool
 	Duration    time.Duration
-	// Result is the session the measurement was made on, for the pcap
-	// writer; nil when it made none of its own.
+	// Result is the session the measurement's value comes from; nil when
+	// it made none of its own.
 	Result *walk.Result
+	// Sessions is every session the measurement made (Result among
+	// them), for the pcap writer: a pcap holds all segments of a run.
+	Sessions []walk.Result
 }
 
 // Measurement IDs.
@@ -83,6 +86,42 @@ type shared struct {
 	synAckRetransmitted int
 	// path is the loss the run's confirmation probes saw.
 	path pathLoss
+	// synAckOptions is what options-offered's SYN,ACK carried (optBit…),
+	// -1 when it did not run.
+	synAckOptions int
+	// gate bounds the connections in the remote's handshake; priority
+	// counts the SYN,ACK schedule's connections not yet in it (the checks
+	// start after them).
+	gate     *gate
+	priority sync.WaitGroup
+}
+
+// Bits of shared.synAckOptions.
+const (
+	optBitSACK = 1 << iota
+	optBitWS
+	optBitTS
+)
+
+// setSynAckOptions notes the options of the SYN,ACK to a SYN offering all.
+func (sh *shared) setSynAckOptions(seg *walk.Segment) {
+	opts, err := synOptions(seg)
+	if err != nil {
+		return
+	}
+	bits := 0
+	if _, ok := opts[craft.OptSACKPermitted]; ok {
+		bits |= optBitSACK
+	}
+	if _, ok := opts[craft.OptWindowScale]; ok {
+		bits |= optBitWS
+	}
+	if _, ok := opts[craft.OptTimestamps]; ok {
+		bits |= optBitTS
+	}
+	sh.mu.Lock()
+	sh.synAckOptions = bits
+	sh.mu.Unlock()
 }
 
 func (sh *shared) setFingerprint(off uint32) {
@@ -118,7 +157,21 @@ func gaps(at []time.Time) []time.Duration {
 // copies are byte-identical and never reach here.)
 func collectRetransmissions(ctx context.Context, c *walk.Conn, first time.Time, same func(*walk.Reply) bool, want int, deadline time.Time, window time.Duration) ([]time.Time, error) {
 	at := []time.Time{first}
+	// The wait follows the remote's timer: RFC 6298 §2.1 allows an initial
+	// RTO of 1 s, RFC 1122's 3 s is still common, and each retransmission
+	// doubles it (§5.5). A wait sized for Linux's 1 s would take a 3 s
+	// stack for one that lost its second retransmission.
+	limit := first.Add(maxScheduleWait)
 	for want == 0 || len(at) <= want {
+		if n := len(at); want > 0 && n >= 2 {
+			next := at[n-1].Add(at[n-1].Sub(at[n-2])*5/2 + 100*time.Millisecond)
+			if next.After(deadline) {
+				deadline = next
+			}
+			if deadline.After(limit) {
+				deadline = limit
+			}
+		}
 		r, err := c.Next(ctx, deadline)
 		if errors.Is(err, probe.ErrTimeout) {
 			break
@@ -132,6 +185,10 @@ func collectRetransmissions(ctx context.Context, c *walk.Conn, first time.Time, 
 	}
 	return at, nil
 }
+
+// maxScheduleWait bounds a measurement's wait however slow the remote's
+// timer: a first retransmission after 3 s and a second 6 s later fit.
+const maxScheduleWait = 10 * time.Second
 
 // dupWindow: see collectRetransmissions.
 const dupWindow = 100 * time.Millisecond
@@ -254,6 +311,15 @@ func measureSchedules(ctx context.Context, cfg *Config, sh *shared, id string, a
 	return out
 }
 
+// sessionsOf lists the sessions of scheds.
+func sessionsOf(scheds []schedule) []walk.Result {
+	out := make([]walk.Result, len(scheds))
+	for i, s := range scheds {
+		out[i] = s.res
+	}
+	return out
+}
+
 // measureSynAck withholds the final ACK and times the SYN,ACK's
 // retransmissions, on scheduleProbes connections.
 func measureSynAck(ctx context.Context, cfg *Config, sh *shared) (m Measurement) {
@@ -292,6 +358,7 @@ func measureSynAck(ctx context.Context, cfg *Config, sh *shared) (m Measurement)
 		return s, err
 	})
 	m.Result, m.Duration = &scheds[0].res, time.Since(start)
+	m.Sessions = sessionsOf(scheds)
 	gaps, ok, why := agreed(scheds)
 	if ok && cfg.AllRetransmissions && len(gaps) > 0 {
 		m.Caveat = "the remote's last retransmission, if lost, cannot be told from its giving up"
@@ -309,11 +376,11 @@ func measureSynAck(ctx context.Context, cfg *Config, sh *shared) (m Measurement)
 	case !ok:
 		m.Value = "not measured: " + why
 	case len(gaps) == 0:
-		m.OK, m.Value = true, "no retransmission within "+wait.String()+" (SYN cookies, or a long initial RTO)"
+		m.OK, m.Value = true, "no retransmission within "+wait.String()+" (SYN cookies, or an initial RTO beyond it)"
 		sh.synAckRetransmitted = 0
 	default:
 		m.Intervals = gaps
-		m.OK, m.Value = true, intervalsText(gaps)+" (Linux: 1, 2, 4, 8, 16 s)"
+		m.OK, m.Value = true, intervalsText(gaps)
 	}
 	return m
 }
@@ -357,6 +424,7 @@ func measureFINBackoff(ctx context.Context, cfg *Config, sh *shared) (m Measurem
 		return schedule{gaps: g, lost: lost, counted: counted, late: late}, err
 	})
 	m.Result, m.Duration = &scheds[0].res, time.Since(start)
+	m.Sessions = sessionsOf(scheds)
 	// A connection whose IP IDs show that nothing was lost is believed on
 	// its own; of several, the one whose ACKs were least late (the
 	// remote's RTO follows its round-trip samples, RFC 6298 §2). Else the
@@ -399,7 +467,7 @@ func measureFINBackoff(ctx context.Context, cfg *Config, sh *shared) (m Measurem
 		m.OK, m.Value = true, "no retransmission within "+wait.String()
 	default:
 		m.Intervals = gaps
-		m.OK, m.Value = true, intervalsText(gaps)+" (Linux: a tail loss probe after ≈0.2 s, then RTOs from ≈0.2 s, doubling)"
+		m.OK, m.Value = true, intervalsText(gaps)
 	}
 	return m
 }
@@ -486,7 +554,7 @@ func lostSegment(segs []walk.Segment) (lost string, counted bool) {
 			continue
 		}
 		if s.Retransmission && s.Len > 0 {
-			return fmt.Sprintf("the remote retransmitted its data (seq %d): our ACK of it was lost", s.RelSeq), false
+			return fmt.Sprintf("the remote retransmitted its data (seq %d) before an ACK of ours covering it reached it", s.RelSeq), false
 		}
 		id := binary.BigEndian.Uint16(s.Raw[4:6])
 		if id == 0 {
@@ -581,39 +649,50 @@ func probeSynCookies(ctx context.Context, cfg *Config) (sack, ws bool, err error
 	return false, false, fmt.Errorf("no SYN,ACK to a SYN without timestamps after %d tries", tm.Tries)
 }
 
-// synCookies combines the option probe with the SYN,ACK schedule.
+// synCookies combines the option probe with the SYN,ACK schedule and says
+// only what they showed. A retransmitted SYN,ACK means a SYN_RCVD entry,
+// which a cookie does not make: not in use (for those connections). A
+// SYN,ACK without SACK-permitted or window scale to a SYN without
+// timestamps means cookies only when the stack sends them otherwise (the
+// options-offered check saw them): a stack that does not implement them
+// drops them always. Cookies are then "in use" only when, besides, no
+// SYN,ACK was retransmitted.
 func synCookies(sack, ws bool, probeErr error, sh *shared, d time.Duration) Measurement {
-	m := Measurement{ID: MeasureSynCookies, Name: "SYN cookies in use", Rule: ruleSynCookies, Duration: d}
+	m := Measurement{ID: MeasureSynCookies, Name: "SYN cookies", Rule: ruleSynCookies, Duration: d}
 	sh.mu.Lock()
 	retr := sh.synAckRetransmitted
+	offered := sh.synAckOptions // -1 unknown, else a bit set of what options-offered got
 	sh.mu.Unlock()
 	var ev []string
-	cookies := false
+	dropped := false // options a stack otherwise sends were dropped
 	switch {
 	case probeErr != nil:
 		ev = append(ev, "option probe failed: "+probeErr.Error())
 	case sack && ws:
 		ev = append(ev, "SACK-permitted and window scale echoed to a SYN without timestamps")
+	case offered < 0:
+		ev = append(ev, "SACK-permitted or window scale missing from the SYN,ACK to a SYN without timestamps (whether the stack sends them otherwise is unknown)")
+	case (offered&optBitSACK != 0 && !sack) || (offered&optBitWS != 0 && !ws):
+		dropped = true
+		ev = append(ev, "SACK-permitted or window scale, sent to a SYN with timestamps, dropped from the SYN,ACK to a SYN without them (a cookie without timestamps cannot hold them)")
 	default:
-		cookies = true
-		ev = append(ev, "SACK-permitted or window scale dropped from the SYN,ACK to a SYN without timestamps")
+		ev = append(ev, "the SYN,ACK to a SYN without timestamps has the options the stack always sends")
 	}
 	switch retr {
 	case 1:
-		ev = append(ev, "the SYN,ACK was retransmitted")
+		ev = append(ev, "the SYN,ACK was retransmitted (a cookie keeps no state to retransmit from)")
 	case 0:
-		cookies = true
 		ev = append(ev, "the SYN,ACK was not retransmitted")
 	}
-	if probeErr != nil && retr == -1 {
+	switch {
+	case retr == 1:
+		m.OK, m.Value = true, "not in use: "+strings.Join(ev, "; ")
+	case dropped && retr == 0:
+		m.OK, m.Value = true, "in use: "+strings.Join(ev, "; ")
+	case probeErr != nil && retr == -1:
 		m.Value = "not measured: " + strings.Join(ev, "; ")
-		return m
-	}
-	m.OK = true
-	if cookies {
-		m.Value = "in use: " + strings.Join(ev, "; ")
-	} else {
-		m.Value = "not in use: " + strings.Join(ev, "; ")
+	default:
+		m.OK, m.Value = true, "no sign of them: "+strings.Join(ev, "; ")
 	}
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,9 @@ type Config struct {
 	// Only keeps the checks and measurements whose ID matches one of these
 	// path.Match patterns ("TIME_WAIT/*", "*/rst-in-window"); empty: all.
 	Only []string
+	// Parallel bounds the connections in the remote's handshake at once
+	// (what its listen backlog must hold); 0: DefaultParallel.
+	Parallel int
 }
 
 // Report is the outcome of a run.
@@ -41,6 +45,12 @@ type Report struct {
 	// Interrupted is true when the user stopped the run (SIGINT, SIGTERM):
 	// the checks and measurements cut short say so (walk.Interrupted).
 	Interrupted bool
+	// Profile describes the remote's optional mechanisms, timers and
+	// formats, and the stack family it resembles (see Profile).
+	Profile Profile
+	// Notes are what the run noticed about the listener: SYNs that went
+	// unanswered (a listen queue overflowing), SYN cookies in use.
+	Notes []string
 }
 
 // Counts tallies checks by verdict.
@@ -86,23 +96,28 @@ func (r Report) Longest() (id string, d time.Duration) {
 	return id, d
 }
 
-// AllResults is every session of the run: the checks, then the
-// measurements that made one (for pcap files).
+// AllResults is every session of the run: the checks, then every session
+// of the measurements (for pcap files). The SYN-cookie probe's segments are
+// not among them: it runs on a bare flow with no record.
 func (r Report) AllResults() []walk.Result {
 	out := append([]walk.Result(nil), r.Results...)
 	for _, m := range r.Measurements {
-		if m.Result != nil {
+		switch {
+		case len(m.Sessions) > 0:
+			out = append(out, m.Sessions...)
+		case m.Result != nil:
 			out = append(out, *m.Result)
 		}
 	}
 	return out
 }
 
-// Deviations names the deviations seen in one check's result.
+// Deviations names the deviations seen in one check's result (SHOULDs,
+// and MUSTs, which fail).
 func Deviations(r walk.Result) []string {
 	var out []string
 	for _, c := range r.Checks {
-		if c.Verdict == walk.Deviation && c.Deviation != "" {
+		if (c.Verdict == walk.Deviation || c.Verdict == walk.Fail) && c.Deviation != "" {
 			out = append(out, c.Deviation)
 		}
 	}
@@ -174,16 +189,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	rep := Report{Target: netip.AddrPortFrom(cfg.Walk.Prober.Remote(), cfg.Walk.Port), Trigger: cfg.Walk.Trigger.Name(),
 		Oracle: cfg.Walk.Oracle != nil, Start: time.Now(), Results: make([]walk.Result, len(checks))}
-	sh := &shared{synAckRetransmitted: -1}
-	var wg sync.WaitGroup
-	for i, ch := range checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rep.Results[i] = session(ctx, &cfg, sh, ch.ID, ch.Action, ch.run)
-			rep.Results[i].Summary = ch.Summary
-		}()
-	}
+	sh := &shared{synAckRetransmitted: -1, synAckOptions: -1, gate: newGate(cfg.Parallel)}
 	want := map[string]bool{}
 	for _, id := range meas {
 		want[id] = true
@@ -205,6 +211,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 	}
 	if want[MeasureSynAckSchedule] {
+		// Its connections hold SYN_RCVD, and a place in the gate, for the
+		// longest: they go first, or the run would wait for them.
+		sh.priority.Add(scheduleProbes)
 		mwg.Add(1)
 		go func() {
 			defer mwg.Done()
@@ -225,9 +234,22 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		go func() {
 			defer mwg.Done()
 			start := time.Now()
-			sack, ws, cookieErr = probeSynCookies(ctx, &cfg)
+			if cookieErr = sh.gate.acquire(ctx, true); cookieErr == nil {
+				sack, ws, cookieErr = probeSynCookies(ctx, &cfg)
+				sh.gate.release(true)
+			}
 			cookieTime = time.Since(start)
 			measured(MeasureSynCookies)
+		}()
+	}
+	sh.priority.Wait()
+	var wg sync.WaitGroup
+	for i, ch := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rep.Results[i] = session(ctx, &cfg, sh, ch.ID, ch.Action, ch.run)
+			rep.Results[i].Summary = ch.Summary
 		}()
 	}
 	wg.Wait()
@@ -251,6 +273,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 	}
 	rep.Interrupted = ctx.Err() != nil
+	rep.Notes = guardCookies(&rep, cfg.Parallel)
+	rep.Profile = buildProfile(rep)
 	rep.Duration = time.Since(rep.Start)
 	return rep, nil
 }
@@ -259,12 +283,30 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 // skipped when the trigger cannot cause action or fn says the target cannot
 // be held in the state.
 func session(ctx context.Context, cfg *Config, sh *shared, id string, action walk.Action, fn func(context.Context, *env) error) walk.Result {
+	// The SYN,ACK schedule's connections tell Run once they hold their
+	// place in the gate, on every way out.
+	prio := id == MeasureSynAckSchedule
+	defer func() {
+		if prio {
+			sh.priority.Done()
+		}
+	}()
 	s, res := walk.NewSession(cfg.Walk, id, action, cfg.Walk.Port)
 	if res != nil {
 		return *res
 	}
 	e := &env{cfg: cfg, s: s, c: s.Conn(), tm: cfg.Walk.Timing, sh: sh}
-	err := fn(ctx, e)
+	e.long = holdsHalfOpen(id)
+	err := sh.gate.acquire(ctx, e.long)
+	if prio {
+		sh.priority.Done()
+		prio = false
+	}
+	if err == nil {
+		e.gated = true
+		err = fn(ctx, e)
+		e.leaveGate()
+	}
 	if ctx.Err() != nil && (err == nil || errors.Is(err, errSkip)) {
 		// Cut short: a wait that the signal ended may have looked like
 		// the silence a check wants. Never a pass, nor a skip.
@@ -279,4 +321,64 @@ func session(ctx context.Context, cfg *Config, sh *shared, id string, action wal
 		r.Verdict, r.Reason = walk.Skipped, e.skip
 	}
 	return r
+}
+
+// guardCookies notices a listener in trouble and says so. SYNs that needed
+// sending again before a SYN,ACK came suggest its queue overflowed (or the
+// path lost them). With SYN cookies in use, a SYN,ACK may come from no
+// state at all, so a SYN_RCVD check cannot know it talks to SYN_RCVD: those
+// checks become inconclusive, never judged on a cookie's connection.
+func guardCookies(rep *Report, parallel int) []string {
+	if parallel <= 0 {
+		parallel = DefaultParallel
+	}
+	var notes []string
+	resent := 0
+	for _, r := range rep.Results {
+		if firstSYNUnanswered(r.Segments) {
+			resent++
+		}
+	}
+	if resent > 0 {
+		notes = append(notes, fmt.Sprintf("%d of %d checks sent their SYN again before a SYN,ACK came: the listener may have dropped SYNs (a listen queue too short for %d connections in the handshake at once: lower --parallel), or the path lost them",
+			resent, len(rep.Results), parallel))
+	}
+	cookies := false
+	for _, m := range rep.Measurements {
+		if m.ID == MeasureSynCookies && strings.HasPrefix(m.Value, "in use") {
+			cookies = true
+		}
+	}
+	if !cookies {
+		return notes
+	}
+	notes = append(notes, "SYN cookies are in use: a SYN,ACK may come from no SYN_RCVD state, so the SYN_RCVD checks are not judged")
+	for i := range rep.Results {
+		r := &rep.Results[i]
+		if strings.HasPrefix(r.Scenario, "SYN_RCVD/") && (r.Verdict == walk.Pass || r.Verdict == walk.Deviation || r.Verdict == walk.Fail) {
+			r.Verdict = walk.Inconclusive
+			r.Reason = "SYN cookies are in use (LISTEN/syn-cookies): the SYN,ACK may be a cookie's, with no SYN_RCVD state behind it"
+		}
+	}
+	return notes
+}
+
+// firstSYNUnanswered reports whether our first SYN of a connection drew
+// nothing at all before the next one went out (an answer of a stale
+// connection on the 4-tuple, which is reset and the SYN sent again, is an
+// answer: the listener took the SYN).
+func firstSYNUnanswered(segs []walk.Segment) bool {
+	syns := 0
+	for _, s := range segs {
+		switch {
+		case s.Dir == walk.Out && s.Flags == "S":
+			syns++
+			if syns > 1 {
+				return true
+			}
+		case s.Dir == walk.In && syns > 0:
+			return false
+		}
+	}
+	return false
 }

@@ -36,8 +36,8 @@ func timeWaitSynHigher(ctx context.Context, e *env) error {
 	synack := walk.Want{Flags: craft.FlagSYN | craft.FlagACK, AnySeq: true, Ack: seq + 1}
 	chk := walk.Check{Name: "TIME_WAIT: SYN above RCV.NXT → a new connection, ISS above the old SND.NXT", Rule: ruleTWSynHigher,
 		Probe:    fmt.Sprintf("<SEQ=%d><CTL=SYN> (RCV.NXT+%d)", seq, synAhead),
-		Expected: fmt.Sprintf("<SEQ=ISS'><ACK=%d><CTL=SYN,ACK> with ISS' > %d (old SND.NXT), or %s", seq+1, t.sndNxt, challengeACK(t)),
-		Received: "nothing"}
+		Expected: fmt.Sprintf("<SEQ=ISS'><ACK=%d><CTL=SYN,ACK> with any ISS' > %d (old SND.NXT); or refused: %s or a RST", seq+1, t.sndNxt, challengeACK(t)),
+		Received: "nothing", Optional: OptTWReopen}
 	wire := ""
 	switch {
 	case reply == nil:
@@ -46,10 +46,12 @@ func timeWaitSynHigher(ctx context.Context, e *env) error {
 		iss := reply.Seg.Seq
 		off := iss - t.sndNxt
 		chk.Received = fmt.Sprintf("%s: ISS' = old SND.NXT + %d", walk.Describe(reply.Seg), off)
+		chk.Has = true
 		if int32(off) > 0 {
 			chk.Verdict, wire = walk.Pass, "SYN_RCVD"
 		} else {
-			chk.Verdict, chk.Reason = walk.Fail, "the new ISS is not above the old SND.NXT: old duplicates could be taken for new data (RFC 6191 §2)"
+			deviation{name: "time-wait-reopened-with-lower-iss", level: levelMUST,
+				why: "the new ISS is not above the old SND.NXT: old duplicates could be taken for new data (RFC 1122 §4.2.2.13 (a), RFC 6191 §2)"}.apply(&chk)
 		}
 		e.sh.setFingerprint(uint32(off))
 		// The new connection's RCV.NXT: the tidy RST at SND.NXT removes it.
@@ -57,10 +59,19 @@ func timeWaitSynHigher(ctx context.Context, e *env) error {
 	case reply.Seg.ICMP == "" && challengeACK(t).Match(reply.Seg, reply.Flags):
 		chk.Received = walk.Describe(reply.Seg) + " (TIME_WAIT kept)"
 		chk.Verdict, wire = walk.Pass, "TIME_WAIT"
+		chk.Reason = "not implemented (optional): TIME_WAIT kept, the SYN answered as an unacceptable segment"
 		e.sh.setFingerprint(0)
+	case reply.Seg.ICMP == "" && reply.Flags.Has(craft.FlagRST):
+		// RFC 1122 only allows the reopening; a stack that does not
+		// reopen may refuse the SYN with a reset (§3.10.7.4, fourth, RFC
+		// 793's rule).
+		chk.Received = walk.Describe(reply.Seg)
+		chk.Verdict, chk.Reason = walk.Pass, "not implemented (optional): the SYN refused with a reset"
+		e.sh.setFingerprint(0)
+		c.Forget()
 	default:
 		chk.Received = walk.Describe(reply.Seg)
-		chk.Verdict, chk.Reason = walk.Fail, "neither a new connection nor a challenge ACK"
+		chk.Verdict, chk.Reason = walk.Fail, "neither a new connection nor a refusal (an ACK or a RST)"
 	}
 	e.record(chk, wire)
 	return nil
@@ -88,8 +99,10 @@ func optionsText(seg *walk.Segment) string {
 	return "<" + strings.Join(seg.Options, ",") + ">"
 }
 
-// optionsOffered sends Linux's SYN options and checks that the SYN,ACK
-// answers each of them.
+// optionsOffered sends a SYN with MSS, SACK-permitted, timestamps and
+// window scale, and checks the SYN,ACK: MSS SHOULD come back; each of the
+// others is optional, so its absence is "not implemented", and a TSopt
+// that comes MUST echo our TSval.
 func optionsOffered(ctx context.Context, e *env) error {
 	c := e.c
 	r, err := e.s.ExpectSYNACK(ctx, "LISTEN → SYN_RCVD", ruleListen, "SYN x <mss 1460,sackOK,TS,nop,wscale 7>", c.SendSYN)
@@ -98,24 +111,33 @@ func optionsOffered(ctx context.Context, e *env) error {
 	}
 	c.RcvNxt = r.Seg.Seq + 1
 	e.s.States("SYN_SENT", "SYN_RCVD")
-	var ourTS uint32
+	// Our SYN may have gone out more than once, each copy with its own
+	// TSval (RFC 7323 §5.4: the clock ticks): the SYN,ACK echoes the copy
+	// it answers, whichever that was.
+	ourTS := map[uint32]bool{}
+	var lastTS uint32
 	for _, s := range e.s.Segments() {
 		if s.Dir == walk.Out && s.Flags == "S" {
 			if opts, err := synOptions(&s); err == nil {
-				ourTS, _ = opts[craft.OptTimestamps].Timestamps()
+				lastTS, _ = opts[craft.OptTimestamps].Timestamps()
+				ourTS[lastTS] = true
 			}
 		}
 	}
+	e.sh.setSynAckOptions(r.Seg)
 	return e.judgeOptions(r.Seg, []optionWant{
-		{craft.OptMSS, true, ruleOptMSS, nil},
-		{craft.OptSACKPermitted, true, ruleOptSACK, nil},
-		{craft.OptTimestamps, true, ruleOptTS, func(o craft.Option) string {
-			if _, ecr := o.Timestamps(); ecr != ourTS {
-				return fmt.Sprintf("TSecr %d does not echo our TSval %d", ecr, ourTS)
+		{kind: craft.OptMSS, offered: true, rule: ruleOptMSS},
+		{kind: craft.OptSACKPermitted, offered: true, rule: ruleOptSACK, optional: OptSACK},
+		{kind: craft.OptTimestamps, offered: true, rule: ruleOptTS, optional: OptTS, check: func(o craft.Option) string {
+			if _, ecr := o.Timestamps(); !ourTS[ecr] {
+				if len(ourTS) > 1 {
+					return fmt.Sprintf("TSecr %d echoes none of our %d SYNs' TSvals (the last %d)", ecr, len(ourTS), lastTS)
+				}
+				return fmt.Sprintf("TSecr %d does not echo our TSval %d", ecr, lastTS)
 			}
 			return ""
 		}},
-		{craft.OptWindowScale, true, ruleOptWS, nil},
+		{kind: craft.OptWindowScale, offered: true, rule: ruleOptWS, optional: OptWS},
 	})
 }
 
@@ -132,18 +154,22 @@ func optionsNotOffered(ctx context.Context, e *env) error {
 	c.SndNxt, c.RcvNxt = x+1, r.Seg.Seq+1
 	e.s.States("SYN_SENT", "SYN_RCVD")
 	return e.judgeOptions(r.Seg, []optionWant{
-		{craft.OptMSS, true, ruleOptMSS, nil},
-		{craft.OptSACKPermitted, false, ruleOptSACK, nil},
-		{craft.OptTimestamps, false, ruleOptTS, nil},
-		{craft.OptWindowScale, false, ruleOptWS, nil},
+		{kind: craft.OptMSS, offered: false, rule: ruleOptMSS},
+		{kind: craft.OptSACKPermitted, offered: false, rule: ruleOptSACK},
+		{kind: craft.OptTimestamps, offered: false, rule: ruleOptTS},
+		{kind: craft.OptWindowScale, offered: false, rule: ruleOptWS},
 	})
 }
 
-// optionWant is one option expected (or not) in a SYN,ACK.
+// optionWant is one option of a SYN,ACK and what the RFC says of it.
 type optionWant struct {
-	kind    craft.OptionKind
-	present bool
+	kind craft.OptionKind
+	// offered: our SYN carried the option.
+	offered bool
 	rule    string
+	// optional names the mechanism the option negotiates ("" for MSS,
+	// which SHOULD always be sent).
+	optional string
 	// check, when set, returns what is wrong with a present option.
 	check func(craft.Option) string
 }
@@ -163,20 +189,30 @@ func (e *env) judgeOptions(synack *walk.Segment, wants []optionWant) error {
 		name := optionNames[w.kind]
 		chk := walk.Check{Rule: w.rule, Received: optionsText(synack), Verdict: walk.Pass}
 		o, ok := opts[w.kind]
-		if w.present {
-			chk.Name, chk.Expected = "SYN,ACK carries "+name, name+" present"
+		switch {
+		case w.kind == craft.OptMSS:
+			// RFC 9293 §3.7.1: SHOULD, whatever the SYN had.
+			chk.Name, chk.Expected = "SYN,ACK carries MSS", "MSS present"
+			if !ok {
+				deviation{name: "synack-without-mss", level: levelSHOULD,
+					why: "a SYN SHOULD carry an MSS option (RFC 9293 §3.7.1, SHLD-5); without one the peer assumes 536 bytes"}.apply(&chk)
+			}
+		case w.offered:
+			chk.Name, chk.Expected = "SYN,ACK answers "+name, name+" present, or absent (optional: not implemented)"
+			chk.Optional, chk.Has = w.optional, ok
 			switch {
 			case !ok:
-				chk.Verdict, chk.Reason = walk.Fail, name+" missing"
+				chk.Reason = "not implemented (optional)"
 			case w.check != nil:
 				if why := w.check(o); why != "" {
-					chk.Verdict, chk.Reason = walk.Fail, why
+					deviation{name: "tsecr-not-echoed", level: levelMUST, why: why + " (RFC 7323 §3.2: TSecr MUST echo TS.Recent)"}.apply(&chk)
 				}
 			}
-		} else {
+		default:
 			chk.Name, chk.Expected = "SYN,ACK without "+name+" (not offered)", name+" absent"
 			if ok {
-				chk.Verdict, chk.Reason = walk.Fail, name+" sent though our SYN did not offer it"
+				deviation{name: "unoffered-option-in-synack", level: levelMUST,
+					why: name + " sent though our SYN did not offer it: the option is negotiated, a SYN,ACK carries it only in answer to the SYN's (" + w.rule + ")"}.apply(&chk)
 			}
 		}
 		e.record(chk, "SYN_RCVD")

@@ -70,7 +70,7 @@ func (c *conn) await(ctx context.Context, deadline time.Time, match func(craft.P
 			return craft.Packet{}, 0, err
 		}
 		if e.Kind == probe.EventICMP {
-			msg := e.ICMP.String()
+			msg := e.ICMPText()
 			c.e.Take(e)
 			f.Release(e)
 			return craft.Packet{}, 0, errors.New(msg)
@@ -78,7 +78,7 @@ func (c *conn) await(ctx context.Context, deadline time.Time, match func(craft.P
 		ok := match(e.Seg)
 		if _, dup := c.e.Take(e); ok && !dup {
 			p, err := craft.ParsePacket(append([]byte(nil), e.Bytes()...))
-			ttl := e.Seg.IP.TTL()
+			ttl := e.HopLimit()
 			f.Release(e)
 			return p, ttl, err
 		}
@@ -188,7 +188,7 @@ func (c *conn) collect(ctx context.Context, d time.Duration) []Reply {
 			out = append(out, Reply{From: e.ICMP.From, TTL: craft.IPv4(e.Bytes()).TTL(), ICMP: e.ICMP.String()})
 		case probe.EventSegment:
 			t := e.Seg.TCP
-			out = append(out, Reply{From: e.Seg.IP.Source(), TTL: e.Seg.IP.TTL(), Flags: t.Flags().String(),
+			out = append(out, Reply{From: e.Source(), TTL: e.HopLimit(), Flags: t.Flags().String(),
 				Seq: t.SequenceNumber(), Ack: t.AckNumber()})
 		}
 		c.e.Flow.Release(e)

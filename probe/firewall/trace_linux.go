@@ -137,7 +137,7 @@ func traceHop(ctx context.Context, p *probe.Prober, port uint16, ttl uint8, tm T
 				f.Release(e)
 				return h, nil
 			case e.Kind == probe.EventSegment:
-				h.From, h.Reached = e.Seg.IP.Source(), true
+				h.From, h.Reached = e.Source(), true
 				c.Take(e)
 				f.Release(e)
 				return h, nil

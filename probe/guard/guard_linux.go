@@ -29,6 +29,11 @@ type Config struct {
 	Remotes          []netip.Prefix // destinations covered (our targets), IPv4
 	LocalLo, LocalHi uint16         // our local source ports, inclusive
 	NetNSFd          int            // 0 = current namespace; else a network namespace fd to install in
+	// PerFlow makes the guard cover only the flows added with Add, not every
+	// port of LocalLo-LocalHi towards Remotes: a local client that happens to
+	// use a port of that range keeps its RSTs. Remotes and the port range
+	// then only say what a Watch made from the same Config looks at.
+	PerFlow bool
 }
 
 func (c *Config) validate() error {
@@ -56,17 +61,26 @@ type Guard struct {
 	table  *nftables.Table
 	chain  *nftables.Chain
 	closed bool
+	// The per-flow sets (Config.PerFlow): 4-tuples, and listening flows
+	// (remote address and local port, any remote port), for each family.
+	flows4, flows6, listen4, listen6 *nftables.Set
 }
 
 // installHint is appended to every Install failure: what is needed, and the way out.
 const installHint = "needs CAP_NET_ADMIN and nf_tables; run as root, or pass --no-rst-guard and expect the local kernel to reset remote replies"
 
-// Install adds, in one transaction, the table "tcpwalk_<pid>_<random>" (family ip, owner flag) with
+// Install adds, in one transaction, the table "tcpwalk_<pid>_<random>" (family inet, owner flag) with
 //
 //	chain output { type filter hook output priority 0; policy accept;
 //		meta mark MARK accept
-//		ip daddr {Remotes} tcp sport LocalLo-LocalHi tcp flags & rst == rst counter drop
+//		meta nfproto ipv4 ip daddr {Remotes} tcp sport LocalLo-LocalHi tcp flags & rst == rst counter drop
 //	}
+//
+// or, with PerFlow, four drop rules in place of the last, one per set that Add and Remove fill:
+//
+//	tcp flags & rst == rst ip daddr . tcp dport . tcp sport @flows4 counter drop
+//	tcp flags & rst == rst ip daddr . tcp sport @listen4 counter drop
+//	(and the same for ip6 with @flows6 and @listen6)
 //
 // Several tcpwalk processes each get their own table. The netlink connection stays open until Close; if the
 // process dies first, the kernel removes the table.
@@ -104,7 +118,7 @@ func tableName() (string, error) {
 
 func (g *Guard) add(name string, cfg *Config) error {
 	c := g.conn
-	g.table = c.AddTable(&nftables.Table{Name: name, Family: nftables.TableFamilyIPv4, Flags: nftables.TableFlagOwner})
+	g.table = c.AddTable(&nftables.Table{Name: name, Family: nftables.TableFamilyINet, Flags: nftables.TableFlagOwner})
 	accept := nftables.ChainPolicyAccept
 	g.chain = c.AddChain(&nftables.Chain{
 		Name:     "output",
@@ -120,7 +134,15 @@ func (g *Guard) add(name string, cfg *Config) error {
 		&expr.Verdict{Kind: expr.VerdictAccept},
 	}})
 
+	if cfg.PerFlow {
+		if err := g.addFlowRules(); err != nil {
+			return err
+		}
+		return c.Flush()
+	}
 	drop := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 	}
@@ -156,6 +178,147 @@ func (g *Guard) add(name string, cfg *Config) error {
 
 const rstFlag = 0x04 // RFC 9293 §3.1
 
+// Registers of a concatenated lookup key, as nft lays it out: 32-bit
+// registers from NFT_REG32_00 (8, which the 128-bit register 1 spans), each
+// field padded to 4 bytes. An IPv4 address fills one, an IPv6 address four.
+const (
+	reg32First = 8
+	regKey     = 1 // the lookup's source: the 128-bit register that starts at NFT_REG32_00
+)
+
+// addFlowRules adds the per-flow sets and their drop rules (Config.PerFlow).
+func (g *Guard) addFlowRules() error {
+	c := g.conn
+	mk := func(name string, types ...nftables.SetDatatype) (*nftables.Set, error) {
+		s := &nftables.Set{Table: g.table, Name: name, KeyType: nftables.MustConcatSetType(types...), Concatenation: true}
+		if err := c.AddSet(s, nil); err != nil {
+			return nil, fmt.Errorf("add set %s: %w", name, err)
+		}
+		return s, nil
+	}
+	var err error
+	port := nftables.TypeInetService
+	if g.flows4, err = mk("flows4", nftables.TypeIPAddr, port, port); err != nil {
+		return err
+	}
+	if g.listen4, err = mk("listen4", nftables.TypeIPAddr, port); err != nil {
+		return err
+	}
+	if g.flows6, err = mk("flows6", nftables.TypeIP6Addr, port, port); err != nil {
+		return err
+	}
+	if g.listen6, err = mk("listen6", nftables.TypeIP6Addr, port); err != nil {
+		return err
+	}
+	for _, r := range []struct {
+		set    *nftables.Set
+		proto  byte
+		daddr  uint32 // offset of the destination address in the network header
+		alen   uint32
+		dports bool
+	}{
+		{g.flows4, unix.NFPROTO_IPV4, 16, 4, true},
+		{g.listen4, unix.NFPROTO_IPV4, 16, 4, false},
+		{g.flows6, unix.NFPROTO_IPV6, 24, 16, true},
+		{g.listen6, unix.NFPROTO_IPV6, 24, 16, false},
+	} {
+		next := uint32(reg32First) + r.alen/4 // the register after the address
+		e := []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{r.proto}},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1}, // tcp flags
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{rstFlag}, Xor: []byte{0}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{rstFlag}},
+			&expr.Payload{DestRegister: regKey, Base: expr.PayloadBaseNetworkHeader, Offset: r.daddr, Len: r.alen},
+		}
+		if r.dports {
+			e = append(e, &expr.Payload{DestRegister: next, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}) // tcp dport
+			next++
+		}
+		e = append(e,
+			&expr.Payload{DestRegister: next, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2}, // tcp sport
+			&expr.Lookup{SourceRegister: regKey, SetName: r.set.Name, SetID: r.set.ID},
+			&expr.Counter{},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		)
+		c.AddRule(&nftables.Rule{Table: g.table, Chain: g.chain, Exprs: e})
+	}
+	return nil
+}
+
+// flowKey is the set and the element of one flow: remote address, remote
+// port (unless the flow listens: rport 0) and local port, each field padded
+// to 4 bytes as a concatenated key is.
+func (g *Guard) flowKey(remote netip.AddrPort, localPort uint16) (*nftables.Set, []byte, error) {
+	a := remote.Addr().Unmap()
+	var set *nftables.Set
+	switch {
+	case g.flows4 == nil:
+		return nil, nil, fmt.Errorf("guard: %s is not a per-flow guard (Config.PerFlow)", g.table.Name)
+	case a.Is4() && remote.Port() != 0:
+		set = g.flows4
+	case a.Is4():
+		set = g.listen4
+	case a.Is6() && remote.Port() != 0:
+		set = g.flows6
+	case a.Is6():
+		set = g.listen6
+	default:
+		return nil, nil, fmt.Errorf("guard: flow to %v: not an IP address", remote)
+	}
+	k := a.AsSlice()
+	if remote.Port() != 0 {
+		k = binary.BigEndian.AppendUint16(k, remote.Port())
+		k = append(k, 0, 0)
+	}
+	k = binary.BigEndian.AppendUint16(k, localPort)
+	return set, append(k, 0, 0), nil
+}
+
+// Add covers one flow: the local kernel's RSTs from localPort to remote are
+// dropped until Remove. A remote port 0 covers every port of the remote
+// address (a flow that waits for the remote to connect). It needs a guard
+// installed with PerFlow; it costs one netlink round trip.
+func (g *Guard) Add(remote netip.AddrPort, localPort uint16) error {
+	return g.change(remote, localPort, true)
+}
+
+// Remove stops covering a flow that Add covered.
+func (g *Guard) Remove(remote netip.AddrPort, localPort uint16) error {
+	return g.change(remote, localPort, false)
+}
+
+func (g *Guard) change(remote netip.AddrPort, localPort uint16, add bool) error {
+	set, key, err := g.flowKey(remote, localPort)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	what := "cover"
+	if !add {
+		what = "uncover"
+	}
+	if g.closed {
+		return fmt.Errorf("guard: %s flow %d -> %v: guard %s is closed", what, localPort, remote, g.table.Name)
+	}
+	elems := []nftables.SetElement{{Key: key}}
+	if add {
+		err = g.conn.SetAddElements(set, elems)
+	} else {
+		err = g.conn.SetDeleteElements(set, elems)
+	}
+	if err == nil {
+		err = g.conn.Flush()
+	}
+	if err != nil {
+		return fmt.Errorf("guard: %s flow %d -> %v in %s: %w", what, localPort, remote, g.table.Name, err)
+	}
+	return nil
+}
+
 // intervals turns prefixes into the elements of an nftables interval set, as nft does: each range [a, b] is a
 // start element a and an end element b+1, with an end element at 0.0.0.0 first unless a range starts there.
 // Overlapping and adjacent prefixes are merged. It returns nil when a prefix covers every address, which needs
@@ -184,7 +347,7 @@ func intervals(pfxs []netip.Prefix) []nftables.SetElement {
 // Table returns the name of the guard's nftables table.
 func (g *Guard) Table() string { return g.table.Name }
 
-// Dropped reads the drop rule's counter: how many local RSTs the guard has stopped.
+// Dropped reads the drop rules' counters: how many local RSTs the guard has stopped.
 func (g *Guard) Dropped() (uint64, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -195,12 +358,18 @@ func (g *Guard) Dropped() (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("guard: read counter of %s: %w", g.table.Name, err)
 	}
+	var n uint64
+	found := false
 	for _, r := range rules {
 		for _, e := range r.Exprs {
 			if c, ok := e.(*expr.Counter); ok {
-				return c.Packets, nil
+				n += c.Packets
+				found = true
 			}
 		}
+	}
+	if found {
+		return n, nil
 	}
 	return 0, fmt.Errorf("guard: read counter of %s: no counter in chain output (was the table changed?)", g.table.Name)
 }
@@ -225,7 +394,7 @@ func (g *Guard) Close() error {
 	return nil
 }
 
-// Tables lists the tcpwalk tables (family ip, names starting with TablePrefix) in the namespace netnsFd (0 = the
+// Tables lists the tcpwalk tables (family inet, or ip as older versions made them; names starting with TablePrefix) in the namespace netnsFd (0 = the
 // current one). Tests and `lab down` use it to find leftovers.
 func Tables(netnsFd int) ([]string, error) {
 	var opts []nftables.ConnOption
@@ -236,9 +405,13 @@ func Tables(netnsFd int) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("guard: list tables: %w", err)
 	}
-	ts, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
-	if err != nil {
-		return nil, fmt.Errorf("guard: list tables: %w (needs CAP_NET_ADMIN)", err)
+	var ts []*nftables.Table
+	for _, fam := range []nftables.TableFamily{nftables.TableFamilyINet, nftables.TableFamilyIPv4} {
+		t, err := c.ListTablesOfFamily(fam)
+		if err != nil {
+			return nil, fmt.Errorf("guard: list tables: %w (needs CAP_NET_ADMIN)", err)
+		}
+		ts = append(ts, t...)
 	}
 	var names []string
 	for _, t := range ts {

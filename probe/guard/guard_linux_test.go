@@ -408,3 +408,64 @@ func TestWatchOnDuplicatingPath(t *testing.T) {
 		t.Fatal("Watch reported no leak within 2s: the kernel's RST went unseen on a duplicating path")
 	}
 }
+
+// TestPerFlowAddRemove: a per-flow guard takes IPv4 and IPv6 flows and
+// listening flows, drops nothing it was not given, and refuses to remove a
+// flow twice; a guard made without PerFlow has no sets to add to.
+func TestPerFlowAddRemove(t *testing.T) {
+	l := labtest.NewBare(t)
+	cfg := config(l)
+	cfg.PerFlow = true
+	g := install(t, cfg)
+	flows := []netip.AddrPort{
+		netip.MustParseAddrPort("198.18.0.2:7001"),
+		netip.MustParseAddrPort("198.18.0.2:0"),
+		netip.MustParseAddrPort("[2001:2::2]:7001"),
+		netip.MustParseAddrPort("[2001:2::2]:0"),
+	}
+	for _, f := range flows {
+		if err := g.Add(f, 40001); err != nil {
+			t.Errorf("Add(%v): %v", f, err)
+		}
+	}
+	for _, f := range flows {
+		if err := g.Remove(f, 40001); err != nil {
+			t.Errorf("Remove(%v): %v", f, err)
+		}
+		if err := g.Remove(f, 40001); err == nil {
+			t.Errorf("second Remove(%v): no error", f)
+		}
+	}
+	if n, err := g.Dropped(); err != nil || n != 0 {
+		t.Errorf("Dropped = %d, %v; want 0, nil", n, err)
+	}
+	static := install(t, config(l))
+	if err := static.Add(flows[0], 40001); err == nil {
+		t.Error("Add on a guard without PerFlow: no error")
+	}
+}
+
+// BenchmarkPerFlowAddRemove is what a flow costs the per-flow guard: one
+// netlink round trip to add its 4-tuple and one to remove it (25 to 75 µs
+// for both here), once per flow, never per packet.
+func BenchmarkPerFlowAddRemove(b *testing.B) {
+	l := labtest.NewBare(b)
+	cfg := config(l)
+	cfg.PerFlow = true
+	g, err := Install(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	r := netip.MustParseAddrPort("198.18.0.2:7001")
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		port := uint16(40000 + i%100)
+		if err := g.Add(r, port); err != nil {
+			b.Fatal(err)
+		}
+		if err := g.Remove(r, port); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

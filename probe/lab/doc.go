@@ -1,7 +1,8 @@
 // Package lab builds a two-namespace test lab: a prober namespace and a target
-// namespace joined by a veth pair, addressed from 198.18.0.0/15 (RFC 2544's
-// benchmarking range), with no default route in either namespace. Nothing in
-// the lab can reach, or be reached from, any other network.
+// namespace joined by a veth pair, dual-stack: addressed from 198.18.0.0/15
+// (RFC 2544's benchmarking range) and from 2001:2::/48 (RFC 5180's), with no
+// default route for either family in either namespace. Nothing in the lab
+// can reach, or be reached from, any other network.
 //
 // The package is Linux-only, like the rest of tcpwalk.
 //
@@ -10,12 +11,18 @@
 //	namespace PREFIX-prober            namespace PREFIX-target
 //	  lo (up)                            lo (up)
 //	  tw-HASH-p 198.18.0.1/24  <-veth->  tw-HASH-t 198.18.0.2/24
+//	            2001:2::1/64                       2001:2::2/64
 //
 // HASH is the first 8 hex digits of SHA-256(PREFIX), which keeps interface
 // names within the kernel's 15-byte limit for any prefix. The veth pair is
 // created directly inside the namespaces, so it never appears in the caller's
-// namespace. IPv6 is disabled in both namespaces so the link stays silent
-// (no router or neighbour solicitations) unless a test sends something.
+// namespace. IPv6 neighbour discovery works as usual, but nothing sends or
+// takes router advertisements (accept_ra 0, autoconf 0, forwarding off) and
+// no router solicitations are sent; duplicate address detection is off
+// (accept_dad 0, IFA_F_NODAD), so the addresses are usable at once. The link
+// still carries the kernel's own IPv6 chatter when an interface comes up
+// (MLD reports for its multicast groups) and neighbour solicitations when an
+// address is first used; a capture should filter for what it looks for.
 //
 // # Two stacks
 //
@@ -79,9 +86,11 @@
 //
 // [StartServers] runs small TCP servers on real kernel sockets in the target
 // namespace, one behaviour per port, so a prober can drive the target's TCP
-// into each RFC 9293 state; [StartNetstackServers] runs the same server code
-// on netstack's connections (the [Conn] interface), so both stacks serve
-// the same ports, behaviours and control protocol:
+// into each RFC 9293 state. [StartDualServers] (what [Lab.StartServers] uses
+// on a dual-stack lab) runs each on both families, the IPv6 ones on
+// IPV6_V6ONLY sockets of their own; [StartNetstackServers] runs the same
+// server code on netstack's connections (the [Conn] interface), so both
+// stacks serve the same ports, behaviours and control protocol:
 //
 //	PortHold      7001  accept; read and discard; never close. After the
 //	                    peer's FIN the server socket stays in CLOSE_WAIT.
@@ -117,7 +126,8 @@
 //	                    EOF, then close().
 //	PortClosed    7009  nothing listens: SYN gets RST (RFC 9293 3.10.7.1).
 //	PortDialer    7010  "dial PORT\n": answer "dialing\n", then the target
-//	                    connects to ProberAddr:PORT (a SYN to the prober; with
+//	                    connects to ProberAddr:PORT, or [ProberAddr6]:PORT
+//	                    when the command came over IPv6 (a SYN to the prober; with
 //	                    nobody answering the socket stays in SYN_SENT), giving
 //	                    up after 10 s. A connected dialer socket reads and
 //	                    discards, and closes at EOF or after 75 s at most.
@@ -133,7 +143,8 @@
 // # Routed labs
 //
 // [CreateRouted] puts one or two router namespaces (PREFIX-fw, PREFIX-fw2)
-// between the prober (198.18.0.1/24) and the target (198.18.2.2/24), with
+// between the prober (198.18.0.1/24) and the target (198.18.2.2/24), IPv4
+// only (IPv6 stays disabled there for now), with
 // forwarding on, one route for 198.18.0.0/15 per host and no default route.
 // Each router's forward hook gets a [Firewall] ruleset (nftables over
 // netlink, table ip tcpwalk_lab, each rule's nft text in its comment): none,

@@ -27,10 +27,18 @@ const DefaultPrefix = "tcpwalk"
 // only addresses the lab may use.
 var benchNet = netip.MustParsePrefix("198.18.0.0/15")
 
+// benchNet6 is 2001:2::/48, RFC 5180's IPv6 benchmarking range: the only
+// IPv6 addresses the lab may use besides the link-local ones the kernel
+// gives every interface.
+var benchNet6 = netip.MustParsePrefix("2001:2::/48")
+
 // Default addresses of the two ends.
 var (
 	DefaultProberAddr = netip.MustParsePrefix("198.18.0.1/24")
 	DefaultTargetAddr = netip.MustParsePrefix("198.18.0.2/24")
+
+	DefaultProberAddr6 = netip.MustParsePrefix("2001:2::1/64")
+	DefaultTargetAddr6 = netip.MustParsePrefix("2001:2::2/64")
 )
 
 // Config describes a lab. A nil *Config means all defaults.
@@ -46,6 +54,10 @@ type Config struct {
 	// Stack is the TCP that answers at TargetAddr: StackLinux (default,
 	// "" too) or StackGVisor (see the package doc's layout).
 	Stack Stack
+	// ProberAddr6 and TargetAddr6 are the IPv6 addresses of the same ends,
+	// both inside 2001:2::/48 and in one subnet. Defaults
+	// DefaultProberAddr6 and DefaultTargetAddr6.
+	ProberAddr6, TargetAddr6 netip.Prefix
 }
 
 // Lab is a created or reopened lab.
@@ -56,6 +68,10 @@ type Lab struct {
 	Prober, Target *netns.NS
 	// ProberAddr and TargetAddr are the addresses of the veth ends.
 	ProberAddr, TargetAddr netip.Addr
+	// ProberAddr6 and TargetAddr6 are their IPv6 addresses; invalid for a
+	// lab without IPv6 (a routed lab, or one made by an older tcpwalk and
+	// reopened with Open).
+	ProberAddr6, TargetAddr6 netip.Addr
 	// ProberIf and TargetIf are the names of the veth ends.
 	ProberIf, TargetIf string
 	// Stack is the TCP that answers at TargetAddr.
@@ -74,6 +90,10 @@ func Names(prefix string) (proberNS, targetNS, proberIf, targetIf string) {
 	h := "tw-" + hex.EncodeToString(sum[:4])
 	return prefix + "-prober", prefix + "-target", h + "-p", h + "-t"
 }
+
+// CheckPrefix reports whether p can name a lab (see Config.Prefix): a
+// command checks it before anything that needs root.
+func CheckPrefix(p string) error { return checkPrefix(p) }
 
 func checkPrefix(p string) error {
 	if p == "" || len(p) > 64 {
@@ -103,6 +123,12 @@ func normalize(cfg *Config) (Config, error) {
 	if !c.TargetAddr.IsValid() {
 		c.TargetAddr = DefaultTargetAddr
 	}
+	if !c.ProberAddr6.IsValid() {
+		c.ProberAddr6 = DefaultProberAddr6
+	}
+	if !c.TargetAddr6.IsValid() {
+		c.TargetAddr6 = DefaultTargetAddr6
+	}
 	if err := checkPrefix(c.Prefix); err != nil {
 		return c, err
 	}
@@ -122,6 +148,17 @@ func normalize(cfg *Config) (Config, error) {
 		return c, fmt.Errorf("lab: %w", err)
 	}
 	c.Stack = st
+	for _, p := range []netip.Prefix{c.ProberAddr6, c.TargetAddr6} {
+		if !p.Addr().Is6() || p.Addr().Is4In6() || p.Addr().Zone() != "" || !benchNet6.Contains(p.Addr()) || p.Bits() < benchNet6.Bits() || p.Bits() > 126 {
+			return c, fmt.Errorf("lab: address %s: must be IPv6 inside %s with a prefix length from /48 to /126", p, benchNet6)
+		}
+	}
+	if c.ProberAddr6.Bits() != c.TargetAddr6.Bits() || c.ProberAddr6.Masked() != c.TargetAddr6.Masked() {
+		return c, fmt.Errorf("lab: addresses %s and %s must be in the same subnet", c.ProberAddr6, c.TargetAddr6)
+	}
+	if c.ProberAddr6.Addr() == c.TargetAddr6.Addr() {
+		return c, fmt.Errorf("lab: prober and target both have address %s", c.ProberAddr6.Addr())
+	}
 	return c, nil
 }
 
@@ -137,15 +174,19 @@ func Create(cfg *Config) (*Lab, error) {
 	}
 	pns, tns, pif, tif := Names(c.Prefix)
 	l := &Lab{
-		Prefix:     c.Prefix,
-		ProberAddr: c.ProberAddr.Addr(),
-		TargetAddr: c.TargetAddr.Addr(),
-		ProberIf:   pif,
-		TargetIf:   tif,
-		Stack:      c.Stack,
+		Prefix:      c.Prefix,
+		ProberAddr:  c.ProberAddr.Addr(),
+		TargetAddr:  c.TargetAddr.Addr(),
+		ProberAddr6: c.ProberAddr6.Addr(),
+		TargetAddr6: c.TargetAddr6.Addr(),
+		ProberIf:    pif,
+		TargetIf:    tif,
+		Stack:       c.Stack,
 	}
 	if c.Stack == StackGVisor {
-		l.TUNIf = TUNName(c.Prefix)
+		// netstack owns the target's IPv4 address only: the lab's
+		// target has no IPv6 servers, so no IPv6 address is claimed.
+		l.TUNIf, l.TargetAddr6 = TUNName(c.Prefix), netip.Addr{}
 	}
 	fail := func(err error) (*Lab, error) {
 		// Remove only what this call made: a namespace that existed before
@@ -172,7 +213,7 @@ func Create(cfg *Config) (*Lab, error) {
 		return fail(err)
 	}
 	for _, ns := range []*netns.NS{l.Prober, l.Target} {
-		if err := ns.Do(disableIPv6); err != nil {
+		if err := ns.Do(quietIPv6); err != nil {
 			return fail(fmt.Errorf("namespace %s: %w", ns.Name, err))
 		}
 	}
@@ -189,7 +230,7 @@ func Create(cfg *Config) (*Lab, error) {
 	if err := h.LinkAdd(veth); err != nil {
 		return fail(fmt.Errorf("add veth %s (peer %s in %s): %w", pif, tif, tns, err))
 	}
-	if err := configure(h, pif, c.ProberAddr); err != nil {
+	if err := configure(h, pif, c.ProberAddr, c.ProberAddr6); err != nil {
 		return fail(err)
 	}
 	th, err := netlink.NewHandleAt(vnetns.NsHandle(l.Target.Fd()), unix.NETLINK_ROUTE)
@@ -205,7 +246,7 @@ func Create(cfg *Config) (*Lab, error) {
 		if err := configureGVisorTarget(l.Target, th, tif, l.TUNIf, c.TargetAddr, c.ProberAddr, plink.Attrs().HardwareAddr); err != nil {
 			return fail(fmt.Errorf("namespace %s: %w", tns, err))
 		}
-	} else if err := configure(th, tif, c.TargetAddr); err != nil {
+	} else if err := configure(th, tif, c.TargetAddr, c.TargetAddr6); err != nil {
 		return fail(err)
 	}
 	if err := waitOperUp(h, pif); err != nil {
@@ -255,8 +296,38 @@ func disableIPv6() error {
 	return nil
 }
 
-// configure addresses the link and brings it up.
-func configure(h *netlink.Handle, name string, addr netip.Prefix) error {
+// ipv6Sysctls make a namespace's IPv6 quiet and static: no router
+// advertisements taken (accept_ra 0) and no addresses made from them
+// (autoconf 0), no router solicitations sent, and no duplicate address
+// detection (accept_dad 0, dad_transmits 0), so an address is usable the
+// moment it is added instead of tentative for a second. Forwarding stays
+// off, so nothing here sends router advertisements either. Neighbour
+// discovery works as usual. "default" applies to interfaces made later
+// (the veth), "all" to those that exist (lo).
+var ipv6Sysctls = []struct{ key, value string }{
+	{"accept_ra", "0"},
+	{"autoconf", "0"},
+	{"router_solicitations", "0"},
+	{"accept_dad", "0"},
+	{"dad_transmits", "0"},
+}
+
+// quietIPv6 applies ipv6Sysctls in the calling thread's namespace.
+func quietIPv6() error {
+	for _, s := range ipv6Sysctls {
+		for _, scope := range []string{"all", "default"} {
+			p := "/proc/sys/net/ipv6/conf/" + scope + "/" + s.key
+			if err := os.WriteFile(p, []byte(s.value+"\n"), 0); err != nil {
+				return fmt.Errorf("set up IPv6: write %s: %w", p, err)
+			}
+		}
+	}
+	return nil
+}
+
+// configure addresses the link (IPv4, and IPv6 when addr6 is valid, added
+// with IFA_F_NODAD so it is usable at once) and brings it up.
+func configure(h *netlink.Handle, name string, addr netip.Prefix, addr6 netip.Prefix) error {
 	link, err := h.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("find %s: %w", name, err)
@@ -267,6 +338,15 @@ func configure(h *netlink.Handle, name string, addr netip.Prefix) error {
 	}}
 	if err := h.AddrAdd(link, a); err != nil {
 		return fmt.Errorf("add %s to %s: %w", addr, name, err)
+	}
+	if addr6.IsValid() {
+		a6 := &netlink.Addr{IPNet: &net.IPNet{
+			IP:   addr6.Addr().AsSlice(),
+			Mask: net.CIDRMask(addr6.Bits(), 128),
+		}, Flags: unix.IFA_F_NODAD}
+		if err := h.AddrAdd(link, a6); err != nil {
+			return fmt.Errorf("add %s to %s: %w", addr6, name, err)
+		}
 	}
 	if err := h.LinkSetUp(link); err != nil {
 		return fmt.Errorf("bring %s up: %w", name, err)
@@ -314,7 +394,34 @@ func Open(prefix string) (*Lab, error) {
 		}
 		l.TargetAddr, l.Stack, l.TUNIf = a, StackGVisor, tunIf
 	}
+	// A lab without IPv6 (routed, or made by an older tcpwalk) has none.
+	l.ProberAddr6, _ = ifAddr6(l.Prober, pif)
+	l.TargetAddr6, _ = ifAddr6(l.Target, tif)
 	return l, nil
+}
+
+// ifAddr6 returns the first IPv6 address of the interface name in ns that
+// lies in 2001:2::/48 (not its link-local one).
+func ifAddr6(ns *netns.NS, name string) (netip.Addr, error) {
+	h, err := netlink.NewHandleAt(vnetns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("open rtnetlink in %s: %w", ns.Name, err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(name)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("find %s in %s: %w", name, ns.Name, err)
+	}
+	addrs, err := h.AddrList(link, unix.AF_INET6)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("IPv6 addresses of %s in %s: %w", name, ns.Name, err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && benchNet6.Contains(ip) {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("%s in %s has no address in %s", name, ns.Name, benchNet6)
 }
 
 // ifAddr returns the first IPv4 address of the interface name in ns.
@@ -340,8 +447,9 @@ func ifAddr(ns *netns.NS, name string) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("%s in %s has no IPv4 address", name, ns.Name)
 }
 
-// StartServers starts the lab servers (see the package doc) on TargetAddr in
-// the target namespace, on the lab's Stack; Close stops them.
+// StartServers starts the lab servers (see the package doc) on TargetAddr,
+// and on TargetAddr6 when the lab has IPv6, in the target namespace, on the
+// lab's Stack; Close stops them.
 func (l *Lab) StartServers() (*Servers, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -353,7 +461,7 @@ func (l *Lab) StartServers() (*Servers, error) {
 	if l.Stack == StackGVisor {
 		s, err = StartNetstackServers(l.Target, l.TUNIf, l.TargetAddr, l.ProberAddr)
 	} else {
-		s, err = StartServers(l.Target, l.TargetAddr, l.ProberAddr)
+		s, err = StartDualServers(l.Target, l.TargetAddr, l.ProberAddr, l.TargetAddr6, l.ProberAddr6)
 	}
 	if err != nil {
 		return nil, err

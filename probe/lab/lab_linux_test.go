@@ -460,6 +460,9 @@ func TestOpen(t *testing.T) {
 	if o.ProberAddr != l.ProberAddr || o.TargetAddr != l.TargetAddr {
 		t.Errorf("Open: addresses %s, %s; want %s, %s", o.ProberAddr, o.TargetAddr, l.ProberAddr, l.TargetAddr)
 	}
+	if o.ProberAddr6 != l.ProberAddr6 || o.TargetAddr6 != l.TargetAddr6 || !o.TargetAddr6.IsValid() {
+		t.Errorf("Open: IPv6 addresses %s, %s; want %s, %s", o.ProberAddr6, o.TargetAddr6, l.ProberAddr6, l.TargetAddr6)
+	}
 	if o.ProberIf != l.ProberIf || o.TargetIf != l.TargetIf {
 		t.Errorf("Open: interfaces %s, %s; want %s, %s", o.ProberIf, o.TargetIf, l.ProberIf, l.TargetIf)
 	}

@@ -101,7 +101,11 @@ func openNetstack(ns *netns.NS, tunIf string, addr netip.Addr) (*netstackNet, er
 	return n, nil
 }
 
-func (n *netstackNet) listen(port uint16) (listener, error) {
+// listen listens on the netstack's own address, which speaks IPv4 only.
+func (n *netstackNet) listen(local netip.Addr, port uint16) (listener, error) {
+	if local != n.addr {
+		return nil, fmt.Errorf("netstack listen on %s: the netstack lab has address %s only", local, n.addr)
+	}
 	var wq waiter.Queue
 	ep, e := n.st.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
 	if e != nil {
@@ -119,7 +123,7 @@ func (n *netstackNet) listen(port uint16) (listener, error) {
 	return &netstackListener{ep: ep, wq: &wq, done: make(chan struct{})}, nil
 }
 
-func (n *netstackNet) dial(ctx context.Context, to netip.AddrPort) (net.Conn, error) {
+func (n *netstackNet) dial(ctx context.Context, _ netip.Addr, to netip.AddrPort) (net.Conn, error) {
 	local := tcpip.FullAddress{NIC: netstackNIC, Addr: tcpip.AddrFrom4(n.addr.As4())}
 	remote := tcpip.FullAddress{NIC: netstackNIC, Addr: tcpip.AddrFrom4(to.Addr().As4()), Port: to.Port()}
 	return gonet.DialTCPWithBind(ctx, n.st, local, remote, ipv4.ProtocolNumber)

@@ -309,7 +309,7 @@ func configureIn(ns *netns.NS, name string, addr netip.Prefix) error {
 		return err
 	}
 	defer h.Close()
-	return configure(h, name, addr)
+	return configure(h, name, addr, netip.Prefix{})
 }
 
 func waitUpIn(ns *netns.NS, name string) error {

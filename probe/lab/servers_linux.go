@@ -73,16 +73,19 @@ type listener interface {
 // network is the TCP stack the servers run on: the target namespace's
 // kernel, or netstack (see StackGVisor).
 type network interface {
-	listen(port uint16) (listener, error)
-	dial(ctx context.Context, to netip.AddrPort) (net.Conn, error)
+	// listen listens on local:port; dial connects from local (port 0).
+	listen(local netip.Addr, port uint16) (listener, error)
+	dial(ctx context.Context, local netip.Addr, to netip.AddrPort) (net.Conn, error)
 	close() error
 }
 
 // Servers are the lab servers of one target namespace.
 type Servers struct {
-	net    network
-	addr   netip.Addr
-	prober netip.Addr
+	net     network
+	addr    netip.Addr
+	prober  netip.Addr
+	addr6   netip.Addr // invalid: no IPv6 listeners
+	prober6 netip.Addr
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -101,7 +104,16 @@ type Servers struct {
 // keepalive is off on every socket, so the servers send nothing a test did not
 // ask for. Close stops everything.
 func StartServers(ns *netns.NS, addr, proberAddr netip.Addr) (*Servers, error) {
-	s, err := startServers(&kernelNet{ns: ns, addr: addr}, addr, proberAddr)
+	return StartDualServers(ns, addr, proberAddr, netip.Addr{}, netip.Addr{})
+}
+
+// StartDualServers is StartServers on both families: every server port
+// listens on addr (IPv4) and on addr6 (IPv6, an IPV6_V6ONLY socket), with
+// the same behaviour. PortDialer dials the prober in the family its
+// command came in on: proberAddr or proberAddr6. An invalid addr6 means
+// IPv4 only.
+func StartDualServers(ns *netns.NS, addr, proberAddr, addr6, proberAddr6 netip.Addr) (*Servers, error) {
+	s, err := startServers(&kernelNet{ns: ns}, addr, proberAddr, addr6, proberAddr6)
 	if err != nil {
 		return nil, fmt.Errorf("lab: start servers in %s: %w", ns.Name, err)
 	}
@@ -124,25 +136,27 @@ func StartNetstackServers(ns *netns.NS, tunIf string, addr, proberAddr netip.Add
 		n.close()
 		return nil, fmt.Errorf("lab: start netstack servers in %s: %w", ns.Name, err)
 	}
-	s, err := startServers(n, addr, proberAddr)
+	s, err := startServers(n, addr, proberAddr, netip.Addr{}, netip.Addr{})
 	if err != nil {
 		return nil, fmt.Errorf("lab: start netstack servers in %s: %w", ns.Name, err)
 	}
 	return s, nil
 }
 
-// startServers listens on every server port of n and serves them; on an
-// error it closes n.
-func startServers(n network, addr, proberAddr netip.Addr) (*Servers, error) {
+// startServers listens on every server port of n, on addr and on addr6
+// when valid, and serves them; on an error it closes n.
+func startServers(n network, addr, proberAddr, addr6, proberAddr6 netip.Addr) (*Servers, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Servers{
-		net:    n,
-		addr:   addr,
-		prober: proberAddr,
-		ctx:    ctx,
-		cancel: cancel,
-		dials:  make(chan struct{}, MaxDials),
-		conns:  make(map[net.Conn]struct{}),
+		net:     n,
+		addr:    addr,
+		prober:  proberAddr,
+		addr6:   addr6,
+		prober6: proberAddr6,
+		ctx:     ctx,
+		cancel:  cancel,
+		dials:   make(chan struct{}, MaxDials),
+		conns:   make(map[net.Conn]struct{}),
 	}
 	handlers := []struct {
 		port int
@@ -157,34 +171,49 @@ func startServers(n network, addr, proberAddr netip.Addr) (*Servers, error) {
 		{PortHTTP, s.closeAfterRequest},
 		{PortHTTPAlt, s.hold},
 	}
-	for _, h := range handlers {
-		ln, err := n.listen(uint16(h.port))
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
-		s.lns = append(s.lns, ln)
+	locals := []netip.Addr{addr}
+	if addr6.IsValid() {
+		locals = append(locals, addr6)
 	}
-	for i, h := range handlers {
+	var fns []func(Conn)
+	for _, local := range locals {
+		for _, h := range handlers {
+			ln, err := n.listen(local, uint16(h.port))
+			if err != nil {
+				s.Close()
+				return nil, err
+			}
+			s.lns = append(s.lns, ln)
+			fns = append(fns, h.fn)
+		}
+	}
+	for i, fn := range fns {
 		s.wg.Add(1)
-		go s.serve(s.lns[i], h.fn)
+		go s.serve(s.lns[i], fn)
 	}
 	return s, nil
 }
 
-// kernelNet is the target namespace's own kernel TCP.
+// kernelNet is the target namespace's own kernel TCP, on both families.
 type kernelNet struct {
-	ns   *netns.NS
-	addr netip.Addr
+	ns *netns.NS
 }
 
-func (k *kernelNet) listen(port uint16) (listener, error) {
+// family is Go's network name for a local address's family.
+func family(a netip.Addr) string {
+	if a.Is6() {
+		return "tcp6" // Go sets IPV6_V6ONLY on tcp6 listeners
+	}
+	return "tcp4"
+}
+
+func (k *kernelNet) listen(local netip.Addr, port uint16) (listener, error) {
 	lc := net.ListenConfig{KeepAlive: -1}
 	var ln net.Listener
-	a := netip.AddrPortFrom(k.addr, port).String()
+	a := netip.AddrPortFrom(local, port).String()
 	err := k.ns.Do(func() error {
 		var err error
-		ln, err = lc.Listen(context.Background(), "tcp4", a)
+		ln, err = lc.Listen(context.Background(), family(local), a)
 		return err
 	})
 	if err != nil {
@@ -193,15 +222,15 @@ func (k *kernelNet) listen(port uint16) (listener, error) {
 	return kernelListener{ln.(*net.TCPListener)}, nil
 }
 
-func (k *kernelNet) dial(ctx context.Context, to netip.AddrPort) (net.Conn, error) {
+func (k *kernelNet) dial(ctx context.Context, local netip.Addr, to netip.AddrPort) (net.Conn, error) {
 	d := net.Dialer{
-		LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(k.addr, 0)),
+		LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0)),
 		KeepAlive: -1,
 	}
 	var c net.Conn
 	err := k.ns.Do(func() error {
 		var err error
-		c, err = d.DialContext(ctx, "tcp4", to.String())
+		c, err = d.DialContext(ctx, family(local), to.String())
 		return err
 	})
 	return c, err
@@ -221,6 +250,15 @@ func (l kernelListener) accept() (Conn, error) {
 
 // Addr returns the address of a server port.
 func (s *Servers) Addr(port uint16) netip.AddrPort { return netip.AddrPortFrom(s.addr, port) }
+
+// Addr6 returns the IPv6 address of a server port; it is invalid when the
+// servers listen on IPv4 only.
+func (s *Servers) Addr6(port uint16) netip.AddrPort {
+	if !s.addr6.IsValid() {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(s.addr6, port)
+}
 
 // Close closes every listener and connection, cancels dials, and waits (at
 // most 5 s) for the serving goroutines to end. Calling it again is harmless.
@@ -464,18 +502,22 @@ func (s *Servers) dialer(c Conn) {
 		s.wg.Add(1)
 		s.mu.Unlock()
 		c.Write([]byte("dialing\n"))
-		go s.dial(uint16(port))
+		go s.dial(uint16(port), c.LocalAddr().(*net.TCPAddr).AddrPort().Addr().Is6())
 		return true
 	})
 	s.release(c)
 }
 
-// dial connects from the target namespace to the prober.
-func (s *Servers) dial(port uint16) {
+// dial connects from the target namespace to the prober, over IPv6 if v6.
+func (s *Servers) dial(port uint16, v6 bool) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, DialTimeout)
 	defer cancel()
-	c, err := s.net.dial(ctx, netip.AddrPortFrom(s.prober, port))
+	local, remote := s.addr, s.prober
+	if v6 {
+		local, remote = s.addr6, s.prober6
+	}
+	c, err := s.net.dial(ctx, local, netip.AddrPortFrom(remote, port))
 	<-s.dials
 	if err != nil || !s.track(c) {
 		return

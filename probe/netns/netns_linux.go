@@ -127,7 +127,7 @@ func Open(name string) (*NS, error) {
 	fd, err := openNS(p)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return nil, fmt.Errorf("netns: open %s: %w (create it with netns.Create or `ip netns add %s`)", p, fs.ErrNotExist, name)
+			return nil, fmt.Errorf("netns: open %s: %w (make it with `ip netns add %s`)", p, fs.ErrNotExist, name)
 		}
 		return nil, fmt.Errorf("netns: open %s: %w", p, err)
 	}

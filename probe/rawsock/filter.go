@@ -12,7 +12,7 @@ import (
 // Filter selects what reaches user space. It is compiled to classic BPF and runs in the kernel, so segments of
 // other flows are never copied to us.
 type Filter struct {
-	Remote           netip.Prefix // source address of replies (a /32 for one host; a wider prefix for scans)
+	Remote           netip.Prefix // source address of replies (a /32 or /128 for one host; a wider prefix for scans); IPv6 for Receiver6 and ICMPv6Receiver
 	RemotePort       uint16       // source port of replies; 0 = any
 	LocalLo, LocalHi uint16       // our local port range (destination port of replies), inclusive
 }

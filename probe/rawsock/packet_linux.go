@@ -18,12 +18,22 @@ type PacketReceiver struct {
 // on and may use the ancillary loads (bpf.LoadExtension) ExtType for the packet type (4 = PACKET_OUTGOING) and
 // ExtMark for the skb mark.
 func NewPacketReceiver(prog []bpf.Instruction) (*PacketReceiver, error) {
+	return newPacketReceiver(unix.ETH_P_IP, prog)
+}
+
+// NewPacketReceiver6 is NewPacketReceiver for IPv6 packets: each starts at the IPv6 header, as on the wire
+// (extension headers included; nothing is rebuilt, unlike a Receiver6's).
+func NewPacketReceiver6(prog []bpf.Instruction) (*PacketReceiver, error) {
+	return newPacketReceiver(unix.ETH_P_IPV6, prog)
+}
+
+func newPacketReceiver(ethProto uint32, prog []bpf.Instruction) (*PacketReceiver, error) {
 	// Outgoing packets are only handed to ETH_P_ALL taps (dev_queue_xmit_nit walks ptype_all), so the socket takes
-	// every protocol and the filter first keeps IPv4 (SKF_AD_PROTOCOL is skb->protocol in host order).
+	// every protocol and the filter first keeps one (SKF_AD_PROTOCOL is skb->protocol in host order).
 	all := make([]bpf.Instruction, 0, len(prog)+3)
 	all = append(all,
 		bpf.LoadExtension{Num: bpf.ExtProto},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.ETH_P_IP, SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: ethProto, SkipTrue: 1},
 		bpf.RetConstant{Val: 0},
 	)
 	all = append(all, prog...)

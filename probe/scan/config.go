@@ -87,6 +87,9 @@ type Progress struct {
 	Elapsed time.Duration
 	Rate    float64       // probes per second over the last interval
 	ETA     time.Duration // estimate of the time left, waits included
+	// PassTargets and PassSent count a retry pass (Pass > 0) on its own: the targets still silent when it
+	// began, and how many of them it has probed again.
+	PassTargets, PassSent uint64
 }
 
 func (c *Config) normalize() (Config, error) {

@@ -38,6 +38,9 @@ type Result struct {
 	// address order; SkippedTargets counts their targets. HostResults and PortResults leave them out.
 	Skipped        []SkippedHost
 	SkippedTargets uint64
+	// NotSent lists why the local kernel refused to send some probes (a local firewall rule, no route), one
+	// entry per reason, in the order met; their targets read filtered with ReasonNotSent.
+	NotSent []NotSent
 
 	Start, End time.Time
 	// SendTime is the time spent sending, waits excluded: Sent/SendTime is the achieved probe rate.
@@ -59,6 +62,13 @@ func (r *Result) SendRate() float64 {
 		return 0
 	}
 	return float64(r.Sent) / r.SendTime.Seconds()
+}
+
+// NotSent is one reason the local kernel refused probes, and how many targets it stopped.
+type NotSent struct {
+	Reason  string         // e.g. "operation not permitted: a local OUTPUT firewall rule?"
+	Targets uint64         // targets of this shard never probed for it
+	First   netip.AddrPort // the first target it stopped
 }
 
 // PortResult is one target's verdict.
@@ -113,6 +123,11 @@ func (r *Result) verdict(t uint64) (State, Reason, bool) {
 		return 0, Reason{}, false
 	}
 	st, why := classify(s.cfg.Type, a)
+	if why.Kind == ReasonNotSent {
+		if i := int(a - ansNotSent); i < len(r.NotSent) {
+			why.Detail = r.NotSent[i].Reason
+		}
+	}
 	if why.Kind == ReasonICMP {
 		if f, ok := r.froms[slot]; ok {
 			why.From = netip.AddrFrom4(f)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe/guard"
 	"github.com/tcpwalk/tcpwalk/probe/privs"
 	"github.com/tcpwalk/tcpwalk/probe/rawsock"
+	"golang.org/x/sys/unix"
 )
 
 // batchMax is how many probes one sendmmsg carries (rawsock's batch).
@@ -35,6 +37,7 @@ type runIO struct {
 	recv   *rawsock.Receiver
 	icmp   *rawsock.ICMPReceiver
 	guard  *guard.Guard
+	hold   int // a TCP socket bound to the source port, holding it for the scan (0: none)
 }
 
 func (o *runIO) closeReceivers() error {
@@ -61,7 +64,27 @@ func (o *runIO) close() error {
 	if o.guard != nil {
 		errs = append(errs, o.guard.Close())
 	}
+	if o.hold > 0 {
+		errs = append(errs, unix.Close(o.hold))
+	}
 	return errors.Join(errs...)
+}
+
+// holdPort binds a TCP socket to the source port, and neither listens nor connects with it: no local socket can
+// take the port while the scan uses it, so the guard's RSTs from that port are only ever the scan's own.
+func holdPort(port uint16) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port)}); err != nil {
+		unix.Close(fd)
+		if errors.Is(err, unix.EADDRINUSE) {
+			return 0, fmt.Errorf("source port %d is in use on this host (another tcpwalk, or a local socket): pick another with --sport", port)
+		}
+		return 0, fmt.Errorf("hold source port %d: %w", port, err)
+	}
+	return fd, nil
 }
 
 // Run scans: it opens the sockets and the RST guard in cfg.NetNS, sends the probes in passes, classifies the
@@ -95,6 +118,7 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 			return &probe.EnvError{Err: fmt.Errorf("scan: read this namespace's broadcast addresses, which are never probed: %w", err)}
 		}
 		s.skip(b)
+		s.skipOwnPort()
 		return s.open(&o)
 	}
 	if cfg.NetNS != nil {
@@ -121,9 +145,12 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 }
 
 // localAddr asks the routing table which local address reaches the hosts, and insists on one address for all
-// of them: the cookie and the templates are built for it. A connected UDP socket sends nothing.
+// of them: the cookie and the templates are built for it. A connected UDP socket sends nothing. An address with
+// no route does not end the scan while another has one: its probes are refused at send time and marked
+// (markNotSent).
 func localAddr(pl *plan) (netip.Addr, error) {
 	var local netip.Addr
+	var unrouted error
 	for _, r := range pl.hosts {
 		for _, a := range []uint32{r.lo, r.lo + uint32(r.count-1)} {
 			addr := addrOf(a)
@@ -132,7 +159,10 @@ func localAddr(pl *plan) (netip.Addr, error) {
 			}
 			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 9)))
 			if err != nil {
-				return netip.Addr{}, &probe.EnvError{Err: fmt.Errorf("scan: no route to %s: %w (check the address, or run in the right namespace with --netns)", addr, err)}
+				if unrouted == nil {
+					unrouted = &probe.EnvError{Err: fmt.Errorf("scan: no route to %s: %w (check the address, or run in the right namespace with --netns)", addr, err)}
+				}
+				continue
 			}
 			l := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
 			c.Close()
@@ -141,6 +171,9 @@ func localAddr(pl *plan) (netip.Addr, error) {
 			}
 			local = l
 		}
+	}
+	if !local.IsValid() && unrouted != nil {
+		return netip.Addr{}, unrouted
 	}
 	return local, nil
 }
@@ -163,6 +196,9 @@ func (s *scanner) open(o *runIO) error {
 	}
 	if o.icmp, err = rawsock.NewICMPReceiver(f); err != nil {
 		return env("open the ICMP receive socket", err)
+	}
+	if o.hold, err = holdPort(s.sport); err != nil {
+		return &probe.EnvError{Err: fmt.Errorf("scan: %w", err)}
 	}
 	if !s.cfg.NoGuard {
 		g, err := guard.Install(guard.Config{Mark: s.cfg.Mark, Remotes: s.plan.prefixes, LocalLo: s.sport, LocalHi: s.sport})
@@ -196,10 +232,12 @@ func (s *scanner) run(ctx context.Context, o *runIO) (*Result, error) {
 	var sendErr error
 	pass := 0
 	for ; pass <= s.cfg.Retries && sendErr == nil && runCtx.Err() == nil; pass++ {
-		s.pass.Store(int64(pass))
 		if pass > 0 && s.settled() {
 			break
 		}
+		s.passTargets.Store(s.size - min(s.size, s.answered.Load()+s.nSkipped))
+		s.passBase.Store(s.retried.Load())
+		s.pass.Store(int64(pass))
 		t0 := time.Now()
 		var snd batchSender = o.send
 		if o.packet != nil {
@@ -228,6 +266,7 @@ func (s *scanner) run(ctx context.Context, o *runIO) (*Result, error) {
 	res.Probed, res.Sent, res.Retried = s.probed.Load(), s.sent.Load(), s.retried.Load()
 	res.reached = s.reached.Load()
 	res.Skipped, res.SkippedTargets = s.skipped, s.nSkipped
+	res.NotSent = s.notSent
 	res.Replies, res.Ignored = s.replies.Load(), s.ignored.Load()
 	res.froms = make(map[uint64][4]byte, len(s.icmpFrom))
 	for _, f := range s.icmpFrom {
@@ -270,21 +309,34 @@ func (s *scanner) sendPass(ctx context.Context, snd batchSender, pass int) error
 		if d := time.Until(start.Add(time.Duration(float64(sentPass) * perProbe))); d > 0 {
 			time.Sleep(d)
 		}
-		k, err := snd.SendBatch(pkts[:n], dsts[:n])
-		sentPass += uint64(k)
-		s.sent.Add(uint64(k))
-		if pass > 0 {
-			s.retried.Add(uint64(k))
-		} else {
-			s.probed.Add(uint64(k))
-			if k > 0 {
-				s.reached.Store(slots[k-1] + 1)
+		for off := 0; off < n; {
+			k, err := snd.SendBatch(pkts[off:n], dsts[off:n])
+			sentPass += uint64(k)
+			s.sent.Add(uint64(k))
+			if pass > 0 {
+				s.retried.Add(uint64(k))
+			} else {
+				s.probed.Add(uint64(k))
+			}
+			off += k
+			if pass == 0 && off > 0 {
+				s.reached.Store(slots[off-1] + 1)
+			}
+			if err == nil {
+				break
+			}
+			// The kernel refused the probe at off: a local rule or route stops it. Mark it and carry on with
+			// the rest; anything else ends the scan.
+			if !s.markNotSent(slots[off], dsts[off], pkts[off], err) {
+				n = 0
+				return fmt.Errorf("scan: send probes: %w", err)
+			}
+			off++
+			if pass == 0 {
+				s.reached.Store(slots[off-1] + 1)
 			}
 		}
 		n = 0
-		if err != nil {
-			return fmt.Errorf("scan: send probes: %w", err)
-		}
 		return nil
 	}
 	if pass == 0 && s.firstSent {
@@ -298,9 +350,9 @@ func (s *scanner) sendPass(ctx context.Context, snd batchSender, pass int) error
 		switch {
 		case pass == 0 && s.firstSent && k == s.firstSlot:
 			continue
-		case pass > 0 || s.nSkipped > 0:
-			// Retries probe only the silent targets; no pass probes a skipped one.
-			if a := s.table.get(k); pass > 0 && a != ansNone || a == ansSkipped {
+		default:
+			// Retries probe only the silent targets; no pass probes a skipped one, nor one the kernel refused.
+			if a := s.table.get(k); pass > 0 && a != ansNone || a == ansSkipped || a.notSent() {
 				continue
 			}
 		}
@@ -443,6 +495,64 @@ func (s *scanner) progress(start, now time.Time) Progress {
 	p := Progress{Pass: int(s.pass.Load()), Targets: s.size - s.nSkipped, Probed: s.probed.Load(), Sent: s.sent.Load(),
 		Replies: s.replies.Load(), Found: s.found.Load(), Elapsed: now.Sub(start)}
 	left := float64(p.Targets-min(p.Probed, p.Targets)) / float64(s.cfg.Rate)
+	if p.Pass > 0 {
+		// A retry pass has its own count: the targets still silent when it began.
+		p.PassTargets = s.passTargets.Load()
+		p.PassSent = min(s.retried.Load()-s.passBase.Load(), p.PassTargets)
+		left = float64(p.PassTargets-p.PassSent) / float64(s.cfg.Rate)
+	}
 	p.ETA = time.Duration(left*float64(time.Second)) + time.Duration(1+s.cfg.Retries-p.Pass)*s.cfg.Wait
 	return p
+}
+
+// markNotSent records a probe the local kernel refused to send, and reports whether err is such a refusal: one
+// that stops that target only (a local firewall rule, no route to the host), not the scan. The first target
+// of each reason is warned about, once; the rest are counted.
+func (s *scanner) markNotSent(slot uint64, dst netip.Addr, pkt []byte, err error) bool {
+	why := notSentReason(err)
+	if why == "" {
+		return false
+	}
+	i := slices.IndexFunc(s.notSent, func(n NotSent) bool { return n.Reason == why })
+	if i < 0 {
+		i = len(s.notSent)
+		if i >= maxNotSent {
+			i = maxNotSent - 1
+		} else {
+			var port uint16
+			if len(pkt) >= craft.IPv4MinimumSize+4 {
+				port = craft.TCP(pkt[craft.IPv4(pkt).HeaderLength():]).DestinationPort()
+			}
+			s.notSent = append(s.notSent, NotSent{Reason: why, First: netip.AddrPortFrom(dst, port)})
+			s.warn(fmt.Sprintf("cannot send the probe to %v: %s; carrying on, such targets are reported filtered (not-sent)",
+				s.notSent[i].First, why))
+		}
+	}
+	if _, stored := s.table.offer(slot, ansNotSent+answer(i)); stored {
+		s.notSent[i].Targets++
+		s.answered.Add(1)
+	}
+	return true
+}
+
+// notSentReason says why the kernel refused a probe when that stops one target only, or "" when err is not
+// such a refusal.
+func notSentReason(err error) string {
+	var e unix.Errno
+	if !errors.As(err, &e) {
+		return ""
+	}
+	switch e {
+	case unix.EPERM:
+		return "operation not permitted: a local OUTPUT firewall rule drops it?"
+	case unix.EACCES:
+		return "permission denied by the local kernel (a broadcast address, or a firewall rule)"
+	case unix.ENETUNREACH:
+		return "no route to the host here (network is unreachable)"
+	case unix.EHOSTUNREACH:
+		return "no route to the host here (host is unreachable)"
+	case unix.EADDRNOTAVAIL, unix.EINVAL:
+		return "the local kernel refused the address (" + e.Error() + ")"
+	}
+	return ""
 }

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -354,5 +356,167 @@ func TestCancel(t *testing.T) {
 	}
 	if uint64(n) != res.Probed {
 		t.Errorf("%d ports reported, %d probed", n, res.Probed)
+	}
+}
+
+// TestScanOwnSourcePort: a scan of its own address that covers its own
+// source port (scan --sport 62000 -p 61995-62005 <prober>) sees its probe to
+// that port come back as itself, a bare SYN from that port: it must not be
+// reported open (a split handshake) but skipped, and every other port of the
+// prober's own kernel reads closed.
+func TestScanOwnSourcePort(t *testing.T) {
+	l := labtest.NewBare(t)
+	const sport = 62000
+	for _, hosts := range []netip.Prefix{netip.PrefixFrom(l.ProberAddr, 32), netip.MustParsePrefix("198.18.0.0/28")} {
+		t.Run(hosts.String(), func(t *testing.T) {
+			res := run(t, &Config{Type: TypeSYN, Hosts: []netip.Prefix{hosts}, Ports: []PortRange{{61995, 62005}},
+				SourcePort: sport, NetNS: l.Prober, Rate: 2000, Wait: 300 * time.Millisecond})
+			seen := map[uint16]bool{}
+			for pr := range res.PortResults(l.ProberAddr) {
+				seen[pr.Port] = true
+				if pr.Port == sport {
+					t.Errorf("the scan's own source port %d reported %v (%v), want it skipped", sport, pr.State, pr.Reason)
+				} else if pr.State != Closed {
+					t.Errorf("port %d of the prober's own kernel: %v (%v), want closed", pr.Port, pr.State, pr.Reason)
+				}
+			}
+			if len(seen) != 10 {
+				t.Errorf("%d ports of the prober reported, want 10 (11 less the own one)", len(seen))
+			}
+			if res.Count(Open) != 0 {
+				t.Errorf("%d open ports, want 0", res.Count(Open))
+			}
+			own := slices.IndexFunc(res.Skipped, func(sk SkippedHost) bool { return sk.Addr == l.ProberAddr })
+			if own < 0 || res.Skipped[own].Port != sport || res.Skipped[own].Targets != 1 {
+				t.Errorf("Skipped = %+v, want %v port %d among them", res.Skipped, l.ProberAddr, sport)
+			}
+		})
+	}
+}
+
+// warnLog collects a scan's warnings.
+type warnLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnLog) add(m string) { w.mu.Lock(); w.msgs = append(w.msgs, m); w.mu.Unlock() }
+
+func (w *warnLog) all() []string { w.mu.Lock(); defer w.mu.Unlock(); return slices.Clone(w.msgs) }
+
+// outputDrop installs `tcp dport P drop` at the output hook of the namespace fd: the kernel then refuses
+// (EPERM) every raw send to port P.
+func outputDrop(t *testing.T, fd int, port uint16) {
+	t.Helper()
+	c, err := nftables.New(nftables.WithNetNSFd(fd))
+	if err != nil {
+		labtest.SkipUnlessPermitted(t, err)
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	tab := c.AddTable(&nftables.Table{Name: "twt_out_" + hex.EncodeToString(b[:]), Family: nftables.TableFamilyIPv4})
+	pol := nftables.ChainPolicyAccept
+	ch := c.AddChain(&nftables.Chain{Name: "output", Table: tab, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &pol})
+	var p [2]byte
+	binary.BigEndian.PutUint16(p[:], port)
+	c.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p[:]},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}})
+	if err := c.Flush(); err != nil {
+		labtest.SkipUnlessPermitted(t, err)
+	}
+	t.Cleanup(func() {
+		c.DelTable(tab)
+		if err := c.Flush(); err != nil {
+			t.Errorf("cleanup: delete table %s: %v", tab.Name, err)
+		}
+	})
+}
+
+// TestScanCarriesOnPastOutputDrop: a local OUTPUT rule that drops one port makes the kernel refuse those probes
+// (EPERM). The scan goes on, reports that port filtered with the reason (not-sent), the others as they are, and
+// warns once; on every send path.
+func TestScanCarriesOnPastOutputDrop(t *testing.T) {
+	sl := newScanLab(t, []uint16{7001}, 0, nil, nil)
+	const dropped = 7005
+	outputDrop(t, sl.Prober.Fd(), dropped)
+	for _, path := range []SendPath{SendRaw, SendAuto} {
+		t.Run(path.String(), func(t *testing.T) {
+			var w warnLog
+			ports := portRange(7000, 7010)
+			res := run(t, &Config{Type: TypeSYN, Hosts: []netip.Prefix{netip.PrefixFrom(sl.TargetAddr, 32)},
+				Ports: []PortRange{{7000, 7010}}, NetNS: sl.Prober, SendPath: path, Rate: 1000, Wait: 300 * time.Millisecond, Warn: w.add})
+			for pr := range res.PortResults(sl.TargetAddr) {
+				want := sl.expect(TypeSYN, pr.Port)
+				if pr.Port == dropped && res.SendPath == SendRaw {
+					want = Filtered
+					if pr.Reason.Kind != ReasonNotSent || !strings.Contains(pr.Reason.String(), "not permitted") {
+						t.Errorf("port %d: reason %v, want not-sent (operation not permitted ...)", pr.Port, pr.Reason)
+					}
+				}
+				if pr.State != want {
+					t.Errorf("port %d: %v (%v), want %v", pr.Port, pr.State, pr.Reason, want)
+				}
+			}
+			if n := len(slices.Collect(res.PortResults(sl.TargetAddr))); n != len(ports) {
+				t.Errorf("%d ports reported, want %d", n, len(ports))
+			}
+			if res.SendPath == SendRaw {
+				if len(res.NotSent) != 1 || res.NotSent[0].Targets != 1 || res.NotSent[0].First != netip.AddrPortFrom(sl.TargetAddr, dropped) {
+					t.Errorf("NotSent = %+v, want one reason for %v:%d", res.NotSent, sl.TargetAddr, dropped)
+				}
+				if ws := w.all(); len(ws) != 1 || !strings.Contains(ws[0], "not permitted") {
+					t.Errorf("warnings %q, want one about the refused probe", ws)
+				}
+			}
+		})
+	}
+}
+
+// TestScanCarriesOnPastNoRoute: a /22 of which only the first /24 has a route here. The scan does not stop at
+// "no route to 198.18.3.255": it probes the routed hosts and marks the 768 others not-sent, warning once.
+func TestScanCarriesOnPastNoRoute(t *testing.T) {
+	sl := newScanLab(t, []uint16{7001}, 0, nil, nil)
+	var w warnLog
+	res := run(t, &Config{Type: TypeSYN, Hosts: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/22")}, Ports: []PortRange{{7001, 7001}},
+		NetNS: sl.Prober, Rate: 20000, Wait: 300 * time.Millisecond, Warn: w.add})
+	if res.Count(Open) != 1 {
+		t.Errorf("%d open, want 1 (%v:7001)", res.Count(Open), sl.TargetAddr)
+	}
+	if len(res.NotSent) != 1 || res.NotSent[0].Targets != 768 || !strings.Contains(res.NotSent[0].Reason, "no route") {
+		t.Errorf("NotSent = %+v, want 768 targets with no route", res.NotSent)
+	}
+	for pr := range res.PortResults(netip.MustParseAddr("198.18.3.255")) {
+		if pr.State != Filtered || pr.Reason.Kind != ReasonNotSent {
+			t.Errorf("198.18.3.255:7001: %v (%v), want filtered (not-sent)", pr.State, pr.Reason)
+		}
+	}
+	if ws := w.all(); len(slices.DeleteFunc(ws, func(s string) bool { return !strings.Contains(s, "no route") })) != 1 {
+		t.Errorf("warnings %q, want one about no route", w.all())
+	}
+}
+
+// TestRetryPassProgress: during a retry pass every target has long been probed once, so the first pass's
+// count says 100%; the pass must have its own: the silent targets it probes again, and an ETA from them.
+func TestRetryPassProgress(t *testing.T) {
+	s := testScanner(t, TypeSYN, []PortRange{{1, 1000}})
+	s.cfg.Rate, s.cfg.Retries, s.cfg.Wait = 100, 2, time.Second
+	s.probed.Store(1000)
+	s.pass.Store(1)
+	s.passTargets.Store(400)
+	s.passBase.Store(0)
+	s.retried.Store(100)
+	p := s.progress(time.Now(), time.Now())
+	if p.PassTargets != 400 || p.PassSent != 100 {
+		t.Errorf("retry pass progress %d/%d, want 100/400", p.PassSent, p.PassTargets)
+	}
+	// 300 probes left at 100/s, and the waits of passes 1 and 2.
+	if want := 3*time.Second + 2*time.Second; p.ETA != want {
+		t.Errorf("ETA %v during the retry pass, want %v", p.ETA, want)
 	}
 }

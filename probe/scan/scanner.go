@@ -43,6 +43,11 @@ type scanner struct {
 	icmpOther                         atomic.Uint64
 	pass                              atomic.Int64 // the pass being sent
 	icmpFrom                          []icmpFrom   // written by the ICMP loop only, read after it ends
+
+	notSent []NotSent // why probes could not be sent (markNotSent), written by the sending goroutine only
+
+	// The retry pass being sent, for its own progress: how many targets it probes, and Retried when it began.
+	passTargets, passBase atomic.Uint64
 }
 
 // icmpFrom remembers who sent the ICMP error that decided a slot.
@@ -205,8 +210,9 @@ func (s *scanner) handleTCP(pkt []byte, rst []byte) (netip.Addr, int) {
 		}
 		a = ansSynAck
 	case flags.Has(craft.FlagSYN):
-		// A split handshake: the remote answers our SYN with its own. It cannot carry our cookie.
-		if s.cfg.Type != TypeSYN {
+		// A split handshake: the remote answers our SYN with its own. It cannot carry our cookie. Our own
+		// probe, come back to us from our own address, can, and is not an answer (see skipOwnPort).
+		if s.cfg.Type != TypeSYN || src == s.local && t.SequenceNumber() == seq {
 			s.ignored.Add(1)
 			return netip.Addr{}, 0
 		}

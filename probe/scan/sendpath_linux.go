@@ -4,11 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"strings"
 	"time"
-
-	"github.com/google/nftables"
 
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/rawsock"
@@ -79,10 +75,9 @@ func (s *scanner) openPacketSender(o *runIO) (*rawsock.PacketSender, string, err
 		first, last := addrOf(r.lo), addrOf(r.lo+uint32(r.count-1))
 		l, err := rawsock.FindLink(first, last, s.cfg.Mark)
 		if err != nil {
-			if errors.Is(err, rawsock.ErrNoLinkLayer) {
-				return nil, err.Error(), nil
-			}
-			return nil, "", fmt.Errorf("scan: find the link to %v-%v: %w", first, last, err)
+			// No link (or no route) for some hosts: the raw path still sends to the others, and marks the
+			// ones the kernel refuses (markNotSent) instead of ending the scan.
+			return nil, fmt.Sprintf("find the link to %v-%v: %v", first, last, err), nil
 		}
 		if i > 0 && (l.Index != link.Index || l.NextHop != link.NextHop) {
 			return nil, fmt.Sprintf("the hosts leave by two next hops (%v on %s and %v on %s)", link.NextHop, link.Name, l.NextHop, l.Name), nil
@@ -91,10 +86,7 @@ func (s *scanner) openPacketSender(o *runIO) (*rawsock.PacketSender, string, err
 	}
 	link, err := rawsock.ResolveNextHop(link, s.sendFirst(o.send), resolveWait)
 	if err != nil {
-		if errors.Is(err, rawsock.ErrNoLinkLayer) {
-			return nil, err.Error(), nil
-		}
-		return nil, "", err
+		return nil, err.Error(), nil
 	}
 	ps, err := rawsock.NewPacketSender(link, s.cfg.Mark)
 	if err != nil {
@@ -107,48 +99,31 @@ func (s *scanner) openPacketSender(o *runIO) (*rawsock.PacketSender, string, err
 // the raw path, which makes the kernel resolve the next hop, and marks it sent.
 func (s *scanner) sendFirst(snd *rawsock.Sender) func() error {
 	return func() error {
-		k := uint64(0)
-		for k < s.size && s.table.get(k) == ansSkipped {
-			k++
-		}
-		if k == s.size {
-			return errors.New("every target is skipped")
-		}
 		buf := make([]byte, s.tmpl.Len())
-		dst, n := s.build(buf, k)
-		if n == 0 {
-			return fmt.Errorf("build the probe to %v", dst)
+		// A target the kernel refuses (a local rule, no route) is marked and the next one tried, a few times.
+		for k, tries := uint64(0), 0; k < s.size && tries < 64; k++ {
+			if s.table.get(k) == ansSkipped {
+				continue
+			}
+			dst, n := s.build(buf, k)
+			if n == 0 {
+				return fmt.Errorf("build the probe to %v", dst)
+			}
+			err := snd.Send(buf[:n], dst)
+			if err == nil {
+				s.firstSent, s.firstSlot = true, k
+				return nil
+			}
+			if !s.markNotSent(k, dst, buf[:n], err) {
+				return err
+			}
+			tries++
 		}
-		if err := snd.Send(buf[:n], dst); err != nil {
-			return err
-		}
-		s.firstSent, s.firstSlot = true, k
-		return nil
+		return errors.New("no probe could be sent to resolve the next hop (every target is skipped or refused)")
 	}
 }
 
 // statefulInput describes the netfilter hooks on the receive path of this namespace that may drop replies that
-// conntrack thinks invalid (nftables chains at prerouting or input for IPv4; any legacy iptables table), or ""
-// if there are none.
-func statefulInput() string {
-	if b, err := os.ReadFile("/proc/net/ip_tables_names"); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return "legacy iptables tables are loaded (" + strings.Join(strings.Fields(string(b)), ", ") + ")"
-	}
-	c, err := nftables.New()
-	if err != nil {
-		return ""
-	}
-	chains, err := c.ListChains()
-	if err != nil {
-		return ""
-	}
-	for _, ch := range chains {
-		if ch.Hooknum == nil || ch.Table == nil || (ch.Table.Family != nftables.TableFamilyIPv4 && ch.Table.Family != nftables.TableFamilyINet) {
-			continue
-		}
-		if *ch.Hooknum == *nftables.ChainHookInput || *ch.Hooknum == *nftables.ChainHookPrerouting {
-			return fmt.Sprintf("nftables chain %s %s hooks the receive path", ch.Table.Name, ch.Name)
-		}
-	}
-	return ""
-}
+// conntrack thinks invalid, or "" if there are none: probe.InputRules, the one check of them that send, walk and
+// run make too.
+func statefulInput() string { return probe.InputRules() }

@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
 )
@@ -14,6 +15,9 @@ type SkippedHost struct {
 	Reason string
 	// Targets is how many of this shard's targets (ports) at Addr were skipped.
 	Targets uint64
+	// Port, when nonzero, is the one port skipped at Addr (see skipOwnPort);
+	// else every port of the scan was.
+	Port uint16
 }
 
 // skip marks every target of the shard at one of the broadcast addresses b as skipped (ansSkipped), before the
@@ -43,6 +47,27 @@ func (s *scanner) skip(b []broadcastAddr) {
 		}
 	}
 	slices.SortFunc(s.skipped, func(a, b SkippedHost) int { return a.Addr.Compare(b.Addr) })
+}
+
+// skipOwnPort marks the target (our own address, our source port) as skipped. A probe from a port to itself
+// comes back to our receiver as itself: a bare SYN from that very port, which would read as a split handshake
+// (open). The port is ours for the scan (Run holds it with a bound socket), so there is nothing to learn there.
+func (s *scanner) skipOwnPort() {
+	a := binary.BigEndian.Uint32(s.local[:])
+	t, ok := s.plan.lookup(a, s.sport)
+	if !ok {
+		return
+	}
+	slot, ok := s.shard.slot(s.perm.index(t))
+	if !ok {
+		return
+	}
+	if _, stored := s.table.offer(slot, ansSkipped); stored {
+		s.skipped = append(s.skipped, SkippedHost{Addr: addrOf(a), Port: s.sport, Targets: 1,
+			Reason: "the scan's own source port on this host (a probe to it comes back as itself)"})
+		s.nSkipped++
+		slices.SortFunc(s.skipped, func(a, b SkippedHost) int { return a.Addr.Compare(b.Addr) })
+	}
 }
 
 // settled reports whether every target of the shard has answered or was skipped: no wait can add anything.

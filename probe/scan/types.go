@@ -120,12 +120,13 @@ const (
 	ReasonReset                            // "reset"
 	ReasonNoResponse                       // "no-response"
 	ReasonICMP                             // "icmp T/C from ADDR"
+	ReasonNotSent                          // "not-sent (why)": the local kernel refused to send the probe
 	// ReasonARP is a host's reason only: it answered no probe, but answered ARP on the link, so it is up.
 	ReasonARP // "arp-response"
 )
 
 var reasonNames = [...]string{ReasonSynAck: "syn-ack", ReasonSyn: "split-handshake-syn", ReasonReset: "reset",
-	ReasonNoResponse: "no-response", ReasonICMP: "icmp", ReasonARP: "arp-response"}
+	ReasonNoResponse: "no-response", ReasonICMP: "icmp", ReasonNotSent: "not-sent", ReasonARP: "arp-response"}
 
 func (k ReasonKind) String() string {
 	if k < ReasonSynAck || k > ReasonARP {
@@ -149,10 +150,14 @@ type Reason struct {
 	Kind               ReasonKind
 	ICMPType, ICMPCode uint8      // ReasonICMP only
 	From               netip.Addr // ReasonICMP: who sent it, when known
+	Detail             string     // ReasonNotSent: why, e.g. "operation not permitted: a local OUTPUT rule drops it?"
 }
 
 // String returns "syn-ack", "reset", "no-response" or "icmp 3/13 from 198.18.0.2".
 func (r Reason) String() string {
+	if r.Kind == ReasonNotSent && r.Detail != "" {
+		return r.Kind.String() + " (" + r.Detail + ")"
+	}
 	if r.Kind != ReasonICMP {
 		return r.Kind.String()
 	}
@@ -175,15 +180,23 @@ const (
 	ansRSTWin  answer = 4  // RST with a nonzero window
 	ansUnreach answer = 16 // + code: ICMP destination unreachable (type 3), codes 0-15
 	ansTimeEx  answer = 32 // + code: ICMP time exceeded (type 11), codes 0-15
+	// ansNotSent + i marks a target whose probe the local kernel refused to send, for the scanner's i-th
+	// distinct reason (scanner.notSent). Nothing replaces it, no retry probes it.
+	ansNotSent answer = 0xf0
+	maxNotSent        = 15 // reasons told apart; later ones share the last
 	// ansSkipped marks a target never probed: a broadcast address (see scanner.skip). Nothing replaces it.
 	ansSkipped answer = 0xff
 )
 
 func (a answer) icmp() bool { return a >= ansUnreach && a < ansTimeEx+16 }
 
+func (a answer) notSent() bool { return a >= ansNotSent && a < ansSkipped }
+
 // validated reports whether the answer carried our cookie (every TCP answer but a bare SYN, every ICMP error).
 // A bare SYN cannot: its acknowledgment field is not in use (RFC 9293 §3.5, simultaneous open).
-func (a answer) validated() bool { return a != ansNone && a != ansSyn && a != ansSkipped }
+func (a answer) validated() bool {
+	return a != ansNone && a != ansSyn && a != ansSkipped && !a.notSent()
+}
 
 // wins reports whether answer a replaces old in the table: a first answer always; a TCP reply with our cookie
 // over an ICMP error or a bare SYN (the target itself outranks a router, and a cookie outranks none). Nothing
@@ -192,7 +205,7 @@ func (a answer) wins(old answer) bool {
 	if old == ansNone {
 		return a != ansNone
 	}
-	if old == ansSkipped {
+	if old == ansSkipped || old.notSent() {
 		return false
 	}
 	return (old.icmp() || old == ansSyn) && a.validated() && !a.icmp()
@@ -218,6 +231,10 @@ func icmpAnswer(typ, code uint8) answer {
 // (see the package doc). An ICMP reason's From is left for the caller.
 func classify(t Type, a answer) (State, Reason) {
 	switch {
+	case a.notSent():
+		// Nothing went out: the state of the port is unknown. Filtered, with the local reason, is what a
+		// reader acts on: a local rule or route stands between us and it.
+		return Filtered, Reason{Kind: ReasonNotSent}
 	case a == ansNone:
 		switch t {
 		case TypeFIN, TypeNULL, TypeXmas, TypeMaimon:

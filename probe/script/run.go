@@ -242,9 +242,16 @@ func (r *runner) noListener() bool {
 	if len(c) == 0 || c[len(c)-1].Verdict != walk.Fail {
 		return false
 	}
-	var first *Event
+	var first, syn *Event
 	for i := range r.s.Events {
-		if ev := &r.s.Events[i]; ev.Kind == Packet && ev.Segment.Dir == FromRemote {
+		ev := &r.s.Events[i]
+		if ev.Kind != Packet {
+			continue
+		}
+		if syn == nil && ev.Segment.Dir == ToRemote && ev.Segment.Flags == craft.FlagSYN {
+			syn = ev
+		}
+		if ev.Segment.Dir == FromRemote {
 			first = ev
 			break
 		}
@@ -252,10 +259,13 @@ func (r *runner) noListener() bool {
 	if first == nil || first.Segment.Flags != craft.FlagSYN|craft.FlagACK || strings.TrimPrefix(c[len(c)-1].Rule, "script ") != fmt.Sprintf("%s:%d", r.s.Name, first.Pos.Line) {
 		return false
 	}
+	if syn == nil {
+		return false
+	}
 	segs := r.c.Rec.Snapshot()
 	for i := len(segs) - 1; i >= 0; i-- {
 		if s := segs[i]; s.Dir == walk.In && s.ICMP == "" {
-			return s.Flags == "R." && s.Ack == r.c.SynSeq+1
+			return s.Flags == "R." && uint32(s.Ack) == r.iss+syn.Segment.Start+1
 		}
 	}
 	return false
@@ -583,14 +593,14 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 	r.dialed = false
 	nothing := func() error {
 		c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: "nothing",
-			Verdict: walk.Fail, Reason: fmt.Sprintf("nothing came by %s", r.when(deadline))}
+			Verdict: walk.Fail, Reason: fmt.Sprintf("nothing came by %s", r.when(deadline)) + r.inputNote()}
 		if r.lossy() {
 			why := fmt.Sprintf("nothing came by %s, after %d retransmissions of line %d: the segment, or its answer, may have been lost each time",
 				r.when(deadline), tries, r.lastLine())
 			if tries == 0 {
 				why = fmt.Sprintf("nothing came by %s: the segment may have been lost (it is the remote's to send again, by its own timer)", r.when(deadline))
 			}
-			c = r.lossCheck(ev, ev.Text, "nothing", why)
+			c = r.lossCheck(ev, ev.Text, "nothing", why+r.inputNote())
 		}
 		r.check(c)
 		return errStop
@@ -629,7 +639,7 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 			}
 			r.observe(g)
 			c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: "nothing", Verdict: walk.Fail,
-				Reason: fmt.Sprintf("nothing came by %s", r.when(deadline))}
+				Reason: fmt.Sprintf("nothing came by %s", r.when(deadline)) + r.inputNote()}
 			if late {
 				c.Received = r.describe(g)
 				c.Reason = fmt.Sprintf("came at %s, after the line's time %s, its tolerance %v and %v slack",
@@ -1199,4 +1209,13 @@ func (r *runner) tidy() {
 	// A connection may remain only where the model says so.
 	c.HaveIRS = c.HaveIRS && (synchronized(st) || st == "SYN_SENT")
 	c.Tidy()
+}
+
+// inputNote tells, for a line that saw nothing, that a local input rule may
+// have dropped the reply ("" when the prober found none).
+func (r *runner) inputNote() string {
+	if n := r.cfg.Prober.InputRules(); n != "" {
+		return "; " + n
+	}
+	return ""
 }

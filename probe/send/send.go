@@ -25,6 +25,10 @@ const (
 	MinInterval  = time.Millisecond
 	DefaultWait  = time.Second
 	defaultCount = 1
+	// MaxRate bounds a flood, in probes per second; DefaultRate is a
+	// flood's rate when none is given.
+	MaxRate     = 100000
+	DefaultRate = 1000
 )
 
 func usagef(err error) error { return &probe.UsageError{Err: err} }
@@ -42,8 +46,10 @@ type Spec struct {
 	Urgent uint16
 	TTL    uint8
 	TOS    uint8
-	ID     uint16
-	DF     bool
+	ID     uint16 // IPv4 only
+	DF     bool   // IPv4 only
+	// FlowLabel is the IPv6 flow label (RFC 6437, 20 bits); IPv6 only.
+	FlowLabel uint32
 	// Options are sent as given. Nil with a SYN (and NoOptions unset) means
 	// craft's Linux-like default set, because some firewalls drop
 	// option-less SYNs.
@@ -56,6 +62,17 @@ type Spec struct {
 	Count    int
 	Interval time.Duration
 	Wait     time.Duration
+	// IPOptions are raw IPv4 options sent in every probe (craft.Segment).
+	IPOptions []byte
+	// FragSize, when not zero, cuts every probe's IP datagram into
+	// fragments of that many payload bytes (a multiple of 8), for testing
+	// what a firewall or the remote makes of fragments (RFC 791 §3.2).
+	FragSize int
+	// Flood sends the Count probes back to back at Rate per second
+	// instead of Interval apart; the run still ends after Count probes
+	// and Wait.
+	Flood bool
+	Rate  int
 	// LeaveOpen keeps half-open connections the probes created on the
 	// remote. By default a SYN-ACK is answered with an exact RST at the end
 	// (RFC 9293 §3.5.2), so the remote does not hold a SYN_RCVD for a
@@ -86,6 +103,40 @@ func (s *Spec) Validate() error {
 	if s.NoOptions && len(s.Options) > 0 {
 		return usagef(errors.New("--no-options contradicts the option flags given"))
 	}
+	if s.Target.Addr().Is6() && (s.ID != 0 || s.DF) {
+		return usagef(fmt.Errorf("%v is IPv6, which has no IP identification or don't-fragment bit (RFC 8200 §5: routers never fragment): drop --id and --df", s.Target))
+	}
+	if !s.Target.Addr().Is6() && s.FlowLabel != 0 {
+		return usagef(fmt.Errorf("--flow-label is IPv6 only; %v is IPv4", s.Target))
+	}
+	if s.FlowLabel > 0xfffff {
+		return usagef(fmt.Errorf("bad flow label %#x: want 0 to 0xfffff (20 bits, RFC 6437)", s.FlowLabel))
+	}
+	if len(s.IPOptions) > 0 && s.Target.Addr().Is6() {
+		return usagef(fmt.Errorf("%v is IPv6: IP options are IPv4's (IPv6 has extension headers, RFC 8200 §4)", s.Target))
+	}
+	if len(s.IPOptions) > craft.IPv4OptionsMaximumSize {
+		return usagef(fmt.Errorf("%d bytes of IP options: at most %d fit in the IPv4 header", len(s.IPOptions), craft.IPv4OptionsMaximumSize))
+	}
+	if s.FragSize != 0 && s.Target.Addr().Is6() {
+		return usagef(fmt.Errorf("%v is IPv6: --frag cuts IPv4 datagrams (RFC 791); IPv6 fragments need a fragment header (RFC 8200 §4.5), which tcpwalk does not build", s.Target))
+	}
+	if s.FragSize != 0 {
+		if s.FragSize < 8 || s.FragSize%8 != 0 || s.FragSize > probe.MaxPacket {
+			return usagef(fmt.Errorf("bad fragment size %d: want a multiple of 8 from 8 to %d (fragment offsets count 8-byte units)", s.FragSize, probe.MaxPacket&^7))
+		}
+		if s.DF {
+			return usagef(errors.New("fragments with don't-fragment set: leave out --df"))
+		}
+	}
+	if s.Flood {
+		if s.Rate == 0 {
+			s.Rate = DefaultRate
+		}
+		if s.Rate < 1 || s.Rate > MaxRate {
+			return usagef(fmt.Errorf("bad rate %d: want 1 to %d probes per second", s.Rate, MaxRate))
+		}
+	}
 	return nil
 }
 
@@ -93,12 +144,13 @@ func (s *Spec) Validate() error {
 func (s *Spec) segment(seq uint32, tsVal uint32) craft.Segment {
 	seg := craft.Segment{
 		Seq: seq, Ack: s.Ack, Flags: s.Flags, Window: s.Window, Urgent: s.Urgent,
-		TTL: s.TTL, TOS: s.TOS, ID: s.ID, DF: s.DF, Payload: s.Payload, Options: s.Options,
+		TTL: s.TTL, TOS: s.TOS, ID: s.ID, DF: s.DF, Payload: s.Payload, Options: s.Options, IPOptions: s.IPOptions,
+		FlowLabel: s.FlowLabel,
 	}
 	if seg.Window == 0 {
 		seg.Window = tcpconn.DefaultWindow
 	}
-	if seg.ID == 0 {
+	if seg.ID == 0 && !s.Target.Addr().Is6() {
 		// The kernel would fill a zero ID itself; drawing it here keeps
 		// the ID in our own records equal to the ID on the wire.
 		seg.ID = uint16(probe.RandomUint32())
@@ -123,6 +175,8 @@ type Probe struct {
 	Ack     uint32
 	Len     int // payload bytes
 	Options []string
+	// Fragments is how many IP fragments carried it (0: not fragmented).
+	Fragments int
 }
 
 // Reply is one thing that came back for a probe.
@@ -164,6 +218,10 @@ type Result struct {
 	Malformed     uint64
 	LastMalformed string
 	Interrupted   bool
+	// Flood is set for a flood run; Elapsed is the time from the first
+	// probe to the last (not counting the wait for late replies).
+	Flood   bool
+	Elapsed time.Duration
 }
 
 // Observer receives the run's events as they happen.
@@ -192,7 +250,7 @@ func Run(ctx context.Context, p *probe.Prober, spec Spec, obs Observer) (Result,
 	if err := spec.Validate(); err != nil {
 		return Result{}, err
 	}
-	res := Result{Target: spec.Target}
+	res := Result{Target: spec.Target, Flood: spec.Flood}
 	var (
 		mu     sync.Mutex
 		probes []*probeState
@@ -293,6 +351,13 @@ func Run(ctx context.Context, p *probe.Prober, spec Spec, obs Observer) (Result,
 		}
 	}
 
+	// A flood keeps to its rate against a fixed schedule, so that a late
+	// probe does not push every later one back.
+	var start time.Time
+	floodGap := time.Duration(0)
+	if spec.Flood {
+		floodGap = time.Second / time.Duration(spec.Rate)
+	}
 	for i := 1; i <= spec.Count; i++ {
 		seq := spec.Seq
 		if !spec.SeqSet {
@@ -333,25 +398,44 @@ func Run(ctx context.Context, p *probe.Prober, spec Spec, obs Observer) (Result,
 		// pump before Send returns, and the pump must not read ps.sent
 		// (probe index, send time) before it is set.
 		mu.Lock()
-		err := ps.conn.SendVerbatim(&seg, fmt.Sprintf("probe %d", i))
+		var frags int
+		var err error
+		if spec.FragSize > 0 {
+			// Fragments are not the engine's segments: the flow cuts and
+			// sends the IP datagram (RFC 791), the connection's state stays.
+			_, frags, err = ps.conn.Flow.SendFragments(&seg, spec.FragSize)
+		} else {
+			err = ps.conn.SendVerbatim(&seg, fmt.Sprintf("probe %d", i))
+		}
 		if err != nil {
 			mu.Unlock()
 			return res, err
 		}
 		f := ps.conn.Flow
-		ps.sent = Probe{Index: i, At: ps.conn.LastSend, Local: f.Local, Remote: f.Remote, Flags: seg.Flags,
-			Seq: seg.Seq, Ack: seg.Ack, Len: len(seg.Payload), Options: optionTexts(seg.Options)}
+		at := ps.conn.LastSend
+		if frags > 0 {
+			at = time.Now()
+		}
+		ps.sent = Probe{Index: i, At: at, Local: f.Local, Remote: f.Remote, Flags: seg.Flags,
+			Seq: seg.Seq, Ack: seg.Ack, Len: len(seg.Payload), Options: optionTexts(seg.Options), Fragments: frags}
 		sent := ps.sent
 		mu.Unlock()
+		if i == 1 {
+			start = at
+		}
 		res.Sent++
+		res.Elapsed = at.Sub(start)
 		if obs.Sent != nil {
 			obs.Sent(sent)
 		}
-		wait := spec.Interval
-		if i == spec.Count {
-			wait = spec.Wait
+		next := time.Now().Add(spec.Interval)
+		switch {
+		case i == spec.Count:
+			next = time.Now().Add(spec.Wait)
+		case spec.Flood:
+			next = start.Add(time.Duration(i) * floodGap)
 		}
-		if !deliverUntil(time.Now().Add(wait)) {
+		if !deliverUntil(next) {
 			break
 		}
 	}
@@ -416,17 +500,18 @@ func toReply(ps *probeState, e *probe.Event) Reply {
 	}
 	switch e.Kind {
 	case probe.EventSegment:
-		ip, tcp := e.Seg.IP, e.Seg.TCP
-		r.From = netip.AddrPortFrom(ip.Source(), tcp.SourcePort())
-		r.To = netip.AddrPortFrom(ip.Destination(), tcp.DestinationPort())
+		tcp := e.Seg.TCP
+		r.From = netip.AddrPortFrom(e.Source(), tcp.SourcePort())
+		r.To = netip.AddrPortFrom(e.Destination(), tcp.DestinationPort())
 		r.Flags, r.Seq, r.Ack, r.Window = tcp.Flags(), tcp.SequenceNumber(), tcp.AckNumber(), tcp.WindowSize()
-		r.Len, r.TTL = len(tcp.Payload()), ip.TTL()
+		r.Len, r.TTL = len(tcp.Payload()), e.HopLimit()
 		for it := tcp.Options(); it.Next(); {
 			r.Options = append(r.Options, it.Option().String())
 		}
 	case probe.EventICMP:
-		r.From = netip.AddrPortFrom(e.ICMP.From, 0)
-		r.ICMPType, r.ICMPCode, r.ICMPText = e.ICMP.Type, e.ICMP.Code, e.ICMP.String()
+		r.From = netip.AddrPortFrom(e.Source(), 0)
+		r.ICMPType, r.ICMPCode = e.ICMPTypeCode()
+		r.ICMPText = e.ICMPText()
 	}
 	return r
 }

@@ -4,9 +4,13 @@
 // for a connection is compared with the state the probe inferred from the
 // wire.
 //
-// Only IPv4 is covered: AF_INET sockets, plus AF_INET6 sockets whose
-// addresses are IPv4-mapped (::ffff:a.b.c.d, a dual-stack socket talking
-// IPv4). A dual-stack listener bound to [::] is not reported.
+// Both families are covered: AF_INET sockets, and AF_INET6 sockets with
+// their IPv6 addresses, except that IPv4-mapped addresses (::ffff:a.b.c.d,
+// a dual-stack socket talking IPv4) are reported unmapped, so an IPv4
+// connection has IPv4 addresses whichever socket carries it. A listener
+// bound to [::] is reported as [::]:port with the remote [::]:0, and
+// Socket.V6Only says whether it also takes IPv4 (IPV6_V6ONLY off, Go's
+// default) or not.
 //
 // The package is Linux-only, like the rest of tcpwalk.
 package sockdiag
@@ -96,6 +100,10 @@ type Socket struct {
 	RecvQueue, SendQueue uint32
 	// Inode is the socket's inode (0 for TIME_WAIT and request sockets).
 	Inode uint32
+	// V6Only is IPV6_V6ONLY of an AF_INET6 socket (INET_DIAG_SKV6ONLY,
+	// reported for full sockets only): a listener on [::] with V6Only
+	// false takes IPv4 connections too.
+	V6Only bool
 }
 
 // allStates selects states 1 to 12 (bits 1 to 12 of idiag_states), which leaves
@@ -109,7 +117,7 @@ const maxDumpTries = 5
 // recvTimeout bounds a wait for the kernel's answer.
 const recvTimeout = 5 * time.Second
 
-// Dump returns all IPv4 TCP sockets in ns (nil: the calling thread's
+// Dump returns all IPv4 and IPv6 TCP sockets in ns (nil: the calling thread's
 // namespace), in every state including request sockets and TIME_WAIT.
 func Dump(ns *netns.NS) ([]Socket, error) {
 	var socks []Socket
@@ -258,21 +266,42 @@ func dumpFamily(fd int, buf []byte, family uint8, seq uint32) (socks []Socket, i
 
 func nlmAlign(l uint32) uint32 { return (l + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
 
-// parseDiagMsg decodes a struct inet_diag_msg; ok is false for a short
-// message or a non-IPv4 socket.
+// inetDiagSKV6Only is INET_DIAG_SKV6ONLY (include/uapi/linux/inet_diag.h),
+// the attribute the kernel adds to every full AF_INET6 socket's message.
+const inetDiagSKV6Only = 11
+
+// parseDiagMsg decodes a struct inet_diag_msg and its attributes; ok is
+// false for a short message or a family other than AF_INET and AF_INET6.
 func parseDiagMsg(b []byte) (Socket, bool) {
 	if len(b) < sizeofDiagMsg {
 		return Socket{}, false
 	}
 	ne := binary.NativeEndian
 	id := b[4 : 4+sizeofSockID]
-	local, ok1 := sockAddr(b[0], id[4:20], binary.BigEndian.Uint16(id[0:]), false)
-	remote, ok2 := sockAddr(b[0], id[20:36], binary.BigEndian.Uint16(id[2:]), true)
+	local, ok1 := sockAddr(b[0], id[4:20], binary.BigEndian.Uint16(id[0:]))
+	remote, ok2 := sockAddr(b[0], id[20:36], binary.BigEndian.Uint16(id[2:]))
 	if !ok1 || !ok2 {
 		return Socket{}, false
 	}
+	if local.Addr().Is4() && remote.Addr().Is6() && remote.Addr().IsUnspecified() {
+		// A listener bound to an IPv4-mapped address: its remote is
+		// 0.0.0.0:0 like an AF_INET listener's.
+		remote = netip.AddrPortFrom(netip.IPv4Unspecified(), remote.Port())
+	}
 	rest := b[4+sizeofSockID:]
+	v6only := false
+	for attrs := b[sizeofDiagMsg:]; len(attrs) >= 4; {
+		l, typ := int(ne.Uint16(attrs[0:])), ne.Uint16(attrs[2:])
+		if l < 4 || l > len(attrs) {
+			break
+		}
+		if typ == inetDiagSKV6Only && l >= 5 {
+			v6only = attrs[4] != 0
+		}
+		attrs = attrs[min((l+3)&^3, len(attrs)):]
+	}
 	return Socket{
+		V6Only:      v6only,
 		State:       State(b[1]),
 		Local:       local,
 		Remote:      remote,
@@ -285,21 +314,14 @@ func parseDiagMsg(b []byte) (Socket, bool) {
 	}, true
 }
 
-// sockAddr decodes an idiag_src/idiag_dst field. IPv6 counts only when
-// IPv4-mapped, or, with unspec, when it is [::]:0 (the remote side of a
-// listener).
-func sockAddr(family byte, a []byte, port uint16, unspec bool) (netip.AddrPort, bool) {
+// sockAddr decodes an idiag_src/idiag_dst field: an IPv4 address, or an
+// IPv6 one, unmapped when IPv4-mapped.
+func sockAddr(family byte, a []byte, port uint16) (netip.AddrPort, bool) {
 	switch family {
 	case unix.AF_INET:
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(a[:4])), port), true
 	case unix.AF_INET6:
-		ip := netip.AddrFrom16([16]byte(a[:16]))
-		if ip.Is4In6() {
-			return netip.AddrPortFrom(ip.Unmap(), port), true
-		}
-		if unspec && ip.IsUnspecified() && port == 0 {
-			return netip.AddrPortFrom(netip.IPv4Unspecified(), 0), true
-		}
+		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(a[:16])).Unmap(), port), true
 	}
 	return netip.AddrPort{}, false
 }

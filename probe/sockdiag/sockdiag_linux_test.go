@@ -102,22 +102,29 @@ func TestEstablishedAndListen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	listening := map[uint16]bool{}
+	// The lab is dual-stack: each server port listens on both families.
+	listening := map[netip.AddrPort]bool{}
 	for _, s := range socks {
 		if s.State == sockdiag.Listen {
-			if s.Local.Addr() != l.TargetAddr || s.Remote != netip.AddrPortFrom(netip.IPv4Unspecified(), 0) {
-				t.Errorf("listener %s -> %s, want %s -> 0.0.0.0:0", s.Local, s.Remote, l.TargetAddr)
+			remote := netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+			if s.Local.Addr().Is6() {
+				remote = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
 			}
-			listening[s.Local.Port()] = true
+			if (s.Local.Addr() != l.TargetAddr && s.Local.Addr() != l.TargetAddr6) || s.Remote != remote {
+				t.Errorf("listener %s -> %s, want %s or %s -> %s", s.Local, s.Remote, l.TargetAddr, l.TargetAddr6, remote)
+			}
+			listening[s.Local] = true
 		}
 	}
-	for _, p := range []uint16{lab.PortHold, lab.PortClose, lab.PortControl, lab.PortEcho, lab.PortHalfClose, lab.PortDialer} {
-		if !listening[p] {
-			t.Errorf("no LISTEN socket on port %d in %s", p, l.Target.Name)
+	for _, a := range []netip.Addr{l.TargetAddr, l.TargetAddr6} {
+		for _, p := range []uint16{lab.PortHold, lab.PortClose, lab.PortControl, lab.PortEcho, lab.PortHalfClose, lab.PortDialer} {
+			if !listening[netip.AddrPortFrom(a, p)] {
+				t.Errorf("no LISTEN socket on %s in %s", netip.AddrPortFrom(a, p), l.Target.Name)
+			}
 		}
-	}
-	if listening[lab.PortClosed] {
-		t.Errorf("LISTEN socket on the closed port %d", lab.PortClosed)
+		if listening[netip.AddrPortFrom(a, lab.PortClosed)] {
+			t.Errorf("LISTEN socket on the closed port %d", lab.PortClosed)
+		}
 	}
 	// The prober namespace does not see the target's sockets.
 	if _, ok, err := sockdiag.Lookup(l.Prober, server, client); err != nil || ok {

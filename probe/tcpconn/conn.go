@@ -346,7 +346,14 @@ func (c *Conn) Next(ctx context.Context, deadline time.Time) (*Reply, error) {
 // releases e.
 func (c *Conn) Take(e *probe.Event) (r *Reply, dup bool) {
 	if e.Kind == probe.EventICMP {
-		return &Reply{Seg: c.Rec.ICMP(e.At, e.ICMP.String(), e.Bytes())}, false
+		// An error about our pending SYN (its quote names the SYN's
+		// sequence number): the SYN made no connection there, so the tidy
+		// has no SYN_RCVD to reset, and a reset would only draw the same
+		// error again (RFC 1122 §4.2.3.9: a hard error aborts the open).
+		if seq, ok := quotedSeq(e); ok && c.SynPending && Seq(seq) == c.SynSeq && unreachable(e) {
+			c.SynPending = false
+		}
+		return &Reply{Seg: c.Rec.ICMP(e.At, e.ICMPText(), e.Bytes())}, false
 	}
 	tcp := e.Seg.TCP
 	flags := tcp.Flags()
@@ -521,4 +528,21 @@ func (c *Conn) tidyPlan() []tidySeg {
 		out = append(out, tidySeg{craft.FlagRST, c.SynSeq + 1, 0, "tidy: reset the SYN's connection"})
 	}
 	return out
+}
+
+// quotedSeq is the sequence number of our segment that an ICMP error quotes.
+func quotedSeq(e *probe.Event) (uint32, bool) {
+	if e.ICMP6.Type != 0 {
+		return e.ICMP6.Seq, e.ICMP6.HasSeq
+	}
+	return e.ICMP.Seq, e.ICMP.HasSeq
+}
+
+// unreachable reports a destination-unreachable error (ICMP type 3,
+// ICMPv6 type 1): the segment it quotes was not delivered.
+func unreachable(e *probe.Event) bool {
+	if e.ICMP6.Type != 0 {
+		return e.ICMP6.Type == 1
+	}
+	return e.ICMP.Type == 3
 }

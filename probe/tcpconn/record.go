@@ -61,7 +61,7 @@ type Recorder struct {
 	remote string
 
 	// What the remote has sent so far, to tell old segments from new ones.
-	syns    map[Seq]bool         // sequence numbers of its SYNs
+	syns    map[synKey]bool      // its SYNs: a SYN,ACK after a bare SYN of the same ISN is news, not a retransmission
 	fins    map[Seq]bool         // sequence numbers of its FINs
 	data    []seqRange           // its data, merged ranges
 	answers map[[4]uint32]bool   // flags, seq, ack, len of every segment
@@ -79,7 +79,7 @@ const DupWindow = 100 * time.Millisecond
 
 // NewRecorder returns a recorder whose segments start with the given states.
 func NewRecorder(localState, remoteState string) *Recorder {
-	return &Recorder{local: localState, remote: remoteState, syns: map[Seq]bool{}, fins: map[Seq]bool{},
+	return &Recorder{local: localState, remote: remoteState, syns: map[synKey]bool{}, fins: map[Seq]bool{},
 		answers: map[[4]uint32]bool{}, copies: map[string]time.Time{}}
 }
 
@@ -107,8 +107,8 @@ func (r *Recorder) sent(at time.Time, s *craft.Segment, raw []byte, note string)
 		Len: len(s.Payload), Note: note, LocalState: r.local, RemoteState: r.remote, Raw: append([]byte(nil), raw...)}
 	if c := r.conn; c != nil {
 		seg.RelSeq = uint32(c.ISS.Size(seg.Seq))
-		if c.HaveIRS {
-			seg.RelAck = uint32(c.IRS.Size(seg.Ack))
+		if c.HaveIRS && s.Flags.Has(craft.FlagACK) {
+			seg.RelAck = uint32(c.IRS.Size(seg.Ack)) // without ACK the field means nothing (RFC 9293 §3.1)
 		}
 	}
 	for _, o := range s.Options {
@@ -146,7 +146,9 @@ func (r *Recorder) Received(at time.Time, p *craft.Packet, raw []byte) *Segment 
 		if c.HaveIRS {
 			seg.RelSeq = uint32(c.IRS.Size(seg.Seq))
 		}
-		seg.RelAck = uint32(c.ISS.Size(seg.Ack))
+		if t.Flags().Has(craft.FlagACK) {
+			seg.RelAck = uint32(c.ISS.Size(seg.Ack)) // without ACK the field means nothing (RFC 9293 §3.1)
+		}
 	}
 	f := t.Flags()
 	key := string(t)
@@ -165,7 +167,7 @@ func (r *Recorder) Received(at time.Time, p *craft.Packet, raw []byte) *Segment 
 		end := start.Add(Size(seg.Len))
 		var old bool
 		if f.Has(craft.FlagSYN) || f.Has(craft.FlagFIN) {
-			old = (!f.Has(craft.FlagSYN) || r.syns[seg.Seq]) && (!f.Has(craft.FlagFIN) || r.fins[end])
+			old = (!f.Has(craft.FlagSYN) || r.syns[synKeyOf(seg.Seq, f)]) && (!f.Has(craft.FlagFIN) || r.fins[end])
 		} else {
 			old = r.covered(start, end)
 		}
@@ -174,7 +176,7 @@ func (r *Recorder) Received(at time.Time, p *craft.Packet, raw []byte) *Segment 
 			seg.Note = "retransmission"
 		}
 		if f.Has(craft.FlagSYN) {
-			r.syns[seg.Seq] = true
+			r.syns[synKeyOf(seg.Seq, f)] = true
 		}
 		if f.Has(craft.FlagFIN) {
 			r.fins[end] = true
@@ -203,7 +205,7 @@ func (r *Recorder) Forget(seg *Segment) {
 	defer r.mu.Unlock()
 	delete(r.answers, [4]uint32{uint32(f), uint32(seg.Seq), uint32(seg.Ack), uint32(seg.Len)})
 	if f.Has(craft.FlagSYN) {
-		delete(r.syns, seg.Seq)
+		delete(r.syns, synKeyOf(seg.Seq, f))
 	}
 	if p, err := craft.ParsePacket(seg.Raw); err == nil {
 		delete(r.copies, string(p.TCP))
@@ -296,3 +298,13 @@ func (r *Recorder) Snapshot() []Segment {
 	}
 	return out
 }
+
+// synKey tells a remote SYN by its sequence number and whether it carried
+// ACK: in a simultaneous open (RFC 9293 §3.5, figure 8) the remote's SYN,ACK
+// repeats its SYN's ISN and brings the acknowledgment of ours, a transition.
+type synKey struct {
+	seq Seq
+	ack bool
+}
+
+func synKeyOf(seq Seq, f craft.Flags) synKey { return synKey{seq, f.Has(craft.FlagACK)} }

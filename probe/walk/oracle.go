@@ -40,8 +40,11 @@ func (o SockDiag) Listening(remote netip.AddrPort) (bool, error) {
 		return false, err
 	}
 	for _, s := range socks {
-		if s.State == sockdiag.Listen && s.Local.Port() == remote.Port() &&
-			(s.Local.Addr() == remote.Addr() || s.Local.Addr().IsUnspecified()) {
+		// A listener on [::] takes IPv4 too unless it is IPV6_V6ONLY; one
+		// on 0.0.0.0 takes IPv4 only.
+		a := s.Local.Addr()
+		wildcard := a.IsUnspecified() && (a.Is4() == remote.Addr().Is4() || a.Is6() && !s.V6Only)
+		if s.State == sockdiag.Listen && s.Local.Port() == remote.Port() && (a == remote.Addr() || wildcard) {
 			return true, nil
 		}
 	}

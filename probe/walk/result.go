@@ -63,9 +63,19 @@ type Check struct {
 	Received string  `json:"received"`
 	Verdict  Verdict `json:"verdict"`
 	Reason   string  `json:"reason,omitempty"`
-	// Deviation names the documented non-RFC behaviour seen (Verdict
-	// Deviation), e.g. "linux-synack-on-retransmitted-syn".
+	// Deviation names the documented non-RFC behaviour seen, by what it
+	// does, e.g. "synack-on-retransmitted-syn": with Level SHOULD its
+	// Verdict is Deviation (a failure only with --strict), with MUST Fail.
 	Deviation string `json:"deviation,omitempty"`
+	// Level is the RFC keyword the deviation departs from: MUST, SHOULD.
+	Level string `json:"level,omitempty"`
+	// SeenOn lists the stacks the deviation has been seen on.
+	SeenOn []string `json:"seen_on,omitempty"`
+	// Optional names an optional mechanism (a MAY) the check saw in use or
+	// not, e.g. "RFC 5961 §3.2 challenge ACK to an in-window RST"; Has says
+	// which. A missing one is "not implemented (optional)", never a fail.
+	Optional string `json:"optional,omitempty"`
+	Has      bool   `json:"implemented,omitempty"`
 	// Wire is the remote's state inferred from the wire after this check;
 	// Kernel is what the remote kernel reports (sock_diag), when an oracle
 	// is available. A disagreement is reported, never hidden.

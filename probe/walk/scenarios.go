@@ -15,7 +15,7 @@ import (
 const (
 	ruleClosed      = "RFC 9293 §3.10.7.1 (CLOSED: reset any segment but RST)"
 	ruleListen      = "RFC 9293 §3.10.7.2 (LISTEN: SYN → SYN,ACK <SEQ=ISS><ACK=RCV.NXT>)"
-	ruleSynRcvdAck  = "RFC 9293 §3.10.7.4 (SYN-RECEIVED: acceptable ACK → ESTABLISHED; then an old ACK draws an ACK, RFC 5961 §5.2, where SYN-RECEIVED resets)"
+	ruleSynRcvdAck  = "RFC 9293 §3.10.7.4 (SYN-RECEIVED: acceptable ACK → ESTABLISHED; there an ACK above SND.NXT draws an ACK, fifth, where SYN-RECEIVED resets it)"
 	ruleSynRcvdBad  = "RFC 9293 §3.10.7.4 (SYN-RECEIVED: unacceptable ACK → <SEQ=SEG.ACK><CTL=RST>)"
 	ruleRetransmit  = "RFC 9293 §3.8.1 (retransmission timeout: the same segment again)"
 	ruleKeepAlive   = "RFC 9293 §3.8.4 / §3.10.7.4 (unacceptable segment → <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>)"
@@ -77,29 +77,12 @@ func (w *walker) open(ctx context.Context) error {
 	if err := c.SendNext(craft.FlagACK, nil, ""); err != nil {
 		return err
 	}
+	if f := w.afterFinalACK; f != nil {
+		w.afterFinalACK = nil
+		f()
+	}
 	w.rec.states("ESTABLISHED", "")
-	// KA1 cannot show that our ACK arrived: SYN_RCVD answers it as
-	// ESTABLISHED does (§3.10.7.4, first: unacceptable segment → ACK). An
-	// ACK far older than any window can: ESTABLISHED discards it with an
-	// ACK (RFC 5961 §5.2, a challenge ACK, which Linux rate-limits per
-	// socket), SYN_RCVD resets it, <SEQ=SEG.ACK><CTL=RST>, and keeps its
-	// state (§3.10.7.4). A reset therefore means our ACK was lost: send it
-	// again.
-	oldAck := c.RcvNxt - 1<<30
-	_, err = w.expectStep(ctx, "SYN_RCVD → ESTABLISHED", ruleSynRcvdAck, "ACK, then an ACK 2^30 old",
-		func(retry bool) error {
-			if retry {
-				if err := c.Retransmit(craft.FlagACK, c.SndNxt, c.RcvNxt, nil); err != nil {
-					return err
-				}
-			}
-			if err := c.spaceProbe(ctx); err != nil {
-				return err
-			}
-			return c.SendRaw(craft.FlagACK, c.SndNxt, oldAck, nil, "old ACK")
-		},
-		Want{Flags: craft.FlagACK, Seq: c.RcvNxt, Ack: c.SndNxt, Retry: &Want{Flags: craft.FlagRST, Seq: oldAck}}, "ESTABLISHED")
-	return err
+	return w.confirmEstablished(ctx)
 }
 
 // staleAnswer is the answer to our SYN of a connection that still holds the
@@ -162,9 +145,17 @@ func closedPort(ctx context.Context, w *walker) error {
 	c := w.conn
 	w.rec.states("CLOSED", "CLOSED")
 	x := c.ISS
+	// A SYN,ACK is no wrong CLOSED: the port is open. It is reset, and
+	// nothing is judged (Beyond ends the step inconclusive).
+	open := Want{Flags: craft.FlagSYN | craft.FlagACK, AnySeq: true, Ack: x + 1}
 	if _, err := w.expectStep(ctx, "CLOSED: SYN → RST,ACK", ruleClosed, "SYN x",
 		func(bool) error { return c.SendRaw(craft.FlagSYN, x, 0, nil, "") },
-		Want{Flags: craft.FlagRST | craft.FlagACK, Seq: 0, Ack: x + 1}, "CLOSED"); err != nil {
+		Want{Flags: craft.FlagRST | craft.FlagACK, Seq: 0, Ack: x + 1, Beyond: &open}, "CLOSED"); err != nil {
+		if last, seg := &w.res.Checks[len(w.res.Checks)-1], w.rec.last(); last.Verdict == Inconclusive && seg != nil && seg.Dir == In && seg.Flags == "S." && seg.Ack == x+1 {
+			last.Received = describe(seg)
+			last.Reason = fmt.Sprintf("port %d answered with a SYN,ACK: it is open, not closed (reset); pass --closed-port with a port that has no listener", w.remote.Port())
+			_ = c.SendRaw(craft.FlagRST, x+1, 0, nil, "reset the open port's connection")
+		}
 		return err
 	}
 	y := x ^ 0x5a5a5a5a

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/guard"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
 	"github.com/tcpwalk/tcpwalk/probe/send"
@@ -91,7 +93,17 @@ func TestStaleConnectionIsReset(t *testing.T) {
 // drops its RST and the kernel's RST to the target's FIN.
 func makeStale(t *testing.T, l *lab.Lab, remote, local netip.AddrPort) {
 	t.Helper()
-	err := l.Prober.Do(func() error {
+	// The lost reset: the prober's own guard covers only its flows, not
+	// this kernel socket, so a guard of the test's drops the socket's RSTs
+	// (its abort, and its answers to the FIN retransmissions) until the
+	// subtest ends. Our crafted segments carry the mark and pass.
+	g, err := guard.Install(guard.Config{Mark: probe.DefaultMark, Remotes: []netip.Prefix{netip.PrefixFrom(remote.Addr(), 32)},
+		LocalLo: local.Port(), LocalHi: local.Port(), NetNSFd: l.Prober.Fd()})
+	if err != nil {
+		t.Fatalf("install the guard that loses the stale connection's reset: %v", err)
+	}
+	t.Cleanup(func() { g.Close() })
+	err = l.Prober.Do(func() error {
 		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local), Timeout: 2 * time.Second}
 		c, err := d.Dial("tcp", remote.String())
 		if err != nil {

@@ -76,6 +76,9 @@ func ParseTrigger(s string, lab *LabTarget) (Trigger, error) {
 	case s == "wait":
 		return payloadTrigger{name: "wait", wait: 30 * time.Second}, nil
 	case strings.HasPrefix(s, "string:"):
+		if s == "string:" {
+			return nil, errors.New(`--close-trigger "string:": want the text after string:, e.g. string:close\n`)
+		}
 		return payloadTrigger{name: s, payload: []byte(unescape(strings.TrimPrefix(s, "string:")))}, nil
 	case strings.HasPrefix(s, "hex:"):
 		h := strings.NewReplacer(":", "", " ", "").Replace(strings.TrimPrefix(s, "hex:"))

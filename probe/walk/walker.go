@@ -103,14 +103,17 @@ func Run(ctx context.Context, cfg Config, scenarios []Scenario) []Result {
 
 // walker is the state of one running scenario.
 type walker struct {
-	cfg    Config
-	res    *Result
-	rec    recorder
-	conn   *Conn
-	flow   *probe.Flow
-	plan   Plan
-	dial   DialTrigger // for action Connect
-	remote netip.AddrPort
+	// afterFinalACK, when set, is called once the handshake's final ACK
+	// is sent (Session.AfterFinalACK).
+	afterFinalACK func()
+	cfg           Config
+	res           *Result
+	rec           recorder
+	conn          *Conn
+	flow          *probe.Flow
+	plan          Plan
+	dial          DialTrigger // for action Connect
+	remote        netip.AddrPort
 }
 
 func runOne(ctx context.Context, cfg Config, s Scenario) Result {
@@ -121,7 +124,15 @@ func runOne(ctx context.Context, cfg Config, s Scenario) Result {
 			if _, lab := cfg.Trigger.(*LabTarget); lab {
 				port = labPortClosed
 			} else {
-				port = cfg.Port
+				// Only a port seen answering RST: the walked port is
+				// usually open, and its SYN,ACK is no CLOSED's answer.
+				var why string
+				if port, why = FindClosedPort(ctx, cfg); port == 0 {
+					res := Result{Scenario: s.Name, Summary: s.Summary, Start: time.Now(), Verdict: Skipped,
+						Target: netip.AddrPortFrom(cfg.Prober.Remote(), cfg.Port),
+						Reason: why + "; pass --closed-port with a port that has no listener"}
+					return res
+				}
 			}
 		}
 	}
@@ -300,6 +311,13 @@ func (s *Session) Local() netip.AddrPort { return s.w.flow.Local }
 // ESTABLISHED).
 func (s *Session) Open(ctx context.Context) error { return s.w.open(ctx) }
 
+// AfterFinalACK sets f to be called once, when Open has sent the
+// handshake's final ACK: from then on the remote's listener no longer holds
+// the connection half-open, which a caller bounding the connections in a
+// listen backlog (conform's gate) needs to know before Open's confirmation
+// and oracle reads end.
+func (s *Session) AfterFinalACK(f func()) { s.w.afterFinalACK = f }
+
 // SendTrigger sends the plan's payload (the request that makes the app act).
 func (s *Session) SendTrigger() error { return s.w.sendTrigger() }
 
@@ -399,37 +417,28 @@ func (w *walker) check(c Check, wire string) Check {
 func (w *walker) expectStep(ctx context.Context, name, rule, probeDesc string, send func(retry bool) error, want Want, wire string) (*Reply, error) {
 	r, other, err := w.conn.Exchange(ctx, send, want)
 	c := Check{Name: name, Rule: rule, Probe: probeDesc, Expected: want.String()}
-	switch {
-	case err == nil && r != nil:
+	if err == nil && r != nil {
 		c.Verdict, c.Received = Pass, describe(r.Seg)
 		if want.Or != nil && !want.Match(r.Seg, r.Flags) {
 			wire, c.Reason = want.OrWire, want.OrNote
 		}
-	case errors.Is(err, context.Canceled):
-		// Cut short before the wanted reply could come: not decided,
-		// whatever else came meanwhile.
-		c.Received = describe(other)
-		c.Verdict, c.Reason = Unfinished(err)
-	case other != nil && other.ICMP != "":
-		// The path, not the remote's TCP, answered (an unreachable host,
-		// a filtering firewall): nothing was learned about the TCP.
-		c.Verdict, c.Received = Inconclusive, describe(other)
-		c.Reason = "the path answered with an ICMP error instead of the remote's TCP"
-	case other != nil:
-		c.Verdict, c.Received = Fail, describe(other)
-		c.Reason = "the reply differs from the RFC's"
-	case errors.Is(err, errNoReply):
-		c.Verdict, c.Received = Inconclusive, "nothing"
-		c.Reason = fmt.Sprintf("no reply after %d tries, %v apart", w.cfg.Timing.Tries, w.cfg.Timing.Reply) + w.malformedNote()
-	default:
-		c.Received = "nothing"
-		c.Verdict, c.Reason = Unfinished(err)
+	} else {
+		c = w.judgeExchange(c, other, err)
 	}
 	w.check(c, wire)
 	if c.Verdict != Pass {
 		return nil, errStop
 	}
 	return r, nil
+}
+
+// inputNote tells, for a step that saw no reply, that a local input rule
+// may have dropped it ("" when the prober found none).
+func inputNote(p *probe.Prober) string {
+	if p == nil || p.InputRules() == "" {
+		return ""
+	}
+	return "; " + p.InputRules()
 }
 
 // malformedNote tells, for a step that saw no reply, that replies did come
