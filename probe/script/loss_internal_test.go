@@ -102,3 +102,26 @@ func TestSentIn(t *testing.T) {
 		t.Errorf("history %v: want ESTABLISHED and CLOSE_WAIT in it, LAST_ACK not", r.history)
 	}
 }
+
+// TestUnseen: a FIN the remote's later segments are past, that never came,
+// is waited for (its retransmission), not answered with ours again; one
+// that came, or a SYN, a bare ACK or a FIN not yet sent, is not.
+func TestUnseen(t *testing.T) {
+	r := lossRunner()
+	r.seen = map[[2]uint32]bool{}
+	fin := &Segment{Flags: craft.FlagFIN | craft.FlagACK, Start: 1, End: 1, Ack: 7, HasAck: true}
+	if r.unseen(fin) {
+		t.Errorf("a FIN at the remote's next sequence number (not sent yet): unseen")
+	}
+	r.m.remoteNext = 2 // an ACK at 2 came: the FIN at 1 was sent
+	if !r.unseen(fin) {
+		t.Errorf("a FIN the remote's next sequence number is past, never seen: not unseen")
+	}
+	r.seen[[2]uint32{uint32(fin.Flags), 1}] = true
+	if r.unseen(fin) {
+		t.Errorf("a FIN that came: unseen")
+	}
+	if r.unseen(&Segment{Flags: craft.FlagACK, Start: 1, End: 1}) || r.unseen(&Segment{Flags: craft.FlagSYN | craft.FlagACK}) {
+		t.Errorf("a bare ACK or a SYN: unseen")
+	}
+}

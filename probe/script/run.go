@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 	if port == 0 && !s.Dials {
 		return end(walk.Inconclusive, "no remote port: give %port in the script or HOST:PORT")
 	}
-	r := &runner{cfg: cfg, s: s, res: &res, m: newModel(s.Dials), ts: map[uint32]uint32{}}
+	r := &runner{cfg: cfg, s: s, res: &res, m: newModel(s.Dials), ts: map[uint32]uint32{}, seen: map[[2]uint32]bool{}}
 	var (
 		flow *probe.Flow
 		err  error
@@ -325,6 +325,9 @@ type runner struct {
 	dialed bool
 	// remoteSYNs: the remote sent a bare SYN [0], a SYN,ACK [1].
 	remoteSYNs [2]bool
+	// seen holds the flags and relative sequence number of every remote
+	// segment with a SYN, FIN or data that came.
+	seen map[[2]uint32]bool
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -500,6 +503,9 @@ func (r *runner) observe(g *in) {
 		if g.flags.Has(craft.FlagSYN) && !g.flags.Has(craft.FlagRST) {
 			r.remoteSYNs[synKind(g.flags)] = true
 		}
+		if g.flags&(craft.FlagSYN|craft.FlagFIN) != 0 || len(g.payload) > 0 {
+			r.seen[[2]uint32{uint32(g.flags), w.Seq}] = true
+		}
 		s := g.seg
 		if r.haveIRS {
 			s.RelSeq = w.Seq
@@ -563,7 +569,7 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 	want := ev.Segment
 	from, to, tol := r.window(ev.Time)
 	deadline := to.Add(tol + r.cfg.Slack)
-	tries := 0
+	tries, waits := 0, 0
 	absent := func(why string) error {
 		r.check(walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: why, Verdict: walk.Pass,
 			Reason: "the line may be absent (>?)"})
@@ -572,7 +578,16 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 	// again sends our last segment once more, when loss may be why
 	// nothing came and the line waits for an answer to it (not for the
 	// remote's own retransmission timer); false when it may not.
+	missed := false // the line's segment went by unseen (see unseen)
 	again := func() (bool, error) {
+		if r.lossy() && waits < lossTries && r.unseen(want) {
+			// Its first copy was lost: the remote's timer sends it
+			// again, nothing of ours would.
+			waits++
+			missed = true
+			deadline = time.Now().Add(max(lossWait, tol+r.cfg.Slack))
+			return true, nil
+		}
 		if !r.lossy() || tries >= lossTries || !r.haveLast || r.awaitsRetransmission(want) {
 			return false, nil
 		}
@@ -696,6 +711,9 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 			if tries > 0 {
 				c.Reason = fmt.Sprintf("answered after %d retransmissions of line %d (%s)", tries, r.lastLine(), r.lossNote())
 			}
+			if missed {
+				c.Reason = "its first copy was lost (the remote's later segments are past it): this is its retransmission, whose time is the remote's timer's, not the line's (" + r.lossNote() + ")"
+			}
 			if ev.Time.Kind != Any && g.at.Before(from.Add(-tol)) {
 				c.Verdict = walk.Fail
 				c.Reason = fmt.Sprintf("came at %s, %v before the line's time %s (tolerance %v)",
@@ -741,6 +759,16 @@ func (r *runner) awaitsRetransmission(want *Segment) bool {
 		return r.remoteSYNs[synKind(want.Flags)]
 	}
 	return r.m.remoteSYN && int32(want.Start-r.m.remoteNext) < 0
+}
+
+// unseen reports whether want is a FIN or data the remote sent, as its
+// later segments (past it) show, but that never came: its first copy was
+// lost, and only the remote's retransmission timer brings it.
+func (r *runner) unseen(want *Segment) bool {
+	if want.AnySeq || want.Flags.Has(craft.FlagSYN) || !want.Flags.Has(craft.FlagFIN) && want.Len() == 0 || !r.haveIRS {
+		return false
+	}
+	return int32(want.Start-r.m.remoteNext) < 0 && !r.seen[[2]uint32{uint32(want.Flags), want.Start}]
 }
 
 // synKind indexes runner.remoteSYNs: 1 for a SYN,ACK, 0 for a bare SYN.
