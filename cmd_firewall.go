@@ -24,19 +24,28 @@ time-wait) sends the segments a firewall must judge: an unsolicited SYN-ACK,
 an ACK with no connection, FIN/NULL/Xmas scans, out-of-window data and ACKs,
 in-window and exact RSTs, data after a RST, a SYN to a TIME_WAIT 4-tuple and a
 SYN with options a middlebox may rewrite. Each probe runs on its own
-connection and is reported as delivered, rewritten (which fields), dropped, or
-rejected (ICMP from which router, or a RST the target did not send: its TTL
-shows how many hops short of the target it came from).
+connection and is reported as delivered, rewritten (which fields), proxied (a
+SYN proxy completed the handshake in the target's name), dropped, rejected
+(ICMP from which router, or a RST the target did not send: its TTL shows how
+many hops short of the target it came from) or answered by a middlebox. The
+target's own TTL is learned from a connection that reached it (the ACK of a
+byte of data); a middlebox that answers the handshake is named with its hop
+and the evidence. The target's retransmissions are never taken for answers.
+Rows that follow from a known ruleset mistake (loose conntrack pickup, no
+ct state invalid drop, a stateless port accept) name the fix in nftables and
+iptables syntax.
 
 A capture in the target's namespace (--oracle-netns; default: the lab's
 target, against the lab) decides whether each probe arrived and what the
-target answered. Without one, the answers decide, and silence after a probe
-the target may ignore stays undecided.
+target answered. Without one, the answers decide: silence after a probe
+the target may ignore stays no-answer, and silence on a path that lost
+segments is undecided.
 
 --expect open|stateless|stateful judges every probe against a policy:
 stateful means only a SYN opens a connection and segments outside a tracked
 connection's window are refused. --trace also finds the router that rewrites
-what it forwards, from TTL-limited SYNs quoted back in ICMP time exceeded.
+what it forwards, from TTL-limited SYNs quoted back in ICMP time exceeded
+(with the capture, also the last router, whose changes no router quotes).
 
 PORT must listen, be allowed by the path and keep connections open (the lab's
 7001). --blocked-port and --close-port (a port whose app answers
@@ -137,9 +146,10 @@ func runFirewall(c *cli.Context) error {
 	}
 	var tr *firewall.Trace
 	if c.Bool("trace") && !m.Interrupted {
-		if tr, err = firewall.RunTrace(c.Context, p, target.Port(), c.Int("max-hops"), tm); err != nil {
+		if tr, err = firewall.RunTraceCapture(c.Context, p, target.Port(), c.Int("max-hops"), tm, cfg.Capture); err != nil {
 			return &exitError{code: exitEnv, err: err}
 		}
+		m.AddTrace(tr)
 	}
 	if policy != "" {
 		m.Judge(policy)

@@ -80,7 +80,7 @@ Examples:
 		},
 		Subcommands: []*cli.Command{
 			{Name: "up", Usage: "make the lab and start its servers", Flags: []cli.Flag{prefix, &cli.StringFlag{Name: "firewall",
-				Usage: "put a router with an nftables ruleset between prober (198.18.0.1) and target (198.18.2.2): none, stateless, stateful, reject or clamp"},
+				Usage: "put a router with an nftables ruleset between prober (198.18.0.1) and target (198.18.2.2): none, stateless, stateful, reject, clamp, synproxy or loose"},
 				&cli.StringFlag{Name: "loss", Usage: "drop `PCT` percent of TCP segments each way (nftables numgen), e.g. 10%"},
 				&cli.StringFlag{Name: "dup", Usage: "duplicate `PCT` percent of TCP segments each way (nftables dup), e.g. 5%"},
 				stackFlag()}, Action: labUp},

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/script"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 	"github.com/tcpwalk/tcpwalk/report"
@@ -58,8 +60,17 @@ Where stacks may differ, ">" lines can say so (tcpwalk's extensions):
   +1~+3.5 > S. ...     a time range (packetdrill's): an RTO of 1 s to 3 s
 A script whose first SYN meets RST,ACK ends "no listener at PORT" (one line,
 exit status 3), not a list of FAILs.
-System calls and shell commands are refused: tcpwalk cannot run them on a
-remote host. The language is described in scripts/README.md; ready-made
+packetdrill scripts run as they are: their system calls become what the
+remote must be or do. listen() is a precondition (a listener at the target
+port, packetdrill's 8080 unless HOST:PORT; checked by the first SYN);
+connect() asks the remote to dial us (the lab's client, --dial-trigger); close(),
+shutdown() and write() are the remote app's, made through the lab's app
+control; getsockopt(), read() and the like are local observations, noted;
+sysctl lines and options are assumptions about the remote, shown with the
+verdict; sockstat state counts are %expect-state; #ifdef STANDARD branches
+are taken. A line with no remote equivalent skips the script, saying why
+(scripts/freebsd-suite.md has the whole mapping). The language is
+described in scripts/README.md; ready-made
 scripts for the 11 states and RFC 5961 are in scripts/conformance.
 
 An expected segment may come max(4 ms, 12.5% of the gap) early or late, and
@@ -67,7 +78,7 @@ An expected segment may come max(4 ms, 12.5% of the gap) early or late, and
 that does not pass and ends with a RST so that the remote keeps nothing.
 
 On a lossy path (--lossy; by default against a lab made with --loss or
---dup, or once a script sees the path's copies) a missing answer makes
+--dup) a missing answer makes
 tcpwalk send its segments again as TCP would (3 tries, 600 ms apart, the
 same bytes), the remote's retransmissions and repeats are passed over, and
 a difference loss can explain is INCONCLUSIVE with the reason, never FAIL.
@@ -79,6 +90,7 @@ Examples:
    tcpwalk run --junit run.xml --pcap run.pcapng 198.18.0.2 my.pkt
    tcpwalk run --oracle-netns tcpwalk-target 198.18.0.2:7001 handshake.pkt
    tcpwalk run --lossy 198.18.0.2 scripts/conformance/*.pkt
+   tcpwalk run --parallel 16 198.18.0.2 ../shared/suites/freebsd-tcp-testsuite-state-event-engine/*.pkt
 
 Exit status: 0 every script passed (or was skipped), 1 a script failed or
 was inconclusive, 2 bad usage or a mistake in a script (shown as
@@ -89,7 +101,9 @@ file:line:col), 3 environment error or the target answered nothing.`,
 			&cli.IntFlag{Name: "parallel", Value: 4, Usage: "scripts run at once, each on its own source port (1-64)"},
 			&cli.DurationFlag{Name: "slack", Value: script.DefaultSlack, Usage: "extra lateness allowed on expected segments, for the path's delay"},
 			&cli.DurationFlag{Name: "max-wait", Value: script.DefaultMaxWait, Usage: "how long an expected segment timed * may take"},
-			&cli.BoolFlag{Name: "lossy", Usage: "the path loses or duplicates segments: send ours again as TCP would, and call what loss explains inconclusive (default: when the lab is impaired, or a script sees the path's copies)"},
+			&cli.BoolFlag{Name: "lossy", Usage: "the path loses or duplicates segments: send ours again as TCP would, and call what loss explains inconclusive (default: when the lab is impaired)"},
+			&cli.StringFlag{Name: "dial-trigger", Usage: "how to make the remote connect to us for connect() and %dial: lab, wait:PORT[:WAIT], connect-back:PORT:TEXT (default: the lab's client against the lab, else those scripts are skipped)"},
+			&cli.UintFlag{Name: "closed-port", Usage: "a port with no listener, for packetdrill scripts whose socket is in CLOSED (default: the lab's 7009; elsewhere they are skipped)"},
 			&cli.BoolFlag{Name: "ladder", Usage: "draw every script as a ladder diagram, not only the failed ones"},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per script, then a summary line"},
 			&cli.BoolFlag{Name: "no-color", Usage: "plain text even on a terminal (NO_COLOR is respected too)"},
@@ -130,7 +144,11 @@ func runScripts(c *cli.Context) error {
 	if ns != nil {
 		defer ns.Close()
 	}
-	cfg := script.Config{Port: port, MaxWait: maxWait, Slack: slack, Lossy: c.Bool("lossy")}
+	cp := c.Uint("closed-port")
+	if cp > 65535 {
+		return usageErr("--closed-port %d: want 1 to 65535", cp)
+	}
+	cfg := script.Config{Port: port, MaxWait: maxWait, Slack: slack, ClosedPort: uint16(cp), Lossy: c.Bool("lossy")}
 	if slack == 0 {
 		cfg.Slack = -1 // none
 	}
@@ -145,8 +163,21 @@ func runScripts(c *cli.Context) error {
 		if loss, dup, err := l.Impairment(); err == nil && (loss > 0 || dup > 0) {
 			cfg.Lossy = true // lab up --loss/--dup
 		}
+		if cfg.ClosedPort == 0 {
+			cfg.ClosedPort = lab.PortClosed
+		}
 	} else if c.Bool("lab") {
 		cfg.Lab = &walk.LabTarget{Addr: target, NS: ns}
+	}
+	if d := c.String("dial-trigger"); d != "" {
+		lt, _ := cfg.Lab.(*walk.LabTarget)
+		dialNS := ns
+		if lt != nil {
+			dialNS = lt.NS
+		}
+		if cfg.DialTrigger, err = walk.ParseDialTrigger(d, lt, target, dialNS); err != nil {
+			return usageErr("%v", err)
+		}
 	}
 	oracle, closeOracle, err := chooseOracle(c, l, isLab)
 	if err != nil {
@@ -197,7 +228,7 @@ func loadScripts(ctx context.Context, paths []string, port uint16) ([]*script.Sc
 			errs = append(errs, err)
 			continue
 		}
-		if port == 0 && s.Port == 0 && !s.Dials {
+		if port == 0 && s.Port == 0 && !s.Dials && !s.Closed() {
 			errs = append(errs, fmt.Errorf("%s: no remote port: add `%%port N` to the script or give HOST:PORT", path))
 			continue
 		}
@@ -291,6 +322,7 @@ func writeScripts(c *cli.Context, target netip.Addr, results []walk.Result) erro
 		}
 		if len(results) > 1 {
 			report.WalkSummary(w, results, color)
+			writeSkipReasons(w, results)
 		}
 	}
 	if err := writeReportFiles(c, "tcpwalk run "+target.String(), results); err != nil {
@@ -355,6 +387,35 @@ func writeScriptResult(w io.Writer, r walk.Result) {
 	}
 	if len(r.Checks) == 0 || r.Verdict == walk.Skipped {
 		fmt.Fprintf(w, "    %s\n", r.Reason)
+	}
+	if len(r.Assumptions) > 0 {
+		fmt.Fprintf(w, "    assumes (not checked):\n")
+		for _, a := range r.Assumptions {
+			fmt.Fprintf(w, "      - %s\n", a)
+		}
+	}
+}
+
+// writeSkipReasons counts a suite's skipped scripts by reason (the line
+// number and text left out, so that one reason counts once).
+func writeSkipReasons(w io.Writer, results []walk.Result) {
+	n := map[string]int{}
+	for _, r := range results {
+		if r.Verdict == walk.Skipped {
+			n[script.SkipReason(r.Reason)]++
+		}
+	}
+	if len(n) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(n))
+	for k := range n {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return n[keys[i]] > n[keys[j]] || n[keys[i]] == n[keys[j]] && keys[i] < keys[j] })
+	fmt.Fprintf(w, "skipped, by reason:\n")
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %4d  %s\n", n[k], k)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -140,6 +141,8 @@ func runWalks(ctx context.Context, c *cli.Context, pcfg probe.Config, cfg walk.C
 		}
 		defer dp.Close()
 		cfg.DialProber = dp
+		fmt.Fprintf(c.App.ErrWriter, "tcpwalk: syn-sent waits up to %v for %s to connect to %s (--dial-trigger %s)\n",
+			cfg.Dial.Wait(), pcfg.Remote, netip.AddrPortFrom(dp.Local(), cfg.Dial.Port()), cfg.Dial.Name())
 	}
 	return walk.Run(ctx, cfg, scenarios), nil
 }

@@ -115,3 +115,45 @@ func TestLabStatusAndDownRouted(t *testing.T) {
 		}
 	}
 }
+
+// TestFirewallCLIMiddleboxes: through the lab's SYN proxy the table calls
+// the handshake proxied, names the router at hop 1 with its evidence, and
+// gives the target's own TTL (63), never the proxy's (64), as the target's;
+// --expect stateful passes. Through the one-router clamp lab, --trace names
+// the clamping router, which no ICMP quote shows (the capture does).
+func TestFirewallCLIMiddleboxes(t *testing.T) {
+	for _, tc := range []struct {
+		fw          lab.Firewall
+		want, never []string
+	}{
+		{lab.FirewallSynproxy,
+			[]string{"the target's own segments arrive with TTL 63", "a middlebox at hop 1 (198.18.0.254)", "proxied",
+				"the connection is proxied", "never reached the target (capture)", "--expect stateful: pass",
+				"trace: the SYN with TTL 2, which needs 1 router(s) to pass, was answered with TTL 64, from hop 1"},
+			[]string{"arrive with TTL 64\n", "rejected by"}},
+		{lab.FirewallClamp, []string{"rewritten by hop 1 (198.18.0.254): mss 1460 → 1000"}, []string{"no router changed the SYN"}},
+	} {
+		t.Run(string(tc.fw), func(t *testing.T) {
+			r := labtest.NewRouted(t, lab.RoutedConfig{Firewall: tc.fw})
+			target := netip.AddrPortFrom(r.TargetAddr, lab.PortHold).String()
+			args := []string{"--netns", r.Prober.Name, "firewall", "--trace", target}
+			if tc.fw == lab.FirewallSynproxy {
+				args = []string{"--netns", r.Prober.Name, "firewall", "--trace", "--expect", "stateful", target}
+			}
+			res := runApp(t, args...)
+			if res.code != 0 {
+				t.Fatalf("exit %d\n%s", res.code, res.stdout)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(res.stdout, w) {
+					t.Errorf("output lacks %q\n%s", w, res.stdout)
+				}
+			}
+			for _, n := range tc.never {
+				if strings.Contains(res.stdout, n) {
+					t.Errorf("output has %q\n%s", n, res.stdout)
+				}
+			}
+		})
+	}
+}

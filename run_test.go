@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"encoding/xml"
 	"os"
 	"path/filepath"
@@ -92,7 +95,7 @@ func TestRunCLIScriptErrors(t *testing.T) {
 		}
 		return p
 	}
-	syscall := write("syscall.pkt", "%port 80\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+	syscall := write("syscall.pkt", "%port 80\n0 listen(3, 1 = 0\n")
 	flags := write("flags.pkt", "%port 80\n0 < SQ 0:0(0)\n")
 	noPort := write("noport.pkt", "0 < S 0:0(0)\n")
 	tests := []struct {
@@ -101,7 +104,7 @@ func TestRunCLIScriptErrors(t *testing.T) {
 		want []string
 	}{
 		{"syscall and bad flags, both shown", []string{"run", "198.18.0.2", syscall, flags},
-			[]string{syscall + ":2:3: socket(...) is a system call", flags + ":2:5: want TCP flags"}},
+			[]string{syscall + ":2:9: the argument list of listen( is not closed", flags + ":2:5: want TCP flags"}},
 		{"no port anywhere", []string{"run", "198.18.0.2", noPort}, []string{noPort + ": no remote port"}},
 		{"missing file", []string{"run", "198.18.0.2", filepath.Join(dir, "nope.pkt")}, []string{"nope.pkt: no such file"}},
 		{"no script", []string{"run", "198.18.0.2"}, []string{"want HOST[:PORT] SCRIPT..."}},
@@ -174,4 +177,79 @@ func TestRunCLIOnALossyLab(t *testing.T) {
 	if t.Failed() {
 		t.Logf("stdout:\n%s", r.stdout)
 	}
+}
+
+// TestRunFreeBSDSuiteCLI runs FreeBSD's tcp-testsuite state-event-engine
+// scripts (307, beside the checkout) with `tcpwalk run --json` against a
+// fresh lab, as the README's example does: at least 90 % reach pass or
+// fail, the rest are skipped each with a reason, each result carries its
+// assumptions, and the JUnit file has one test case per script.
+func TestRunFreeBSDSuiteCLI(t *testing.T) {
+	dir, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ../shared beside the checkout (a worktree may sit a level deeper).
+	for !exists(filepath.Join(dir, "..", "shared", "suites")) && filepath.Dir(dir) != dir {
+		dir = filepath.Dir(dir)
+	}
+	scripts, err := filepath.Glob(filepath.Join(dir, "..", "shared", "suites", "freebsd-tcp-testsuite-state-event-engine", "*.pkt"))
+	if err != nil || len(scripts) != 307 {
+		t.Fatalf("want the 307 scripts at ../shared/suites/freebsd-tcp-testsuite-state-event-engine beside the checkout, got %d (%v)", len(scripts), err)
+	}
+	l := labtest.New(t)
+	junit := filepath.Join(t.TempDir(), "suite.xml")
+	args := append([]string{"--netns", l.Prober.Name, "run", "--json", "--parallel", "16", "--slack", "100ms", "--junit", junit,
+		l.TargetAddr.String()}, scripts...)
+	r := runApp(t, args...)
+	if r.code != exitNoReply { // some scripts fail: FreeBSD is not Linux
+		t.Errorf("exit status %d, want %d; stderr: %s", r.code, exitNoReply, r.stderr)
+	}
+	var sum struct{ Walks, Pass, Fail, Skipped, Inconclusive int }
+	sc := bufio.NewScanner(strings.NewReader(r.stdout))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var line struct {
+			Event       string
+			Scenario    string
+			Verdict     string
+			Reason      string
+			Assumptions []string
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("JSON line: %v", err)
+		}
+		switch line.Event {
+		case "summary":
+			if err := json.Unmarshal(sc.Bytes(), &sum); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			if len(line.Assumptions) == 0 {
+				t.Errorf("%s: no assumptions in the JSON", line.Scenario)
+			}
+			if line.Verdict == "skipped" && line.Reason == "" {
+				t.Errorf("%s: skipped without a reason", line.Scenario)
+			}
+		}
+	}
+	if sum.Walks != 307 || (sum.Pass+sum.Fail)*10 < 307*9 || sum.Inconclusive != 0 {
+		t.Errorf("summary %+v: want 307 scripts, at least 90%% pass or fail, none inconclusive", sum)
+	}
+	b, err := os.ReadFile(junit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte("assumes (not checked):")) {
+		t.Errorf("the JUnit file shows no assumptions")
+	}
+	if n := bytes.Count(b, []byte("<testcase ")); n != 307 {
+		t.Errorf("JUnit has %d test cases, want 307", n)
+	}
+	t.Logf("summary %+v", sum)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -19,10 +19,27 @@ func WriteFirewall(w io.Writer, m *firewall.Matrix) error {
 	if m.Capture {
 		how = "capture at the target"
 	}
-	if _, err := fmt.Fprintf(w, "firewall matrix %s from %s, decided by %s; the target's segments arrive with TTL %d\n\n",
-		m.Target, m.Local, how, m.TargetTTL); err != nil {
+	ttl := fmt.Sprintf("the target's own segments arrive with TTL %d", m.TargetTTL)
+	if m.TTLFromSYNACK {
+		ttl = fmt.Sprintf("the SYN-ACK in the target's name arrives with TTL %d (no data was acknowledged: who sent it is not known)", m.TargetTTL)
+	}
+	if _, err := fmt.Fprintf(w, "firewall matrix %s from %s, decided by %s; %s\n", m.Target, m.Local, how, ttl); err != nil {
 		return err
 	}
+	if mb := m.Middlebox; mb != nil {
+		what := "answers the handshake in the target's name"
+		if mb.Proxied {
+			what = "completes the handshake in the target's name and reaches the target afterwards: the connection is proxied"
+		}
+		fmt.Fprintf(w, "a middlebox at %s, whose segments arrive with TTL %d, %s; evidence:\n", mb.Where(), mb.TTL, what)
+		for _, e := range mb.Evidence {
+			fmt.Fprintf(w, "  - %s\n", e)
+		}
+	}
+	if m.Lossy > 0 {
+		fmt.Fprintf(w, "the path lost segments: %d setup exchange(s) had to be sent again\n", m.Lossy)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	judged := m.Policy != ""
 	if judged {
@@ -42,6 +59,9 @@ func WriteFirewall(w io.Writer, m *firewall.Matrix) error {
 			outcome += " by " + c.RejectedBy.String()
 		}
 		detail := c.Detail
+		if c.Explanation != nil {
+			detail += " — " + c.Explanation.String()
+		}
 		if c.Reason != "" {
 			detail += " — " + c.Reason
 		}
@@ -62,7 +82,7 @@ func WriteFirewall(w io.Writer, m *firewall.Matrix) error {
 		n[c.Outcome]++
 	}
 	var parts []string
-	for _, o := range []firewall.Outcome{firewall.Delivered, firewall.Rewritten, firewall.Dropped, firewall.Rejected, firewall.NoAnswer, firewall.NotRun, firewall.Interrupted} {
+	for _, o := range firewall.Outcomes() {
 		if n[o] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n[o], o))
 		}
@@ -86,6 +106,12 @@ func WriteTrace(w io.Writer, tr *firewall.Trace) error {
 	fmt.Fprintf(w, "path changes to %s (TTL-limited copies of %s, quoted back in ICMP time exceeded):\n", tr.Target, tr.Sent)
 	for _, h := range tr.Hops {
 		switch {
+		case h.Reached && h.AtTarget == "never arrived":
+			fmt.Fprintf(w, "  ttl %2d  %-15s  answered in the target's name, but the copy never reached the target (capture)\n", h.TTL, h.From)
+		case h.Reached && h.AnsweredFrom > 0 && h.AtTarget == "":
+			fmt.Fprintf(w, "  ttl %2d  %-15s  answered in the target's name with TTL %d, from hop %d: before the target\n", h.TTL, h.From, h.ReplyTTL, h.AnsweredFrom)
+		case h.Reached && h.AtTarget == "arrived" && len(h.Changes) > 0:
+			fmt.Fprintf(w, "  ttl %2d  %-15s  the target answered; the copy arrived changed (capture): %s\n", h.TTL, h.From, changeList(h.Changes))
 		case h.Reached:
 			fmt.Fprintf(w, "  ttl %2d  %-15s  the target answered\n", h.TTL, h.From)
 		case !h.From.IsValid():
@@ -99,7 +125,11 @@ func WriteTrace(w io.Writer, tr *firewall.Trace) error {
 		}
 	}
 	if len(tr.Rewrites) == 0 {
-		fmt.Fprintf(w, "no router changed the SYN before the last hop\n")
+		if len(tr.Hops) > 0 && tr.Hops[len(tr.Hops)-1].AtTarget != "" {
+			fmt.Fprintf(w, "no router changed the SYN\n")
+		} else {
+			fmt.Fprintf(w, "no router changed the SYN before the last hop\n")
+		}
 	}
 	for _, r := range tr.Rewrites {
 		by := "our own host"

@@ -136,3 +136,69 @@ func TestFirewallJSONLikeOtherCommands(t *testing.T) {
 		t.Errorf("no empty rewrites list: %s", out)
 	}
 }
+
+// TestWriteFirewallMiddlebox: the header gives the target's own TTL and the
+// middlebox's apart, with the hop and the evidence; a TTL taken from a
+// SYN-ACK alone is never called the target's own.
+func TestWriteFirewallMiddlebox(t *testing.T) {
+	m := sampleMatrix()
+	m.TargetTTL = 63
+	m.Middlebox = &firewall.Middlebox{Hop: 1, Addr: netip.MustParseAddr("198.18.0.254"), TTL: 64, Proxied: true,
+		Evidence: []string{"TTL: the SYN-ACK arrives with 64"}}
+	var b strings.Builder
+	if err := WriteFirewall(&b, m); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"the target's own segments arrive with TTL 63",
+		"a middlebox at hop 1 (198.18.0.254), whose segments arrive with TTL 64", "the connection is proxied", "  - TTL: the SYN-ACK arrives with 64"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, b.String())
+		}
+	}
+	m.Middlebox, m.TTLFromSYNACK = nil, true
+	b.Reset()
+	if err := WriteFirewall(&b, m); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "target's own") || !strings.Contains(b.String(), "who sent it is not known") {
+		t.Errorf("a SYN-ACK's TTL called the target's own:\n%s", b.String())
+	}
+}
+
+// TestFirewallJSONCarriesEvidence: the one JSON line carries what tells who
+// answered and why: the middlebox and its evidence, the loss seen, a cell's
+// explanation, a reply read as a retransmission, and the trace's reply TTL.
+func TestFirewallJSONCarriesEvidence(t *testing.T) {
+	m := sampleMatrix()
+	m.Lossy = 3
+	m.Middlebox = &firewall.Middlebox{Hop: 1, Addr: netip.MustParseAddr("198.18.0.254"), TTL: 64, Proxied: true,
+		Evidence: []string{"TTL: the SYN-ACK arrives with 64"}}
+	m.Cells[2].Outcome = firewall.Delivered
+	m.Cells[2].Explanation = &firewall.Explanation{Pattern: "loose conntrack pickup", Why: "w", Nftables: "n", Iptables: "i"}
+	m.Cells[3].Replies = []firewall.Reply{{From: netip.MustParseAddr("198.18.2.2"), TTL: 63, Flags: "FA", Seq: 9, Len: 1, Retransmission: true}}
+	tr := &firewall.Trace{Target: m.Target, Hops: []firewall.Hop{{TTL: 2, From: netip.MustParseAddr("198.18.2.2"), Reached: true, ReplyTTL: 64, AnsweredFrom: 1}}}
+	var b bytes.Buffer
+	if err := WriteFirewallJSON(&b, m, tr); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(b.String(), "\n"); n != 1 {
+		t.Fatalf("%d lines, want one:\n%s", n, b.String())
+	}
+	var got FirewallJSON
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, b.String())
+	}
+	gm := got.Matrix
+	if gm == nil || gm.Middlebox == nil || !gm.Middlebox.Proxied || gm.Middlebox.Addr != m.Middlebox.Addr || len(gm.Middlebox.Evidence) != 1 {
+		t.Errorf("middlebox lost: %s", b.String())
+	}
+	if gm != nil && (gm.Lossy != 3 || gm.Cells[2].Explanation == nil || gm.Cells[2].Explanation.Pattern != "loose conntrack pickup") {
+		t.Errorf("loss or explanation lost: %s", b.String())
+	}
+	if gm != nil && (len(gm.Cells[3].Replies) != 1 || !gm.Cells[3].Replies[0].Retransmission || gm.Cells[3].Replies[0].Len != 1) {
+		t.Errorf("reply lost: %s", b.String())
+	}
+	if got.Trace == nil || len(got.Trace.Hops) != 1 || got.Trace.Hops[0].ReplyTTL != 64 || got.Trace.Hops[0].AnsweredFrom != 1 {
+		t.Errorf("trace hop lost: %s", b.String())
+	}
+}

@@ -34,15 +34,12 @@ type HTMLReport struct {
 	// Firewall, when set, adds the firewall matrix: probes × connection
 	// states, each cell what became of the probe on the path.
 	Firewall *firewall.Matrix
-	// StackProfile is the hook for the stack profile (issue 9): the
-	// template's "stack-profile" block renders it. Nil renders nothing,
-	// and until the profile exists the block is empty.
-	StackProfile *StackProfile
+	// StackProfile, when set, adds the remote stack's profile that conform
+	// ends with: its optional mechanisms, timers and formats, the stack
+	// family it resembles, each with its evidence linked to the checks.
+	// Nil takes Conform's profile, if any.
+	StackProfile *conform.Profile
 }
-
-// StackProfile is the remote stack's profile (issue 9), not built yet: a
-// placeholder so that the page has one named place to show it.
-type StackProfile struct{}
 
 // Ladder geometry of the SVG drawing, in CSS pixels.
 const (
@@ -64,7 +61,11 @@ var htmlTemplate = template.Must(template.New("html.tmpl").ParseFS(htmlFS, "html
 
 // WriteHTML writes rep as one HTML page.
 func WriteHTML(w io.Writer, rep HTMLReport) error {
-	v := htmlView{Title: rep.Title, Profile: rep.StackProfile}
+	v := htmlView{Title: rep.Title}
+	prof := rep.StackProfile
+	if prof == nil && rep.Conform != nil {
+		prof = &rep.Conform.Profile
+	}
 	if v.Title == "" {
 		v.Title = "tcpwalk report"
 	}
@@ -88,6 +89,9 @@ func WriteHTML(w io.Writer, rep HTMLReport) error {
 	}
 	if rep.Conform != nil {
 		v.Matrix = matrixView(*rep.Conform, v.Walks)
+	}
+	if prof != nil {
+		v.Profile = profileView(*prof, v.Walks)
 	}
 	if rep.Firewall != nil {
 		v.Firewall = firewallView(rep.Firewall)
@@ -117,7 +121,32 @@ type htmlView struct {
 	Matrix         *matrixHTML
 	Firewall       *firewallHTML
 	Coverage       []coverageRow
-	Profile        *StackProfile
+	Profile        []profileRow
+}
+
+// profileRow is one item of the stack profile, its evidence linked to the
+// walks (checks) that show it when they are on the page.
+type profileRow struct {
+	Key, Name, Value string
+	Evidence         []evidenceLink
+}
+
+type evidenceLink struct{ ID, Href string }
+
+func profileView(p conform.Profile, walks []walkHTML) []profileRow {
+	href := map[string]string{}
+	for _, w := range walks {
+		href[w.Scenario] = "#" + w.ID
+	}
+	var out []profileRow
+	for _, it := range p.Items {
+		r := profileRow{Key: it.Key, Name: it.Name, Value: it.Value}
+		for _, e := range it.Evidence {
+			r.Evidence = append(r.Evidence, evidenceLink{ID: e, Href: href[e]})
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 type walkHTML struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/net/html"
 
+	"github.com/tcpwalk/tcpwalk/probe/conform"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -375,18 +376,38 @@ func TestHTMLSelfContained(t *testing.T) {
 	}
 }
 
-// TestHTMLStackProfileHook: the stack profile has its place in the page,
-// and renders nothing until issue 9 fills it.
-func TestHTMLStackProfileHook(t *testing.T) {
-	with := htmlReport()
-	with.StackProfile = &StackProfile{}
-	a, _ := renderHTML(t, with)
-	b, _ := renderHTML(t, htmlReport())
-	if a != b {
-		t.Error("an empty stack profile changed the page")
+// TestHTMLStackProfile: conform's stack profile is a table on the page, one
+// row per item, each piece of evidence linked to the check that shows it
+// (issue 14: the page renders the stack profile); a page without one has
+// no such table.
+func TestHTMLStackProfile(t *testing.T) {
+	rep := htmlReport()
+	rep.Conform.Profile = conform.Profile{Items: []conform.ProfileItem{
+		{Key: conform.ProfRFC5961RST, Name: "RFC 5961 §3.2 challenge ACK to an in-window RST", Value: "implemented",
+			Evidence: []string{"ESTABLISHED/rst-in-window", "not-on-the-page"}},
+		{Key: "family", Name: "the stack family it most resembles", Value: "Linux (2 of 4 traits)", Evidence: []string{}},
+	}}
+	page, doc := renderHTML(t, rep)
+	rows := findAll(doc, func(n *html.Node) bool { return n.Data == "tr" && strings.HasPrefix(attr(n, "id"), "profile-") })
+	if len(rows) != 2 || attr(rows[0], "id") != "profile-"+conform.ProfRFC5961RST {
+		t.Fatalf("%d profile rows (first %q), want 2 starting with %s", len(rows), attr(rows[0], "id"), conform.ProfRFC5961RST)
 	}
-	if htmlTemplate.Lookup("stack-profile") == nil {
-		t.Error("the template has no stack-profile block")
+	links := findAll(rows[0], func(n *html.Node) bool { return n.Data == "a" })
+	if len(links) != 1 || !strings.HasPrefix(attr(links[0], "href"), "#") {
+		t.Fatalf("the evidence links %d checks, want the one on the page", len(links))
+	}
+	target := strings.TrimPrefix(attr(links[0], "href"), "#")
+	if sec := findAll(doc, func(n *html.Node) bool {
+		return attr(n, "id") == target && attr(n, "data-scenario") == "ESTABLISHED/rst-in-window"
+	}); len(sec) != 1 {
+		t.Errorf("the evidence link %q leads to no section of ESTABLISHED/rst-in-window", target)
+	}
+	if !strings.Contains(page, "not-on-the-page") || !strings.Contains(page, "Linux (2 of 4 traits)") {
+		t.Error("an item's evidence or value is missing")
+	}
+	rep.Conform.Profile = conform.Profile{}
+	if page, _ := renderHTML(t, rep); strings.Contains(page, `id="profile"`) {
+		t.Error("an empty profile still draws its table")
 	}
 }
 

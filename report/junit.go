@@ -264,6 +264,12 @@ func junitOut(r walk.Result) string {
 	for _, c := range r.Checks {
 		writeJUnitCheck(&b, c)
 	}
+	if len(r.Assumptions) > 0 {
+		b.WriteString("assumes (not checked):\n")
+		for _, a := range r.Assumptions {
+			fmt.Fprintf(&b, "  - %s\n", a)
+		}
+	}
 	return b.String()
 }
 

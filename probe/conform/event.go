@@ -313,6 +313,9 @@ func (e *env) event(ctx context.Context, t tcb, ev event) error {
 		chk.Reason = "the connection closed and no answer was seen, but an expected outcome closes it with an answer: it may have been lost"
 	case ev.rfc.matches(t, reply, end):
 		chk.Verdict, chk.Optional, chk.Has = walk.Pass, ev.optional, ev.rfcHas
+		if o, ok := ev.rfcOptionalIn[t.state]; ok {
+			chk.Optional, chk.Has = o, false
+		}
 	case judgeChoice(&chk, ev.choices(t.state), t, reply, end):
 	default:
 		chk.Verdict, chk.Reason = walk.Fail, "the answer differs from every one the RFC allows"

@@ -71,7 +71,7 @@ func holdsHalfOpen(id string) bool {
 // accepts it (a backlog of 5 holds 6; Linux drops SYNs while it is full,
 // TcpExtListenOverflows), and a small server (Python's http.server, socat
 // forking) takes milliseconds per accept.
-const acceptGrace = 50 * time.Millisecond
+const acceptGrace = 20 * time.Millisecond
 
 // open does the handshake of a check and gives its place in the gate back
 // acceptGrace after the final ACK is sent: the remote's listener holds the

@@ -67,6 +67,10 @@ func TestConformUnderLoss(t *testing.T) {
 			var cfgs []conform.Config
 			for range lossLabs {
 				cfg, l := labAndConfig(t)
+				// The lab's listeners have the kernel's backlog (Go listens
+				// with somaxconn): the gate, for small servers, would only
+				// queue lossy handshakes behind each other here.
+				cfg.Parallel = 64
 				if err := l.Impair(lv.loss, lv.dup); err != nil {
 					t.Fatalf("impair the lab: %v", err)
 				}
@@ -294,8 +298,12 @@ func sameMeasurement(want, got conform.Measurement) string {
 		}
 		return ""
 	case conform.MeasureSynCookies:
-		verdict := func(v string) string { return strings.SplitN(v, ":", 2)[0] }
-		if verdict(got.Value) != verdict(want.Value) {
+		// "in use" and "not in use" contradict each other; "no sign of
+		// them" (what the option probe alone shows, when the lost
+		// segments left the SYN,ACK schedule unmeasured) contradicts
+		// only "in use".
+		inUse := func(v string) bool { return strings.SplitN(v, ":", 2)[0] == "in use" }
+		if inUse(got.Value) != inUse(want.Value) {
 			return "a different conclusion"
 		}
 		return ""

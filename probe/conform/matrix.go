@@ -211,6 +211,10 @@ type event struct {
 	// in use (rfcHas) or not.
 	optional string
 	rfcHas   bool
+	// rfcOptionalIn names, by state, an optional mechanism the rfc
+	// outcome shows absent there (an exact RST that closes TIME_WAIT:
+	// no RFC 1337 protection).
+	rfcOptionalIn map[string]string
 	// alts are the other outcomes the RFC allows, by state ("*": any).
 	alts map[string][]choice
 	// devs are the deviations known for this event, by state ("*": any).
@@ -240,7 +244,7 @@ var (
 	evRSTExact = event{name: "rst-exact", what: "exact RST (RSTx) → no reply, CLOSED", rule: ruleRSTExact,
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=RST> (RCV.NXT)", t.rcvNxt) },
 		send:  func(c *walk.Conn, t tcb) error { return c.SendRaw(craft.FlagRST, t.rcvNxt, 0, nil, "RSTx") },
-		rfc:   silentClosed,
+		rfc:   silentClosed, rfcOptionalIn: map[string]string{"TIME_WAIT": OptRFC1337},
 		alts: map[string][]choice{
 			"TIME_WAIT": {{outcome: silentKept, optional: OptRFC1337, has: true,
 				note: "RFC 1337 §3 (F1) drops RSTs in TIME-WAIT (Linux: net.ipv4.tcp_rfc1337=1)"}},
@@ -254,8 +258,10 @@ var (
 		alts: map[string][]choice{
 			"*": {{outcome: silentClosed, optional: OptRFC5961RST,
 				note: "not implemented (optional): without RFC 5961 an in-window RST is a valid reset (RFC 9293 §3.10.7.4, second)"}},
-			"TIME_WAIT": {{outcome: silentKept, optional: OptRFC1337, has: true,
-				note: "the RST is ignored in TIME-WAIT, as RFC 1337 §3 recommends (Linux's TIME_WAIT drops one not at RCV.NXT)"}},
+			// Neither challenged nor taken: TIME-WAIT drops it. Not RFC
+			// 1337's protection, which the exact RST shows.
+			"TIME_WAIT": {{outcome: silentKept,
+				note: "the RST is dropped in TIME-WAIT, without a challenge ACK (Linux's TIME_WAIT drops one not at RCV.NXT)"}},
 		}}
 	evRSTOut = event{name: "rst-out-of-window", what: "RST out of window → dropped, no reply", rule: ruleRSTOut,
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=RST> (RCV.NXT+2^30)", t.rcvNxt+outOfWindow) },
@@ -301,8 +307,8 @@ var (
 		},
 		rfc: ackKept,
 		devs: map[string][]deviation{
-			"*": {{name: "silent-on-ack-above-snd-nxt", level: levelSHOULD, seenOn: []string{"Linux before 6.x", "Linux (orphaned FIN_WAIT_2)"},
-				why:     "RFC 9293 §3.10.7.4 (fifth) sends an ACK; Linux before 6.x (tcp_ack: SKB_DROP_REASON_TCP_ACK_UNSENT_DATA) and its orphaned FIN_WAIT_2 (a TIME_WAIT mini-socket) drop it without one",
+			"*": {{name: "silent-on-ack-above-snd-nxt", level: levelSHOULD, seenOn: []string{"Linux before 6.x", "Linux (orphaned FIN_WAIT_2)", "gVisor netstack (ESTABLISHED)"},
+				why:     "RFC 9293 §3.10.7.4 (fifth) sends an ACK; Linux before 6.x (tcp_ack: SKB_DROP_REASON_TCP_ACK_UNSENT_DATA), its orphaned FIN_WAIT_2 (a TIME_WAIT mini-socket) and gVisor's netstack in ESTABLISHED drop it without one",
 				outcome: silentKept}},
 		}}
 	evACKBelow = event{name: "ack-below-snd-una", what: "ACK far below SND.UNA → ignored, or a challenge ACK", rule: ruleACKBelow,
@@ -317,12 +323,22 @@ var (
 			"*": {{outcome: silentKept, optional: OptRFC5961ACK,
 				note: "not implemented (optional): a duplicate ACK can be ignored (RFC 9293 §3.10.7.4, fifth)"}},
 		}}
-	evDataAfterFIN = event{name: "data-after-fin", what: "data after our FIN → ignored", rule: ruleDataAfter,
+	// dataAfterCloseRST notes the RST that data after CLOSE draws.
+	dataAfterCloseRST = "a RST: new data after the application's CLOSE SHOULD be reset to show it was lost (RFC 1122 §4.2.2.13)"
+	evDataAfterFIN    = event{name: "data-after-fin", what: "data after our FIN → ignored", rule: ruleDataAfter,
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=PSH,ACK> len %d", t.rcvNxt, len(afterFIN)) },
 		send: func(c *walk.Conn, t tcb) error {
 			return c.SendRaw(craft.FlagPSH|craft.FlagACK, t.rcvNxt, c.RcvNxt, afterFIN, "data after FIN")
 		},
-		rfc: ackOrNothing}
+		rfc: ackOrNothing,
+		// In CLOSING and LAST_ACK the remote app has called CLOSE: new
+		// data then SHOULD draw a RST to show that it was lost (RFC 1122
+		// §4.2.2.13, RFC 9293 §3.6.1), which ends the connection; RFC
+		// 9293 §3.10.7.4 (seventh) ignores it. Both are the RFC's.
+		alts: map[string][]choice{
+			"CLOSING":  {{outcome: resetClosed, note: dataAfterCloseRST}},
+			"LAST_ACK": {{outcome: resetClosed, note: dataAfterCloseRST}},
+		}}
 	evFINAgain = event{name: "fin-retransmit", what: "our FIN again → acknowledged again", rule: ruleFINAgain,
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=FIN,ACK> (our FIN)", t.rcvNxt-1) },
 		send: func(c *walk.Conn, t tcb) error {
@@ -339,7 +355,12 @@ var (
 		send: func(c *walk.Conn, t tcb) error {
 			return c.SendSYNWith(t.rcvNxt-synBehind, nil, "SYN below RCV.NXT")
 		},
-		rfc: ackKept}
+		rfc: ackKept,
+		devs: map[string][]deviation{
+			"TIME_WAIT": {{name: "silent-on-old-syn-in-time-wait", level: levelSHOULD, seenOn: []string{"gVisor netstack"},
+				why:     "RFC 9293 §3.10.7.4 (first) answers an unacceptable segment, here a SYN below RCV.NXT, with an ACK (\"should\"); the stack drops it without one, and TIME_WAIT is kept",
+				outcome: silentKept}},
+		}}
 
 	// SYN_RCVD: SND.NXT = ISS+1, RCV.NXT = x+1.
 	evSRBadACK = event{name: "bad-ack", what: "bad ACK → RST <SEQ=SEG.ACK>, state kept", rule: ruleSRBadACK,

@@ -327,3 +327,82 @@ func TestGuardCookies(t *testing.T) {
 		t.Errorf("without cookies: notes %q, verdict %s", notes, rep.Results[0].Verdict)
 	}
 }
+
+// TestTailLoss: a first interval the second does not double is a probe
+// before the RTO; a doubling schedule from the first shows none.
+func TestTailLoss(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var out []time.Duration
+		for _, x := range v {
+			out = append(out, time.Duration(x)*time.Millisecond)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		gaps []time.Duration
+		want string
+	}{
+		{ms(210, 210, 420), "seen"},        // Linux: TLP, then RTOs 0.2, 0.4
+		{ms(20, 200, 400), "seen"},         // a probe after 2·SRTT
+		{ms(1000, 2000, 4000), "not seen"}, // RTOs only
+		{ms(1000), "not measured"},
+	} {
+		if got := tailLoss(Measurement{OK: true, Intervals: tt.gaps}); !strings.HasPrefix(got, tt.want) {
+			t.Errorf("%v: %q, want %s", tt.gaps, got, tt.want)
+		}
+	}
+}
+
+// TestRFCAlternatives: where the RFC allows more than one answer, the
+// answer of a stack without the optional mechanism passes, though the old,
+// Linux-written outcome (ev.rfc alone) does not match it.
+func TestRFCAlternatives(t *testing.T) {
+	tc := tcb{state: "ESTABLISHED", sndNxt: 1000, rcvNxt: 5000}
+	rstACK := seg(craft.FlagRST|craft.FlagACK, 0, 5101)
+	for _, tt := range []struct {
+		ev       event
+		reply    *walk.Reply
+		end      endState
+		optional string
+	}{
+		{evRSTIn, nil, endClosed, OptRFC5961RST},  // a valid reset without RFC 5961
+		{evSYN, rstACK, endClosed, OptRFC5961SYN}, // RFC 793's reset
+		{evACKBelow, nil, endKept, OptRFC5961ACK}, // a duplicate ACK ignored
+	} {
+		if tt.ev.rfc.matches(tc, tt.reply, tt.end) {
+			t.Errorf("%s: the old outcome matches; the test shows nothing", tt.ev.name)
+		}
+		var chk walk.Check
+		if !judgeChoice(&chk, tt.ev.choices(tc.state), tc, tt.reply, tt.end) || chk.Verdict != walk.Pass {
+			t.Errorf("%s: the RFC's alternative does not pass", tt.ev.name)
+		}
+		if chk.Optional != tt.optional || chk.Has || !strings.HasPrefix(chk.Reason, "not implemented (optional)") {
+			t.Errorf("%s: optional %q has %v reason %q; want %q not implemented", tt.ev.name, chk.Optional, chk.Has, chk.Reason, tt.optional)
+		}
+	}
+}
+
+// TestDoubling: a SYN,ACK schedule is believed only when its RTO doubles
+// (RFC 6298 §5.5): a 3 s stack's 3, 6 passes; a 1 s stack whose first
+// retransmission was lost reads 3, 4 and does not (the adaptive wait that
+// lets a 3 s stack be measured would otherwise take it for one).
+func TestDoubling(t *testing.T) {
+	s := func(v ...float64) []time.Duration {
+		var out []time.Duration
+		for _, x := range v {
+			out = append(out, time.Duration(x*float64(time.Second)))
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		gaps []time.Duration
+		want bool
+	}{
+		{s(1.01, 2.02), true}, {s(3.03, 6.04), true}, {s(1, 2, 4, 8, 16), true}, {s(1), true}, {nil, true},
+		{s(3.03, 4.10), false}, {s(1.02, 6.1), false}, {s(1, 1), false},
+	} {
+		if got := doubling(tt.gaps); got != tt.want {
+			t.Errorf("doubling(%v) = %v, want %v", tt.gaps, got, tt.want)
+		}
+	}
+}

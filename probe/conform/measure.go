@@ -311,6 +311,18 @@ func measureSchedules(ctx context.Context, cfg *Config, sh *shared, id string, a
 	return out
 }
 
+// doubling reports whether each interval is about twice the one before, as
+// an RTO backed off by RFC 6298 §5.5 makes them (timers fire a little late
+// on a loaded machine: 1.5× to 2.7× is taken for 2×).
+func doubling(gaps []time.Duration) bool {
+	for i := 1; i < len(gaps); i++ {
+		if r := float64(gaps[i]) / float64(gaps[i-1]); r < 1.5 || r > 2.7 {
+			return false
+		}
+	}
+	return true
+}
+
 // sessionsOf lists the sessions of scheds.
 func sessionsOf(scheds []schedule) []walk.Result {
 	out := make([]walk.Result, len(scheds))
@@ -347,6 +359,13 @@ func measureSynAck(ctx context.Context, cfg *Config, sh *shared) (m Measurement)
 			// remote answered a copy or not (rate-limited), restarted its
 			// timer or not, and which SYN,ACK began the schedule is unsure.
 			s.lost = fmt.Sprintf("[%s]: our SYN went out %d times, so the schedule's start is unsure", intervalsText(s.gaps), n)
+			return s, err
+		}
+		if !doubling(s.gaps) {
+			// RFC 6298 §5.5: the RTO doubles with each retransmission.
+			// Intervals that do not are two merged by a lost one (a 1 s
+			// stack's lost first retransmission reads 3 s, then 4 s).
+			s.lost = fmt.Sprintf("[%s]: the intervals do not double (RFC 6298 §5.5): a retransmission was lost", intervalsText(s.gaps))
 			return s, err
 		}
 		if n := len(s.gaps); n > 0 && n < want {

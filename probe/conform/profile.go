@@ -168,8 +168,12 @@ func tailLoss(m Measurement) string {
 	if len(m.Intervals) < 2 {
 		return "not measured: fewer than two FIN retransmissions"
 	}
-	if m.Intervals[0]*2 < m.Intervals[1]*3/4 {
-		return fmt.Sprintf("seen: the first FIN retransmission after %.2fs, sooner than the RTO's doubling (%s)", m.Intervals[0].Seconds(), intervalsText(m.Intervals))
+	// An RTO doubles with each retransmission (RFC 6298 §5.5): a first
+	// interval much shorter than the second, or one the second does not
+	// double, is a probe sent before the RTO.
+	first, second := m.Intervals[0], m.Intervals[1]
+	if first*2 < second*3/4 || sameGap(first, second) {
+		return fmt.Sprintf("seen: the second FIN retransmission came %.2fs after the first, which the RTO's doubling cannot make: the first was a probe before the RTO (%s)", second.Seconds(), intervalsText(m.Intervals))
 	}
 	return fmt.Sprintf("not seen: the FIN's intervals double from the first (%s)", intervalsText(m.Intervals))
 }

@@ -132,7 +132,7 @@ func reachLastAck(ctx context.Context, e *env) (tcb, error) {
 	// too: its pure ACK was lost, or the app closed at once.
 	trigSeq := c.SndNxt
 	payload := e.s.Plan().Payload
-	fin := trigSeq + tcpconn.Seq(len(payload))
+	fin := trigSeq.Add(tcpconn.Size(len(payload)))
 	flags := craft.FlagFIN | craft.FlagACK
 	note := ""
 	if len(payload) > 0 {

@@ -158,3 +158,39 @@ func (c *capture) Close() {
 	c.r.Close()
 	c.wg.Wait()
 }
+
+// findTargetSYNACK returns the sequence number (ISS) of the first SYN-ACK
+// the target sent to our local port.
+func (c *capture) findTargetSYNACK(local uint16) (uint32, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := max(0, c.next-capSlots); i < c.next; i++ {
+		p := &c.ring[i%capSlots]
+		pkt, err := craft.ParsePacket(p.b[:p.n])
+		if err != nil || pkt.IP.Destination() != c.prober || pkt.TCP.DestinationPort() != local {
+			continue
+		}
+		if pkt.TCP.Flags().Has(craft.FlagSYN | craft.FlagACK) {
+			return pkt.TCP.SequenceNumber(), true
+		}
+	}
+	return 0, false
+}
+
+// sawTargetSend says whether the target itself sent a segment with seq and
+// flags to our local port (as the capture saw it leave).
+func (c *capture) sawTargetSend(local uint16, seq uint32, flags craft.Flags) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := max(0, c.next-capSlots); i < c.next; i++ {
+		p := &c.ring[i%capSlots]
+		pkt, err := craft.ParsePacket(p.b[:p.n])
+		if err != nil || pkt.IP.Destination() != c.prober || pkt.TCP.DestinationPort() != local {
+			continue
+		}
+		if pkt.TCP.SequenceNumber() == seq && pkt.TCP.Flags() == flags {
+			return true
+		}
+	}
+	return false
+}

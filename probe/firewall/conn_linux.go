@@ -33,6 +33,13 @@ type conn struct {
 	e   *tcpconn.Conn
 	tm  Timing
 	ttl uint8 // TTL of the target's SYN-ACK
+	// heard is every segment that came back before the probe (see
+	// isRetransmission), synAck the SYN-ACK the handshake took; of the
+	// tries sends of its exchanges, retries went unanswered and were sent
+	// again (loss on the path).
+	heard          []heardSeg
+	synAck         craft.Packet
+	tries, retries int
 }
 
 func newConn(f *probe.Flow, tm Timing) *conn {
@@ -75,6 +82,7 @@ func (c *conn) await(ctx context.Context, deadline time.Time, match func(craft.P
 			f.Release(e)
 			return craft.Packet{}, 0, errors.New(msg)
 		}
+		c.hear(e)
 		ok := match(e.Seg)
 		if _, dup := c.e.Take(e); ok && !dup {
 			p, err := craft.ParsePacket(append([]byte(nil), e.Bytes()...))
@@ -89,11 +97,13 @@ func (c *conn) await(ctx context.Context, deadline time.Time, match func(craft.P
 // exchange sends with send and waits for match, up to Tries times.
 func (c *conn) exchange(ctx context.Context, what string, send func() error, match func(craft.Packet) bool) (craft.Packet, uint8, error) {
 	for try := 0; try < c.tm.Tries; try++ {
+		c.tries++
 		if err := send(); err != nil {
 			return craft.Packet{}, 0, err
 		}
 		p, ttl, err := c.await(ctx, time.Now().Add(c.tm.Reply), match)
 		if errors.Is(err, probe.ErrTimeout) {
+			c.retries++
 			continue
 		}
 		if err != nil {
@@ -119,7 +129,7 @@ func (c *conn) handshake(ctx context.Context, complete bool) error {
 	if p.TCP.Flags().Has(craft.FlagRST) {
 		return fmt.Errorf("SYN → SYN,ACK: got %s: nothing listens on port %d, or the path refuses it", p.TCP.Flags(), c.e.Flow.Remote.Port())
 	}
-	c.ttl = ttl
+	c.ttl, c.synAck = ttl, p
 	if complete {
 		return c.e.SendNext(craft.FlagACK, nil, "")
 	}
@@ -185,11 +195,15 @@ func (c *conn) collect(ctx context.Context, d time.Duration) []Reply {
 		}
 		switch e.Kind {
 		case probe.EventICMP:
-			out = append(out, Reply{From: e.ICMP.From, TTL: craft.IPv4(e.Bytes()).TTL(), ICMP: e.ICMP.String()})
+			ttl := craft.IPv4(e.Bytes()).TTL()
+			if e.IsIPv6() {
+				ttl = craft.IPv6(e.Bytes()).HopLimit()
+			}
+			out = append(out, Reply{From: e.Source(), TTL: ttl, ICMP: e.ICMPText()})
 		case probe.EventSegment:
 			t := e.Seg.TCP
 			out = append(out, Reply{From: e.Source(), TTL: e.HopLimit(), Flags: t.Flags().String(),
-				Seq: t.SequenceNumber(), Ack: t.AckNumber()})
+				Seq: t.SequenceNumber(), Ack: t.AckNumber(), Len: len(t.Payload()), at: e.At, flags: t.Flags()})
 		}
 		c.e.Flow.Release(e)
 	}

@@ -3,7 +3,9 @@ package firewall_test
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,8 +120,48 @@ func implied(fw lab.Firewall) map[key]want {
 	case lab.FirewallClamp:
 		m[key{firewall.StateNone, "SYN with options"}] = want{outcome: firewall.Rewritten}
 		m[key{firewall.StateHandshaking, "SYN retransmitted"}] = want{outcome: firewall.Rewritten}
+	case lab.FirewallLoose:
+		// Stateful, but conntrack picks the bare ACK up as new.
+		for _, k := range refusedByStateful {
+			m[k] = want{outcome: firewall.Dropped}
+		}
+		delete(m, key{firewall.StateNone, "ACK without a connection"})
+	case lab.FirewallSynproxy:
+		// Stateful behind a SYN proxy: the router answers every SYN to
+		// an allowed port itself (also our unsolicited SYN-ACK, which
+		// it takes for one) and translates the ACK numbers of the
+		// connections it opens to the target.
+		for _, k := range refusedByStateful {
+			m[k] = want{outcome: firewall.Dropped}
+		}
+		m[key{firewall.StateNone, "unsolicited SYN-ACK"}] = want{firewall.AnsweredByMiddlebox, targetAddr}
+		for _, k := range []key{{firewall.StateNone, "SYN with options"}, {firewall.StateHandshaking, "SYN retransmitted"},
+			{firewall.StateTimeWait, "SYN to the TIME_WAIT 4-tuple"}} {
+			m[k] = want{firewall.Proxied, targetAddr}
+		}
+		for _, k := range []key{{firewall.StateEstablished, "data in window"}, {firewall.StateEstablished, "data after RST"},
+			{firewall.StateClosing, "keep-alive"}} {
+			m[k] = want{outcome: firewall.Rewritten}
+		}
 	}
 	return m
+}
+
+// checkNoRetransmissionReject fails t for any cell that a segment with the
+// target's own TTL decided as rejected or answered by a middlebox: the
+// target's retransmission of an earlier segment is never a reply.
+func checkNoRetransmissionReject(t *testing.T, fw lab.Firewall, m *firewall.Matrix) {
+	t.Helper()
+	for _, c := range m.Cells {
+		if c.Outcome != firewall.Rejected && c.Outcome != firewall.AnsweredByMiddlebox {
+			continue
+		}
+		for _, r := range c.Replies {
+			if r.ICMP == "" && !r.Retransmission && r.TTL == m.TargetTTL {
+				t.Errorf("%s: %s / %s: %s on a segment with the target's own TTL (%s): %s", fw, c.State, c.Probe, c.Outcome, r, c.Detail)
+			}
+		}
+	}
 }
 
 // TestProfileMatrix: each firewall profile of the lab yields the matrix its
@@ -148,6 +190,17 @@ func TestProfileMatrix(t *testing.T) {
 				if w.outcome == firewall.Rejected && w.by == targetAddr && c.HopsShort != 1 {
 					t.Errorf("%s / %s: RST came %d hops short of the target, want 1 (the firewall's)", c.State, c.Probe, c.HopsShort)
 				}
+				if w.outcome == firewall.Proxied || w.outcome == firewall.AnsweredByMiddlebox {
+					if c.HopsShort != 1 || !strings.Contains(c.Detail, "hop 1 (198.18.0.254)") {
+						t.Errorf("%s / %s: %d hops short, detail %q; want the router at hop 1 (198.18.0.254)", c.State, c.Probe, c.HopsShort, c.Detail)
+					}
+				}
+				if w.outcome == firewall.Rewritten && fw == lab.FirewallSynproxy {
+					if len(c.Changes) != 1 || c.Changes[0].Field != "ack" {
+						t.Errorf("%s / %s: changes %v, want the ack translated only", c.State, c.Probe, c.Changes)
+					}
+					continue
+				}
 				if w.outcome == firewall.Rewritten {
 					mss := firewall.Change{Field: "mss", Sent: "1460", Got: strconv.Itoa(lab.ClampMSS)}
 					if diff := cmp.Diff([]firewall.Change{mss}, c.Changes); diff != "" {
@@ -155,15 +208,20 @@ func TestProfileMatrix(t *testing.T) {
 					}
 				}
 			}
+			checkNoRetransmissionReject(t, fw, m)
+			checkMiddlebox(t, fw, m)
 			// The cells a target answers show its answer at the target.
-			if c := m.Cell(firewall.StateNone, "SYN with options"); c.TargetAnswer != "S." {
+			if c := m.Cell(firewall.StateNone, "SYN with options"); c.TargetAnswer != "S." && fw != lab.FirewallSynproxy {
 				t.Errorf("SYN: target answered %q, want S.", c.TargetAnswer)
 			}
-			// --expect stateful: the stateful and reject profiles meet
-			// it, the others do not.
+			if fw == lab.FirewallLoose {
+				checkLooseExplained(t, m)
+			}
+			// --expect stateful: the stateful, reject and synproxy
+			// profiles meet it, the others do not.
 			m.Judge(firewall.PolicyStateful)
 			wantV := walk.Fail
-			if fw == lab.FirewallStateful || fw == lab.FirewallReject {
+			if fw == lab.FirewallStateful || fw == lab.FirewallReject || fw == lab.FirewallSynproxy {
 				wantV = walk.Pass
 			}
 			if m.Verdict != wantV {
@@ -177,15 +235,60 @@ func TestProfileMatrix(t *testing.T) {
 	}
 }
 
+// checkMiddlebox: the synproxy profile's router is found as a proxying
+// middlebox at hop 1, with its address and the TTL evidence; no other
+// profile has a middlebox. The header's target TTL is the target's own.
+func checkMiddlebox(t *testing.T, fw lab.Firewall, m *firewall.Matrix) {
+	t.Helper()
+	if m.TargetTTL != 63 {
+		t.Errorf("%s: target TTL %d, want 63 (64 less one router), whoever answers the handshake", fw, m.TargetTTL)
+	}
+	mb := m.Middlebox
+	if fw != lab.FirewallSynproxy {
+		if mb != nil {
+			t.Errorf("%s: middlebox %+v, want none", fw, mb)
+		}
+		return
+	}
+	if mb == nil {
+		t.Fatalf("synproxy: no middlebox found")
+	}
+	if !mb.Proxied || mb.Hop != 1 || mb.TTL != 64 || mb.Addr != fwAddr {
+		t.Errorf("synproxy: middlebox %+v, want proxied at hop 1 (%s), ttl 64", mb, fwAddr)
+	}
+	if len(mb.Evidence) == 0 || !strings.HasPrefix(mb.Evidence[0], "TTL:") {
+		t.Errorf("synproxy: evidence %q, want the TTL first", mb.Evidence)
+	}
+	if m.Capture && !slices.ContainsFunc(mb.Evidence, func(e string) bool { return strings.HasPrefix(e, "sequence translation:") }) {
+		t.Errorf("synproxy with a capture: evidence %q lacks the sequence translation", mb.Evidence)
+	}
+}
+
+// checkLooseExplained: the loose profile's delivered ACK names loose
+// pickup and the fix in both syntaxes.
+func checkLooseExplained(t *testing.T, m *firewall.Matrix) {
+	t.Helper()
+	c := m.Cell(firewall.StateNone, "ACK without a connection")
+	if c == nil || c.Explanation == nil {
+		t.Fatalf("loose: ACK without a connection has no explanation: %+v", c)
+	}
+	e := c.Explanation
+	if !strings.Contains(e.Pattern, "loose conntrack pickup") || !strings.Contains(e.Nftables, "ct state new drop") ||
+		!strings.Contains(e.Iptables, "! --syn -m conntrack --ctstate NEW -j DROP") {
+		t.Errorf("loose: explanation %+v, want loose pickup and the fix", e)
+	}
+}
+
 // TestMatrixWithoutCapture: without a capture the answers decide: a
 // firewall's RST is told from the target's by its TTL, silence after a
 // segment every TCP answers counts as dropped, and silence after a scan is
 // inconclusive under a policy.
 func TestMatrixWithoutCapture(t *testing.T) {
-	for _, fw := range []lab.Firewall{lab.FirewallReject, lab.FirewallStateful} {
+	for _, fw := range []lab.Firewall{lab.FirewallReject, lab.FirewallStateful, lab.FirewallSynproxy, lab.FirewallLoose} {
 		t.Run(string(fw), func(t *testing.T) {
 			t.Parallel()
 			m, _ := runLab(t, fw, false)
+			checkNoRetransmissionReject(t, fw, m)
 			get := func(s firewall.State, p string) *firewall.Cell {
 				c := m.Cell(s, p)
 				if c == nil {
@@ -210,6 +313,21 @@ func TestMatrixWithoutCapture(t *testing.T) {
 				if fin.Outcome != firewall.Rejected || fin.RejectedBy != fwAddr {
 					t.Errorf("FIN scan: %s by %s (%s); want rejected by %s", fin.Outcome, fin.RejectedBy, fin.Detail, fwAddr)
 				}
+			case lab.FirewallSynproxy:
+				checkMiddlebox(t, fw, m)
+				syn := get(firewall.StateNone, "SYN with options")
+				if syn.Outcome != firewall.Proxied || !strings.Contains(syn.Detail, "hop 1 (198.18.0.254)") {
+					t.Errorf("SYN: %s (%s), want proxied at hop 1 (198.18.0.254)", syn.Outcome, syn.Detail)
+				}
+				m.Judge(firewall.PolicyStateful)
+				if syn.Verdict != walk.Pass {
+					t.Errorf("SYN verdict %s (%s), want pass", syn.Verdict, syn.Reason)
+				}
+			case lab.FirewallLoose:
+				if ack.Outcome != firewall.Delivered {
+					t.Errorf("ACK: %s (%s), want delivered (the target's RST)", ack.Outcome, ack.Detail)
+				}
+				checkLooseExplained(t, m)
 			case lab.FirewallStateful:
 				if ack.Outcome != firewall.Dropped {
 					t.Errorf("ACK: %s (%s), want dropped (inferred)", ack.Outcome, ack.Detail)
@@ -266,7 +384,55 @@ func TestTraceNoRewrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tr.Hops) != 3 || len(tr.Rewrites) != 0 {
-		t.Errorf("hops %+v rewrites %+v: want 3 hops, no rewrite", tr.Hops, tr.Rewrites)
+	if len(tr.Hops) != 3 || len(tr.Rewrites) != 0 || tr.Hops[2].AnsweredFrom != 0 {
+		t.Errorf("hops %+v rewrites %+v: want 3 hops, no rewrite, the target answering itself", tr.Hops, tr.Rewrites)
+	}
+}
+
+// TestTraceNamesLastRouterClamp: with one router clamping the MSS (the
+// `lab up --firewall clamp` lab), no router quotes the change, and the
+// capture at the target names the router: hop 1 (198.18.0.254).
+func TestTraceNamesLastRouterClamp(t *testing.T) {
+	r := labtest.NewRouted(t, lab.RoutedConfig{Firewall: lab.FirewallClamp})
+	p, err := probe.Open(probe.Config{Remote: r.TargetAddr, NetNS: r.Prober})
+	labtest.SkipUnlessPermitted(t, err)
+	t.Cleanup(func() { p.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tr, err := firewall.RunTraceCapture(ctx, p, lab.PortHold, 8, firewall.Timing{}, r.Target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []firewall.Rewrite{{Hop: 1, By: lab.RouterProberSide.Addr(),
+		Changes: []firewall.Change{{Field: "mss", Sent: "1460", Got: strconv.Itoa(lab.ClampMSS)}}}}
+	if diff := cmp.Diff(want, tr.Rewrites, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
+		t.Errorf("rewrites (-want +got):\n%s", diff)
+	}
+	if n := len(tr.Hops); n != 2 || tr.Hops[1].AtTarget != "arrived" {
+		t.Errorf("hops %+v: want the router and the target, the copy seen arriving", tr.Hops)
+	}
+}
+
+// TestTraceSynproxy: through a SYN proxy the copy answered at TTL 2 never
+// reached the target, and the trace says so.
+func TestTraceSynproxy(t *testing.T) {
+	r := labtest.NewRouted(t, lab.RoutedConfig{Firewall: lab.FirewallSynproxy})
+	p, err := probe.Open(probe.Config{Remote: r.TargetAddr, NetNS: r.Prober})
+	labtest.SkipUnlessPermitted(t, err)
+	t.Cleanup(func() { p.Close() })
+	tr, err := firewall.RunTraceCapture(context.Background(), p, lab.PortHold, 8, firewall.Timing{}, r.Target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tr.Hops); n != 2 || !tr.Hops[1].Reached || tr.Hops[1].AtTarget != "never arrived" || tr.Hops[1].AnsweredFrom != 1 {
+		t.Errorf("hops %+v: want the answered copy never to arrive, answered from hop 1", tr.Hops)
+	}
+	// Without the capture, the answer's TTL alone tells it came from hop 1.
+	tr, err = firewall.RunTrace(context.Background(), p, lab.PortHold, 8, firewall.Timing{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tr.Hops); n != 2 || tr.Hops[1].AnsweredFrom != 1 || !strings.Contains(tr.Note, "from hop 1") {
+		t.Errorf("without a capture: hops %+v, note %q: want the copy with TTL 2 answered from hop 1", tr.Hops, tr.Note)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -55,10 +56,27 @@ const (
 	// NotRun: the connection could not be brought into the state (Reason
 	// says why), so the probe was not sent.
 	NotRun Outcome = "not-run"
+	// Proxied: a middlebox completed the handshake in the target's name
+	// (a SYN proxy: its SYN-ACK does not come from the target) and reaches
+	// the target only once the handshake is done, translating sequence
+	// numbers from then on. The path lets the connection through.
+	Proxied Outcome = "proxied"
+	// AnsweredByMiddlebox: something on the path answered the probe in the
+	// target's name with a segment that is not a RST (Detail gives the
+	// evidence and the hop); the probe did not reach the target.
+	AnsweredByMiddlebox Outcome = "answered by a middlebox"
+	// Undecided: what was seen cannot decide between delivered and refused
+	// (Detail says why, e.g. silence on a path that lost segments).
+	Undecided Outcome = "undecided"
 	// Interrupted: the user stopped tcpwalk (SIGINT, SIGTERM) before the
 	// probe's outcome was known.
 	Interrupted Outcome = "interrupted"
 )
+
+// Outcomes lists every outcome in the order a summary counts them.
+func Outcomes() []Outcome {
+	return []Outcome{Delivered, Rewritten, Proxied, Dropped, Rejected, AnsweredByMiddlebox, NoAnswer, Undecided, NotRun, Interrupted}
+}
 
 // Policy is what the user expects of the path (--expect).
 type Policy string
@@ -110,7 +128,19 @@ type Reply struct {
 	Flags string `json:"flags,omitempty"`
 	Seq   uint32 `json:"seq,omitempty"`
 	Ack   uint32 `json:"ack,omitempty"`
-	ICMP  string `json:"icmp,omitempty"`
+	// Len is the TCP payload length.
+	Len  int    `json:"len,omitempty"`
+	ICMP string `json:"icmp,omitempty"`
+	// Retransmission: the segment repeats one the target had sent before
+	// the probe (see isRetransmission); it is not an answer to the probe.
+	Retransmission bool `json:"retransmission,omitempty"`
+	// Unprompted: the capture saw the target send it although the probe
+	// never arrived: the target's own (its app closing, a timer), not an
+	// answer.
+	Unprompted bool `json:"unprompted,omitempty"`
+
+	at    time.Time
+	flags craft.Flags
 }
 
 // String writes "R. from 198.18.2.2 ttl 63" or the ICMP description.
@@ -118,7 +148,14 @@ func (r Reply) String() string {
 	if r.ICMP != "" {
 		return r.ICMP
 	}
-	return fmt.Sprintf("%s from %s ttl %d", r.Flags, r.From, r.TTL)
+	s := fmt.Sprintf("%s from %s ttl %d", r.Flags, r.From, r.TTL)
+	if r.Retransmission {
+		s += " (the target's retransmission)"
+	}
+	if r.Unprompted {
+		s += " (sent by the target unprompted: the probe never arrived)"
+	}
+	return s
 }
 
 // Cell is one probe in one state and what became of it.
@@ -144,11 +181,20 @@ type Cell struct {
 	RejectedBy netip.Addr `json:"rejected_by,omitzero"`
 	HopsShort  int        `json:"hops_short,omitempty"`
 	// Detail says what the outcome rests on.
-	Detail   string       `json:"detail"`
-	Expected Want         `json:"expected,omitempty"`
-	Verdict  walk.Verdict `json:"verdict,omitempty"`
-	Reason   string       `json:"reason,omitempty"`
-	Note     string       `json:"note,omitempty"`
+	Detail string `json:"detail"`
+	// Explanation names the ruleset pattern the outcome follows from and
+	// the rule that would change it; nil when none applies.
+	Explanation *Explanation `json:"explanation,omitempty"`
+	Expected    Want         `json:"expected,omitempty"`
+	Verdict     walk.Verdict `json:"verdict,omitempty"`
+	Reason      string       `json:"reason,omitempty"`
+	Note        string       `json:"note,omitempty"`
+
+	// portMissing: NotRun because the row's port was not configured;
+	// probeSYN: the probe is a bare SYN.
+	portMissing, probeSYN bool
+	// copies is how often the probe was sent.
+	copies int
 }
 
 // Matrix is the whole check: every probe in every state.
@@ -157,9 +203,22 @@ type Matrix struct {
 	Local  netip.Addr     `json:"local"`
 	// Capture is whether a target-side capture decided delivery.
 	Capture bool `json:"capture"`
-	// TargetTTL is the TTL the target's own segments arrive with: a RST
-	// with another TTL was not sent by the target.
-	TargetTTL uint8         `json:"target_ttl"`
+	// TargetTTL is the TTL the target's own segments arrive with, learned
+	// from a connection that reached it (the ACK of data we sent): a
+	// segment with another TTL was not sent by the target.
+	TargetTTL uint8 `json:"target_ttl"`
+	// TTLFromSYNACK: no data of the baseline was acknowledged, so
+	// TargetTTL is the SYN-ACK's, which a middlebox may have sent.
+	TTLFromSYNACK bool `json:"ttl_from_synack,omitempty"`
+	// Middlebox is what answered the baseline handshake in the target's
+	// name, or nil when the target answered it itself.
+	Middlebox *Middlebox `json:"middlebox,omitempty"`
+	// Lossy counts the setup exchanges of the run that had to be sent
+	// again: silence on such a path proves no drop.
+	Lossy int `json:"lossy_exchanges,omitempty"`
+	// exchanges estimates how many exchanges the run made, Lossy of them
+	// sent again.
+	exchanges int
 	Policy    Policy        `json:"policy,omitempty"`
 	Verdict   walk.Verdict  `json:"verdict,omitempty"`
 	Start     time.Time     `json:"start"`
@@ -194,23 +253,41 @@ func (m *Matrix) Judge(p Policy) {
 			continue
 		}
 		c.Expected = r.want(p)
-		c.Verdict, c.Reason = judge(c.Expected, c.Outcome)
+		c.Verdict, c.Reason = judge(c.Expected, c)
 		if c.Expected == Any && r.note != "" {
 			c.Note = r.note
 		}
-		m.Verdict = walk.Worse(m.Verdict, c.Verdict)
+		// A row left out for want of a port (Skipped) does not decide
+		// the matrix; one that could not be run or decided does.
+		if c.Verdict != walk.Skipped {
+			m.Verdict = walk.Worse(m.Verdict, c.Verdict)
+		}
 	}
 }
 
-func judge(w Want, o Outcome) (walk.Verdict, string) {
-	switch o {
-	case NotRun:
-		return walk.Skipped, "the state could not be reached"
-	case Interrupted:
+// Reached says whether an outcome means the path let the probe (or the
+// connection it asks for) through to the target.
+func (o Outcome) Reached() bool { return o == Delivered || o == Rewritten || o == Proxied }
+
+// Refused says whether an outcome means the path kept the probe from the
+// target.
+func (o Outcome) Refused() bool { return o == Dropped || o == Rejected || o == AnsweredByMiddlebox }
+
+func judge(w Want, c *Cell) (walk.Verdict, string) {
+	o := c.Outcome
+	if o == Interrupted {
 		return walk.Interrupted, walk.ReasonInterrupted
 	}
-	reached := o == Delivered || o == Rewritten
-	refused := o == Dropped || o == Rejected
+	if o == NotRun {
+		if c.portMissing {
+			return walk.Skipped, "the row needs a port that was not given"
+		}
+		return walk.Inconclusive, "undecided: the state could not be reached (" + c.Detail + ")"
+	}
+	if o == Undecided {
+		return walk.Inconclusive, "undecided: " + c.Detail
+	}
+	reached, refused := o.Reached(), o.Refused()
 	switch w {
 	case Any:
 		return walk.Pass, ""
@@ -250,9 +327,13 @@ func (m *Matrix) Results() []walk.Result {
 			case v == "":
 				v = walk.Pass // no --expect: an outcome, not a judgement
 			}
+			received := string(c.Outcome) + ": " + c.Detail
+			if c.Explanation != nil {
+				received += " — " + c.Explanation.String()
+			}
 			res.Checks = append(res.Checks, walk.Check{
 				Name: c.Probe, Rule: "firewall policy " + string(m.Policy), Probe: c.Sent,
-				Expected: string(c.Expected), Received: string(c.Outcome) + ": " + c.Detail,
+				Expected: string(c.Expected), Received: received,
 				Verdict: v, Reason: c.Reason, At: m.Start,
 			})
 			res.Verdict = walk.Worse(res.Verdict, v)

@@ -81,8 +81,8 @@ func FuzzCompare(f *testing.F) {
 }
 
 func TestClassify(t *testing.T) {
-	rst64 := Reply{From: netip.MustParseAddr("198.18.2.2"), TTL: 64, Flags: "R."}
-	rst63 := Reply{From: netip.MustParseAddr("198.18.2.2"), TTL: 63, Flags: "R."}
+	rst64 := Reply{From: netip.MustParseAddr("198.18.2.2"), TTL: 64, Flags: "R.", flags: craft.FlagRST | craft.FlagACK}
+	rst63 := Reply{From: netip.MustParseAddr("198.18.2.2"), TTL: 63, Flags: "R.", flags: craft.FlagRST | craft.FlagACK}
 	icmp := Reply{From: netip.MustParseAddr("198.18.0.254"), TTL: 64, ICMP: "ICMP 3/13"}
 	tests := []struct {
 		name string

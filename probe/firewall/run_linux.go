@@ -58,15 +58,16 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 		}
 		defer cp.Close()
 	}
-	ttl, err := baseline(ctx, cfg)
+	ttl, mb, synOnly, lossy, err := profile(ctx, cfg, cp)
 	if err != nil && ctx.Err() != nil {
 		return nil, fmt.Errorf("firewall: %s: %s before the first connection was made", m.Target, walk.ReasonInterrupted)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("firewall: %s: %w (the matrix needs a listening port that the path allows)", m.Target, err)
 	}
-	m.TargetTTL = ttl
+	m.TargetTTL, m.Middlebox, m.TTLFromSYNACK = ttl, mb, synOnly
 	m.Cells = make([]Cell, len(rows))
+	retries := make([]sends, len(rows))
 	sem := make(chan struct{}, cfg.Parallel)
 	var wg sync.WaitGroup
 	for i := range rows {
@@ -75,38 +76,82 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			cell := runRow(ctx, cfg, cp, ttl, &rows[i])
-			if ctx.Err() != nil {
-				// A wait the signal ended may look like a drop.
-				cell.Outcome, cell.Detail = Interrupted, walk.ReasonInterrupted
-			}
-			m.Cells[i] = cell
+			m.Cells[i], retries[i] = runRowOrInterrupted(ctx, cfg, cp, ttl, mb, &rows[i], 0)
 		}()
 	}
 	wg.Wait()
+	m.Lossy, m.exchanges = lossy.retries, lossy.tries
+	for _, n := range retries {
+		m.Lossy += n.retries
+		m.exchanges += n.tries
+	}
+	if !m.Capture && m.Lossy > 0 {
+		// Silence decides a drop only when enough copies went
+		// unanswered for loss to be no explanation: the rows that
+		// inferred one run again with more.
+		again := make([]sends, len(rows))
+		for i := range rows {
+			if m.Cells[i].Outcome != Dropped || ctx.Err() != nil {
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				m.Cells[i], again[i] = runRowOrInterrupted(ctx, cfg, cp, ttl, mb, &rows[i], silentCopies)
+			}()
+		}
+		wg.Wait()
+		for _, n := range again {
+			m.Lossy += n.retries
+			m.exchanges += n.tries
+		}
+	}
+	undecideOnLoss(m)
+	explain(m)
 	m.Duration = time.Since(m.Start)
 	m.Interrupted = ctx.Err() != nil
 	return m, nil
 }
 
-// baseline opens and resets one connection to learn the TTL the target's
-// segments arrive with.
-func baseline(ctx context.Context, cfg Config) (uint8, error) {
-	f, err := cfg.Prober.NewFlow(cfg.Port, 0)
-	if err != nil {
-		return 0, err
+// setupConns is how many connections a row tries to bring into its state.
+const setupConns = 2
+
+// setupTries is the least number of times a row's setup sends each segment:
+// a state that cannot be reached leaves the row undecided.
+const setupTries = 5
+
+// silentCopies is how many copies a row that met silence on a lossy path
+// (without a capture) sends when it runs again.
+const silentCopies = 12
+
+// sends counts the segments a connection's setup sent (tries) and how many
+// of them went unanswered and were sent again (retries): their ratio
+// estimates the path's loss.
+type sends struct{ tries, retries int }
+
+func sendsOf(c *conn) sends { return sends{c.tries, c.retries} }
+
+// retryGap spaces the copies of a probe that got no answer: more than
+// Linux's tcp_invalid_ratelimit (500 ms), which would otherwise silence the
+// target's answer to an unacceptable segment (RFC 5961 §7).
+const retryGap = 600 * time.Millisecond
+
+// runRowOrInterrupted is runRow, with the cell Interrupted when the user
+// stopped the run while it ran: a wait the signal ended may look like a
+// drop.
+func runRowOrInterrupted(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *Middlebox, r *row, copies int) (Cell, sends) {
+	cell, n := runRow(ctx, cfg, cp, targetTTL, mb, r, copies)
+	if ctx.Err() != nil {
+		cell.Outcome, cell.Detail = Interrupted, walk.ReasonInterrupted
 	}
-	defer f.Close()
-	c := newConn(f, cfg.Timing)
-	if err := c.handshake(ctx, false); err != nil {
-		tidy(c, StateHandshaking, nil)
-		return 0, err
-	}
-	c.e.Tidy()
-	return c.ttl, nil
+	return cell, n
 }
 
-func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, r *row) Cell {
+// runRow runs one row on its own connection and returns its cell and how
+// many of its setup exchanges had to be sent again.
+func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *Middlebox, r *row, copies int) (Cell, sends) {
 	cell := Cell{State: r.state, Probe: r.name, Sent: r.sent}
 	port := cfg.Port
 	switch r.port {
@@ -116,56 +161,123 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, r *ro
 		port = cfg.ClosePort
 	}
 	if port == 0 {
-		cell.Outcome, cell.Detail = NotRun, "needs a port: see --blocked-port and --close-port"
-		return cell
+		cell.Outcome, cell.Detail, cell.portMissing = NotRun, "needs a port: see --blocked-port and --close-port", true
+		return cell, sends{}
 	}
-	f, err := cfg.Prober.NewFlow(port, 0)
-	if err != nil {
-		cell.Outcome, cell.Detail = NotRun, err.Error()
-		return cell
+	tm := cfg.Timing
+	tm.Tries = max(tm.Tries, setupTries)
+	// A setup that fails on a lossy path (a lost request the target's
+	// app never answers, a proxy's lost SYN to the target: neither is sent
+	// again) may succeed on a fresh connection: one more, then give up.
+	var f *probe.Flow
+	var c *conn
+	var spent sends
+	for attempt := 1; ; attempt++ {
+		var err error
+		if f, err = freshFlow(cfg.Prober, port); err != nil {
+			cell.Outcome, cell.Detail = NotRun, err.Error()
+			return cell, spent
+		}
+		c = newConn(f, tm)
+		err = setup(ctx, cfg, c, r.state)
+		if err == nil {
+			break
+		}
+		tidy(c, r.state, nil)
+		f.Close()
+		spent.tries += c.tries
+		spent.retries += c.retries + 1
+		if attempt == setupConns || ctx.Err() != nil {
+			cell.Outcome, cell.Detail = NotRun, "could not reach "+string(r.state)+": "+err.Error()
+			return cell, spent
+		}
 	}
 	defer f.Close()
-	c := newConn(f, cfg.Timing)
-	if err := setup(ctx, cfg, c, r.state); err != nil {
-		cell.Outcome, cell.Detail = NotRun, "could not reach "+string(r.state)+": "+err.Error()
-		tidy(c, r.state, nil)
-		return cell
-	}
+	c.tries += spent.tries
+	c.retries += spent.retries
 	if r.resetFirst {
 		if err := c.e.SendRaw(craft.FlagRST, c.e.SndNxt, 0, nil, "reset first"); err != nil {
 			cell.Outcome, cell.Detail = NotRun, err.Error()
-			return cell
+			return cell, sendsOf(c)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	seg := r.build(c.s())
+	c.drain(ctx, 10*time.Millisecond)
+	s := c.s()
+	seg := r.build(s)
 	if r.synOptions {
 		seg.Options = craft.DefaultSYNOptions(uint32(time.Now().UnixMilli()))
 	}
-	// A unique IP ID finds the probe in the capture even when a middlebox
-	// rewrites its TCP header.
-	seg.ID = uint16(probe.RandomUint32()) | 1
-	at, err := c.send(seg)
-	if err != nil {
-		cell.Outcome, cell.Detail = NotRun, err.Error()
-		tidy(c, r.state, nil)
-		return cell
+	o := observation{capture: cp != nil, targetTTL: targetTTL, answers: r.answers, probeFlags: seg.Flags, mb: mb}
+	var replies []Reply
+	var last time.Time
+	if copies == 0 {
+		copies = max(cfg.Timing.Tries, 1)
 	}
-	sent := craft.IPv4(append([]byte(nil), f.LastSent()...))
-	replies := c.collect(ctx, cfg.Timing.Quiet)
-	o := observation{capture: cp != nil, sent: sent, replies: replies, targetTTL: targetTTL, answers: r.answers}
-	if cp != nil {
-		var arrived time.Time
-		key := probeKey{local: f.Local.Port(), id: seg.ID, seq: seg.Seq, flags: seg.Flags}
-		if o.got, arrived, o.delivered = cp.findProbe(key, at); o.delivered {
-			if fl, ok := cp.findAnswer(f.Local.Port(), arrived); ok {
-				o.targetAnswer = fl.String()
+	if cp != nil && mb != nil && seg.Flags&(craft.FlagSYN|craft.FlagACK) == craft.FlagSYN {
+		// The capture cannot see what a middlebox answers for the
+		// target: only more copies make a lost answer unlikely.
+		copies *= 2
+	}
+	for try := 0; try < copies; try++ {
+		if try > 0 {
+			time.Sleep(time.Until(last.Add(retryGap)))
+		}
+		// A unique IP ID finds the probe in the capture even when a
+		// middlebox rewrites its TCP header.
+		seg.ID = uint16(probe.RandomUint32()) | 1
+		at, err := c.send(seg)
+		if err != nil {
+			cell.Outcome, cell.Detail = NotRun, err.Error()
+			tidy(c, r.state, replies)
+			return cell, sendsOf(c)
+		}
+		last = at
+		o.copies++
+		o.sent = craft.IPv4(append([]byte(nil), f.LastSent()...))
+		got := c.collect(ctx, cfg.Timing.Quiet)
+		answered := false
+		var synSent time.Time
+		if seg.Flags.Has(craft.FlagSYN) {
+			synSent = at
+		}
+		for i := range got {
+			got[i].Retransmission = isRetransmission(&got[i], c.heard, s.irs, s.rcvNxt, r.state != StateNone, synSent)
+			answered = answered || !got[i].Retransmission
+		}
+		replies = append(replies, got...)
+		if cp != nil {
+			var arrived time.Time
+			key := probeKey{local: f.Local.Port(), id: seg.ID, seq: seg.Seq, flags: seg.Flags}
+			if o.got, arrived, o.delivered = cp.findProbe(key, at); o.delivered {
+				if fl, ok := cp.findAnswer(f.Local.Port(), arrived); ok {
+					o.targetAnswer = fl.String()
+				}
+				break
+			}
+		}
+		// Silence is the answer to a probe a TCP may ignore, unless a
+		// capture shows it never arrived: only then is it sent again.
+		if answered || ctx.Err() != nil || (cp == nil && !r.answers) {
+			break
+		}
+	}
+	if cp != nil && !o.delivered {
+		// The probe never arrived: what the target itself sent (its
+		// app closing, its timers) answers nothing we sent.
+		for i := range replies {
+			r := &replies[i]
+			if r.ICMP == "" && !r.Retransmission && r.TTL == targetTTL && cp.sawTargetSend(f.Local.Port(), r.Seq, r.flags) {
+				r.Unprompted = true
 			}
 		}
 	}
+	o.replies = replies
+	cell.copies = o.copies
+	cell.probeSYN = seg.Flags&(craft.FlagSYN|craft.FlagACK) == craft.FlagSYN
 	classify(&o, &cell)
 	tidy(c, r.state, replies)
-	return cell
+	return cell, sendsOf(c)
 }
 
 // setup brings c's connection into state.
@@ -176,9 +288,15 @@ func setup(ctx context.Context, cfg Config, c *conn, state State) error {
 	case StateHandshaking:
 		return c.handshake(ctx, false)
 	case StateEstablished:
-		return c.handshake(ctx, true)
+		if err := c.handshake(ctx, true); err != nil {
+			return err
+		}
+		return c.settle(ctx)
 	case StateClosing:
 		if err := c.handshake(ctx, true); err != nil {
+			return err
+		}
+		if err := c.settle(ctx); err != nil {
 			return err
 		}
 		return c.closeOurs(ctx)
@@ -187,6 +305,9 @@ func setup(ctx context.Context, cfg Config, c *conn, state State) error {
 			return errors.New("no request makes the target's app close first (CloseRequest)")
 		}
 		if err := c.handshake(ctx, true); err != nil {
+			return err
+		}
+		if err := c.settle(ctx); err != nil {
 			return err
 		}
 		return c.remoteClose(ctx, cfg.CloseRequest)

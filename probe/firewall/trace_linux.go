@@ -8,6 +8,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/netns"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 )
 
@@ -25,6 +26,25 @@ type Hop struct {
 	// that the hop before this one did not show yet.
 	Changes []Change `json:"changes,omitempty"`
 	New     []Change `json:"new,omitempty"`
+	// AtTarget is, for the hop that was answered, what a capture at the
+	// target saw: "arrived" (Changes then compare what arrived) or "never
+	// arrived" (something before the target answered); "" without a
+	// capture.
+	AtTarget string `json:"at_target,omitempty"`
+	// ReplyTTL is the TTL the answer of a reached hop arrived with; a
+	// sender nearer than the TTL the copy needed (see hopOf) answered in
+	// the target's name.
+	ReplyTTL uint8 `json:"reply_ttl,omitempty"`
+	// AnsweredFrom is that sender's hop when it is nearer than TTL: a
+	// middlebox answered, not the target.
+	AnsweredFrom int `json:"answered_from,omitempty"`
+
+	// The copy that was sent, to find it in a capture.
+	sent   craft.IPv4
+	id     uint16
+	seq    uint32
+	local  uint16
+	sentAt time.Time
 }
 
 // Rewrite names the router that changed the SYN: Hop is its distance (1 is
@@ -55,6 +75,23 @@ type Trace struct {
 // first shows at hop k was made by hop k-1. The last router's own changes
 // never show in a quote: only a capture at the target sees them.
 func RunTrace(ctx context.Context, p *probe.Prober, port uint16, maxHops int, tm Timing) (*Trace, error) {
+	return RunTraceCapture(ctx, p, port, maxHops, tm, nil)
+}
+
+// RunTraceCapture is RunTrace with a capture in the target's namespace ns
+// (nil: none). The capture sees the copy that reached the target as it
+// arrived, so a change that no quote showed was made by the last router
+// (whose own changes no router quotes), and a copy that was answered
+// without arriving was answered by a middlebox.
+func RunTraceCapture(ctx context.Context, p *probe.Prober, port uint16, maxHops int, tm Timing, ns *netns.NS) (*Trace, error) {
+	var cp *capture
+	if ns != nil {
+		var err error
+		if cp, err = startCapture(ns, p.Local()); err != nil {
+			return nil, err
+		}
+		defer cp.Close()
+	}
 	if tm == (Timing{}) {
 		tm = DefaultTiming
 	}
@@ -70,6 +107,12 @@ func RunTrace(ctx context.Context, p *probe.Prober, port uint16, maxHops int, tm
 			return tr, err
 		}
 		if h.Reached {
+			if hop := hopOf(h.ReplyTTL); h.ReplyTTL != 0 && hop < int(h.TTL) {
+				h.AnsweredFrom = hop
+			}
+			if cp != nil {
+				traceAtTarget(cp, tr, &h, prev, prevFrom)
+			}
 			tr.Hops = append(tr.Hops, h)
 			break
 		}
@@ -82,8 +125,35 @@ func RunTrace(ctx context.Context, p *probe.Prober, port uint16, maxHops int, tm
 		}
 		tr.Hops = append(tr.Hops, h)
 	}
-	tr.Note = "a change by the last router before the target is not quoted by anyone; use a capture at the target (--oracle-netns)"
+	if cp == nil {
+		tr.Note = "a change by the last router before the target is not quoted by anyone; use a capture at the target (--oracle-netns)"
+	}
+	if n := len(tr.Hops); n > 0 && tr.Hops[n-1].AnsweredFrom > 0 && tr.Hops[n-1].AtTarget == "" {
+		h := tr.Hops[n-1]
+		tr.Note = fmt.Sprintf("the copy with TTL %d was answered with TTL %d, from hop %d: something before the target answers in its name; ", h.TTL, h.ReplyTTL, h.AnsweredFrom) + tr.Note
+	}
 	return tr, nil
+}
+
+// traceAtTarget compares the copy that was answered with what the capture
+// saw arrive: changes no quote showed were made by the last router (hop
+// ttl-1, whose address its own quote gave); a copy that never arrived was
+// answered by something on the path.
+func traceAtTarget(cp *capture, tr *Trace, h *Hop, prev []Change, prevFrom netip.Addr) {
+	// The capture reads in its own goroutine: give it a moment.
+	time.Sleep(20 * time.Millisecond)
+	got, _, ok := cp.findProbe(probeKey{local: h.local, id: h.id, seq: h.seq, flags: craft.FlagSYN}, h.sentAt)
+	if !ok {
+		h.AtTarget = "never arrived"
+		tr.Note = fmt.Sprintf("the copy with TTL %d was answered but never reached the target: a middlebox before it answered in its name", h.TTL)
+		return
+	}
+	h.AtTarget = "arrived"
+	h.Changes, h.Quoted = Compare(h.sent, got)
+	h.New = newChanges(prev, h.Changes)
+	if len(h.New) > 0 {
+		tr.Rewrites = append(tr.Rewrites, Rewrite{Hop: int(h.TTL) - 1, By: prevFrom, Changes: h.New})
+	}
 }
 
 // newChanges returns the changes in cur that prev does not have.
@@ -114,13 +184,16 @@ func traceHop(ctx context.Context, p *probe.Prober, port uint16, ttl uint8, tm T
 	// when its SYN,ACK was not read (RFC 9293 §3.10.7.4).
 	c := tcpconn.New(f, nil)
 	defer c.Tidy()
+	// One IP ID for every copy: the capture finds the copy by it.
 	seg := craft.Segment{Seq: uint32(c.ISS), Flags: craft.FlagSYN, Window: tcpconn.DefaultWindow, TTL: ttl,
-		Options: craft.DefaultSYNOptions(c.TSVal())}
+		Options: craft.DefaultSYNOptions(c.TSVal()), ID: uint16(probe.RandomUint32()) | 1}
 	for try := 0; try < tm.Tries; try++ {
 		if err := c.SendVerbatim(&seg, fmt.Sprintf("SYN, TTL %d", ttl)); err != nil {
 			return h, err
 		}
+		at := c.LastSend
 		sent := craft.IPv4(append([]byte(nil), f.LastSent()...))
+		h.sent, h.id, h.seq, h.local, h.sentAt = sent, seg.ID, seg.Seq, f.Local.Port(), at
 		deadline := time.Now().Add(tm.Reply)
 		for {
 			e, err := f.Next(ctx, deadline)
@@ -137,7 +210,7 @@ func traceHop(ctx context.Context, p *probe.Prober, port uint16, ttl uint8, tm T
 				f.Release(e)
 				return h, nil
 			case e.Kind == probe.EventSegment:
-				h.From, h.Reached = e.Source(), true
+				h.From, h.Reached, h.ReplyTTL = e.Source(), true, e.HopLimit()
 				c.Take(e)
 				f.Release(e)
 				return h, nil

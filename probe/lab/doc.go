@@ -131,6 +131,17 @@
 //	                    nobody answering the socket stays in SYN_SENT), giving
 //	                    up after 10 s. A connected dialer socket reads and
 //	                    discards, and closes at EOF or after 75 s at most.
+//	                    "dial PORT hold": the same, but the connected socket
+//	                    stays open after EOF (CLOSE_WAIT) until an app action
+//	                    or 75 s.
+//	                    "app PORT ACTION": out-of-band app control of the
+//	                    connection (accepted by any server, or dialed) whose
+//	                    peer is the prober at PORT; ACTION is "close",
+//	                    "shutdown" (SHUT_WR), "rst" (SO_LINGER 0, close) or
+//	                    "write N" (N bytes 'x', 1-65536); answers "ok",
+//	                    "none" (no such connection) or "?". The connection
+//	                    under test carries no command, so a script's
+//	                    sequence numbers stay as written.
 //	                    Other lines get "?\n". At most 16 dials run at once;
 //	                    more get "busy\n".
 //
@@ -148,6 +159,7 @@
 // forwarding on, one route for 198.18.0.0/15 per host and no default route.
 // Each router's forward hook gets a [Firewall] ruleset (nftables over
 // netlink, table ip tcpwalk_lab, each rule's nft text in its comment): none,
-// stateless, stateful, reject or clamp. [Destroy] removes the routers and
-// their rules too.
+// stateless, stateful, reject, clamp, synproxy (with a prerouting raw chain
+// and the router's conntrack sysctls) or loose. [Destroy] removes the
+// routers and their rules too.
 package lab

@@ -3,6 +3,8 @@ package lab
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 
 	"github.com/google/nftables"
@@ -38,6 +40,22 @@ const (
 	// FirewallClamp forwards everything and lowers the MSS option of every
 	// SYN to ClampMSS (MSS clamping, as routers do for PPPoE or tunnels).
 	FirewallClamp Firewall = "clamp"
+	// FirewallSynproxy is FirewallStateful with a SYN proxy in front of the
+	// allowed ports (nftables synproxy, as used against SYN floods): the
+	// router answers a SYN itself with a SYN cookie, and only when the
+	// client's ACK proves the cookie does it open a connection to the
+	// target in the client's name, translating the target's sequence
+	// numbers from then on. SYNs to the allowed ports skip conntrack (notrack
+	// in a prerouting chain of priority raw), conntrack's loose pickup is
+	// off (nf_conntrack_tcp_loose=0) so that the client's ACK is invalid
+	// and reaches synproxy, and the router has tcp_syncookies and
+	// tcp_timestamps on.
+	FirewallSynproxy Firewall = "synproxy"
+	// FirewallLoose is a stateful ruleset with a common mistake: `ct state
+	// new accept` on the allowed ports without a SYN match. Conntrack's
+	// loose pickup (nf_conntrack_tcp_loose=1, the default) makes a new entry
+	// from a mid-stream ACK, so an ACK without a connection passes.
+	FirewallLoose Firewall = "loose"
 )
 
 // Numbers the firewall profiles use.
@@ -51,6 +69,10 @@ const (
 	PortBlocked = 7099
 	// ClampMSS is the MSS FirewallClamp writes into SYNs that offer more.
 	ClampMSS = 1000
+	// SynproxyMSS and SynproxyWscale are what FirewallSynproxy's SYN-ACK
+	// offers (it also offers SACK and timestamps).
+	SynproxyMSS    = 1460
+	SynproxyWscale = 7
 	// FirewallTable is the nftables table (family ip) of a router's rules;
 	// its one chain is named after the profile.
 	FirewallTable = "tcpwalk_lab"
@@ -58,7 +80,7 @@ const (
 
 // Firewalls lists the profiles, for help and errors.
 func Firewalls() []Firewall {
-	return []Firewall{FirewallNone, FirewallStateless, FirewallStateful, FirewallReject, FirewallClamp}
+	return []Firewall{FirewallNone, FirewallStateless, FirewallStateful, FirewallReject, FirewallClamp, FirewallSynproxy, FirewallLoose}
 }
 
 // ParseFirewall reads a profile name.
@@ -68,7 +90,7 @@ func ParseFirewall(s string) (Firewall, error) {
 			return f, nil
 		}
 	}
-	names := make([]string, 0, 5)
+	names := make([]string, 0, len(Firewalls()))
 	for _, f := range Firewalls() {
 		names = append(names, string(f))
 	}
@@ -81,27 +103,71 @@ type rule struct {
 	exprs []expr.Any
 }
 
+// rawChain is the name of the prerouting chain (priority raw) of the
+// profiles that need one (FirewallSynproxy); its rules' texts start with
+// rawMark so that a listing tells them from the forward chain's.
+const (
+	rawChain = "raw"
+	rawMark  = "prerouting raw: "
+)
+
 // policy returns the chain policy of f.
 func (f Firewall) policy() nftables.ChainPolicy {
-	if f == FirewallStateless || f == FirewallStateful {
+	switch f {
+	case FirewallStateless, FirewallStateful, FirewallSynproxy, FirewallLoose:
 		return nftables.ChainPolicyDrop
 	}
 	return nftables.ChainPolicyAccept
 }
 
 // Rules returns f's ruleset in nft syntax, as `nft list table ip
-// tcpwalk_lab` would print it (without the comments).
+// tcpwalk_lab` would print it (without the comments): the forward chain's
+// line, then the rules, those of a prerouting raw chain first (their text
+// starts with "prerouting raw: ").
 func (f Firewall) Rules() []string {
 	pol := "accept"
 	if f.policy() == nftables.ChainPolicyDrop {
 		pol = "drop"
 	}
 	out := []string{fmt.Sprintf("chain %s { type filter hook forward priority filter; policy %s; }", f, pol)}
+	for _, r := range f.rawRules() {
+		out = append(out, r.text)
+	}
 	for _, r := range f.rules() {
 		out = append(out, r.text)
 	}
 	return out
 }
+
+// rawRules are f's rules in the prerouting chain of priority raw, which
+// runs before conntrack.
+func (f Firewall) rawRules() []rule {
+	if f != FirewallSynproxy {
+		return nil
+	}
+	ports := fmt.Sprintf("%d-%d", FirewallPortLo, FirewallPortHi)
+	return []rule{{rawMark + "tcp flags & (fin|syn|rst|ack) == syn tcp dport " + ports + " notrack",
+		cat(tcpFlags(0x17, 0x02), tcpPort(2), []expr.Any{&expr.Notrack{}})}}
+}
+
+// sysctls are the settings f needs in the router's namespace, applied
+// after its rules (conntrack's sysctls exist once the rules use it).
+// Every profile sets them, so that switching profiles leaves no trace of
+// the one before.
+func (f Firewall) sysctls() []sysctl {
+	loose := "1\n"
+	if f == FirewallSynproxy {
+		loose = "0\n"
+	}
+	return []sysctl{
+		{"/proc/sys/net/netfilter/nf_conntrack_tcp_loose", loose},
+		{"/proc/sys/net/ipv4/tcp_syncookies", "1\n"},
+		{"/proc/sys/net/ipv4/tcp_timestamps", "1\n"},
+	}
+}
+
+// sysctl is one /proc/sys setting.
+type sysctl struct{ path, val string }
 
 func (f Firewall) rules() []rule {
 	ports := fmt.Sprintf("%d-%d", FirewallPortLo, FirewallPortHi)
@@ -109,6 +175,7 @@ func (f Firewall) rules() []rule {
 		cat(tcpFlags(0x17, 0x02), tcpPort(2), ctState(expr.CtStateBitNEW), verdict(expr.VerdictAccept))}
 	established := rule{"ct state established,related accept",
 		cat(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), verdict(expr.VerdictAccept))}
+	invalidDrop := rule{"ct state invalid drop", cat(ctState(expr.CtStateBitINVALID), verdict(expr.VerdictDrop))}
 	switch f {
 	case FirewallStateless:
 		return []rule{
@@ -117,10 +184,17 @@ func (f Firewall) rules() []rule {
 			{"tcp sport " + ports + " accept", cat(l4(unix.IPPROTO_TCP), tcpPort(0), verdict(expr.VerdictAccept))},
 		}
 	case FirewallStateful:
+		return []rule{established, invalidDrop, newSYN}
+	case FirewallLoose:
+		return []rule{established, invalidDrop,
+			{"tcp dport " + ports + " ct state new accept", cat(tcpPort(2), ctState(expr.CtStateBitNEW), verdict(expr.VerdictAccept))}}
+	case FirewallSynproxy:
 		return []rule{
+			{fmt.Sprintf("tcp dport %s ct state invalid,untracked synproxy mss %d wscale %d timestamp sack-perm", ports, SynproxyMSS, SynproxyWscale),
+				cat(tcpPort(2), ctState(expr.CtStateBitINVALID|expr.CtStateBitUNTRACKED), []expr.Any{&expr.SynProxy{
+					Mss: SynproxyMSS, MssValueSet: true, Wscale: SynproxyWscale, WscaleValueSet: true, Timestamp: true, SackPerm: true}})},
+			invalidDrop,
 			established,
-			{"ct state invalid drop", cat(ctState(expr.CtStateBitINVALID), verdict(expr.VerdictDrop))},
-			newSYN,
 		}
 	case FirewallReject:
 		return []rule{
@@ -214,6 +288,15 @@ func InstallFirewall(ns *netns.NS, f Firewall) error {
 	c.DelTable(tab)
 	c.AddTable(tab)
 	pol := f.policy()
+	if raw := f.rawRules(); len(raw) > 0 {
+		accept := nftables.ChainPolicyAccept
+		rc := c.AddChain(&nftables.Chain{Name: rawChain, Table: tab, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: &accept})
+		for _, r := range raw {
+			c.AddRule(&nftables.Rule{Table: tab, Chain: rc, Exprs: r.exprs,
+				UserData: userdata.AppendString(nil, userdata.TypeComment, r.text)})
+		}
+	}
 	ch := c.AddChain(&nftables.Chain{Name: string(f), Table: tab, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &pol})
 	for _, r := range f.rules() {
@@ -221,7 +304,25 @@ func InstallFirewall(ns *netns.NS, f Firewall) error {
 			UserData: userdata.AppendString(nil, userdata.TypeComment, r.text)})
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("lab: install firewall %s in %s: %w (needs CAP_NET_ADMIN and nf_tables with conntrack, reject and exthdr)", f, ns.Name, err)
+		return fmt.Errorf("lab: install firewall %s in %s: %w (needs CAP_NET_ADMIN and nf_tables with conntrack, reject, exthdr and synproxy)", f, ns.Name, err)
+	}
+	err = ns.Do(func() error {
+		for _, s := range f.sysctls() {
+			err := os.WriteFile(s.path, []byte(s.val), 0)
+			if errors.Is(err, fs.ErrNotExist) && f != FirewallSynproxy {
+				// No conntrack in this namespace (a profile without
+				// ct rules on a kernel that loads it as a module):
+				// nothing to reset.
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("set %s: %w", s.path, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("lab: install firewall %s in %s: %w", f, ns.Name, err)
 	}
 	return nil
 }
@@ -245,17 +346,10 @@ func ReadFirewall(ns *netns.NS) (Firewall, []string, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("lab: read firewall of %s: %w", ns.Name, err)
 	}
-	for _, ch := range chains {
-		if ch.Table.Name != FirewallTable {
-			continue
-		}
-		f, err := ParseFirewall(ch.Name)
-		if err != nil {
-			continue // not one of ours
-		}
+	ruleText := func(ch *nftables.Chain) ([]string, error) {
 		rules, err := c.GetRules(tab, ch)
 		if err != nil {
-			return "", nil, fmt.Errorf("lab: read firewall of %s: %w", ns.Name, err)
+			return nil, fmt.Errorf("lab: read firewall of %s: %w", ns.Name, err)
 		}
 		var text []string
 		for _, r := range rules {
@@ -265,7 +359,29 @@ func ReadFirewall(ns *netns.NS) (Firewall, []string, error) {
 			}
 			text = append(text, s)
 		}
-		return f, text, nil
+		return text, nil
+	}
+	var raw []string
+	for _, ch := range chains {
+		if ch.Table.Name == FirewallTable && ch.Name == rawChain {
+			if raw, err = ruleText(ch); err != nil {
+				return "", nil, err
+			}
+		}
+	}
+	for _, ch := range chains {
+		if ch.Table.Name != FirewallTable {
+			continue
+		}
+		f, err := ParseFirewall(ch.Name)
+		if err != nil {
+			continue // not one of ours
+		}
+		text, err := ruleText(ch)
+		if err != nil {
+			return "", nil, err
+		}
+		return f, append(raw, text...), nil
 	}
 	return FirewallNone, nil, nil
 }

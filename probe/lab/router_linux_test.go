@@ -3,6 +3,7 @@ package lab_test
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -71,8 +72,11 @@ func TestRoutedForwards(t *testing.T) {
 }
 
 // TestFirewallProfiles: each profile's ruleset is accepted by the kernel and
-// read back (profile and rule texts) as installed; the stateful and
-// stateless ones refuse a connection to PortBlocked and allow PortEcho.
+// read back (profile and rule texts) as installed; the filtering ones
+// (stateless, stateful, synproxy, loose) refuse a connection to PortBlocked
+// and allow PortEcho: through the SYN proxy too, whose handshake the
+// prober's kernel completes with the router and which then reaches the
+// target.
 func TestFirewallProfiles(t *testing.T) {
 	r := labtest.NewRouted(t, lab.RoutedConfig{})
 	fw := r.Routers[0].NS
@@ -94,7 +98,20 @@ func TestFirewallProfiles(t *testing.T) {
 		if diff := cmp.Diff(want, rules); diff != "" {
 			t.Errorf("%s: rules (-want +got):\n%s", f, diff)
 		}
-		if f == lab.FirewallStateless || f == lab.FirewallStateful {
+		// synproxy needs conntrack's loose pickup off (the client's ACK
+		// must be invalid to reach it); every other profile has the
+		// default back.
+		var loose []byte
+		if err := fw.Do(func() (err error) {
+			loose, err = os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_tcp_loose")
+			return err
+		}); err != nil && !(errors.Is(err, fs.ErrNotExist) && f == lab.FirewallNone) {
+			t.Fatalf("%s: read nf_conntrack_tcp_loose: %v", f, err)
+		}
+		if want := map[bool]string{true: "0\n", false: "1\n"}[f == lab.FirewallSynproxy]; loose != nil && string(loose) != want {
+			t.Errorf("%s: nf_conntrack_tcp_loose %q, want %q", f, loose, want)
+		}
+		if f == lab.FirewallStateless || f == lab.FirewallStateful || f == lab.FirewallSynproxy || f == lab.FirewallLoose {
 			if err := echoFrom(r.Prober, netip.AddrPortFrom(r.TargetAddr, lab.PortEcho), 3*time.Second); err != nil {
 				t.Errorf("%s: allowed port: %v", f, err)
 			}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,8 +95,13 @@ type Servers struct {
 	mu     sync.Mutex
 	closed bool
 	lns    []listener
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
+	conns  map[net.Conn]uint64 // to the order of tracking: the newest of a peer's wins
+	nconn  uint64
+	// dialing cancels a dial to a port that a newer dial to the same
+	// port replaces: a SYN of the old one, still retried, must not open
+	// the prober's next connection on that port.
+	dialing map[uint16]*dialAttempt
+	wg      sync.WaitGroup
 }
 
 // StartServers listens on addr (which must exist in ns) on every server port,
@@ -156,7 +162,7 @@ func startServers(n network, addr, proberAddr, addr6, proberAddr6 netip.Addr) (*
 		ctx:     ctx,
 		cancel:  cancel,
 		dials:   make(chan struct{}, MaxDials),
-		conns:   make(map[net.Conn]struct{}),
+		conns:   make(map[net.Conn]uint64),
 	}
 	handlers := []struct {
 		port int
@@ -307,7 +313,8 @@ func (s *Servers) track(c net.Conn) bool {
 		c.Close()
 		return false
 	}
-	s.conns[c] = struct{}{}
+	s.nconn++
+	s.conns[c] = s.nconn
 	s.wg.Add(1)
 	return true
 }
@@ -478,10 +485,19 @@ func (s *Servers) halfClose(c Conn) {
 	s.release(c)
 }
 
-// dialer runs PortDialer's line protocol.
+// dialer runs PortDialer's line protocol: "dial PORT" and "dial PORT hold"
+// make the target connect to us; "app PORT ACTION" makes the app end of the
+// connection whose peer (the prober) uses PORT act, out of band, so that
+// the connection under test carries no command bytes (a script's sequence
+// numbers stay as written).
 func (s *Servers) dialer(c Conn) {
 	lines(c, func(line []byte) bool {
+		if rest, ok := bytes.CutPrefix(line, []byte("app ")); ok {
+			c.Write([]byte(s.app(string(rest)) + "\n"))
+			return true
+		}
 		arg, ok := bytes.CutPrefix(line, []byte("dial "))
+		arg, hold := bytes.CutSuffix(arg, []byte(" hold"))
 		port, err := strconv.ParseUint(string(arg), 10, 16)
 		if !ok || err != nil || port == 0 {
 			c.Write([]byte("?\n"))
@@ -502,31 +518,135 @@ func (s *Servers) dialer(c Conn) {
 		s.wg.Add(1)
 		s.mu.Unlock()
 		c.Write([]byte("dialing\n"))
-		go s.dial(uint16(port), c.LocalAddr().(*net.TCPAddr).AddrPort().Addr().Is6())
+		go s.dial(uint16(port), c.LocalAddr().(*net.TCPAddr).AddrPort().Addr().Is6(), hold)
 		return true
 	})
 	s.release(c)
 }
 
+// App actions of "app PORT ACTION" on PortDialer.
+const (
+	AppClose    = "close"    // close(): FIN
+	AppShutdown = "shutdown" // shutdown(SHUT_WR): FIN, keep reading
+	AppReset    = "rst"      // SO_LINGER 0 and close(): RST
+	AppWrite    = "write"    // "write N": write N bytes ('x'), 1-65536
+)
+
+// app performs "PORT ACTION" on the connection whose peer is the prober at
+// PORT (a server's accepted connection or a dialed one) and says how it
+// went: "ok", "none" (no such connection) or "?" (a bad command).
+func (s *Servers) app(cmd string) string {
+	f := strings.Fields(cmd)
+	if len(f) < 2 {
+		return "?"
+	}
+	port, err := strconv.ParseUint(f[0], 10, 16)
+	if err != nil || port == 0 {
+		return "?"
+	}
+	n := 0
+	switch {
+	case f[1] == AppWrite && len(f) == 3:
+		n, err = strconv.Atoi(f[2])
+		if err != nil || n < 1 || n > 65536 {
+			return "?"
+		}
+	case len(f) != 2 || f[1] != AppClose && f[1] != AppShutdown && f[1] != AppReset:
+		return "?"
+	}
+	c := s.peer(uint16(port))
+	if c == nil {
+		return "none"
+	}
+	switch f[1] {
+	case AppClose:
+		c.Close()
+	case AppShutdown:
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		} else {
+			return "?"
+		}
+	case AppReset:
+		if l, ok := c.(interface{ SetLinger(int) error }); ok {
+			l.SetLinger(0)
+		}
+		c.Close()
+	case AppWrite:
+		c.SetWriteDeadline(time.Now().Add(DialTimeout))
+		c.Write(bytes.Repeat([]byte("x"), n))
+	}
+	return "ok"
+}
+
+// peer finds the connection whose remote end is the prober at port.
+func (s *Servers) peer(port uint16) net.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A held connection of an earlier test from the same port may still
+	// be there (PortHold never closes): the newest is the one in use.
+	var found net.Conn
+	var newest uint64
+	for c, n := range s.conns {
+		ra := c.RemoteAddr() // netstack's is nil once closed
+		if ra == nil {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(ra.String())
+		if a := ap.Addr().Unmap(); err == nil && (a == s.prober || s.prober6.IsValid() && a == s.prober6) && ap.Port() == port && n > newest {
+			found, newest = c, n
+		}
+	}
+	return found
+}
+
 // dial connects from the target namespace to the prober, over IPv6 if v6.
-func (s *Servers) dial(port uint16, v6 bool) {
+// Without hold the connection reads and closes at EOF; with hold it reads
+// and stays open (CLOSE_WAIT after the peer's FIN) until an app action or
+// DialLifetime.
+func (s *Servers) dial(port uint16, v6, hold bool) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, DialTimeout)
 	defer cancel()
+	me := &dialAttempt{cancel: cancel}
+	s.mu.Lock()
+	if s.dialing == nil {
+		s.dialing = map[uint16]*dialAttempt{}
+	}
+	if old := s.dialing[port]; old != nil {
+		old.cancel()
+	}
+	s.dialing[port] = me
+	s.mu.Unlock()
 	local, remote := s.addr, s.prober
 	if v6 {
 		local, remote = s.addr6, s.prober6
 	}
 	c, err := s.net.dial(ctx, local, netip.AddrPortFrom(remote, port))
+	s.mu.Lock()
+	if s.dialing[port] == me {
+		delete(s.dialing, port)
+	}
+	s.mu.Unlock()
 	<-s.dials
 	if err != nil || !s.track(c) {
 		return
 	}
 	defer s.wg.Done()
-	c.SetDeadline(time.Now().Add(DialLifetime))
-	io.Copy(io.Discard, readerOnly{c})
+	deadline := time.Now().Add(DialLifetime)
+	c.SetDeadline(deadline)
+	// nil: EOF, the peer's FIN; an error: closed by an app action, reset.
+	if _, err := io.Copy(io.Discard, readerOnly{c}); err == nil && hold {
+		select {
+		case <-time.After(time.Until(deadline)):
+		case <-s.ctx.Done():
+		}
+	}
 	s.release(c)
 }
+
+// dialAttempt is one dial in progress.
+type dialAttempt struct{ cancel context.CancelFunc }
 
 // readerOnly and writerOnly hide TCPConn's ReadFrom/WriteTo so that io.Copy
 // uses plain read(2)/write(2) and sees EOF exactly at the peer's FIN.

@@ -34,8 +34,34 @@ type Script struct {
 	// answers otherwise is "not implemented (optional)", skipped, not
 	// failed.
 	Optional string
+	// Deviation is "%deviation NAME TEXT": a behaviour the RFC asks with a
+	// SHOULD (or in words without a keyword) that correct stacks are known
+	// to leave out; a stack that answers otherwise has the named
+	// deviation (verdict deviation, with the line that showed it), not a
+	// fail. DeviationWhy is TEXT.
+	Deviation, DeviationWhy string
 	// Events are the timed lines in order.
 	Events []Event
+	// Assumptions are what the script takes for granted about the machine
+	// under test and tcpwalk cannot check on a remote host: packetdrill
+	// options, shell lines (sysctl settings), the #ifdef branch taken, the
+	// system calls that set up its socket. They are shown with the verdict.
+	Assumptions []Assumption
+	// Listens is true when the script's socket is a listener (listen()):
+	// a precondition, a listener at the target port, which the script's
+	// first SYN checks.
+	Listens bool
+	// Packetdrill is true when the script has packetdrill's system-call
+	// lines: written for one stack's packetdrill, its ">" lines' windows
+	// and option layout are that stack's choices, not the RFC's, and are
+	// not compared (the option kinds are).
+	Packetdrill bool
+}
+
+// Assumption is one thing a script takes for granted, at its line.
+type Assumption struct {
+	Pos  Pos
+	Text string
 }
 
 // Defaults of the timing tolerance, packetdrill's.
@@ -87,6 +113,15 @@ const (
 	Wait
 	// Send: %send "TEXT", data at our next sequence number.
 	Send
+	// App: a system call of the remote's application that the lab's app
+	// control can make (close, shutdown, write): Action says which.
+	App
+	// Note: a local observation of packetdrill's (getsockopt, read,
+	// ioctl...) that the wire does not show: not checked, noted.
+	Note
+	// Unsupported: a line with no remote equivalent (Reason says why):
+	// the script ends skipped there.
+	Unsupported
 )
 
 // Event is one timed line.
@@ -101,6 +136,13 @@ type Event struct {
 	State string
 	// Data is the payload of a Send event.
 	Data []byte
+	// Action is an App event's "close", "shutdown", "rst" or "write N";
+	// Listener is true when it closes the listening socket.
+	Action   string
+	Listener bool
+	// Reason says why a Note is not checked, or why an Unsupported line
+	// has no remote equivalent.
+	Reason string
 }
 
 // Dir is a packet line's direction, as packetdrill writes it. packetdrill
@@ -138,7 +180,8 @@ type Segment struct {
 	// Negotiated: an option of the line has "*" or "?", so the options
 	// are matched as a set, in any order, NOPs and EOL aside.
 	Negotiated bool
-	// AnySeq is "*:*(len)" on a ">" line: any sequence number.
+	// AnySeq is "*:*(len)" (tcpwalk's) or "...(len)" (packetdrill's) on a
+	// ">" line: any sequence number.
 	AnySeq bool
 	// MayBeAbsent is a ">?" line (tcpwalk's extension): the segment may
 	// not come on its own, e.g. an ACK the stack may piggyback on the

@@ -73,6 +73,10 @@
 //	%optional TEXT           the script expects an optional behaviour (a
 //	                         MAY): a stack that answers otherwise is skipped,
 //	                         "not implemented (optional)"
+//	%deviation NAME TEXT     the script expects what the RFC asks with a
+//	                         SHOULD (or in words) and correct stacks are known
+//	                         to leave out: a stack that answers otherwise has
+//	                         the deviation NAME (verdict deviation), not a fail
 //
 // Events, optionally after a time (default +0):
 //
@@ -97,10 +101,22 @@
 // remote has settled (at an expected segment the remote app may already
 // have moved on); a disagreement with the wire is reported, never hidden.
 //
-// System-call lines (listen(...), write(...), close(...)), shell commands
-// in backquotes and IP-level fields are refused with a message at
-// file:line:col: they act on the machine under test, which tcpwalk does not
-// control. Comments are //, /* */ and #.
+// # packetdrill compatibility
+//
+// packetdrill's system-call lines, shell commands and options act on the
+// machine under test, which tcpwalk does not control; each becomes what the
+// remote must be or do (compat.go, run_compat.go): listen() a precondition
+// (a listener at the target port, packetdrill's 8080 by default, which the
+// first SYN checks), connect() the remote dialing us (Config.Lab's client
+// with "dial PORT hold", or Config.DialTrigger), close(), shutdown() and
+// write() the remote app's actions through the lab's out-of-band app
+// control (AppController), getsockopt() and read() notes, sysctl lines and
+// options assumptions (Script.Assumptions, walk.Result.Assumptions), sockstat
+// counts and tcpi_state assertions %expect-state, #ifdef STANDARD branches
+// kept (Defines). A line with no remote equivalent ends its script skipped
+// with the line and the reason (SkipReason names it for counting). IP-level
+// fields are refused with a message at file:line:col. Comments are //,
+// /* */ and # (but #ifdef, #ifndef, #else and #endif).
 //
 // # Results
 //
@@ -114,7 +130,7 @@
 // # Lossy paths
 //
 // On a clean path a script is as strict as packetdrill's. On a path that
-// loses or duplicates segments (Config.Lossy, or a path's copy seen) the
+// loses or duplicates segments (Config.Lossy) the
 // runner plays lines as TCP would: it sends the segments the remote has not
 // confirmed again when an answer does not come or the oracle shows the
 // kernel behind, passes over the remote's retransmissions and repeats, and

@@ -49,6 +49,10 @@ func FuzzParse(f *testing.F) {
 		"%port 7001\n%summary x\n%allow-retransmissions\n%dial\n%wait 1\n%send \"a\"\n%expect-state CLOSED",
 		"--tolerance_usecs=1\n--tolerance_percent=1e309",
 		"0 < S 4294967295:4294967295(0)\n0 < S 0:4294967295(4294967295)",
+		"#ifdef STANDARD\n#else\n#endif\n#endif\n#ifndef X\n+0 close(3) = 0",               // preprocessor
+		"+0 listen(3, 1) = 0\n+0 > S. ...(0) ack 1\n+0 write(4, ..., 99999) = 99999",       // calls
+		"+0 `sockstat | grep -c TIME_WAIT | grep 1`\n+0 %{ assert tcpi_state == TCPI_X }%", // observations
+		"+0 ...0.1 read(3, ..., 1) = 1\n+0 f((((\n+0 `unclosed",                            // blocking, bad calls
 		"\"\\", "0 < P. 0:1(1) \"\\", "0.\n+.\n+~\n~", "\xff\xfe %wait 1",
 	} {
 		f.Add([]byte(s))

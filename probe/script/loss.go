@@ -3,7 +3,6 @@ package script
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/tcpwalk/tcpwalk/craft"
@@ -22,8 +21,9 @@ import (
 // we sent) still fails.
 //
 // The path is known lossy when the user says so (Config.Lossy: `run
-// --lossy`, or the lab's impairment), or once any script of the run saw a
-// byte-identical copy the path made (no stack sends one). A remote that
+// --lossy`, or the lab's impairment). Evidence within a run is not taken
+// for it: a byte-identical copy may answer a script that sent the same
+// segment twice, and a clean path keeps packetdrill's strictness. A remote that
 // retransmits what we acknowledged (our ACK did not reach it) gets our last
 // segment again and is passed over on any path, a few times per script:
 // a stack that goes on ignores our ACKs, which is judged.
@@ -43,32 +43,11 @@ const (
 	lossDialWait = time.Second
 )
 
-// pathLoss is what the scripts of one run learned about the path.
-type pathLoss struct {
-	lossy atomic.Bool
-	why   atomic.Pointer[string]
-}
-
-// saw records evidence of loss or duplication.
-func (p *pathLoss) saw(why string) {
-	if p.lossy.CompareAndSwap(false, true) {
-		p.why.Store(&why)
-	}
-}
-
 // lossy reports whether the path is known to lose or duplicate segments.
-func (r *runner) lossy() bool { return r.cfg.Lossy || r.cfg.path.lossy.Load() }
+func (r *runner) lossy() bool { return r.cfg.Lossy }
 
 // lossNote says why the path is taken for lossy, for reasons.
-func (r *runner) lossNote() string {
-	if r.cfg.Lossy {
-		return "the path is lossy (--lossy or the lab's impairment)"
-	}
-	if w := r.cfg.path.why.Load(); w != nil {
-		return "the path is lossy (" + *w + ")"
-	}
-	return "the path is lossy"
-}
+func (r *runner) lossNote() string { return "the path is lossy (--lossy or the lab's impairment)" }
 
 // ourSeg is a copy of a segment a "<" line or %send injected, for sending
 // it again.

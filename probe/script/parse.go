@@ -53,6 +53,8 @@ const (
 func Parse(name string, src []byte) (*Script, error) {
 	s := &Script{Name: name, Tolerance: DefaultTolerance, TolerancePercent: DefaultTolerancePercent}
 	p := &parser{file: name, s: s}
+	src, dropped := preprocess(src)
+	s.Assumptions = append(s.Assumptions, dropped...)
 	clean := stripComments(src)
 	origLines := strings.Split(string(src), "\n")
 	for i, line := range strings.Split(clean, "\n") {
@@ -139,6 +141,7 @@ type parser struct {
 	errs ErrorList
 	port Pos // where %port was set, for a duplicate
 	sum  bool
+	fds  map[string]string // packetdrill's file descriptors: "listener", "conn"
 
 	// The current line.
 	ln   int
@@ -221,8 +224,6 @@ func (p *parser) statement() error {
 	switch {
 	case strings.HasPrefix(p.src[p.i:], "--"):
 		return p.option()
-	case p.peek() == '`':
-		return p.fail(p.i, "shell commands (`...`) run on the machine under test in packetdrill; tcpwalk probes a remote host and cannot run them there: remove the line")
 	case p.peek() == '%':
 		if d := p.directiveName(); isHeader(d) {
 			return p.header(d)
@@ -252,22 +253,40 @@ func (p *parser) statement() error {
 			return err
 		}
 		ev.Kind, ev.Segment = Packet, seg
+	case c == '%' && strings.HasPrefix(p.src[p.i:], "%{"):
+		if err := p.inline(&ev); err != nil {
+			return err
+		}
 	case c == '%':
 		if err := p.directive(&ev, timed); err != nil {
 			return err
 		}
 	case c == '`':
-		return p.fail(p.i, "shell commands (`...`) run on the machine under test in packetdrill; tcpwalk probes a remote host and cannot run them there: remove the line")
-	case strings.HasPrefix(p.src[p.i:], "..."):
-		return p.fail(p.i, "a blocking system call (`...TIME call(...)`) runs on the stack under test in packetdrill; tcpwalk cannot make calls on a remote host: remove the line (the remote app acts by itself, on %%send data, or through the lab: %%dial)")
-	case isIdentStart(c):
-		at := p.i
-		name := p.word()
-		p.space()
-		if p.peek() == '(' {
-			return p.fail(at, "%s(...) is a system call: packetdrill runs it on the stack under test, but tcpwalk probes a remote host it cannot call into; remove the line (the remote app acts by itself, on %%send data, or through the lab: %%dial)", name)
+		if event, err := p.shell(&ev); err != nil || !event {
+			return err
 		}
-		return p.fail(at, "want `<` (we send), `>` (the remote must send) or a %%directive after the time, got %q", name)
+	case strings.HasPrefix(p.src[p.i:], "..."):
+		// A blocking call, "T...T2 call(...)": it returns by T2; the
+		// remote's app acts when it does, which is what we can ask for.
+		p.i += 3
+		if _, err := p.seconds(); err != nil {
+			return err
+		}
+		p.space()
+		if err := p.call(&ev); err != nil {
+			if errors.Is(err, errNoEvent) {
+				return nil
+			}
+			return err
+		}
+		ev.Time.Range = false
+	case isIdentStart(c):
+		if err := p.call(&ev); err != nil {
+			if errors.Is(err, errNoEvent) {
+				return nil
+			}
+			return err
+		}
 	case p.eol():
 		return p.fail(p.i, "want `<`, `>` or a %%directive after the time, got end of line")
 	default:
@@ -406,8 +425,15 @@ func (p *parser) option() error {
 			return p.fail(start, "want --tolerance_percent=P with P from 0 to 100, got %q", val)
 		}
 		p.s.TolerancePercent = f
+	case "ip_version":
+		if val != "ipv4" {
+			return p.fail(start, "--ip_version=%s: tcpwalk's scripts run over IPv4 (--ip_version=ipv4)", val)
+		}
+		p.assume("the machine under test speaks IPv4 (--ip_version=ipv4)")
 	default:
-		return p.fail(start, "packetdrill option --%s has no meaning against a remote host; tcpwalk takes --tolerance_usecs=N and --tolerance_percent=P", name)
+		// packetdrill's other options set up its own end (addresses,
+		// devices, the local stack): an assumption, not refused.
+		p.assume("packetdrill option " + strings.TrimSpace(p.src[start:p.i]) + " is packetdrill's own set-up: not applied")
 	}
 	return p.end()
 }
@@ -432,14 +458,14 @@ func (p *parser) directiveName() string {
 
 func isHeader(d string) bool {
 	switch d {
-	case "port", "summary", "allow-retransmissions", "needs", "optional":
+	case "port", "summary", "allow-retransmissions", "needs", "optional", "deviation":
 		return true
 	}
 	return false
 }
 
 // directives lists the directives for messages.
-const directives = "%port N, %summary TEXT, %allow-retransmissions, %needs lab, %optional TEXT, %dial, %send \"TEXT\", %expect-state STATE, %wait SECONDS"
+const directives = "%port N, %summary TEXT, %allow-retransmissions, %needs lab, %optional TEXT, %deviation NAME TEXT, %dial, %send \"TEXT\", %expect-state STATE, %wait SECONDS"
 
 // header reads an untimed directive.
 func (p *parser) header(d string) error {
@@ -478,6 +504,15 @@ func (p *parser) header(d string) error {
 		if p.s.Optional == "" {
 			return p.fail(start, "want %%optional TEXT: the optional behaviour (a MAY) the script expects")
 		}
+	case "deviation":
+		name := p.word()
+		p.space()
+		why := strings.TrimSpace(p.src[p.i:])
+		p.i = len(p.src)
+		if name == "" || why == "" {
+			return p.fail(start, "want %%deviation NAME TEXT: the deviation's name (what the stack does instead, e.g. silent-on-ack-above-snd-nxt) and the rule it departs from")
+		}
+		p.s.Deviation, p.s.DeviationWhy = name, why
 	}
 	return p.end()
 }
@@ -534,7 +569,7 @@ func (p *parser) directive(ev *Event, timed bool) error {
 			return p.fail(at, "want 1 to %d bytes after %%send, got %d", maxPayload, len(b))
 		}
 		ev.Kind, ev.Data = Send, b
-	case "port", "summary", "allow-retransmissions", "needs", "optional":
+	case "port", "summary", "allow-retransmissions", "needs", "optional", "deviation":
 		return p.fail(start, "%%%s is a setting, not an event: write it without a time, on its own line", d)
 	default:
 		return p.fail(start, "unknown directive %%%s: want one of %s", d, directives)
@@ -631,6 +666,20 @@ func (p *parser) segment() (*Segment, error) {
 	}
 	seg.Flags = flags
 	p.space()
+	if strings.HasPrefix(p.src[p.i:], "...(") && seg.Dir == FromRemote {
+		// packetdrill's "...(len)": any sequence number (the remote's
+		// choice, e.g. the ISS of a SYN,ACK on a new connection).
+		p.i += 4
+		n, err := p.digits(maxPayload, "the data length of ...(len)")
+		if err != nil {
+			return nil, err
+		}
+		if err := p.expect(')', "after the length (...(len))"); err != nil {
+			return nil, err
+		}
+		seg.AnySeq, seg.End = true, uint32(n)
+		return p.segmentFields(seg)
+	}
 	// start:end(len), or *:*(len) on a ">" line (tcpwalk's extension: any
 	// sequence number, e.g. the new ISS of a TIME_WAIT reopened, which
 	// the RFC leaves to the stack above a bound).
@@ -682,6 +731,12 @@ func (p *parser) segment() (*Segment, error) {
 	if n > maxPayload {
 		return nil, p.fail(lat, "length %d does not fit one IPv4 packet (at most %d bytes of data)", n, maxPayload)
 	}
+	return p.segmentFields(seg)
+}
+
+// segmentFields reads what follows start:end(len): ack, win, urg, the
+// options and a payload.
+func (p *parser) segmentFields(seg *Segment) (*Segment, error) {
 	for {
 		p.space()
 		if p.eol() {

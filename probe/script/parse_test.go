@@ -143,11 +143,11 @@ func TestParseErrors(t *testing.T) {
 		want string // file:line:col: and a part of the message
 	}{
 		{"empty script", "// nothing\n", "e.pkt:1:1: no events"},
-		{"syscall", "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3", "e.pkt:1:3: socket(...) is a system call"},
-		{"syscall after packets", "0 < S 0:0(0)\n+0 listen(3, 1) = 0", "e.pkt:2:4: listen(...) is a system call"},
-		{"blocking syscall", "+0 ...0.1 read(4, ..., 10) = 10", "e.pkt:1:4: a blocking system call"},
-		{"shell command", "`sysctl -q net.ipv4.tcp_timestamps=0`", "e.pkt:1:1: shell commands"},
-		{"packetdrill option", "--ip_version=ipv4\n0 < S 0:0(0)", "e.pkt:1:1: packetdrill option --ip_version has no meaning"},
+		{"syscall only", "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3", "e.pkt:1:1: no events"},
+		{"unclosed call", "0 < S 0:0(0)\n+0 listen(3, 1 = 0", "e.pkt:2:10: the argument list of listen( is not closed"},
+		{"unclosed shell", "0 < S 0:0(0)\n+0 `sysctl -w a=1", "e.pkt:2:4: the shell command is not closed"},
+		{"ip version 6", "--ip_version=ipv6\n0 < S 0:0(0)", "e.pkt:1:1: --ip_version=ipv6: tcpwalk's scripts run over IPv4"},
+		{"connect twice", "0 connect(3, ..., ...) = 0\n+0 connect(3, ..., ...) = 0", "e.pkt:2:4: connect() given twice"},
 		{"packet without time", "< S 0:0(0)", "e.pkt:1:1: want the time before '<'"},
 		{"bad flags", "0 < SX 0:0(0)", "e.pkt:1:5: want TCP flags from S . F R P U E W"},
 		{"flag twice", "0 < SS 0:0(0)", `e.pkt:1:5: flag 'S' given twice in "SS"`},
@@ -202,7 +202,7 @@ func TestParseErrors(t *testing.T) {
 // TestParseErrorsAllLines checks that a parse goes on after a bad line, so
 // that one run shows every mistake.
 func TestParseErrorsAllLines(t *testing.T) {
-	src := "0 < S 0:0(0)\n+0 > Q 0:0(0)\n+0 close(3) = 0\n+0 > S. 0:0(0) ack 1\n"
+	src := "0 < S 0:0(0)\n+0 > Q 0:0(0)\n+0 close(3 = 0\n+0 > S. 0:0(0) ack 1\n"
 	_, err := Parse("m.pkt", []byte(src))
 	var list ErrorList
 	if !errors.As(err, &list) {
@@ -212,7 +212,7 @@ func TestParseErrorsAllLines(t *testing.T) {
 	for _, e := range list {
 		got = append(got, e.Pos)
 	}
-	if diff := cmp.Diff([]Pos{{2, 6}, {3, 4}}, got); diff != "" {
+	if diff := cmp.Diff([]Pos{{2, 6}, {3, 9}}, got); diff != "" {
 		t.Errorf("error positions (-want +got):\n%s", diff)
 	}
 }
@@ -252,7 +252,7 @@ func TestWireSegString(t *testing.T) {
 // TestParseStackNeutral: the extensions for where stacks may differ parse
 // into the fields the runner matches with, and only on expected lines.
 func TestParseStackNeutral(t *testing.T) {
-	src := "%needs lab\n%optional RFC 5961 §4.2 challenge ACK\n%port 7001\n" +
+	src := "%needs lab\n%optional RFC 5961 §4.2 challenge ACK\n%deviation silent-on-x RFC 9293 §3.10.7.4 answers it\n%port 7001\n" +
 		"0 < S 0:0(0) win 65535 <mss 1460>\n" +
 		"+0 > S. 0:0(0) ack 1 <mss *,sackOK?,TS? val 1 ecr 100,wscale? *>\n" +
 		"+0 >? . 1:1(0) ack 1\n" +
@@ -261,8 +261,8 @@ func TestParseStackNeutral(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.NeedsLab || s.Optional != "RFC 5961 §4.2 challenge ACK" {
-		t.Errorf("NeedsLab %v, Optional %q", s.NeedsLab, s.Optional)
+	if !s.NeedsLab || s.Optional != "RFC 5961 §4.2 challenge ACK" || s.Deviation != "silent-on-x" || s.DeviationWhy != "RFC 9293 §3.10.7.4 answers it" {
+		t.Errorf("NeedsLab %v, Optional %q, Deviation %q %q", s.NeedsLab, s.Optional, s.Deviation, s.DeviationWhy)
 	}
 	synack := s.Events[1].Segment
 	if !synack.Negotiated || len(synack.Options) != 4 || !synack.Options[0].AnyValue || !synack.Options[1].Optional ||
@@ -273,12 +273,13 @@ func TestParseStackNeutral(t *testing.T) {
 		t.Errorf("MayBeAbsent %v, AnySeq %v", s.Events[2].Segment.MayBeAbsent, s.Events[3].Segment.AnySeq)
 	}
 	for _, bad := range []string{
-		"0 < S 0:0(0) win 65535 <mss *>\n",      // we send exact values
-		"0 <? S 0:0(0) win 65535\n",             // we send what we inject
-		"0 < S *:*(0) win 65535\n",              // and exact numbers
-		"%needs root\n0 < S 0:0(0) win 65535\n", // only the lab
-		"0 > S. 0:0(0) ack 1 <nop?>\n",          // only negotiated options
-		"%optional\n0 < S 0:0(0) win 65535\n",   // say which
+		"0 < S 0:0(0) win 65535 <mss *>\n",       // we send exact values
+		"0 <? S 0:0(0) win 65535\n",              // we send what we inject
+		"0 < S *:*(0) win 65535\n",               // and exact numbers
+		"%needs root\n0 < S 0:0(0) win 65535\n",  // only the lab
+		"0 > S. 0:0(0) ack 1 <nop?>\n",           // only negotiated options
+		"%optional\n0 < S 0:0(0) win 65535\n",    // say which
+		"%deviation x\n0 < S 0:0(0) win 65535\n", // and why
 	} {
 		if _, err := Parse("bad.pkt", []byte(bad)); err == nil {
 			t.Errorf("%q parsed; want an error", bad)

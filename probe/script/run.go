@@ -31,6 +31,14 @@ type Config struct {
 	Oracle walk.Oracle
 	// MaxWait bounds a "*" wait; zero means DefaultMaxWait.
 	MaxWait time.Duration
+	// DialTrigger, when set, makes the remote connect to us for %dial and
+	// connect() instead of Lab (walk's --dial-trigger: wait:PORT,
+	// connect-back:...); the SYN may take up to its Wait.
+	DialTrigger walk.DialTrigger
+	// ClosedPort is a port of the remote where nothing listens, for the
+	// scripts whose socket is never listening nor connected (a packetdrill
+	// socket in CLOSED); zero skips them.
+	ClosedPort uint16
 	// Slack is how much later than its line's time (tolerance included) an
 	// expected segment may still come: packetdrill times a local stack,
 	// tcpwalk a remote one behind a path with its own delay. Zero means
@@ -38,12 +46,8 @@ type Config struct {
 	Slack time.Duration
 	// Lossy says the path loses or duplicates segments (the user says so,
 	// or the lab is impaired): the runner then plays lines as TCP would
-	// on such a path (see loss.go) from the start, not only once a script
-	// saw evidence of it.
+	// on such a path (see loss.go).
 	Lossy bool
-
-	// path is what the scripts of one RunAll learned about the path.
-	path *pathLoss
 }
 
 // Dialer asks the remote host to connect to a port of ours (%dial). Dial
@@ -65,6 +69,9 @@ const (
 // timestamp, not by our scheduling.
 const readGrace = 50 * time.Millisecond
 
+// dialBusyWait bounds how long a dial waits for a busy lab client.
+const dialBusyWait = 30 * time.Second
+
 // oracleSettle is how long %expect-state polls the oracle for the state
 // to appear: our last segment may still be on its way through the remote's
 // stack.
@@ -74,9 +81,6 @@ const oracleSettle = 200 * time.Millisecond
 // port), and returns their results in the order given.
 func RunAll(ctx context.Context, cfg Config, scripts []*Script, parallel int) []walk.Result {
 	parallel = max(parallel, 1)
-	if cfg.path == nil {
-		cfg.path = &pathLoss{}
-	}
 	out := make([]walk.Result, len(scripts))
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
@@ -108,13 +112,23 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 	case cfg.Slack < 0:
 		cfg.Slack = 0
 	}
-	if cfg.path == nil {
-		cfg.path = &pathLoss{}
-	}
 	res := walk.Result{Scenario: s.Name, Summary: s.Summary, Start: time.Now(), Oracle: cfg.Oracle != nil}
 	port := cfg.Port
 	if port == 0 {
 		port = s.Port
+	}
+	for _, a := range s.Assumptions {
+		res.Assumptions = append(res.Assumptions, fmt.Sprintf("line %d: %s", a.Pos.Line, a.Text))
+	}
+	if s.Packetdrill {
+		res.Assumptions = append(res.Assumptions, "the window and the option layout of \">\" lines are the stack the script was written for's own choice: not compared (flags, numbers, lengths and option kinds are)")
+	}
+	if s.Closed() {
+		port = cfg.ClosedPort
+		if port == 0 {
+			return skipClosed(res)
+		}
+		res.Assumptions = append(res.Assumptions, fmt.Sprintf("nothing listens at port %d (the script's socket is in CLOSED)", port))
 	}
 	end := func(v walk.Verdict, reason string) walk.Result {
 		res.Verdict, res.Reason, res.Duration = v, reason, time.Since(res.Start)
@@ -127,8 +141,8 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 	if s.NeedsLab && cfg.Lab == nil {
 		return end(walk.Skipped, "the script needs the lab (%needs lab: its control port or client), and the target is not the lab (run against it, or with --lab)")
 	}
-	if s.Dials && cfg.Lab == nil {
-		return end(walk.Skipped, "%dial needs the remote host to connect to us: only the lab's client can be asked to (run against the lab)")
+	if s.Dials && cfg.Lab == nil && cfg.DialTrigger == nil {
+		return end(walk.Skipped, ReasonNoDialer)
 	}
 	if port == 0 && !s.Dials {
 		return end(walk.Inconclusive, "no remote port: give %port in the script or HOST:PORT")
@@ -139,7 +153,11 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 		err  error
 	)
 	if s.Dials {
-		flow, err = cfg.Prober.Listen(0)
+		var at uint16
+		if cfg.DialTrigger != nil {
+			at = cfg.DialTrigger.Port()
+		}
+		flow, err = cfg.Prober.Listen(at)
 	} else {
 		flow, err = cfg.Prober.NewFlow(port, 0)
 		r.connected = true
@@ -153,6 +171,14 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 	r.flow, r.iss = flow, uint32(r.c.ISS)
 	res.Local = r.flow.Local
 	err = r.run(ctx)
+	if err == nil && s.Packetdrill && res.Verdict != walk.Skipped && len(s.Events) > 0 {
+		// packetdrill's last lines are often a final close() that is
+		// clean-up here: what the remote sends right after the last
+		// line (an answer to our last segment) is still judged, for a
+		// little while, so that a verdict does not hang on a race.
+		last := s.Events[len(s.Events)-1]
+		err = r.quiet(ctx, time.Now().Add(readGrace), &Event{Pos: last.Pos, Text: "the end of the script"})
+	}
 	if ctx.Err() != nil && (err == nil || errors.Is(err, errStop)) {
 		// Cut short: a wait the signal ended may have looked like the
 		// silence a line wants. The rest of the script never ran.
@@ -175,14 +201,6 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 	// Kernel timestamps order the record: a reply may have come before
 	// our next segment went out, though we read it after.
 	segs := r.c.Rec.Snapshot()
-	for _, sg := range segs {
-		if sg.Duplicate {
-			// Byte-identical within tcpconn.DupWindow: the path's copy,
-			// which no stack sends. Later scripts take the path as lossy.
-			cfg.path.saw("the path duplicated segments")
-			break
-		}
-	}
 	sort.SliceStable(segs, func(i, j int) bool { return segs[i].At.Before(segs[j].At) })
 	res.Segments = segs
 	res.Duration = time.Since(res.Start)
@@ -190,6 +208,16 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 	if s.Optional != "" && res.Verdict == walk.Fail {
 		res.Verdict = walk.Skipped
 		res.Reason = "not implemented (optional): " + s.Optional + "; the remote answered otherwise (" + res.Reason + ")"
+	}
+	if s.Deviation != "" && res.Verdict == walk.Fail {
+		// The failed line is the deviation's evidence.
+		for i := range res.Checks {
+			if c := &res.Checks[i]; c.Verdict == walk.Fail {
+				c.Verdict, c.Deviation, c.Level = walk.Deviation, s.Deviation, "SHOULD"
+				c.Reason = s.DeviationWhy + " (" + c.Reason + ")"
+			}
+		}
+		res.Verdict, res.Reason = walk.Deviation, s.Deviation+": "+s.DeviationWhy
 	}
 	return res
 }
@@ -293,7 +321,13 @@ type runner struct {
 	ts map[uint32]uint32
 
 	t0, prev time.Time // script start, the previous event's real time
-	zeros    []byte
+	// actionRTT is the round trip of the app action just asked for: the
+	// next expected segment may come that much later.
+	actionRTT time.Duration
+	// pending is a segment read while waiting for a time it came after:
+	// it belongs to the next event.
+	pending *in
+	zeros   []byte
 	// held is a segment a ">?" line did not take, for the next line.
 	held *in
 	// noTS: the remote's SYN or SYN,ACK came without TSopt, so ours are
@@ -351,6 +385,12 @@ func (r *runner) run(ctx context.Context) error {
 			err = r.wait(ctx, ev)
 		case Send:
 			err = r.send(ctx, ev)
+		case App:
+			err = r.app(ctx, i)
+		case Note:
+			err = r.note(ctx, ev)
+		case Unsupported:
+			err = r.unsupported(ctx, ev)
 		default:
 			err = fmt.Errorf("line %d: unknown event", ev.Pos.Line)
 		}
@@ -448,6 +488,10 @@ func (r *runner) read(ctx context.Context, deadline time.Time) (*in, error) {
 		r.held = nil
 		return g, nil
 	}
+	if g := r.pending; g != nil {
+		r.pending = nil
+		return g, nil
+	}
 	rp, err := r.c.Next(ctx, deadline)
 	if err != nil {
 		return nil, err
@@ -540,6 +584,12 @@ func (r *runner) quiet(ctx context.Context, until time.Time, ev *Event) error {
 		if err != nil {
 			return err
 		}
+		if g.at.After(until) {
+			// Came after the line's time (by the kernel's clock), though
+			// read now: the next event judges it.
+			r.pending = g
+			return nil
+		}
 		r.observe(g)
 		if g.retrans {
 			if again, err := r.passOver(g); err != nil {
@@ -568,7 +618,11 @@ func (r *runner) quiet(ctx context.Context, until time.Time, ev *Event) error {
 func (r *runner) expect(ctx context.Context, ev *Event) error {
 	want := ev.Segment
 	from, to, tol := r.window(ev.Time)
-	deadline := to.Add(tol + r.cfg.Slack)
+	// A remote app action just asked for (close(), write()) happened
+	// somewhere in the control request's round trip: it may come that
+	// much later.
+	deadline := to.Add(tol + r.cfg.Slack + r.actionRTT)
+	r.actionRTT = 0
 	tries, waits := 0, 0
 	absent := func(why string) error {
 		r.check(walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: why, Verdict: walk.Pass,
@@ -687,8 +741,11 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 		}
 		// A "> S" line binds the remote's ISS (packetdrill's relative
 		// numbers): its start is the ISS's offset.
-		if want.Flags.Has(craft.FlagSYN) && g.flags.Has(craft.FlagSYN) && !r.haveIRS {
+		if want.Flags.Has(craft.FlagSYN) && g.flags.Has(craft.FlagSYN) && (!r.haveIRS || want.AnySeq) {
 			r.irs, r.haveIRS = g.seq-want.Start, true
+			if want.AnySeq {
+				r.irs = g.seq
+			}
 		}
 		diffs := r.diff(want, g)
 		if want.MayBeAbsent && len(diffs) > 0 && g.icmp == "" && !(g.retrans && r.s.AllowRetransmissions) {
@@ -733,6 +790,9 @@ func (r *runner) expect(ctx context.Context, ev *Event) error {
 		}
 		if g.retrans && r.s.AllowRetransmissions {
 			continue
+		}
+		if r.listenerMissing(want, g) {
+			return errStop
 		}
 		c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.Text, Received: r.describe(g),
 			Verdict: walk.Fail, Reason: strings.Join(diffs, "; ")}
@@ -833,13 +893,17 @@ func (r *runner) diff(want *Segment, g *in) []string {
 	if want.HasAck && w.Ack != want.Ack {
 		d = append(d, fmt.Sprintf("ack %d, want %d", w.Ack, want.Ack))
 	}
-	if want.HasWin && g.win != want.Win {
+	if want.HasWin && g.win != want.Win && !r.s.Packetdrill {
 		d = append(d, fmt.Sprintf("win %d, want %d", g.win, want.Win))
 	}
 	if want.HasUrg && g.urg != want.Urg {
 		d = append(d, fmt.Sprintf("urg %d, want %d", g.urg, want.Urg))
 	}
-	if !want.AnyOptions && (want.Negotiated && !negotiatedOptions(w.Options, want.Options) || !want.Negotiated && !sameOptions(w.Options, want.Options)) {
+	if r.s.Packetdrill {
+		if !want.AnyOptions && !sameOptionKinds(w.Options, want.Options) {
+			d = append(d, fmt.Sprintf("options <%s>, want <%s> (kinds compared)", optionsText(w.Options), optionsText(want.Options)))
+		}
+	} else if !want.AnyOptions && (want.Negotiated && !negotiatedOptions(w.Options, want.Options) || !want.Negotiated && !sameOptions(w.Options, want.Options)) {
 		d = append(d, fmt.Sprintf("options <%s>, want <%s>", optionsText(w.Options), optionsText(want.Options)))
 	}
 	return d
@@ -1066,7 +1130,29 @@ func (r *runner) dial(ctx context.Context, ev *Event) error {
 	// when the call starts: the client's SYN may come before the lab
 	// confirms the request.
 	asked := time.Now()
-	if err := r.cfg.Lab.Dial(ctx, r.flow.Local.Port()); err != nil {
+	var dial func(context.Context, uint16) error
+	if t := r.cfg.DialTrigger; t != nil {
+		// A trigger's remote (a user's client, a server connecting
+		// back) may take up to its Wait to send the SYN.
+		dial = t.Dial
+		defer func() { r.actionRTT = t.Wait() }()
+	} else if h, ok := r.cfg.Lab.(HoldDialer); ok && r.s.Packetdrill {
+		// connect(): the client's socket closes when the script says.
+		dial = h.DialHold
+	} else {
+		dial = r.cfg.Lab.Dial
+	}
+	err := dial(ctx, r.flow.Local.Port())
+	// A lab client busy with other dials (a suite run in parallel) is
+	// asked again: the script starts later, its absolute times with it.
+	for busy := time.Now().Add(dialBusyWait); err != nil && strings.Contains(err.Error(), `"busy"`) && time.Now().Before(busy) && ctx.Err() == nil; {
+		time.Sleep(20 * time.Millisecond)
+		again := time.Now()
+		err = dial(ctx, r.flow.Local.Port())
+		r.t0 = r.t0.Add(again.Sub(asked))
+		asked = again
+	}
+	if err != nil {
 		c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: "the lab's client connects to us", Received: "nothing"}
 		c.Verdict, c.Reason = walk.Unfinished(err)
 		r.check(c)

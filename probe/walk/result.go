@@ -110,6 +110,10 @@ type Result struct {
 	Segments []Segment      `json:"segments"`
 	// Disagreements counts checks where the wire and the kernel differ.
 	Disagreements int `json:"disagreements"`
+	// Assumptions are what the result rests on and was not checked: the
+	// settings and set-up a script (a packetdrill one) takes for granted
+	// on the machine under test, and its observations left unchecked.
+	Assumptions []string `json:"assumptions,omitempty"`
 }
 
 // finish computes the overall verdict.
