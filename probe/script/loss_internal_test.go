@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
 // lossRunner is a runner in ESTABLISHED after a handshake and 6 bytes of
@@ -123,5 +124,22 @@ func TestUnseen(t *testing.T) {
 	}
 	if r.unseen(&Segment{Flags: craft.FlagACK, Start: 1, End: 1}) || r.unseen(&Segment{Flags: craft.FlagSYN | craft.FlagACK}) {
 		t.Errorf("a bare ACK or a SYN: unseen")
+	}
+}
+
+// TestSYNAgainKeepsTheModel: a retransmitted SYN,ACK that comes after our
+// data and FIN does not put the model back to a new connection (our next
+// sequence number 1), which made a later ACK of our FIN look like an ACK
+// of more than we sent.
+func TestSYNAgainKeepsTheModel(t *testing.T) {
+	r := lossRunner()
+	r.c = nil
+	r.seen = map[[2]uint32]bool{}
+	r.m.ourNext, r.m.ourFIN, r.m.ourFINSeq, r.m.state = 8, true, 7, "CLOSE_WAIT"
+	g := r.seg(craft.FlagSYN|craft.FlagACK, 0, 1, 0)
+	g.retrans, g.seg = true, &walk.Segment{}
+	r.observeModel(g)
+	if r.m.ourNext != 8 || r.m.state != "CLOSE_WAIT" || !r.m.ourFIN {
+		t.Errorf("after a SYN,ACK again: ourNext %d, state %s, ourFIN %v; want 8, CLOSE_WAIT, true", r.m.ourNext, r.m.state, r.m.ourFIN)
 	}
 }

@@ -541,9 +541,23 @@ func (r *runner) rel(g *in) *wireSeg {
 
 // observe moves the model for a received segment and stamps the states.
 func (r *runner) observe(g *in) {
+	r.observeModel(g)
+	r.c.Rec.States("", r.m.state)
+	r.noteState()
+}
+
+// observeModel moves the wire model for g and stamps its relative numbers.
+func (r *runner) observeModel(g *in) {
 	if g.icmp == "" {
 		w := r.rel(g)
-		r.m.remoteSent(g.flags, w.Seq, w.Ack, uint32(len(g.payload)))
+		// A SYN again (its ISS known: the engine's retransmission or
+		// repeat) starts nothing: taken as a new SYN it would put our
+		// next sequence number back to its ACK field, 1, after we sent
+		// data or a FIN (a late copy, or one a lossy path made us wait
+		// for).
+		if !(g.retrans && g.flags.Has(craft.FlagSYN)) {
+			r.m.remoteSent(g.flags, w.Seq, w.Ack, uint32(len(g.payload)))
+		}
 		if g.flags.Has(craft.FlagSYN) && !g.flags.Has(craft.FlagRST) {
 			r.remoteSYNs[synKind(g.flags)] = true
 		}
@@ -556,8 +570,6 @@ func (r *runner) observe(g *in) {
 		}
 		s.RelAck = w.Ack
 	}
-	r.c.Rec.States("", r.m.state)
-	r.noteState()
 }
 
 // describe writes a received segment for a check.
