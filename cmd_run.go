@@ -77,10 +77,19 @@ An expected segment may come max(4 ms, 12.5% of the gap) early or late, and
 --slack later still (the path's delay). A script stops at its first check
 that does not pass and ends with a RST so that the remote keeps nothing.
 
+On a lossy path (--lossy; by default against a lab made with --loss or
+--dup) a missing answer makes
+tcpwalk send its segments again as TCP would (3 tries, 600 ms apart, the
+same bytes), the remote's retransmissions and repeats are passed over, and
+a difference loss can explain is INCONCLUSIVE with the reason, never FAIL.
+Other options, window or data in the line's own segment, or an ACK of more
+than we sent, still FAIL.
+
 Examples:
    tcpwalk run 198.18.0.2 scripts/conformance/*.pkt
    tcpwalk run --junit run.xml --pcap run.pcapng 198.18.0.2 my.pkt
    tcpwalk run --oracle-netns tcpwalk-target 198.18.0.2:7001 handshake.pkt
+   tcpwalk run --lossy 198.18.0.2 scripts/conformance/*.pkt
    tcpwalk run --parallel 16 198.18.0.2 ../shared/suites/freebsd-tcp-testsuite-state-event-engine/*.pkt
 
 Exit status: 0 every script passed (or was skipped), 1 a script failed or
@@ -92,6 +101,7 @@ file:line:col), 3 environment error or the target answered nothing.`,
 			&cli.IntFlag{Name: "parallel", Value: 4, Usage: "scripts run at once, each on its own source port (1-64)"},
 			&cli.DurationFlag{Name: "slack", Value: script.DefaultSlack, Usage: "extra lateness allowed on expected segments, for the path's delay"},
 			&cli.DurationFlag{Name: "max-wait", Value: script.DefaultMaxWait, Usage: "how long an expected segment timed * may take"},
+			&cli.BoolFlag{Name: "lossy", Usage: "the path loses or duplicates segments: send ours again as TCP would, and call what loss explains inconclusive (default: when the lab is impaired)"},
 			&cli.StringFlag{Name: "dial-trigger", Usage: "how to make the remote connect to us for connect() and %dial: lab, wait:PORT[:WAIT], connect-back:PORT:TEXT (default: the lab's client against the lab, else those scripts are skipped)"},
 			&cli.UintFlag{Name: "closed-port", Usage: "a port with no listener, for packetdrill scripts whose socket is in CLOSED (default: the lab's 7009; elsewhere they are skipped)"},
 			&cli.BoolFlag{Name: "ladder", Usage: "draw every script as a ladder diagram, not only the failed ones"},
@@ -138,7 +148,7 @@ func runScripts(c *cli.Context) error {
 	if cp > 65535 {
 		return usageErr("--closed-port %d: want 1 to 65535", cp)
 	}
-	cfg := script.Config{Port: port, MaxWait: maxWait, Slack: slack, ClosedPort: uint16(cp)}
+	cfg := script.Config{Port: port, MaxWait: maxWait, Slack: slack, ClosedPort: uint16(cp), Lossy: c.Bool("lossy")}
 	if slack == 0 {
 		cfg.Slack = -1 // none
 	}
@@ -150,6 +160,9 @@ func runScripts(c *cli.Context) error {
 			labNS = l.Prober
 		}
 		cfg.Lab = &walk.LabTarget{Addr: l.TargetAddr, NS: labNS}
+		if loss, dup, err := l.Impairment(); err == nil && (loss > 0 || dup > 0) {
+			cfg.Lossy = true // lab up --loss/--dup
+		}
 		if cfg.ClosedPort == 0 {
 			cfg.ClosedPort = lab.PortClosed
 		}

@@ -145,6 +145,40 @@ func TestRunCLINoListener(t *testing.T) {
 	}
 }
 
+// TestRunCLIOnALossyLab: against a lab made lossy (lab up --loss), `run`
+// takes the path for lossy by itself: no script FAILs (on a clean path all
+// pass), some may end INCONCLUSIVE with the reason (exit status 1).
+func TestRunCLIOnALossyLab(t *testing.T) {
+	l := labtest.New(t)
+	if err := l.Impair(20, 5); err != nil {
+		t.Fatalf("impair the lab: %v", err)
+	}
+	scripts, err := filepath.Glob("scripts/conformance/*.pkt")
+	if err != nil || len(scripts) == 0 {
+		t.Fatalf("no scripts in scripts/conformance (%v)", err)
+	}
+	args := append([]string{"--netns", l.Prober.Name, "run", "--slack", "100ms", l.TargetAddr.String()}, scripts...)
+	r := runApp(t, args...)
+	if r.code != exitOK && r.code != exitNoReply {
+		t.Fatalf("exit status %d, want 0 or 1; stderr: %s", r.code, r.stderr)
+	}
+	pass := 0
+	for _, line := range strings.Split(r.stdout, "\n") {
+		switch {
+		case strings.HasPrefix(line, "FAIL"):
+			t.Errorf("on a lossy path: %s", line)
+		case strings.HasPrefix(line, "PASS"):
+			pass++
+		}
+	}
+	if pass == 0 {
+		t.Errorf("no script passed through 20%% loss:\n%s", r.stdout)
+	}
+	if t.Failed() {
+		t.Logf("stdout:\n%s", r.stdout)
+	}
+}
+
 // TestRunFreeBSDSuiteCLI runs FreeBSD's tcp-testsuite state-event-engine
 // scripts (307, beside the checkout) with `tcpwalk run --json` against a
 // fresh lab, as the README's example does: at least 90 % reach pass or

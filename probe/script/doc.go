@@ -126,4 +126,14 @@
 // Received, and "script FILE:LINE" in Rule. The script stops at the first
 // check that does not pass, and ends with an exact RST so that the remote
 // keeps nothing.
+//
+// # Lossy paths
+//
+// On a clean path a script is as strict as packetdrill's. On a path that
+// loses or duplicates segments (Config.Lossy) the
+// runner plays lines as TCP would: it sends the segments the remote has not
+// confirmed again when an answer does not come or the oracle shows the
+// kernel behind, passes over the remote's retransmissions and repeats, and
+// calls a difference that loss explains inconclusive with the reason (see
+// loss.go for what loss cannot explain, which still fails).
 package script

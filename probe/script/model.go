@@ -13,8 +13,9 @@ import (
 // All numbers are relative: ours to our ISS, the remote's to its ISS. A
 // segment of ours only moves the model when the remote would accept it: in
 // order (its sequence number is our next one) and, for an ACK, not
-// acknowledging more than the remote sent. The lab loses nothing, so what we
-// send is taken as received.
+// acknowledging more than the remote sent. What we send is taken as
+// received: on a lossy path the runner checks that against the oracle, or
+// calls what a lost segment explains inconclusive (loss.go).
 type model struct {
 	state string // "" until something tells
 
