@@ -322,9 +322,10 @@ func setup(ctx context.Context, cfg Config, c *conn, state State) error {
 // carried data moved the target's RCV.NXT past our SND.NXT, where its ACKs
 // say it is.
 func tidy(c *conn, state State, replies []Reply) {
-	if state != StateNone {
-		c.e.Tidy()
-	}
+	// Also without a connection (StateNone): a SYN probe whose answer was
+	// not read (a run interrupted right after it) left a SYN_RCVD, which
+	// the engine resets at SYN+1.
+	c.e.Tidy()
 	ack := (craft.FlagACK).String()
 	for _, r := range replies {
 		switch {
