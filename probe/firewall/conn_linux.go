@@ -40,6 +40,11 @@ type conn struct {
 	heard          []heardSeg
 	synAck         craft.Packet
 	tries, retries int
+	// probeEnd is where a probe that carried data (or a FIN) ends, when
+	// one went out on the connection: the target's RCV.NXT may be there
+	// now, past SND.NXT, and only a RST at it is in the window (tidy).
+	probeEnd    tcpconn.Seq
+	hasProbeEnd bool
 }
 
 func newConn(f *probe.Flow, tm Timing) *conn {

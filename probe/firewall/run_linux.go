@@ -232,6 +232,13 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 			tidy(c, r.state, replies)
 			return cell, sendsOf(c)
 		}
+		if n := len(seg.Payload); seg.Flags&craft.FlagRST == 0 && (n > 0 || seg.Flags&craft.FlagFIN != 0) {
+			end := tcpconn.Seq(seg.Seq).Add(tcpconn.Size(n))
+			if seg.Flags&craft.FlagFIN != 0 {
+				end = end.Add(1)
+			}
+			c.probeEnd, c.hasProbeEnd = end, true
+		}
 		last = at
 		o.copies++
 		o.sent = craft.IPv4(append([]byte(nil), f.LastSent()...))
@@ -326,6 +333,12 @@ func tidy(c *conn, state State, replies []Reply) {
 	// not read (a run interrupted right after it) left a SYN_RCVD, which
 	// the engine resets at SYN+1.
 	c.e.Tidy()
+	if state != StateNone && c.hasProbeEnd && c.probeEnd != c.e.SndNxt {
+		// The probe's data may have moved the target's RCV.NXT past
+		// SND.NXT, out of the engine's RST's window; its ACK, which says
+		// so, may not have been read (a run interrupted right after).
+		_ = c.e.SendRaw(craft.FlagRST, c.probeEnd, 0, nil, "tidy: reset past the probe's data")
+	}
 	ack := (craft.FlagACK).String()
 	for _, r := range replies {
 		switch {
