@@ -194,7 +194,9 @@ func (p *parser) call(ev *Event) error {
 	ret := ""
 	if p.peek() == '=' {
 		p.i++
-		ret = strings.Fields(strings.TrimSpace(p.src[p.i:]) + " ")[0]
+		if f := strings.Fields(p.src[p.i:]); len(f) > 0 {
+			ret = f[0]
+		}
 	}
 	p.i = len(p.src)
 	arg := func(n int) string {
