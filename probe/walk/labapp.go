@@ -61,10 +61,33 @@ func (l *LabTarget) DialHold(ctx context.Context, port uint16) error {
 // App makes the lab's application end of our connection from local port
 // peerPort act, out of band (the connection itself carries no command):
 // action is "close", "shutdown", "rst" or "write N".
+// appTries and appRetry bound App's asking again while the lab has not
+// tracked the connection yet: 10 tries, 50 ms apart.
+const (
+	appTries = 10
+	appRetry = 50 * time.Millisecond
+)
+
 func (l *LabTarget) App(ctx context.Context, peerPort uint16, action string) error {
-	got, err := l.labAsk(ctx, fmt.Sprintf("app %d %s", peerPort, action))
-	if err != nil {
-		return fmt.Errorf("ask the lab app to %s: %w", action, err)
+	var got string
+	// "none" may be the lab not having tracked the connection yet: its
+	// accept (or its dial's return) runs beside the handshake that our
+	// script has already seen complete. Ask again for a short while.
+	for try := 0; ; try++ {
+		var err error
+		if got, err = l.labAsk(ctx, fmt.Sprintf("app %d %s", peerPort, action)); err != nil {
+			return fmt.Errorf("ask the lab app to %s: %w", action, err)
+		}
+		if got != "none" || try == appTries-1 {
+			break
+		}
+		t := time.NewTimer(appRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("ask the lab app to %s: %w", action, ctx.Err())
+		case <-t.C:
+		}
 	}
 	switch got {
 	case "ok":
