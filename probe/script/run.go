@@ -44,6 +44,13 @@ type Config struct {
 	// tcpwalk a remote one behind a path with its own delay. Zero means
 	// DefaultSlack; negative means none.
 	Slack time.Duration
+	// CloseTrigger, when set and there is no lab app control, makes a
+	// packetdrill close() or shutdown(SHUT_WR) of the remote app in
+	// ESTABLISHED with a request on the connection (walk's
+	// --close-trigger http, string:..., hex:...; see trigger.go): the
+	// script's sequence numbers are offset by the request's and the
+	// answer's lengths after it.
+	CloseTrigger walk.Trigger
 	// Lossy says the path loses or duplicates segments (the user says so,
 	// or the lab is impaired): the runner then plays lines as TCP would
 	// on such a path (see loss.go).
@@ -359,6 +366,11 @@ type runner struct {
 	dialed bool
 	// remoteSYNs: the remote sent a bare SYN [0], a SYN,ACK [1].
 	remoteSYNs [2]bool
+	// triggered is the line of the app action a close trigger made (0:
+	// none); ourOff and remoteOff are how far it shifted our and the
+	// remote's sequence numbers past the script's (see trigger.go).
+	triggered         int
+	ourOff, remoteOff uint32
 	// seen holds the flags and relative sequence number of every remote
 	// segment with a SYN, FIN or data that came.
 	seen map[[2]uint32]bool
@@ -1330,7 +1342,7 @@ func (r *runner) tidy() {
 	st := r.m.state
 	c.SndNxt = tcpconn.Seq(r.iss + r.m.ourNext)
 	if r.haveIRS {
-		c.IRS, c.RcvNxt = tcpconn.Seq(r.irs), tcpconn.Seq(r.irs+r.m.remoteNext)
+		c.IRS, c.RcvNxt = tcpconn.Seq(r.irs-r.remoteOff), tcpconn.Seq(r.irs+r.m.remoteNext)
 	}
 	// A connection may remain only where the model says so.
 	c.HaveIRS = c.HaveIRS && (synchronized(st) || st == "SYN_SENT")

@@ -86,6 +86,9 @@ func (r *runner) app(ctx context.Context, i int) error {
 	}
 	a, ok := r.cfg.Lab.(AppController)
 	if !ok || r.cfg.Lab == nil {
+		if payload, wait, ok := r.triggerPlan(); ok {
+			return r.closeByTrigger(ctx, i, payload, wait)
+		}
 		r.skip(ev, ReasonNoAppControl)
 		return nil
 	}

@@ -157,6 +157,9 @@ func runSuite(t *testing.T, cfg script.Config) (map[walk.Verdict]int, int, []str
 				t.Errorf("%s: skipped without a reason", r.Scenario)
 			}
 			reasons[script.SkipReason(r.Reason)]++
+			if testing.Verbose() {
+				t.Logf("SKIPPED %s: %s", r.Scenario, r.Reason)
+			}
 			if !knownSkip(script.SkipReason(r.Reason)) {
 				t.Errorf("%s: skipped for an unnamed reason: %s", r.Scenario, r.Reason)
 			}
@@ -186,6 +189,11 @@ func runSuite(t *testing.T, cfg script.Config) (map[walk.Verdict]int, int, []str
 func TestFreeBSDSuiteWithoutLabControl(t *testing.T) {
 	cfg := labConfig(t)
 	cfg.Lab, cfg.Oracle, cfg.Port = nil, nil, lab.PortHTTP
+	trig, err := walk.ParseTrigger("http", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.CloseTrigger = trig
 	counts, n, _ := runSuite(t, cfg)
 	if counts[walk.Pass]+counts[walk.Fail] == 0 || counts[walk.Skipped] == 0 {
 		t.Errorf("%d scripts: %v; want some judged and some skipped", n, counts)
