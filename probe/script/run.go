@@ -386,6 +386,8 @@ func (r *runner) run(ctx context.Context) error {
 		case Packet:
 			if ev.Segment.Dir == FromRemote {
 				err = r.expect(ctx, ev)
+			} else if r.heldOpen(i) {
+				r.skip(ev, ReasonCloseWaitHeld)
 			} else {
 				err = r.inject(ctx, ev)
 			}
@@ -1050,6 +1052,33 @@ func (r *runner) inject(ctx context.Context, ev *Event) error {
 
 // sendSegment builds and sends a "<" segment in absolute numbers.
 func (r *runner) sendSegment(s *Segment, ev *Event) error {
+	seg := r.outgoing(s)
+	if err := r.c.SendVerbatim(&seg, fmt.Sprintf("line %d", ev.Pos.Line)); err != nil {
+		return fmt.Errorf("%s:%d: send %s: %w", r.s.Name, ev.Pos.Line, ev.Text, err)
+	}
+	r.sent = true
+	if out := r.c.Rec.Last(); out != nil {
+		// The script's own numbers: its ACK is relative to the ISS a
+		// "> S" line bound, which the engine may not know.
+		out.RelSeq, out.RelAck = s.Start, 0
+		if r.haveIRS && s.HasAck {
+			out.RelAck = seg.Ack - r.irs
+		}
+	}
+	r.keep(&seg, ev.Pos.Line, r.m.state)
+	r.m.weSent(s.Flags, s.Start, s.Ack, s.Len(), s.HasAck)
+	r.c.Rec.States("", r.m.state)
+	r.noteState()
+	if s.Flags.Has(craft.FlagACK) && s.HasAck {
+		r.lastAck, r.lastAckSent = s.Ack, true
+	}
+	r.prev = r.c.LastSend
+	return nil
+}
+
+// outgoing is a "<" segment in absolute numbers: the script's relative
+// ones from our ISS and the remote's (as shifted by a close trigger).
+func (r *runner) outgoing(s *Segment) craft.Segment {
 	seg := craft.Segment{Seq: r.iss + s.Start, Flags: s.Flags, Window: tcpconn.DefaultWindow, Urgent: s.Urg}
 	if s.HasAck {
 		seg.Ack = s.Ack
@@ -1076,27 +1105,7 @@ func (r *runner) sendSegment(s *Segment, ev *Event) error {
 		}
 		seg.Payload = r.zeros[:s.Len()]
 	}
-	if err := r.c.SendVerbatim(&seg, fmt.Sprintf("line %d", ev.Pos.Line)); err != nil {
-		return fmt.Errorf("%s:%d: send %s: %w", r.s.Name, ev.Pos.Line, ev.Text, err)
-	}
-	r.sent = true
-	if out := r.c.Rec.Last(); out != nil {
-		// The script's own numbers: its ACK is relative to the ISS a
-		// "> S" line bound, which the engine may not know.
-		out.RelSeq, out.RelAck = s.Start, 0
-		if r.haveIRS && s.HasAck {
-			out.RelAck = seg.Ack - r.irs
-		}
-	}
-	r.keep(&seg, ev.Pos.Line, r.m.state)
-	r.m.weSent(s.Flags, s.Start, s.Ack, s.Len(), s.HasAck)
-	r.c.Rec.States("", r.m.state)
-	r.noteState()
-	if s.Flags.Has(craft.FlagACK) && s.HasAck {
-		r.lastAck, r.lastAckSent = s.Ack, true
-	}
-	r.prev = r.c.LastSend
-	return nil
+	return seg
 }
 
 // craftOption turns a script option into wire form: a TS ecr the script

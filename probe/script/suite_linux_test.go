@@ -203,7 +203,9 @@ func TestFreeBSDSuiteWithoutLabControl(t *testing.T) {
 // knownSkip tells the named skip reasons from anything else.
 func knownSkip(reason string) bool {
 	switch reason {
-	case script.ReasonNoAppControl, script.ReasonNoClosedPort, script.ReasonListenerGone, script.ReasonNoDialer:
+	case script.ReasonNoAppControl, script.ReasonNoClosedPort, script.ReasonListenerGone, script.ReasonNoDialer,
+		script.ReasonCloseWaitHeld, script.ReasonTriggerAfterFIN, script.ReasonTriggerData, script.ReasonTriggerState,
+		script.ReasonTriggerOnly, script.ReasonTriggerReadsOn:
 		return true
 	}
 	return strings.HasPrefix(reason, "no listener at ")

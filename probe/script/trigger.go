@@ -29,6 +29,7 @@ import (
 // counted by reason.
 const (
 	ReasonTriggerAfterFIN = "the remote app must close after our FIN, and a close trigger's request cannot follow a FIN of ours: run against the lab's app control"
+	ReasonCloseWaitHeld   = "the remote app must keep its socket open after our FIN until a later close() (CLOSE_WAIT), and without the lab's app control a server may close at our FIN on its own (an HTTP server does, after its answer): run against the lab's app control"
 	ReasonTriggerData     = "data went either way before the remote app closes: a close trigger's request and answer would mix with the script's data: run against the lab's app control"
 	ReasonTriggerState    = "the remote app must close before the connection is ESTABLISHED, where a close trigger's request cannot go: run against the lab's app control"
 	ReasonTriggerOnly     = "the remote app must write or reset here, and a close trigger can only make it close: run against the lab's app control"
@@ -73,6 +74,23 @@ func (r *runner) triggerable(i int) string {
 		}
 	}
 	return ""
+}
+
+// heldOpen reports whether the "<" line at event i is a FIN of ours after
+// which the script has the remote app close (with checks after that)
+// while the remote has not closed yet: its app must wait in CLOSE_WAIT for
+// the script, which only the lab's app control makes sure of.
+func (r *runner) heldOpen(i int) bool {
+	ev := &r.s.Events[i]
+	if _, ok := r.cfg.Lab.(AppController); ok && r.cfg.Lab != nil || !ev.Segment.Flags.Has(craft.FlagFIN) || r.m.remoteFIN || !r.s.Packetdrill {
+		return false
+	}
+	for j := i + 1; j < len(r.s.Events); j++ {
+		if e := &r.s.Events[j]; e.Kind == App && !e.Listener && (e.Action == "close" || e.Action == "shutdown") && r.later(j) {
+			return true
+		}
+	}
+	return false
 }
 
 // shift moves the origins of both sequence spaces: from now on the
