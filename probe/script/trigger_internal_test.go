@@ -1,6 +1,8 @@
 package script
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"github.com/tcpwalk/tcpwalk/craft"
@@ -35,5 +37,91 @@ func TestTriggerShiftMapsNumbers(t *testing.T) {
 		if w.Seq != 1 || w.Ack != 2 {
 			t.Errorf("the remote's FIN reads seq %d ack %d, want 1 and 2", w.Seq, w.Ack)
 		}
+	}
+}
+
+// TestTriggerableLines: which app actions a close trigger can make. Only a
+// close() or shutdown(SHUT_WR) in ESTABLISHED with no data either way and
+// no FIN of ours yet; the others name why not.
+func TestTriggerableLines(t *testing.T) {
+	const head = "--ip_version=ipv4\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 listen(3, 1) = 0\n+0 < S 0:0(0) win 32767 <mss 1460>\n+0 > S. 0:0(0) ack 1 <...>\n"
+	est := model{state: "ESTABLISHED", ourNext: 1, ourSYN: true, remoteNext: 1, remoteSYN: true}
+	for _, c := range []struct {
+		name, body string
+		m          model
+		want       string
+	}{
+		{"shutdown", "+0 shutdown(4, SHUT_WR) = 0\n+0 > F. 1:1(0) ack 1\n", est, ""},
+		{"close", "+0 close(4) = 0\n+0 > F. 1:1(0) ack 1\n", est, ""},
+		{"after our FIN", "+0 close(4) = 0\n+0 > F. 1:1(0) ack 2\n",
+			model{state: "CLOSE_WAIT", ourNext: 2, ourSYN: true, ourFIN: true, ourFINSeq: 1, remoteNext: 1, remoteSYN: true}, ReasonTriggerAfterFIN},
+		{"in SYN_RCVD", "+0 close(4) = 0\n+0 > F. 1:1(0) ack 1\n", model{state: "SYN_RCVD", ourNext: 1, ourSYN: true, remoteNext: 1, remoteSYN: true}, ReasonTriggerState},
+		{"after data", "+0 close(4) = 0\n+0 > F. 11:11(0) ack 1\n", model{state: "ESTABLISHED", ourNext: 1, ourSYN: true, remoteNext: 11, remoteSYN: true}, ReasonTriggerData},
+		{"write", "+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1\n", est, ReasonTriggerOnly},
+		{"shutdown, then our data", "+0 shutdown(4, SHUT_WR) = 0\n+0 > F. 1:1(0) ack 1\n+0 < P. 1:11(10) ack 2 win 32767\n+0 > . 2:2(0) ack 11\n", est, ReasonTriggerReadsOn},
+	} {
+		s, err := Parse(c.name+".pkt", []byte(head+c.body))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		i := -1
+		for j, e := range s.Events {
+			if e.Kind == App {
+				i = j
+				break
+			}
+		}
+		if i < 0 {
+			t.Fatalf("%s: no app event", c.name)
+		}
+		m := c.m
+		r := &runner{s: s, m: &m}
+		if got := r.triggerable(i); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// appControl is an AppController that does nothing.
+type appControl struct{}
+
+func (appControl) App(context.Context, uint16, string) error { return nil }
+func (appControl) Dial(context.Context, uint16) error        { return nil }
+
+// TestHeldOpen: a FIN of ours after which the script has the remote app
+// close, with checks after that, needs the app to wait in CLOSE_WAIT: only
+// the lab's app control makes sure of it.
+func TestHeldOpen(t *testing.T) {
+	src := "--ip_version=ipv4\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 listen(3, 1) = 0\n+0 < S 0:0(0) win 32767 <mss 1460>\n+0 > S. 0:0(0) ack 1 <...>\n" +
+		"+0 < . 1:1(0) ack 1 win 32767\n+0 < F. 1:1(0) ack 1 win 32767\n+0 > . 1:1(0) ack 2\n+0 close(4) = 0\n+0 > F. 1:1(0) ack 2\n"
+	s, err := Parse("held.pkt", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fin := -1
+	for j, e := range s.Events {
+		if e.Kind == Packet && e.Segment.Dir == ToRemote && e.Segment.Flags.Has(craft.FlagFIN) {
+			fin = j
+		}
+	}
+	r := &runner{s: s, m: &model{state: "ESTABLISHED"}}
+	if !r.heldOpen(fin) {
+		t.Error("without app control: not held open, want the skip")
+	}
+	if r.heldOpen(fin - 1) {
+		t.Error("the ACK before the FIN is held open")
+	}
+	r.cfg.Lab = appControl{}
+	if r.heldOpen(fin) {
+		t.Error("with app control: held open, want the script to run")
+	}
+	// The close() as the last line is clean-up: nothing waits for it.
+	s2, err := Parse("cleanup.pkt", []byte(strings.TrimSuffix(src, "+0 > F. 1:1(0) ack 2\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = &runner{s: s2, m: &model{state: "ESTABLISHED"}}
+	if r.heldOpen(fin) {
+		t.Error("a final close(): held open, want the script to run")
 	}
 }
