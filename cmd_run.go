@@ -65,7 +65,9 @@ remote must be or do. listen() is a precondition (a listener at the target
 port, packetdrill's 8080 unless HOST:PORT; checked by the first SYN);
 connect() asks the remote to dial us (the lab's client, --dial-trigger); close(),
 shutdown() and write() are the remote app's, made through the lab's app
-control; getsockopt(), read() and the like are local observations, noted;
+control (elsewhere, --close-trigger http makes a close() or shutdown() in
+ESTABLISHED with an HTTP request, the script's sequence numbers offset by
+the request's and the answer's lengths); getsockopt(), read() and the like are local observations, noted;
 sysctl lines and options are assumptions about the remote, shown with the
 verdict; sockstat state counts are %expect-state; #ifdef STANDARD branches
 are taken. A line with no remote equivalent skips the script, saying why
@@ -91,18 +93,20 @@ Examples:
    tcpwalk run --oracle-netns tcpwalk-target 198.18.0.2:7001 handshake.pkt
    tcpwalk run --lossy 198.18.0.2 scripts/conformance/*.pkt
    tcpwalk run --parallel 16 198.18.0.2 ../shared/suites/freebsd-tcp-testsuite-state-event-engine/*.pkt
+   tcpwalk run --lab=false --close-trigger http 198.18.0.2:80 ../shared/suites/freebsd-tcp-testsuite-state-event-engine/*.pkt
 
 Exit status: 0 every script passed (or was skipped), 1 a script failed or
 was inconclusive, 2 bad usage or a mistake in a script (shown as
 file:line:col), 3 environment error or the target answered nothing.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "oracle-netns", Usage: "read the target's real socket states in this namespace (default: the lab's target, against the lab)"},
-			&cli.BoolFlag{Name: "lab", Usage: "the target is a tcpwalk lab target: %dial asks its client to connect (default: when the lab is found)"},
+			&cli.BoolFlag{Name: "lab", Usage: "the target is a tcpwalk lab target: %dial asks its client to connect (default: when the lab is found; --lab=false treats the lab's target as any host: no app control, dialer, closed port or oracle)"},
 			&cli.IntFlag{Name: "parallel", Value: 4, Usage: "scripts run at once, each on its own source port (1-64)"},
 			&cli.DurationFlag{Name: "slack", Value: script.DefaultSlack, Usage: "extra lateness allowed on expected segments, for the path's delay"},
 			&cli.DurationFlag{Name: "max-wait", Value: script.DefaultMaxWait, Usage: "how long an expected segment timed * may take"},
 			&cli.BoolFlag{Name: "lossy", Usage: "the path loses or duplicates segments: send ours again as TCP would, and call what loss explains inconclusive (default: when the lab is impaired)"},
 			&cli.StringFlag{Name: "dial-trigger", Usage: "how to make the remote connect to us for connect() and %dial: lab, wait:PORT[:WAIT], connect-back:PORT:TEXT (default: the lab's client against the lab, else those scripts are skipped)"},
+			&cli.StringFlag{Name: "close-trigger", Usage: "without the lab's app control, make a packetdrill close() or shutdown(SHUT_WR) of the remote app in ESTABLISHED with a request on the connection: http, string:TEXT, hex:BYTES (the server must answer and close; the script's sequence numbers are offset by the request's and the answer's lengths after it)"},
 			&cli.UintFlag{Name: "closed-port", Usage: "a port with no listener, for packetdrill scripts whose socket is in CLOSED (default: the lab's 7009; elsewhere they are skipped)"},
 			&cli.BoolFlag{Name: "ladder", Usage: "draw every script as a ladder diagram, not only the failed ones"},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per script, then a summary line"},
@@ -153,6 +157,13 @@ func runScripts(c *cli.Context) error {
 		cfg.Slack = -1 // none
 	}
 	l, isLab := labTargetFor(c, target)
+	if isLab && c.IsSet("lab") && !c.Bool("lab") {
+		// --lab=false: the lab's target as any host (no app control,
+		// dialer, closed port or oracle), e.g. to see what
+		// --close-trigger alone allows.
+		l.Release()
+		l, isLab = nil, false
+	}
 	if isLab {
 		defer l.Release()
 		labNS := ns
@@ -178,6 +189,16 @@ func runScripts(c *cli.Context) error {
 		if cfg.DialTrigger, err = walk.ParseDialTrigger(d, lt, target, dialNS); err != nil {
 			return usageErr("%v", err)
 		}
+	}
+	if ct := c.String("close-trigger"); ct != "" {
+		t, err := walk.ParseTrigger(ct, nil)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		if p, err := t.Plan(walk.CloseFirst, 0); err != nil || len(p.Payload) == 0 {
+			return usageErr("--close-trigger %q: want a request to send (http, string:TEXT or hex:BYTES): run's trigger goes on the connection under test", ct)
+		}
+		cfg.CloseTrigger = t
 	}
 	oracle, closeOracle, err := chooseOracle(c, l, isLab)
 	if err != nil {
