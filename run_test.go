@@ -185,18 +185,7 @@ func TestRunCLIOnALossyLab(t *testing.T) {
 // fail, the rest are skipped each with a reason, each result carries its
 // assumptions, and the JUnit file has one test case per script.
 func TestRunFreeBSDSuiteCLI(t *testing.T) {
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// ../shared beside the checkout (a worktree may sit a level deeper).
-	for !exists(filepath.Join(dir, "..", "shared", "suites")) && filepath.Dir(dir) != dir {
-		dir = filepath.Dir(dir)
-	}
-	scripts, err := filepath.Glob(filepath.Join(dir, "..", "shared", "suites", "freebsd-tcp-testsuite-state-event-engine", "*.pkt"))
-	if err != nil || len(scripts) != 307 {
-		t.Fatalf("want the 307 scripts at ../shared/suites/freebsd-tcp-testsuite-state-event-engine beside the checkout, got %d (%v)", len(scripts), err)
-	}
+	scripts := freeBSDSuite(t)
 	l := labtest.New(t)
 	junit := filepath.Join(t.TempDir(), "suite.xml")
 	args := append([]string{"--netns", l.Prober.Name, "run", "--json", "--parallel", "16", "--slack", "100ms", "--junit", junit,
@@ -247,6 +236,77 @@ func TestRunFreeBSDSuiteCLI(t *testing.T) {
 		t.Errorf("JUnit has %d test cases, want 307", n)
 	}
 	t.Logf("summary %+v", sum)
+}
+
+// freeBSDSuite returns the 307 scripts of FreeBSD's state-event-engine at
+// ../shared/suites beside the checkout (a worktree may sit a level deeper).
+func freeBSDSuite(t *testing.T) []string {
+	t.Helper()
+	dir, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for !exists(filepath.Join(dir, "..", "shared", "suites")) && filepath.Dir(dir) != dir {
+		dir = filepath.Dir(dir)
+	}
+	scripts, err := filepath.Glob(filepath.Join(dir, "..", "shared", "suites", "freebsd-tcp-testsuite-state-event-engine", "*.pkt"))
+	if err != nil || len(scripts) != 307 {
+		t.Fatalf("want the 307 scripts at ../shared/suites/freebsd-tcp-testsuite-state-event-engine beside the checkout, got %d (%v)", len(scripts), err)
+	}
+	return scripts
+}
+
+// TestRunFreeBSDSuiteCLIHTTPOnly runs the README's HTTP-only example: the
+// suite against the lab's HTTP server as against any host (--lab=false)
+// with --close-trigger http. The close() and shutdown() scripts the
+// trigger can make run, their results carrying the offsets as an
+// assumption; the rest are skipped with a reason; none is inconclusive.
+func TestRunFreeBSDSuiteCLIHTTPOnly(t *testing.T) {
+	scripts := freeBSDSuite(t)
+	l := labtest.New(t)
+	args := append([]string{"--netns", l.Prober.Name, "run", "--json", "--lab=false", "--close-trigger", "http", "--parallel", "16",
+		"--slack", "100ms", l.TargetAddr.String() + ":80"}, scripts...)
+	r := runApp(t, args...)
+	if r.code != exitNoReply { // some scripts fail: FreeBSD is not Linux
+		t.Errorf("exit status %d, want %d; stderr: %s", r.code, exitNoReply, r.stderr)
+	}
+	var sum struct{ Walks, Pass, Fail, Skipped, Inconclusive int }
+	triggered := 0
+	sc := bufio.NewScanner(strings.NewReader(r.stdout))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var line struct {
+			Event, Scenario, Verdict, Reason string
+			Assumptions                      []string
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("JSON line: %v", err)
+		}
+		if line.Event == "summary" {
+			if err := json.Unmarshal(sc.Bytes(), &sum); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if line.Verdict == "skipped" && line.Reason == "" {
+			t.Errorf("%s: skipped without a reason", line.Scenario)
+		}
+		for _, a := range line.Assumptions {
+			if strings.Contains(a, "with an HTTP close trigger") && strings.Contains(a, "sequence numbers offset by ") {
+				triggered++
+				if line.Verdict != "pass" && line.Verdict != "fail" {
+					t.Errorf("%s: %s with the close trigger (%s), want pass or fail", line.Scenario, line.Verdict, line.Reason)
+				}
+				break
+			}
+		}
+	}
+	// Without the trigger 61 reach pass or fail (33 + 28), none through a
+	// close() or shutdown() mid-script.
+	if sum.Walks != 307 || sum.Pass+sum.Fail <= 61 || sum.Inconclusive != 0 || triggered == 0 {
+		t.Errorf("summary %+v, %d with the trigger: want 307 scripts, more than 61 pass or fail, none inconclusive, some through the trigger", sum, triggered)
+	}
+	t.Logf("summary %+v, %d with the close trigger", sum, triggered)
 }
 
 func exists(path string) bool {
