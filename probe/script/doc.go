@@ -110,7 +110,10 @@
 // first SYN checks), connect() the remote dialing us (Config.Lab's client
 // with "dial PORT hold", or Config.DialTrigger), close(), shutdown() and
 // write() the remote app's actions through the lab's out-of-band app
-// control (AppController), getsockopt() and read() notes, sysctl lines and
+// control (AppController) or, without it, a close() or shutdown(SHUT_WR)
+// in ESTABLISHED through Config.CloseTrigger, an in-band request whose
+// server answers and closes, the script's sequence numbers offset past the
+// request and the answer (trigger.go), getsockopt() and read() notes, sysctl lines and
 // options assumptions (Script.Assumptions, walk.Result.Assumptions), sockstat
 // counts and tcpi_state assertions %expect-state, #ifdef STANDARD branches
 // kept (Defines). A line with no remote equivalent ends its script skipped
