@@ -122,10 +122,10 @@ error (privileges, guard, namespace), 130/143 interrupted.`,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "netns", EnvVars: []string{"TCPWALK_NETNS"},
 				Usage: "run in the named network namespace `NAME` (e.g. tcpwalk-prober, made by tcpwalk lab up)"},
-		},
+		}, familyFlags()...),
 		Commands: []*cli.Command{sendCommand(), walkCommand(), conformCommand(), firewallCommand(), runCommand(), scanCommand(), mergeCommand(), labCommand(), demoCommand(),
 			helpCommand(), manCommand(), completionCommand()},
 		// Without an Action, urfave/cli answers an unknown command with

@@ -21,6 +21,7 @@ func walkFlags() []cli.Flag {
 		&cli.StringFlag{Name: "oracle-netns", Usage: "read the target's real socket states in this namespace (default: the lab's target, against the lab)"},
 		&cli.DurationFlag{Name: "reply-timeout", Value: walk.DefaultTiming.Reply, Usage: "wait for a reply before retransmitting ours"},
 		&cli.IntFlag{Name: "tries", Value: walk.DefaultTiming.Tries, Usage: "times a segment that expects a reply is sent (1-10)"},
+		portFlag(),
 	}
 }
 
