@@ -63,7 +63,7 @@ func newWalkSetup(c *cli.Context, target netip.Addr) (_ *walkSetup, err error) {
 		if labNS == nil {
 			labNS = l.Prober
 		}
-		labTarget = &walk.LabTarget{Addr: l.TargetAddr, NS: labNS}
+		labTarget = &walk.LabTarget{Addr: target, NS: labNS} // the lab's dialer answers over the family it is asked on
 	}
 	trigName := c.String("close-trigger")
 	if trigName == "" && isLab {
