@@ -27,7 +27,7 @@ func walkCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "walk",
 		Usage:     "drive a remote TCP stack through its states and judge every reply against RFC 9293",
-		ArgsUsage: "SCENARIO|all HOST:PORT",
+		ArgsUsage: "SCENARIO|all HOST:PORT | [IPV6]:PORT",
 		Description: `Walks the remote through TCP states with crafted segments, checks each
 transition from the wire, and draws each walk as a ladder diagram.
 
@@ -59,6 +59,8 @@ Examples:
    tcpwalk walk all --junit walks.xml --pcap walks.pcapng 198.18.0.2:7001
    tcpwalk walk syn-sent --dial-trigger wait:8000:30s 198.18.0.2:7001
    tcpwalk walk all --html walks.html 198.18.0.2:7001
+   tcpwalk walk all [2001:2::2]:7001
+   tcpwalk walk handshake -p 7001 2001:2::2
 
 Exit status: 0 every walk passed (or was skipped), 1 a walk failed or was
 inconclusive, 2 bad usage, 3 environment error.`,
@@ -81,7 +83,7 @@ func runWalk(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	target, err := probe.ParseTarget(c.Args().Get(1))
+	target, err := parseTarget(c, c.Args().Get(1))
 	if err != nil {
 		return err
 	}

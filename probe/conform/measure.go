@@ -569,7 +569,9 @@ func lostSegment(segs []walk.Segment) (lost string, counted bool) {
 	have := false
 	steps, ones := 0, 0
 	for _, s := range segs {
-		if s.Dir != walk.In || s.ICMP != "" || s.Duplicate || len(s.Raw) < 20 {
+		// IPv6 has no IP ID outside a fragment header (RFC 8200 §4.5):
+		// over IPv6 nothing is counted.
+		if s.Dir != walk.In || s.ICMP != "" || s.Duplicate || len(s.Raw) < 20 || s.Raw[0]>>4 != 4 {
 			continue
 		}
 		if s.Retransmission && s.Len > 0 {
@@ -643,7 +645,7 @@ func probeSynCookies(ctx context.Context, cfg *Config) (sack, ws bool, err error
 	defer f.Close()
 	c := tcpconn.New(f, nil)
 	defer c.Tidy()
-	opts := []craft.Option{craft.MSS(tcpconn.DefaultMSS), craft.SACKPermitted(), craft.NOP(), craft.WindowScale(7)}
+	opts := []craft.Option{craft.MSS(tcpconn.DefaultMSSFor(f.Remote.Addr())), craft.SACKPermitted(), craft.NOP(), craft.WindowScale(7)}
 	tm := cfg.Walk.Timing
 	for range tm.Tries {
 		if err := c.SendSYNWith(c.ISS, opts, "SYN without timestamps"); err != nil {
