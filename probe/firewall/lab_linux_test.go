@@ -105,7 +105,8 @@ func implied(fw lab.Firewall) map[key]want {
 	switch fw {
 	case lab.FirewallStateless:
 		m[key{firewall.StateNone, "SYN to a blocked port"}] = want{outcome: firewall.Dropped}
-	case lab.FirewallStateful:
+	case lab.FirewallStateful, lab.FirewallV6Open:
+		// v6-open is stateful for IPv4 (this matrix's family).
 		for _, k := range refusedByStateful {
 			m[k] = want{outcome: firewall.Dropped}
 		}
@@ -221,7 +222,7 @@ func TestProfileMatrix(t *testing.T) {
 			// profiles meet it, the others do not.
 			m.Judge(firewall.PolicyStateful)
 			wantV := walk.Fail
-			if fw == lab.FirewallStateful || fw == lab.FirewallReject || fw == lab.FirewallSynproxy {
+			if fw == lab.FirewallStateful || fw == lab.FirewallReject || fw == lab.FirewallSynproxy || fw == lab.FirewallV6Open {
 				wantV = walk.Pass
 			}
 			if m.Verdict != wantV {
