@@ -1,12 +1,19 @@
 package firewall_test
 
 import (
+	"context"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/firewall"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
 var (
@@ -80,6 +87,67 @@ func TestProfileMatrixIPv6(t *testing.T) {
 				}
 			}
 			checkNoRetransmissionReject(t, fw, m)
+		})
+	}
+}
+
+// TestParityLab: on the routed lab, the parity run reports the broken
+// ruleset (v6-open: stateful for IPv4 only) as v4/v6 differences, exactly
+// the rows a stateful firewall refuses, each IPv4-refused and
+// IPv6-delivered, and the consistent rulesets (one inet table) as none.
+// synproxy is left out (see TestProfileMatrixIPv6).
+func TestParityLab(t *testing.T) {
+	for _, fw := range []lab.Firewall{lab.FirewallNone, lab.FirewallStateless, lab.FirewallStateful, lab.FirewallReject,
+		lab.FirewallClamp, lab.FirewallLoose, lab.FirewallV6Open} {
+		t.Run(string(fw), func(t *testing.T) {
+			t.Parallel()
+			r := labtest.NewRouted(t, lab.RoutedConfig{Firewall: fw})
+			cfg := func(remote netip.Addr) firewall.Config {
+				p, err := probe.Open(probe.Config{Remote: remote, NetNS: r.Prober})
+				labtest.SkipUnlessPermitted(t, err)
+				t.Cleanup(func() { p.Close() })
+				return firewall.Config{Prober: p, Port: lab.PortHold, BlockedPort: lab.PortBlocked,
+					ClosePort: lab.PortClose, CloseRequest: []byte("GET / HTTP/1.0\r\n\r\n"), Capture: r.Target}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			par, err := firewall.RunParity(ctx, cfg(r.TargetAddr), cfg(r.TargetAddr6))
+			if err != nil {
+				t.Fatalf("RunParity through %s: %v", fw, err)
+			}
+			if par.V4.Target.Addr() != r.TargetAddr || par.V6.Target.Addr() != r.TargetAddr6 {
+				t.Errorf("targets %s and %s", par.V4.Target, par.V6.Target)
+			}
+			if len(par.Uncompared) != 0 {
+				t.Errorf("%s: uncompared rows %+v, want none (a clean path, a capture)", fw, par.Uncompared)
+			}
+			if fw != lab.FirewallV6Open {
+				if len(par.Differences) != 0 || par.Verdict != walk.Pass {
+					t.Errorf("%s (one inet table): differences %v, verdict %s; want none, pass", fw, par.Differences, par.Verdict)
+				}
+				return
+			}
+			var got []key
+			for _, d := range par.Differences {
+				got = append(got, key{d.State, d.Probe})
+				if d.V4 != firewall.Dropped || d.V6 != firewall.Delivered {
+					t.Errorf("%s: IPv4 %s, IPv6 %s; want dropped, delivered", d, d.V4, d.V6)
+				}
+			}
+			if diff := cmp.Diff(refusedByStateful, got, cmp.AllowUnexported(key{})); diff != "" {
+				t.Errorf("v6-open: differing rows (-want +got):\n%s", diff)
+			}
+			if par.Verdict != walk.Fail {
+				t.Errorf("v6-open: verdict %s, want fail", par.Verdict)
+			}
+			// --expect per family: stateful holds on IPv4, fails on IPv6.
+			par.Judge(firewall.PolicyStateful)
+			if par.V4.Verdict != walk.Pass || par.V6.Verdict != walk.Fail || par.Verdict != walk.Fail {
+				t.Errorf("--expect stateful: IPv4 %s, IPv6 %s, parity %s; want pass, fail, fail", par.V4.Verdict, par.V6.Verdict, par.Verdict)
+			}
+			if len(par.Differences) != len(refusedByStateful) {
+				t.Errorf("after Judge: %d differences, want %d", len(par.Differences), len(refusedByStateful))
+			}
 		})
 	}
 }

@@ -19,8 +19,8 @@ import (
 // Firewall names the ruleset a routed lab's router applies to what it
 // forwards (nftables, hook forward). Every profile but FirewallV6Open is
 // written once for both families, in a table of family inet, so IPv6 gets the
-// same policy as IPv4 (RFC 4890 §4.3 asks a firewall to treat ICMPv6 errors
-// as its IPv4 twin treats ICMP's); FirewallV6Open is the classic hole of a
+// same policy as IPv4 (RFC 7123 §3: native IPv6 on a network whose controls
+// cover only IPv4 evades them); FirewallV6Open is the classic hole of a
 // dual-stack router, an ip table that IPv6 never meets. The rules are documented by
 // [Firewall.Rules], stored as rule comments in the kernel, and read back by
 // [ReadFirewall].
