@@ -176,7 +176,7 @@ func (p *Parity) Results() []walk.Result {
 			d := differs[k]
 			ch.Verdict = walk.Fail
 			ch.Received = fmt.Sprintf("IPv4 %s (%s); IPv6 %s (%s)", d.V4, d.V4Detail, d.V6, d.V6Detail)
-			ch.Reason = "the families differ: " + d.String()
+			ch.Reason = fmt.Sprintf("the families differ: IPv4 %s, IPv6 %s", d.V4, d.V6)
 		default:
 			ch.Received = "both " + string(c.Outcome)
 		}
