@@ -20,7 +20,7 @@ func firewallCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "firewall",
 		Usage:     "test what the path passes, drops, rejects or rewrites: crafted segments × connection states",
-		ArgsUsage: "HOST:PORT",
+		ArgsUsage: "HOST:PORT | HOST4:PORT HOST6:PORT",
 		Description: `For each connection state (none, handshaking, established, closing,
 time-wait) sends the segments a firewall must judge: an unsolicited SYN-ACK,
 an ACK with no connection, FIN/NULL/Xmas scans, out-of-window data and ACKs,
@@ -49,6 +49,15 @@ connection's window are refused. --trace also finds the router that rewrites
 what it forwards, from TTL-limited SYNs quoted back in ICMP time exceeded
 (with the capture, also the last router, whose changes no router quotes).
 
+Both families: with an IPv4 and an IPv6 target (HOST4:PORT HOST6:PORT, in
+either order, [brackets] around the IPv6 address), or one name that resolves
+to both (without -4 or -6), the matrix runs on IPv4, then on IPv6, and the
+report opens with every row whose outcome differs between them: the finding
+(a dual-stack host whose IPv6 side the IPv4 rules do not cover; RFC 7123 §3).
+Rows not run or undecided on either side are listed as not compared.
+--expect judges each family on its own; --trace takes one family. The lab's
+v6-open ruleset (stateful for IPv4, IPv6 unfiltered) shows such a hole.
+
 PORT must listen, be allowed by the path and keep connections open (the lab's
 7001). --blocked-port and --close-port (a port whose app answers
 --close-request and closes first) enable the rows that need them; against the
@@ -59,9 +68,12 @@ Examples:
    tcpwalk firewall 198.18.2.2:7001
    tcpwalk firewall --expect stateful --oracle-netns tcpwalk-target 198.18.2.2:7001
    tcpwalk firewall --trace --json --junit firewall.xml 198.18.2.2:7001
+   sudo tcpwalk lab up --firewall v6-open
+   tcpwalk firewall --expect stateful 198.18.2.2:7001 [2001:2:0:2::2]:7001
 
-Exit status: 0 done (with --expect: every probe met the policy), 1 a probe
-broke the policy or was undecided, 2 bad usage, 3 environment error or the
+Exit status: 0 done (with --expect: every probe met the policy; with two
+families: no row differs), 1 a probe broke the policy or was undecided, or a
+row differs between IPv4 and IPv6, 2 bad usage, 3 environment error or the
 target unreachable.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "expect", Usage: "judge against a policy: open, stateless or stateful"},
@@ -73,7 +85,7 @@ target unreachable.`,
 			&cli.IntFlag{Name: "max-hops", Value: 16, Usage: "TTL limit of --trace (1-64)"},
 			&cli.DurationFlag{Name: "reply-timeout", Value: firewall.DefaultTiming.Reply, Usage: "wait for a reply before sending again"},
 			&cli.DurationFlag{Name: "quiet", Value: firewall.DefaultTiming.Quiet, Usage: "listen this long after each probe"},
-			&cli.BoolFlag{Name: "json", Usage: "the matrix (and trace) as one JSON object instead of the table"},
+			&cli.BoolFlag{Name: "json", Usage: "the matrix (and trace) as one JSON object instead of the table; with two families also matrix6 (IPv6) and parity"},
 			&cli.BoolFlag{Name: "no-rst-guard", Usage: "do not install the nftables RST guard"},
 			junitFlag(), htmlFlag(),
 		},
