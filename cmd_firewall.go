@@ -163,6 +163,11 @@ func runFirewall(c *cli.Context) error {
 // and an IPv6 one (either order) for a parity run, IPv4 first. One name
 // that resolves to both families, without -4 or -6, is a parity run too.
 func firewallTargets(c *cli.Context) ([]netip.AddrPort, error) {
+	if c.NArg() == 1 {
+		if both := dualStackTarget(c, c.Args().First()); both != nil {
+			return both, nil
+		}
+	}
 	var out []netip.AddrPort
 	for _, arg := range c.Args().Slice() {
 		t, err := parseTarget(c, arg)
@@ -178,20 +183,36 @@ func firewallTargets(c *cli.Context) ([]netip.AddrPort, error) {
 		if !out[0].Addr().Is4() || !out[1].Addr().Is6() {
 			return nil, usageErr("firewall: two targets must be one IPv4 and one IPv6 address of the same host, e.g. 198.18.2.2:7001 [2001:2:0:2::2]:7001")
 		}
-		return out, nil
 	}
-	fam, _ := targetFamily(c)
-	host, port, err := net.SplitHostPort(c.Args().First())
-	if _, perr := netip.ParseAddr(host); err != nil || perr == nil || fam != probe.FamilyAny {
-		return out, nil // a literal, or one family asked for
+	return out, nil
+}
+
+// nameResolver looks up target names for the two-family check; nil is the
+// system's resolver (tests inject their own).
+var nameResolver probe.Resolver
+
+// dualStackTarget returns the IPv4 and the IPv6 target of NAME:PORT when
+// NAME resolves to both families and neither -4 nor -6 is given; else nil
+// (a literal, one family, or an error parseTarget then reports).
+func dualStackTarget(c *cli.Context, arg string) []netip.AddrPort {
+	fam, err := targetFamily(c)
+	host, portStr, serr := net.SplitHostPort(arg)
+	if err != nil || serr != nil || fam != probe.FamilyAny {
+		return nil
 	}
-	a4, err4 := probe.ResolveHost(host, probe.TargetOptions{Family: probe.Family4})
-	a6, err6 := probe.ResolveHost(host, probe.TargetOptions{Family: probe.Family6})
+	if _, perr := netip.ParseAddr(host); perr == nil {
+		return nil
+	}
+	port, err := probe.ParsePort(portStr)
+	if err != nil {
+		return nil
+	}
+	a4, err4 := probe.ResolveHost(host, probe.TargetOptions{Family: probe.Family4, Resolver: nameResolver})
+	a6, err6 := probe.ResolveHost(host, probe.TargetOptions{Family: probe.Family6, Resolver: nameResolver})
 	if err4 != nil || err6 != nil {
-		return out, nil // a name of one family
+		return nil
 	}
-	p, _ := probe.ParsePort(port)
-	return []netip.AddrPort{netip.AddrPortFrom(a4, p), netip.AddrPortFrom(a6, p)}, nil
+	return []netip.AddrPort{netip.AddrPortFrom(a4, port), netip.AddrPortFrom(a6, port)}
 }
 
 // firewallConfig opens what one family's matrix needs against target: the

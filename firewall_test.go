@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -225,6 +227,44 @@ func TestFirewallParityCLI(t *testing.T) {
 			if !strings.Contains(string(xml), `name="firewall parity"`) || !strings.Contains(string(xml), "the families differ: IPv4 dropped, IPv6 delivered") {
 				t.Errorf("v6-open: JUnit lacks the parity failure:\n%s", xml)
 			}
+			// One name with both families is a two-family run (.test never
+			// resolves for real, RFC 6761 §6.2).
+			nameResolver = fakeResolver{"dual.test": {r.TargetAddr, r.TargetAddr6}}
+			t.Cleanup(func() { nameResolver = nil })
+			byName := runApp(t, "--netns", r.Prober.Name, "firewall", "dual.test:7001")
+			if byName.code != exitNoReply || !strings.Contains(byName.stdout, "FINDING: 10 of 18 compared rows differ") {
+				t.Errorf("by name: exit %d:\n%s%s", byName.code, byName.stdout, byName.stderr)
+			}
 		})
+	}
+}
+
+// fakeResolver answers names from its map, for either family.
+type fakeResolver map[string][]netip.Addr
+
+func (f fakeResolver) LookupNetIP(_ context.Context, network, host string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, a := range f[host] {
+		if network == "ip" || (network == "ip4") == a.Is4() {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return out, nil
+}
+
+// TestFirewallTwoTargetsUsage: two targets must be one of each family.
+func TestFirewallTwoTargetsUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"firewall", "198.18.2.2:7001", "198.18.2.3:7001"},
+		{"firewall", "[2001:2::2]:7001", "[2001:2::3]:7001"},
+		{"firewall", "198.18.2.2:7001", "[2001:2::2]:7001", "198.18.2.3:7001"},
+		{"firewall", "--trace", "198.18.2.2:7001", "[2001:2::2]:7001"},
+	} {
+		if res := runApp(t, args...); res.code != exitUsage {
+			t.Errorf("%q: exit %d, want %d: %s", args, res.code, exitUsage, res.stderr)
+		}
 	}
 }
