@@ -47,13 +47,15 @@ func implied6(fw lab.Firewall) map[key]want {
 // IPv4's for the inet profiles, an open path's for v6-open. The target's
 // hop limit is 63 (64 less one router, RFC 8200 §3).
 //
-// synproxy is left out: this kernel's nftables synproxy drops every SYN of
-// ours over IPv6 (nft trace: verdict drop at the synproxy rule, and its
-// syn_received counter does not move), while a kernel socket's SYN, whose
-// checksum veth leaves to offload, passes it (TestFirewallProfiles). Our
-// raw SYN carries a complete, correct checksum (tcpdump agrees), so the
-// likely cause is the synproxy's checksum check on IPv6; over IPv4 the
-// same raw SYN is proxied (TestProfileMatrix).
+// synproxy is left out: the kernel's nftables synproxy drops every SYN of
+// ours over IPv6 (nft trace: verdict drop at the synproxy rule; its
+// syn_received counter does not move). nft_synproxy_do_eval
+// (net/netfilter/nft_synproxy.c) verifies the TCP checksum with
+// nf_ip_checksum, IPv4's pseudo-header, for both families: our raw SYN
+// carries its full, correct checksum (tcpdump agrees) and fails that check,
+// while a kernel socket's SYN, whose checksum veth leaves to offload
+// (CHECKSUM_PARTIAL, not verified), passes (TestFirewallProfiles). Over
+// IPv4 the same raw SYN is proxied (TestProfileMatrix).
 func TestProfileMatrixIPv6(t *testing.T) {
 	for _, fw := range lab.Firewalls() {
 		if fw == lab.FirewallSynproxy {

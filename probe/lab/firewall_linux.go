@@ -53,7 +53,11 @@ const (
 	// in a prerouting chain of priority raw), conntrack's loose pickup is
 	// off (nf_conntrack_tcp_loose=0) so that the client's ACK is invalid
 	// and reaches synproxy, and the router has tcp_syncookies and
-	// tcp_timestamps on.
+	// tcp_timestamps on. Over IPv6 the kernel's synproxy checks the TCP
+	// checksum with IPv4's pseudo-header (nft_synproxy_do_eval calls
+	// nf_ip_checksum for both families), so it drops a SYN whose checksum
+	// is complete (tcpwalk's raw SYNs) and proxies only those whose
+	// checksum is left to offload (a kernel socket's, over veth).
 	FirewallSynproxy Firewall = "synproxy"
 	// FirewallLoose is a stateful ruleset with a common mistake: `ct state
 	// new accept` on the allowed ports without a SYN match. Conntrack's
