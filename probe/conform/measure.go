@@ -569,7 +569,9 @@ func lostSegment(segs []walk.Segment) (lost string, counted bool) {
 	have := false
 	steps, ones := 0, 0
 	for _, s := range segs {
-		if s.Dir != walk.In || s.ICMP != "" || s.Duplicate || len(s.Raw) < 20 {
+		// IPv6 has no IP ID outside a fragment header (RFC 8200 §4.5):
+		// over IPv6 nothing is counted.
+		if s.Dir != walk.In || s.ICMP != "" || s.Duplicate || len(s.Raw) < 20 || s.Raw[0]>>4 != 4 {
 			continue
 		}
 		if s.Retransmission && s.Len > 0 {

@@ -79,12 +79,12 @@ func timeWaitSynHigher(ctx context.Context, e *env) error {
 
 // synOptions lists the options of a recorded segment by kind.
 func synOptions(seg *walk.Segment) (map[craft.OptionKind]craft.Option, error) {
-	p, err := craft.ParsePacket(seg.Raw)
+	t, err := seg.TCP()
 	if err != nil {
 		return nil, err
 	}
 	out := map[craft.OptionKind]craft.Option{}
-	for it := p.TCP.Options(); it.Next(); {
+	for it := t.Options(); it.Next(); {
 		o := it.Option()
 		out[o.Kind] = craft.Option{Kind: o.Kind, Data: append([]byte(nil), o.Data...)}
 	}
@@ -105,7 +105,7 @@ func optionsText(seg *walk.Segment) string {
 // that comes MUST echo our TSval.
 func optionsOffered(ctx context.Context, e *env) error {
 	c := e.c
-	r, err := e.s.ExpectSYNACK(ctx, "LISTEN → SYN_RCVD", ruleListen, "SYN x <mss 1460,sackOK,TS,nop,wscale 7>", c.SendSYN)
+	r, err := e.s.ExpectSYNACK(ctx, "LISTEN → SYN_RCVD", ruleListen, fmt.Sprintf("SYN x <mss %d,sackOK,TS,nop,wscale 7>", c.Offer.MSS), c.SendSYN)
 	if err != nil {
 		return err
 	}
