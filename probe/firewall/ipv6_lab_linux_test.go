@@ -153,3 +153,60 @@ func TestParityLab(t *testing.T) {
 		})
 	}
 }
+
+// TestParityLabNoCapture: without a capture at the target (the usual case
+// outside a lab), the answers alone still find v6-open's hole: every row
+// the target answers over IPv6 that IPv4's stateful rules refuse is
+// reported, IPv4 dropped or no-answer (an out-of-window ACK's answer is one
+// a TCP may withhold, RFC 5961 §7) and IPv6 delivered (the target's answer
+// proves it), and nothing else is; the
+// stateful ruleset still shows no difference. Rows the target may ignore
+// silently (FIN, NULL and Xmas scans without a connection) are no-answer on
+// both families: silence cannot tell a drop from an ignore there.
+func TestParityLabNoCapture(t *testing.T) {
+	answered := []key{
+		{firewall.StateNone, "SYN to a blocked port"},
+		{firewall.StateNone, "unsolicited SYN-ACK"},
+		{firewall.StateNone, "ACK without a connection"},
+		{firewall.StateHandshaking, "ACK of an unsent number"},
+		{firewall.StateEstablished, "data out of window"},
+		{firewall.StateEstablished, "ACK out of window"},
+		{firewall.StateClosing, "ACK out of window"},
+	}
+	for _, fw := range []lab.Firewall{lab.FirewallStateful, lab.FirewallV6Open} {
+		t.Run(string(fw), func(t *testing.T) {
+			t.Parallel()
+			r := labtest.NewRouted(t, lab.RoutedConfig{Firewall: fw})
+			cfg := func(remote netip.Addr) firewall.Config {
+				p, err := probe.Open(probe.Config{Remote: remote, NetNS: r.Prober})
+				labtest.SkipUnlessPermitted(t, err)
+				t.Cleanup(func() { p.Close() })
+				return firewall.Config{Prober: p, Port: lab.PortHold, BlockedPort: lab.PortBlocked,
+					ClosePort: lab.PortClose, CloseRequest: []byte("GET / HTTP/1.0\r\n\r\n")}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			par, err := firewall.RunParity(ctx, cfg(r.TargetAddr), cfg(r.TargetAddr6))
+			if err != nil {
+				t.Fatalf("RunParity through %s: %v", fw, err)
+			}
+			if par.V4.Capture || par.V6.Capture {
+				t.Fatalf("a capture was used")
+			}
+			var got []key
+			for _, d := range par.Differences {
+				got = append(got, key{d.State, d.Probe})
+				if !(d.V4.Refused() || d.V4 == firewall.NoAnswer) || d.V6 != firewall.Delivered {
+					t.Errorf("%s: IPv4 %s (%s), IPv6 %s (%s); want refused or no-answer, delivered", d, d.V4, d.V4Detail, d.V6, d.V6Detail)
+				}
+			}
+			var want []key
+			if fw == lab.FirewallV6Open {
+				want = answered
+			}
+			if diff := cmp.Diff(want, got, cmp.AllowUnexported(key{})); diff != "" {
+				t.Errorf("%s without a capture: differing rows (-want +got):\n%s", fw, diff)
+			}
+		})
+	}
+}
