@@ -185,9 +185,18 @@ func WriteFirewallJSON(w io.Writer, m *firewall.Matrix, tr *firewall.Trace) erro
 func WriteParity(w io.Writer, p *firewall.Parity) error {
 	compared := len(p.V4.Cells) - len(p.Uncompared)
 	fmt.Fprintf(w, "firewall parity of %s (IPv4) and %s (IPv6)\n", p.V4.Target, p.V6.Target)
-	if len(p.Differences) == 0 {
+	interrupted := p.V4.Interrupted || p.V6.Interrupted
+	switch {
+	case len(p.Differences) == 0 && interrupted:
+		fmt.Fprintf(w, "interrupted: no difference among the %d rows compared before the run was stopped; the comparison is partial\n", compared)
+	case len(p.Differences) == 0 && compared == 0:
+		fmt.Fprintf(w, "no row could be compared (see below): no difference found, none ruled out\n")
+	case len(p.Differences) == 0:
 		fmt.Fprintf(w, "no difference: each of the %d compared rows has the same outcome on IPv4 and IPv6\n", compared)
-	} else {
+	default:
+		if interrupted {
+			fmt.Fprintf(w, "interrupted: the comparison is partial\n")
+		}
 		fmt.Fprintf(w, "FINDING: %d of %d compared rows differ between IPv4 and IPv6 (%s):\n\n", len(p.Differences), compared, firewall.ParityRule)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "STATE\tPROBE\tIPv4\tIPv6\n")

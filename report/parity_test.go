@@ -49,6 +49,20 @@ func TestWriteParity(t *testing.T) {
 	if !strings.Contains(strings.SplitN(b.String(), "\n", 3)[1], "no difference: each of the 4 compared rows") {
 		t.Errorf("no-difference run:\n%s", b.String())
 	}
+	// Interrupted before the IPv6 matrix ran: never "no difference".
+	cut := sampleMatrix()
+	cut.Interrupted = true
+	for i := range cut.Cells {
+		cut.Cells[i].Outcome = firewall.Interrupted
+	}
+	b.Reset()
+	if err := WriteParity(&b, firewall.CompareFamilies(sampleMatrix(), cut)); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.String(); strings.Contains(out, "no difference:") || !strings.Contains(out, "interrupted: no difference among the 0 rows compared") ||
+		!strings.Contains(out, "verdict interrupted") {
+		t.Errorf("interrupted run:\n%s", out)
+	}
 }
 
 // TestWriteParityJSON: the IPv4 matrix keeps its name ("matrix"), the IPv6
