@@ -211,6 +211,9 @@ func labUp(c *cli.Context) error {
 			lab.RouterNames(prefix)[0], labAddrs(lab.RouterProberSide.Addr(), lab.RouterProberSide6.Addr()),
 			labAddrs(lab.RouterTargetSide.Addr(), lab.RouterTargetSide6.Addr()), c.String("firewall"), prefixFlag(prefix))
 		fmt.Fprintf(w, "try:  tcpwalk %sfirewall %s:%d\n", via, l.TargetAddr, lab.PortHold)
+		if l.TargetAddr6.IsValid() {
+			fmt.Fprintf(w, "      tcpwalk %sfirewall %s:%d %s\n", via, l.TargetAddr, lab.PortHold, netip.AddrPortFrom(l.TargetAddr6, lab.PortHold))
+		}
 	}
 	if loss > 0 || dup > 0 {
 		fmt.Fprintf(w, "path: %d%% loss, %d%% duplication of TCP segments each way (nftables table %s)\n", loss, dup, lab.ImpairTable(prefix))
