@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 
 	"github.com/urfave/cli/v2"
 
@@ -18,7 +20,7 @@ func firewallCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "firewall",
 		Usage:     "test what the path passes, drops, rejects or rewrites: crafted segments × connection states",
-		ArgsUsage: "HOST:PORT",
+		ArgsUsage: "HOST:PORT | HOST4:PORT HOST6:PORT",
 		Description: `For each connection state (none, handshaking, established, closing,
 time-wait) sends the segments a firewall must judge: an unsolicited SYN-ACK,
 an ACK with no connection, FIN/NULL/Xmas scans, out-of-window data and ACKs,
@@ -47,6 +49,15 @@ connection's window are refused. --trace also finds the router that rewrites
 what it forwards, from TTL-limited SYNs quoted back in ICMP time exceeded
 (with the capture, also the last router, whose changes no router quotes).
 
+Both families: with an IPv4 and an IPv6 target (HOST4:PORT HOST6:PORT, in
+either order, [brackets] around the IPv6 address), or one name that resolves
+to both (without -4 or -6), the matrix runs on IPv4, then on IPv6, and the
+report opens with every row whose outcome differs between them: the finding
+(a dual-stack host whose IPv6 side the IPv4 rules do not cover; RFC 7123 §3).
+Rows not run or undecided on either side are listed as not compared.
+--expect judges each family on its own; --trace takes one family. The lab's
+v6-open ruleset (stateful for IPv4, IPv6 unfiltered) shows such a hole.
+
 PORT must listen, be allowed by the path and keep connections open (the lab's
 7001). --blocked-port and --close-port (a port whose app answers
 --close-request and closes first) enable the rows that need them; against the
@@ -57,9 +68,12 @@ Examples:
    tcpwalk firewall 198.18.2.2:7001
    tcpwalk firewall --expect stateful --oracle-netns tcpwalk-target 198.18.2.2:7001
    tcpwalk firewall --trace --json --junit firewall.xml 198.18.2.2:7001
+   sudo tcpwalk lab up --firewall v6-open
+   tcpwalk firewall --expect stateful 198.18.2.2:7001 [2001:2:0:2::2]:7001
 
-Exit status: 0 done (with --expect: every probe met the policy), 1 a probe
-broke the policy or was undecided, 2 bad usage, 3 environment error or the
+Exit status: 0 done (with --expect: every probe met the policy; with two
+families: no row differs), 1 a probe broke the policy or was undecided, or a
+row differs between IPv4 and IPv6, 2 bad usage, 3 environment error or the
 target unreachable.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "expect", Usage: "judge against a policy: open, stateless or stateful"},
@@ -71,7 +85,7 @@ target unreachable.`,
 			&cli.IntFlag{Name: "max-hops", Value: 16, Usage: "TTL limit of --trace (1-64)"},
 			&cli.DurationFlag{Name: "reply-timeout", Value: firewall.DefaultTiming.Reply, Usage: "wait for a reply before sending again"},
 			&cli.DurationFlag{Name: "quiet", Value: firewall.DefaultTiming.Quiet, Usage: "listen this long after each probe"},
-			&cli.BoolFlag{Name: "json", Usage: "the matrix (and trace) as one JSON object instead of the table"},
+			&cli.BoolFlag{Name: "json", Usage: "the matrix (and trace) as one JSON object instead of the table; with two families also matrix6 (IPv6) and parity"},
 			&cli.BoolFlag{Name: "no-rst-guard", Usage: "do not install the nftables RST guard"},
 			junitFlag(), htmlFlag(),
 		},
@@ -80,10 +94,10 @@ target unreachable.`,
 }
 
 func runFirewall(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErr("firewall: want HOST:PORT, e.g. tcpwalk firewall 198.18.2.2:7001")
+	if c.NArg() < 1 || c.NArg() > 2 {
+		return usageErr("firewall: want HOST:PORT, or HOST4:PORT HOST6:PORT for both families, e.g. tcpwalk firewall 198.18.2.2:7001")
 	}
-	target, err := probe.ParseTarget(c.Args().Get(0))
+	targets, err := firewallTargets(c)
 	if err != nil {
 		return err
 	}
@@ -105,18 +119,124 @@ func runFirewall(c *cli.Context) error {
 	if blocked > 65535 || closePort > 65535 {
 		return usageErr("--blocked-port and --close-port take a port (1-65535)")
 	}
+	if len(targets) == 2 && c.Bool("trace") {
+		return usageErr("firewall: --trace runs on one family: give one target (or -4 / -6 with a name)")
+	}
+	var cfgs []firewall.Config
+	for _, target := range targets {
+		cfg, done, err := firewallConfig(c, target, tm, uint16(blocked), uint16(closePort))
+		defer done()
+		if err != nil {
+			return err
+		}
+		cfgs = append(cfgs, cfg)
+	}
+	if len(cfgs) == 2 {
+		par, err := firewall.RunParity(c.Context, cfgs[0], cfgs[1])
+		if err != nil {
+			return &exitError{code: exitEnv, err: err}
+		}
+		if policy != "" {
+			par.Judge(policy)
+		}
+		return writeParity(c, par)
+	}
+	cfg, target := cfgs[0], targets[0]
+	m, err := firewall.Run(c.Context, cfg)
+	if err != nil {
+		return &exitError{code: exitEnv, err: err}
+	}
+	var tr *firewall.Trace
+	if c.Bool("trace") && !m.Interrupted {
+		if tr, err = firewall.RunTraceCapture(c.Context, cfg.Prober, target.Port(), c.Int("max-hops"), tm, cfg.Capture); err != nil {
+			return &exitError{code: exitEnv, err: err}
+		}
+		m.AddTrace(tr)
+	}
+	if policy != "" {
+		m.Judge(policy)
+	}
+	return writeFirewall(c, m, tr)
+}
+
+// firewallTargets reads the target arguments: one HOST:PORT, or an IPv4
+// and an IPv6 one (either order) for a parity run, IPv4 first. One name
+// that resolves to both families, without -4 or -6, is a parity run too.
+func firewallTargets(c *cli.Context) ([]netip.AddrPort, error) {
+	if c.NArg() == 1 {
+		if both := dualStackTarget(c, c.Args().First()); both != nil {
+			return both, nil
+		}
+	}
+	var out []netip.AddrPort
+	for _, arg := range c.Args().Slice() {
+		t, err := parseTarget(c, arg)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	if len(out) == 2 {
+		if out[0].Addr().Is6() {
+			out[0], out[1] = out[1], out[0]
+		}
+		if !out[0].Addr().Is4() || !out[1].Addr().Is6() {
+			return nil, usageErr("firewall: two targets must be one IPv4 and one IPv6 address of the same host, e.g. 198.18.2.2:7001 [2001:2:0:2::2]:7001")
+		}
+	}
+	return out, nil
+}
+
+// nameResolver looks up target names for the two-family check; nil is the
+// system's resolver (tests inject their own).
+var nameResolver probe.Resolver
+
+// dualStackTarget returns the IPv4 and the IPv6 target of NAME:PORT when
+// NAME resolves to both families and neither -4 nor -6 is given; else nil
+// (a literal, one family, or an error parseTarget then reports).
+func dualStackTarget(c *cli.Context, arg string) []netip.AddrPort {
+	fam, err := targetFamily(c)
+	host, portStr, serr := net.SplitHostPort(arg)
+	if err != nil || serr != nil || fam != probe.FamilyAny {
+		return nil
+	}
+	if _, perr := netip.ParseAddr(host); perr == nil {
+		return nil
+	}
+	port, err := probe.ParsePort(portStr)
+	if err != nil {
+		return nil
+	}
+	a4, err4 := probe.ResolveHost(host, probe.TargetOptions{Family: probe.Family4, Resolver: nameResolver})
+	a6, err6 := probe.ResolveHost(host, probe.TargetOptions{Family: probe.Family6, Resolver: nameResolver})
+	if err4 != nil || err6 != nil {
+		return nil
+	}
+	return []netip.AddrPort{netip.AddrPortFrom(a4, port), netip.AddrPortFrom(a6, port)}
+}
+
+// firewallConfig opens what one family's matrix needs against target: the
+// namespace to probe from, the lab's capture and ports when target is the
+// lab's, --oracle-netns, and the prober. done releases them; call it also
+// when err is not nil.
+func firewallConfig(c *cli.Context, target netip.AddrPort, tm firewall.Timing, blocked, closePort uint16) (cfg firewall.Config, done func(), err error) {
+	var closers []func()
+	done = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
 	ns, err := openNetNS(c, target.Addr())
 	if err != nil {
-		return err
+		return cfg, done, err
 	}
 	if ns != nil {
-		defer ns.Close()
+		closers = append(closers, func() { ns.Close() })
 	}
-	cfg := firewall.Config{Port: target.Port(), BlockedPort: uint16(blocked), ClosePort: uint16(closePort),
+	cfg = firewall.Config{Port: target.Port(), BlockedPort: blocked, ClosePort: closePort,
 		CloseRequest: []byte(c.String("close-request")), Timing: tm}
-	l, isLab := labTargetFor(c, target.Addr())
-	if isLab {
-		defer l.Release()
+	if l, isLab := labTargetFor(c, target.Addr()); isLab {
+		closers = append(closers, func() { l.Release() })
 		cfg.Capture = l.Target
 		if !c.IsSet("blocked-port") {
 			cfg.BlockedPort = lab.PortBlocked
@@ -128,33 +248,49 @@ func runFirewall(c *cli.Context) error {
 	if name := c.String("oracle-netns"); name != "" {
 		ons, err := netns.Open(name)
 		if err != nil {
-			return &exitError{code: exitEnv, err: fmt.Errorf("--oracle-netns %s: %w", name, err)}
+			return cfg, done, &exitError{code: exitEnv, err: fmt.Errorf("--oracle-netns %s: %w", name, err)}
 		}
-		defer ons.Close()
+		closers = append(closers, func() { ons.Close() })
 		cfg.Capture = ons
 	}
 	p, err := probe.Open(probe.Config{Remote: target.Addr(), NetNS: ns, NoGuard: c.Bool("no-rst-guard"),
 		Warn: func(msg string) { fmt.Fprintf(c.App.ErrWriter, "tcpwalk: warning: %s\n", msg) }})
 	if err != nil {
-		return err
+		return cfg, done, err
 	}
-	defer p.Close()
+	closers = append(closers, func() { p.Close() })
 	cfg.Prober = p
-	m, err := firewall.Run(c.Context, cfg)
+	return cfg, done, nil
+}
+
+// writeParity prints a two-family run (text or JSON), writes --junit and
+// --html, and maps the verdict to the exit status: a row that differs
+// between the families is a failing finding, exit 1 as a probe that breaks
+// --expect.
+func writeParity(c *cli.Context, par *firewall.Parity) error {
+	w := c.App.Writer
+	var err error
+	if c.Bool("json") {
+		err = report.WriteParityJSON(w, par)
+	} else {
+		err = report.WriteParity(w, par)
+	}
 	if err != nil {
 		return &exitError{code: exitEnv, err: err}
 	}
-	var tr *firewall.Trace
-	if c.Bool("trace") && !m.Interrupted {
-		if tr, err = firewall.RunTraceCapture(c.Context, p, target.Port(), c.Int("max-hops"), tm, cfg.Capture); err != nil {
+	if path := c.String("junit"); path != "" {
+		suite := "tcpwalk firewall " + par.V4.Target.String() + " " + par.V6.Target.String()
+		if err := writeReportFile("--junit", path, func(w io.Writer) error { return report.WriteJUnit(w, suite, par.Results()) }); err != nil {
 			return &exitError{code: exitEnv, err: err}
 		}
-		m.AddTrace(tr)
 	}
-	if policy != "" {
-		m.Judge(policy)
+	if err := writeHTMLFile(c, report.HTMLReport{Results: par.Results()}); err != nil {
+		return &exitError{code: exitEnv, err: err}
 	}
-	return writeFirewall(c, m, tr)
+	if par.Verdict == walk.Fail || (par.Policy != "" && par.Verdict != walk.Pass && par.Verdict != walk.Skipped) {
+		return &exitError{code: exitNoReply}
+	}
+	return nil
 }
 
 // writeFirewall prints the matrix (table or JSON) and the trace, writes

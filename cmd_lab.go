@@ -34,7 +34,8 @@ func labCommand() *cli.Command {
 		Description: `The lab is two network namespaces joined by a veth pair, dual-stack, with
 addresses from 198.18.0.0/15 (RFC 2544's benchmarking range) and 2001:2::/48
 (RFC 5180's) and no default route for either family, so nothing in it reaches
-any other network (the routed lab of --firewall is IPv4 only):
+any other network (the routed lab of --firewall is dual-stack too: the
+target is 198.18.2.2 and 2001:2:0:2::2, behind a router that forwards both):
 
    tcpwalk-prober 198.18.0.1  <-- veth -->  tcpwalk-target 198.18.0.2
                   2001:2::1                                2001:2::2
@@ -80,7 +81,7 @@ Examples:
 		},
 		Subcommands: []*cli.Command{
 			{Name: "up", Usage: "make the lab and start its servers", Flags: []cli.Flag{prefix, &cli.StringFlag{Name: "firewall",
-				Usage: "put a router with an nftables ruleset between prober (198.18.0.1) and target (198.18.2.2): none, stateless, stateful, reject, clamp, synproxy or loose"},
+				Usage: "put a router with an nftables ruleset between prober (198.18.0.1, 2001:2::1) and target (198.18.2.2, 2001:2:0:2::2): none, stateless, stateful, reject, clamp, synproxy, loose (each the same for IPv4 and IPv6) or v6-open (stateful for IPv4, IPv6 unfiltered)"},
 				&cli.StringFlag{Name: "loss", Usage: "drop `PCT` percent of TCP segments each way (nftables numgen), e.g. 10%"},
 				&cli.StringFlag{Name: "dup", Usage: "duplicate `PCT` percent of TCP segments each way (nftables dup), e.g. 5%"},
 				stackFlag()}, Action: labUp},
@@ -207,8 +208,12 @@ func labUp(c *cli.Context) error {
 	}
 	if c.IsSet("firewall") {
 		fmt.Fprintf(w, "router %s (%s | %s) forwards between them, firewall %s (see: tcpwalk lab status%s)\n",
-			lab.RouterNames(prefix)[0], lab.RouterProberSide.Addr(), lab.RouterTargetSide.Addr(), c.String("firewall"), prefixFlag(prefix))
+			lab.RouterNames(prefix)[0], labAddrs(lab.RouterProberSide.Addr(), lab.RouterProberSide6.Addr()),
+			labAddrs(lab.RouterTargetSide.Addr(), lab.RouterTargetSide6.Addr()), c.String("firewall"), prefixFlag(prefix))
 		fmt.Fprintf(w, "try:  tcpwalk %sfirewall %s:%d\n", via, l.TargetAddr, lab.PortHold)
+		if l.TargetAddr6.IsValid() {
+			fmt.Fprintf(w, "      tcpwalk %sfirewall %s:%d %s\n", via, l.TargetAddr, lab.PortHold, netip.AddrPortFrom(l.TargetAddr6, lab.PortHold))
+		}
 	}
 	if loss > 0 || dup > 0 {
 		fmt.Fprintf(w, "path: %d%% loss, %d%% duplication of TCP segments each way (nftables table %s)\n", loss, dup, lab.ImpairTable(prefix))
@@ -513,11 +518,11 @@ func writeRouters(w io.Writer, prefix string) {
 		return
 	}
 	for _, rt := range routers {
-		fmt.Fprintf(w, "  router  %-20s %s | %s, firewall %s\n", rt.NS.Name, rt.ProberSide, rt.TargetSide, rt.Firewall)
+		fmt.Fprintf(w, "  router  %-20s %s | %s, firewall %s\n", rt.NS.Name, labAddrs(rt.ProberSide, rt.ProberSide6), labAddrs(rt.TargetSide, rt.TargetSide6), rt.Firewall)
 		if _, rules, err := lab.ReadFirewall(rt.NS); err != nil {
 			fmt.Fprintf(w, "    %v\n", err)
 		} else {
-			fmt.Fprintf(w, "    table ip %s, %s\n", lab.FirewallTable, rt.Firewall.Rules()[0])
+			fmt.Fprintf(w, "    table %s %s, %s\n", rt.Firewall.Family(), lab.FirewallTable, rt.Firewall.Rules()[0])
 			for _, r := range rules {
 				fmt.Fprintf(w, "      %s\n", r)
 			}

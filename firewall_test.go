@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -155,5 +157,114 @@ func TestFirewallCLIMiddleboxes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFirewallParityCLI: `tcpwalk firewall HOST4:PORT HOST6:PORT` on the
+// routed lab. Through v6-open (strict IPv4, IPv6 unfiltered) the text
+// opens with the finding, the JSON lists the 10 rows a stateful firewall
+// refuses as v4/v6 differences, --junit fails the parity case, --expect
+// stateful holds on IPv4 and fails on IPv6, and the exit status is 1.
+// Through stateful (one inet table) there is no difference and exit 0.
+func TestFirewallParityCLI(t *testing.T) {
+	for _, fw := range []lab.Firewall{lab.FirewallV6Open, lab.FirewallStateful} {
+		t.Run(string(fw), func(t *testing.T) {
+			r := labtest.NewRouted(t, lab.RoutedConfig{Firewall: fw})
+			t4 := netip.AddrPortFrom(r.TargetAddr, lab.PortHold).String()
+			t6 := netip.AddrPortFrom(r.TargetAddr6, lab.PortHold).String()
+			junit := filepath.Join(t.TempDir(), "parity.xml")
+			// The IPv6 target first: the order does not matter.
+			res := runApp(t, "--netns", r.Prober.Name, "firewall", "--expect", "stateful", "--junit", junit, t6, t4)
+			text := runApp(t, "--netns", r.Prober.Name, "firewall", t4, t6)
+			var out struct {
+				Matrix  struct{ Target string }
+				Matrix6 struct {
+					Target  string
+					Verdict string
+				}
+				Parity struct {
+					Differences []struct{ State, Probe, IPv4, IPv6 string }
+					Verdict     string
+				}
+			}
+			js := runApp(t, "--netns", r.Prober.Name, "firewall", "--json", t4, t6)
+			if err := json.Unmarshal([]byte(js.stdout), &out); err != nil {
+				t.Fatalf("--json: %v\n%s", err, js.stdout)
+			}
+			if out.Matrix.Target != t4 || out.Matrix6.Target != t6 {
+				t.Errorf("--json: matrix %q, matrix6 %q; want %s, %s", out.Matrix.Target, out.Matrix6.Target, t4, t6)
+			}
+			xml, err := os.ReadFile(junit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fw == lab.FirewallStateful {
+				if res.code != 0 || text.code != 0 || len(out.Parity.Differences) != 0 || !strings.Contains(text.stdout, "no difference") {
+					t.Errorf("stateful: exits %d/%d, differences %v:\n%s", res.code, text.code, out.Parity.Differences, text.stdout)
+				}
+				if strings.Contains(string(xml), "<failure") {
+					t.Errorf("stateful: JUnit has a failure:\n%s", xml)
+				}
+				return
+			}
+			if res.code != exitNoReply || text.code != exitNoReply || js.code != exitNoReply {
+				t.Errorf("v6-open: exits %d, %d, %d; want %d (a difference is a failing finding)", res.code, text.code, js.code, exitNoReply)
+			}
+			if !strings.HasPrefix(text.stdout, "firewall parity of "+t4+" (IPv4) and "+t6+" (IPv6)\nFINDING: 10 of 18 compared rows differ") {
+				t.Errorf("v6-open: the text does not open with the finding:\n%s", text.stdout)
+			}
+			if n := len(out.Parity.Differences); n != 10 || out.Parity.Verdict != "fail" {
+				t.Errorf("v6-open: %d differences, verdict %s; want 10, fail", n, out.Parity.Verdict)
+			}
+			for _, d := range out.Parity.Differences {
+				if d.IPv4 != "dropped" || d.IPv6 != "delivered" {
+					t.Errorf("v6-open: %s / %s: IPv4 %s, IPv6 %s", d.State, d.Probe, d.IPv4, d.IPv6)
+				}
+			}
+			if !strings.Contains(res.stdout, "--expect stateful: IPv4 pass, IPv6 fail") {
+				t.Errorf("v6-open: --expect per family:\n%s", res.stdout)
+			}
+			if !strings.Contains(string(xml), `name="firewall parity"`) || !strings.Contains(string(xml), "the families differ: IPv4 dropped, IPv6 delivered") {
+				t.Errorf("v6-open: JUnit lacks the parity failure:\n%s", xml)
+			}
+			// One name with both families is a two-family run (.test never
+			// resolves for real, RFC 6761 §6.2).
+			nameResolver = fakeResolver{"dual.test": {r.TargetAddr, r.TargetAddr6}}
+			t.Cleanup(func() { nameResolver = nil })
+			byName := runApp(t, "--netns", r.Prober.Name, "firewall", "dual.test:7001")
+			if byName.code != exitNoReply || !strings.Contains(byName.stdout, "FINDING: 10 of 18 compared rows differ") {
+				t.Errorf("by name: exit %d:\n%s%s", byName.code, byName.stdout, byName.stderr)
+			}
+		})
+	}
+}
+
+// fakeResolver answers names from its map, for either family.
+type fakeResolver map[string][]netip.Addr
+
+func (f fakeResolver) LookupNetIP(_ context.Context, network, host string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, a := range f[host] {
+		if network == "ip" || (network == "ip4") == a.Is4() {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return out, nil
+}
+
+// TestFirewallTwoTargetsUsage: two targets must be one of each family.
+func TestFirewallTwoTargetsUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"firewall", "198.18.2.2:7001", "198.18.2.3:7001"},
+		{"firewall", "[2001:2::2]:7001", "[2001:2::3]:7001"},
+		{"firewall", "198.18.2.2:7001", "[2001:2::2]:7001", "198.18.2.3:7001"},
+		{"firewall", "--trace", "198.18.2.2:7001", "[2001:2::2]:7001"},
+	} {
+		if res := runApp(t, args...); res.code != exitUsage {
+			t.Errorf("%q: exit %d, want %d: %s", args, res.code, exitUsage, res.stderr)
+		}
 	}
 }

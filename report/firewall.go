@@ -158,6 +158,10 @@ type FirewallJSON struct {
 	Event  string           `json:"event"` // "firewall"
 	Matrix *firewall.Matrix `json:"matrix"`
 	Trace  *firewall.Trace  `json:"trace,omitempty"`
+	// Matrix6 and Parity are set by a two-family run (WriteParityJSON):
+	// Matrix is then the IPv4 matrix, Matrix6 the IPv6 one.
+	Matrix6 *firewall.Matrix `json:"matrix6,omitempty"`
+	Parity  *firewall.Parity `json:"parity,omitempty"`
 }
 
 // WriteFirewallJSON writes the matrix (and the trace, if any) as one JSON
@@ -172,4 +176,66 @@ func WriteFirewallJSON(w io.Writer, m *firewall.Matrix, tr *firewall.Trace) erro
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // keep <SEQ=..> readable for jq and grep
 	return enc.Encode(FirewallJSON{Event: "firewall", Matrix: m, Trace: tr})
+}
+
+// WriteParity prints a two-family firewall run: first the finding, every
+// row whose outcome differs between IPv4 and IPv6 (or that none does),
+// with what each family's outcome rests on; then the rows that could not be
+// compared; then both matrices as WriteFirewall prints them, IPv4 first.
+func WriteParity(w io.Writer, p *firewall.Parity) error {
+	compared := len(p.V4.Cells) - len(p.Uncompared)
+	fmt.Fprintf(w, "firewall parity of %s (IPv4) and %s (IPv6)\n", p.V4.Target, p.V6.Target)
+	interrupted := p.V4.Interrupted || p.V6.Interrupted
+	switch {
+	case len(p.Differences) == 0 && interrupted:
+		fmt.Fprintf(w, "interrupted: no difference among the %d rows compared before the run was stopped; the comparison is partial\n", compared)
+	case len(p.Differences) == 0 && compared == 0:
+		fmt.Fprintf(w, "no row could be compared (see below): no difference found, none ruled out\n")
+	case len(p.Differences) == 0:
+		fmt.Fprintf(w, "no difference: each of the %d compared rows has the same outcome on IPv4 and IPv6\n", compared)
+	default:
+		if interrupted {
+			fmt.Fprintf(w, "interrupted: the comparison is partial\n")
+		}
+		fmt.Fprintf(w, "FINDING: %d of %d compared rows differ between IPv4 and IPv6 (%s):\n\n", len(p.Differences), compared, firewall.ParityRule)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "STATE\tPROBE\tIPv4\tIPv6\n")
+		for _, d := range p.Differences {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.State, d.Probe, d.V4, d.V6)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+		for _, d := range p.Differences {
+			fmt.Fprintf(w, "%s / %s:\n  IPv4 %s: %s\n  IPv6 %s: %s\n", d.State, d.Probe, d.V4, d.V4Detail, d.V6, d.V6Detail)
+		}
+	}
+	if len(p.Uncompared) > 0 {
+		fmt.Fprintf(w, "\nnot compared (%d):\n", len(p.Uncompared))
+		for _, u := range p.Uncompared {
+			fmt.Fprintf(w, "  %s / %s: %s\n", u.State, u.Probe, u.Reason)
+		}
+	}
+	for _, m := range []*firewall.Matrix{p.V4, p.V6} {
+		fmt.Fprintln(w)
+		if err := WriteFirewall(w, m); err != nil {
+			return err
+		}
+	}
+	summary := fmt.Sprintf("\nparity: %d of %d compared rows differ", len(p.Differences), compared)
+	if p.Policy != "" {
+		summary += fmt.Sprintf("; --expect %s: IPv4 %s, IPv6 %s", p.Policy, p.V4.Verdict, p.V6.Verdict)
+	}
+	_, err := fmt.Fprintf(w, "%s; verdict %s\n", summary, p.Verdict)
+	return err
+}
+
+// WriteParityJSON writes a two-family run as one FirewallJSON object: the
+// IPv4 matrix under "matrix" as for one family, the IPv6 one under
+// "matrix6", and the comparison under "parity".
+func WriteParityJSON(w io.Writer, p *firewall.Parity) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(FirewallJSON{Event: "firewall", Matrix: p.V4, Matrix6: p.V6, Parity: p})
 }

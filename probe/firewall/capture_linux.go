@@ -17,7 +17,7 @@ import (
 )
 
 // Capture sizes: a ring of the last capSlots packets to or from the prober,
-// each cut to capSnap bytes (every IPv4 and TCP header with options fits).
+// each cut to capSnap bytes (every IPv4 or IPv6 and TCP header with options fits).
 const (
 	capSlots = 2048
 	capSnap  = 256
@@ -46,6 +46,9 @@ type capture struct {
 // captureProgram keeps TCP packets whose source or destination is prober,
 // cut to capSnap bytes.
 func captureProgram(prober netip.Addr) []bpf.Instruction {
+	if prober.Is6() {
+		return captureProgram6(prober)
+	}
 	a := prober.As4()
 	ip := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
 	return []bpf.Instruction{
@@ -60,11 +63,45 @@ func captureProgram(prober netip.Addr) []bpf.Instruction {
 	}
 }
 
+// captureProgram6 is captureProgram for an IPv6 prober: TCP right after
+// the fixed header (the prober sends no extension headers, RFC 8200 §4;
+// the target's Linux adds none) from or to prober.
+func captureProgram6(prober netip.Addr) []bpf.Instruction {
+	a := prober.As16()
+	var w [4]uint32
+	for i := range w {
+		w[i] = uint32(a[4*i])<<24 | uint32(a[4*i+1])<<16 | uint32(a[4*i+2])<<8 | uint32(a[4*i+3])
+	}
+	// match(off, next) compares the 16 bytes at off with prober: a
+	// mismatch skips next instructions past the end of the block, a match
+	// falls through to the instruction after it.
+	match := func(off uint32, next uint8) []bpf.Instruction {
+		var out []bpf.Instruction
+		for i := range w {
+			out = append(out, bpf.LoadAbsolute{Off: off + uint32(4*i), Size: 4},
+				bpf.JumpIf{Cond: bpf.JumpEqual, Val: w[i], SkipFalse: uint8(2*(3-i)) + next})
+		}
+		return out
+	}
+	prog := []bpf.Instruction{
+		bpf.LoadAbsolute{Off: 6, Size: 1}, // next header
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: craft.ProtocolTCP, SkipFalse: 18},
+	}
+	prog = append(prog, match(8, 1)...)                // source (8 instructions); a mismatch skips the return
+	prog = append(prog, bpf.RetConstant{Val: capSnap}) // source is prober
+	prog = append(prog, match(24, 1)...)               // destination; a mismatch returns 0
+	return append(prog, bpf.RetConstant{Val: capSnap}, bpf.RetConstant{Val: 0})
+}
+
 // startCapture opens the capture socket inside ns and starts reading.
 func startCapture(ns *netns.NS, prober netip.Addr) (*capture, error) {
 	c := &capture{prober: prober, ring: make([]capPacket, capSlots)}
+	open := rawsock.NewPacketReceiver
+	if prober.Is6() {
+		open = rawsock.NewPacketReceiver6
+	}
 	err := ns.Do(func() error {
-		r, err := rawsock.NewPacketReceiver(captureProgram(prober))
+		r, err := open(captureProgram(prober))
 		c.r = r
 		return err
 	})
@@ -100,14 +137,14 @@ func (c *capture) read() {
 // rarely rewritten) or, failing that, its sequence number and flags.
 type probeKey struct {
 	local uint16
-	id    uint16
+	id    uint32 // IPv4 ID or IPv6 flow label
 	seq   uint32
 	flags craft.Flags
 }
 
 // findProbe returns a copy of the probe as it arrived at the target, and
 // when, looking at packets stamped from since on.
-func (c *capture) findProbe(k probeKey, since time.Time) (craft.IPv4, time.Time, bool) {
+func (c *capture) findProbe(k probeKey, since time.Time) ([]byte, time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var fallback *capPacket
@@ -116,20 +153,19 @@ func (c *capture) findProbe(k probeKey, since time.Time) (craft.IPv4, time.Time,
 		if p.at.Before(since) {
 			continue
 		}
-		pkt, err := craft.ParsePacket(p.b[:p.n])
-		if err != nil || pkt.IP.Source() != c.prober || pkt.TCP.SourcePort() != k.local {
+		pkt, ok := parseWireTCP(p.b[:p.n])
+		if !ok || pkt.src != c.prober || pkt.tcp.SourcePort() != k.local {
 			continue
 		}
-		if pkt.IP.ID() == k.id {
-			return craft.IPv4(append([]byte(nil), pkt.IP...)), p.at, true
+		if pkt.id == k.id {
+			return append([]byte(nil), p.b[:p.n]...), p.at, true
 		}
-		if fallback == nil && pkt.TCP.SequenceNumber() == k.seq && pkt.TCP.Flags() == k.flags {
+		if fallback == nil && pkt.tcp.SequenceNumber() == k.seq && pkt.tcp.Flags() == k.flags {
 			fallback = p
 		}
 	}
 	if fallback != nil {
-		pkt, _ := craft.ParsePacket(fallback.b[:fallback.n])
-		return craft.IPv4(append([]byte(nil), pkt.IP...)), fallback.at, true
+		return append([]byte(nil), fallback.b[:fallback.n]...), fallback.at, true
 	}
 	return nil, time.Time{}, false
 }
@@ -144,11 +180,11 @@ func (c *capture) findAnswer(local uint16, since time.Time) (craft.Flags, bool) 
 		if p.at.Before(since) {
 			continue
 		}
-		pkt, err := craft.ParsePacket(p.b[:p.n])
-		if err != nil || pkt.IP.Destination() != c.prober || pkt.TCP.DestinationPort() != local {
+		pkt, ok := parseWireTCP(p.b[:p.n])
+		if !ok || pkt.dst != c.prober || pkt.tcp.DestinationPort() != local {
 			continue
 		}
-		return pkt.TCP.Flags(), true
+		return pkt.tcp.Flags(), true
 	}
 	return 0, false
 }
@@ -166,12 +202,12 @@ func (c *capture) findTargetSYNACK(local uint16) (uint32, bool) {
 	defer c.mu.Unlock()
 	for i := max(0, c.next-capSlots); i < c.next; i++ {
 		p := &c.ring[i%capSlots]
-		pkt, err := craft.ParsePacket(p.b[:p.n])
-		if err != nil || pkt.IP.Destination() != c.prober || pkt.TCP.DestinationPort() != local {
+		pkt, ok := parseWireTCP(p.b[:p.n])
+		if !ok || pkt.dst != c.prober || pkt.tcp.DestinationPort() != local {
 			continue
 		}
-		if pkt.TCP.Flags().Has(craft.FlagSYN | craft.FlagACK) {
-			return pkt.TCP.SequenceNumber(), true
+		if pkt.tcp.Flags().Has(craft.FlagSYN | craft.FlagACK) {
+			return pkt.tcp.SequenceNumber(), true
 		}
 	}
 	return 0, false
@@ -184,11 +220,11 @@ func (c *capture) sawTargetSend(local uint16, seq uint32, flags craft.Flags) boo
 	defer c.mu.Unlock()
 	for i := max(0, c.next-capSlots); i < c.next; i++ {
 		p := &c.ring[i%capSlots]
-		pkt, err := craft.ParsePacket(p.b[:p.n])
-		if err != nil || pkt.IP.Destination() != c.prober || pkt.TCP.DestinationPort() != local {
+		pkt, ok := parseWireTCP(p.b[:p.n])
+		if !ok || pkt.dst != c.prober || pkt.tcp.DestinationPort() != local {
 			continue
 		}
-		if pkt.TCP.SequenceNumber() == seq && pkt.TCP.Flags() == flags {
+		if pkt.tcp.SequenceNumber() == seq && pkt.tcp.Flags() == flags {
 			return true
 		}
 	}

@@ -11,7 +11,7 @@ import (
 type observation struct {
 	capture   bool
 	delivered bool
-	sent, got craft.IPv4 // what we sent; what the capture saw arrive
+	sent, got []byte // what we sent; what the capture saw arrive (IPv4 or IPv6)
 	// targetAnswer is the target's answer as the capture saw it leave.
 	targetAnswer string
 	replies      []Reply

@@ -90,7 +90,7 @@ func (c *conn) await(ctx context.Context, deadline time.Time, match func(craft.P
 		c.hear(e)
 		ok := match(e.Seg)
 		if _, dup := c.e.Take(e); ok && !dup {
-			p, err := craft.ParsePacket(append([]byte(nil), e.Bytes()...))
+			p, err := ownPacket(e)
 			ttl := e.HopLimit()
 			f.Release(e)
 			return p, ttl, err
@@ -212,4 +212,15 @@ func (c *conn) collect(ctx context.Context, d time.Duration) []Reply {
 		}
 		c.e.Flow.Release(e)
 	}
+}
+
+// ownPacket copies the segment of e out of the event's buffer: on IPv4 the
+// whole packet (IP and TCP views), on IPv6 the TCP segment only (Packet.IP
+// is an IPv4 view: nil there).
+func ownPacket(e *probe.Event) (craft.Packet, error) {
+	if e.IsIPv6() {
+		t, err := craft.ParseTCP(append([]byte(nil), e.Seg.TCP...))
+		return craft.Packet{TCP: t}, err
+	}
+	return craft.ParsePacket(append([]byte(nil), e.Bytes()...))
 }

@@ -25,7 +25,19 @@ import (
 func runLab(t *testing.T, fw lab.Firewall, capture bool) (*firewall.Matrix, *lab.Routed) {
 	t.Helper()
 	r := labtest.NewRouted(t, lab.RoutedConfig{Firewall: fw})
-	p, err := probe.Open(probe.Config{Remote: r.TargetAddr, NetNS: r.Prober})
+	return runMatrix(t, r, r.TargetAddr, capture), r
+}
+
+// runMatrix runs the matrix against remote (the lab's target, IPv4 or IPv6)
+// of the routed lab r and checks that it leaves no connection behind.
+func runMatrix(t *testing.T, r *lab.Routed, remote netip.Addr, capture bool) *firewall.Matrix {
+	t.Helper()
+	fw := r.Routers[0].Firewall
+	prober := r.ProberAddr
+	if remote.Is6() {
+		prober = r.ProberAddr6
+	}
+	p, err := probe.Open(probe.Config{Remote: remote, NetNS: r.Prober})
 	labtest.SkipUnlessPermitted(t, err)
 	t.Cleanup(func() { p.Close() })
 	cfg := firewall.Config{Prober: p, Port: lab.PortHold, BlockedPort: lab.PortBlocked,
@@ -49,7 +61,7 @@ func runLab(t *testing.T, fw lab.Firewall, capture bool) (*firewall.Matrix, *lab
 			t.Fatalf("sock_diag in the target: %v", err)
 		}
 		for _, s := range socks {
-			if s.Remote.Addr() == r.ProberAddr && s.State != sockdiag.TimeWait {
+			if s.Remote.Addr() == prober && s.State != sockdiag.TimeWait {
 				left = append(left, s.State.String()+" "+s.Remote.String())
 			}
 		}
@@ -62,7 +74,7 @@ func runLab(t *testing.T, fw lab.Firewall, capture bool) (*firewall.Matrix, *lab
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return m, r
+	return m
 }
 
 // key names a cell.
@@ -105,7 +117,8 @@ func implied(fw lab.Firewall) map[key]want {
 	switch fw {
 	case lab.FirewallStateless:
 		m[key{firewall.StateNone, "SYN to a blocked port"}] = want{outcome: firewall.Dropped}
-	case lab.FirewallStateful:
+	case lab.FirewallStateful, lab.FirewallV6Open:
+		// v6-open is stateful for IPv4 (this matrix's family).
 		for _, k := range refusedByStateful {
 			m[k] = want{outcome: firewall.Dropped}
 		}
@@ -221,7 +234,7 @@ func TestProfileMatrix(t *testing.T) {
 			// profiles meet it, the others do not.
 			m.Judge(firewall.PolicyStateful)
 			wantV := walk.Fail
-			if fw == lab.FirewallStateful || fw == lab.FirewallReject || fw == lab.FirewallSynproxy {
+			if fw == lab.FirewallStateful || fw == lab.FirewallReject || fw == lab.FirewallSynproxy || fw == lab.FirewallV6Open {
 				wantV = walk.Pass
 			}
 			if m.Verdict != wantV {

@@ -21,13 +21,16 @@ type Change struct {
 func (c Change) String() string { return c.Field + " " + c.Sent + " → " + c.Got }
 
 // Compare lists what differs between the segment we sent and the one that
-// arrived, both whole IPv4 packets. It ignores what every router changes
-// (TTL, IP and TCP checksums) and the IP ID. got may be a quote cut short
+// arrived, both whole IPv4 or both IPv6 packets. It ignores what every
+// router changes (TTL or hop limit, IP and TCP checksums), the IP ID and the
+// flow label. got may be a quote cut short
 // (RFC 792 asks only for 8 bytes of the segment): fields it does not reach
 // are not compared, and complete reports whether the TCP header was whole.
 // An acknowledgment number is compared only when ACK is set in both.
-func Compare(sent, got craft.IPv4) (changes []Change, complete bool) {
-	if len(sent) < craft.IPv4MinimumSize || len(got) < craft.IPv4MinimumSize {
+func Compare(sent, got []byte) (changes []Change, complete bool) {
+	sw, ok1 := parseWire(sent)
+	gw, ok2 := parseWire(got)
+	if !ok1 || !ok2 || sw.v6 != gw.v6 {
 		return nil, false
 	}
 	add := func(field string, a, b uint64) {
@@ -35,8 +38,8 @@ func Compare(sent, got craft.IPv4) (changes []Change, complete bool) {
 			changes = append(changes, Change{field, strconv.FormatUint(a, 10), strconv.FormatUint(b, 10)})
 		}
 	}
-	add("tos", uint64(sent.TOS()), uint64(got.TOS()))
-	st, gt := tcpOf(sent), tcpOf(got)
+	add("tos", uint64(sw.tos), uint64(gw.tos))
+	st, gt := sw.tcp, gw.tcp
 	if len(st) < craft.TCPMinimumSize || len(gt) < 8 {
 		return changes, false
 	}
@@ -58,19 +61,10 @@ func Compare(sent, got craft.IPv4) (changes []Change, complete bool) {
 	changes = append(changes, compareOptions(st.OptionBytes(), gt.OptionBytes())...)
 	// The payload length from the IP total length: a quote holds only part
 	// of the payload, but its IP header still says how long it was.
-	sl := int(sent.TotalLength()) - sent.HeaderLength() - st.DataOffset()
-	gl := int(got.TotalLength()) - got.HeaderLength() - gt.DataOffset()
+	sl := sw.tcpLen - st.DataOffset()
+	gl := gw.tcpLen - gt.DataOffset()
 	add("len", uint64(max(sl, 0)), uint64(max(gl, 0)))
 	return changes, true
-}
-
-// tcpOf returns the TCP bytes after b's IP header, or nil.
-func tcpOf(b craft.IPv4) craft.TCP {
-	hl := b.HeaderLength()
-	if hl < craft.IPv4MinimumSize || hl > len(b) {
-		return nil
-	}
-	return craft.TCP(b[hl:])
 }
 
 // optionSummary is what Compare reads from an options block.

@@ -108,3 +108,45 @@ func TestClassify(t *testing.T) {
 		})
 	}
 }
+
+func encode6(t *testing.T, s craft.Segment) []byte {
+	t.Helper()
+	s.Src, s.Dst = netip.MustParseAddr("2001:2::1"), netip.MustParseAddr("2001:2:0:2::2")
+	s.SrcPort, s.DstPort = 61000, 7001
+	b := make([]byte, s.Len())
+	n, err := s.Encode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b[:n]
+}
+
+// TestCompareIPv6: over IPv6 Compare ignores the hop limit and the flow
+// label (the probe's identifier) as it ignores IPv4's TTL and ID, reports
+// the traffic class as tos and the TCP fields as for IPv4, the payload
+// length from the payload length field; an IPv4 and an IPv6 packet are
+// not compared; a quote cut after 8 TCP bytes compares the sequence only.
+func TestCompareIPv6(t *testing.T) {
+	syn := craft.Segment{Seq: 100, Flags: craft.FlagSYN, Window: 64240, Options: craft.DefaultSYNOptions(7), FlowLabel: 0x12345}
+	sent := encode6(t, syn)
+	got := syn
+	got.TTL, got.FlowLabel, got.TOS = 3, 0x54321, 0x20
+	got.Options = append([]craft.Option{craft.MSS(1000)}, syn.Options[1:]...)
+	got.Payload = []byte("x")
+	changes, complete := Compare(sent, encode6(t, got))
+	want := []Change{{"tos", "0", "32"}, {"mss", "1460", "1000"}, {"len", "0", "1"}}
+	if diff := cmp.Diff(want, changes); diff != "" || !complete {
+		t.Errorf("changes (-want +got):\n%s complete %v", diff, complete)
+	}
+	if c, ok := Compare(sent, encode(t, syn)); c != nil || ok {
+		t.Errorf("IPv6 against IPv4: %v %v, want nothing compared", c, ok)
+	}
+	short := encode6(t, got)[:craft.IPv6HeaderSize+8]
+	if c, ok := Compare(sent, short); ok || len(c) != 1 || c[0].Field != "tos" {
+		t.Errorf("cut quote: %v %v, want the tos only, incomplete", c, ok)
+	}
+	w, ok := parseWire(sent)
+	if !ok || !w.v6 || w.id != 0x12345 || w.tcpLen != len(sent)-craft.IPv6HeaderSize {
+		t.Errorf("parseWire: %+v %v", w, ok)
+	}
+}

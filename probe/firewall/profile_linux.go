@@ -154,7 +154,9 @@ func profileOnce(ctx context.Context, cfg Config, cp *capture) (uint8, *Middlebo
 	} else if _, ok := tsval(p.TCP); ok {
 		mb.Evidence = append(mb.Evidence, "timestamps: on the target's segments, not on the SYN-ACK")
 	}
-	if a, b := syn.IP.ID(), p.IP.ID(); a != b {
+	if syn.IP == nil || p.IP == nil {
+		// IPv6: no IP ID outside a fragment header.
+	} else if a, b := syn.IP.ID(), p.IP.ID(); a != b {
 		mb.Evidence = append(mb.Evidence, fmt.Sprintf("IP ID: %d on the SYN-ACK, %d on the target's ACK", a, b))
 	}
 	if cp != nil {

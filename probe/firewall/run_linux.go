@@ -223,9 +223,9 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 		if try > 0 {
 			time.Sleep(time.Until(last.Add(retryGap)))
 		}
-		// A unique IP ID finds the probe in the capture even when a
-		// middlebox rewrites its TCP header.
-		seg.ID = uint16(probe.RandomUint32()) | 1
+		// A unique IP ID (IPv6: flow label) finds the probe in the
+		// capture even when a middlebox rewrites its TCP header.
+		id := markProbe(&seg, cfg.Prober.Remote().Is6())
 		at, err := c.send(seg)
 		if err != nil {
 			cell.Outcome, cell.Detail = NotRun, err.Error()
@@ -241,7 +241,7 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 		}
 		last = at
 		o.copies++
-		o.sent = craft.IPv4(append([]byte(nil), f.LastSent()...))
+		o.sent = append([]byte(nil), f.LastSent()...)
 		got := c.collect(ctx, cfg.Timing.Quiet)
 		answered := false
 		var synSent time.Time
@@ -255,7 +255,7 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 		replies = append(replies, got...)
 		if cp != nil {
 			var arrived time.Time
-			key := probeKey{local: f.Local.Port(), id: seg.ID, seq: seg.Seq, flags: seg.Flags}
+			key := probeKey{local: f.Local.Port(), id: id, seq: seg.Seq, flags: seg.Flags}
 			if o.got, arrived, o.delivered = cp.findProbe(key, at); o.delivered {
 				if fl, ok := cp.findAnswer(f.Local.Port(), arrived); ok {
 					o.targetAnswer = fl.String()
@@ -285,6 +285,18 @@ func runRow(ctx context.Context, cfg Config, cp *capture, targetTTL uint8, mb *M
 	classify(&o, &cell)
 	tidy(c, r.state, replies)
 	return cell, sendsOf(c)
+}
+
+// markProbe gives seg a fresh odd identifier the capture finds it by: the
+// IPv4 ID, or on IPv6, which has none outside a fragment header, the flow
+// label (RFC 6437: 20 bits, kept end to end). It returns the identifier.
+func markProbe(seg *craft.Segment, v6 bool) uint32 {
+	if v6 {
+		seg.FlowLabel = probe.RandomUint32()&0xfffff | 1
+		return seg.FlowLabel
+	}
+	seg.ID = uint16(probe.RandomUint32()) | 1
+	return uint32(seg.ID)
 }
 
 // setup brings c's connection into state.

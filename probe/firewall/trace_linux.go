@@ -41,7 +41,7 @@ type Hop struct {
 
 	// The copy that was sent, to find it in a capture.
 	sent   craft.IPv4
-	id     uint16
+	id     uint32
 	seq    uint32
 	local  uint16
 	sentAt time.Time
@@ -173,6 +173,16 @@ func newChanges(prev, cur []Change) []Change {
 	return out
 }
 
+// timeExceeded says whether the ICMP event is a time exceeded in transit:
+// ICMP type 11 (RFC 792) or ICMPv6 type 3 code 0 (RFC 4443 §3.3).
+func timeExceeded(e *probe.Event) bool {
+	typ, code := e.ICMPTypeCode()
+	if e.IsIPv6() {
+		return typ == craft.ICMPv6TimeExceeded && code == 0
+	}
+	return typ == craft.ICMPTimeExceeded
+}
+
 func traceHop(ctx context.Context, p *probe.Prober, port uint16, ttl uint8, tm Timing) (Hop, error) {
 	h := Hop{TTL: ttl}
 	f, err := p.NewFlow(port, 0)
@@ -184,16 +194,18 @@ func traceHop(ctx context.Context, p *probe.Prober, port uint16, ttl uint8, tm T
 	// when its SYN,ACK was not read (RFC 9293 §3.10.7.4).
 	c := tcpconn.New(f, nil)
 	defer c.Tidy()
-	// One IP ID for every copy: the capture finds the copy by it.
+	// One IP ID (IPv6: flow label) for every copy: the capture finds the
+	// copy by it.
 	seg := craft.Segment{Seq: uint32(c.ISS), Flags: craft.FlagSYN, Window: tcpconn.DefaultWindow, TTL: ttl,
-		Options: craft.DefaultSYNOptions(c.TSVal()), ID: uint16(probe.RandomUint32()) | 1}
+		Options: craft.DefaultSYNOptions(c.TSVal())}
+	id := markProbe(&seg, p.Remote().Is6())
 	for try := 0; try < tm.Tries; try++ {
 		if err := c.SendVerbatim(&seg, fmt.Sprintf("SYN, TTL %d", ttl)); err != nil {
 			return h, err
 		}
 		at := c.LastSend
-		sent := craft.IPv4(append([]byte(nil), f.LastSent()...))
-		h.sent, h.id, h.seq, h.local, h.sentAt = sent, seg.ID, seg.Seq, f.Local.Port(), at
+		sent := append([]byte(nil), f.LastSent()...)
+		h.sent, h.id, h.seq, h.local, h.sentAt = sent, id, seg.Seq, f.Local.Port(), at
 		deadline := time.Now().Add(tm.Reply)
 		for {
 			e, err := f.Next(ctx, deadline)
@@ -201,9 +213,13 @@ func traceHop(ctx context.Context, p *probe.Prober, port uint16, ttl uint8, tm T
 				break
 			}
 			switch {
-			case e.Kind == probe.EventICMP && e.ICMP.Type == craft.ICMPTimeExceeded:
-				h.From = e.ICMP.From
-				h.Changes, h.Quoted = Compare(sent, e.ICMP.Quoted)
+			case e.Kind == probe.EventICMP && timeExceeded(e):
+				h.From = e.Source()
+				quoted := []byte(e.ICMP.Quoted)
+				if e.IsIPv6() {
+					quoted = e.ICMP6.Quoted
+				}
+				h.Changes, h.Quoted = Compare(sent, quoted)
 				c.Take(e)
 				c.Forget() // the SYN died at this hop: nothing to reset
 

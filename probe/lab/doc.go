@@ -154,12 +154,14 @@
 // # Routed labs
 //
 // [CreateRouted] puts one or two router namespaces (PREFIX-fw, PREFIX-fw2)
-// between the prober (198.18.0.1/24) and the target (198.18.2.2/24), IPv4
-// only (IPv6 stays disabled there for now), with
-// forwarding on, one route for 198.18.0.0/15 per host and no default route.
-// Each router's forward hook gets a [Firewall] ruleset (nftables over
-// netlink, table ip tcpwalk_lab, each rule's nft text in its comment): none,
-// stateless, stateful, reject, clamp, synproxy (with a prerouting raw chain
-// and the router's conntrack sysctls) or loose. [Destroy] removes the
-// routers and their rules too.
+// between the prober (198.18.0.1/24, 2001:2::1/64) and the target
+// (198.18.2.2/24, 2001:2:0:2::2/64), dual-stack with one /64 of 2001:2::/48
+// per link, with IPv4 and IPv6 forwarding on, one route for 198.18.0.0/15
+// and one for 2001:2::/48 per host, no default route and no router
+// advertisements. Each router's forward hook gets a [Firewall] ruleset
+// (nftables over netlink, table inet tcpwalk_lab so both families get it,
+// each rule's nft text in its comment): none, stateless, stateful, reject,
+// clamp, synproxy (with a prerouting raw chain and the router's conntrack
+// sysctls), loose, or v6-open, the broken one: stateful in a table ip, so
+// IPv6 passes unfiltered. [Destroy] removes the routers and their rules too.
 package lab

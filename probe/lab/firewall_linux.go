@@ -17,7 +17,11 @@ import (
 )
 
 // Firewall names the ruleset a routed lab's router applies to what it
-// forwards (nftables, hook forward). The rules are documented by
+// forwards (nftables, hook forward). Every profile but FirewallV6Open is
+// written once for both families, in a table of family inet, so IPv6 gets the
+// same policy as IPv4 (RFC 7123 §3: native IPv6 on a network whose controls
+// cover only IPv4 evades them); FirewallV6Open is the classic hole of a
+// dual-stack router, an ip table that IPv6 never meets. The rules are documented by
 // [Firewall.Rules], stored as rule comments in the kernel, and read back by
 // [ReadFirewall].
 type Firewall string
@@ -49,13 +53,24 @@ const (
 	// in a prerouting chain of priority raw), conntrack's loose pickup is
 	// off (nf_conntrack_tcp_loose=0) so that the client's ACK is invalid
 	// and reaches synproxy, and the router has tcp_syncookies and
-	// tcp_timestamps on.
+	// tcp_timestamps on. Over IPv6 the kernel's synproxy checks the TCP
+	// checksum with IPv4's pseudo-header (nft_synproxy_do_eval calls
+	// nf_ip_checksum for both families), so it drops a SYN whose checksum
+	// is complete (tcpwalk's raw SYNs) and proxies only those whose
+	// checksum is left to offload (a kernel socket's, over veth).
 	FirewallSynproxy Firewall = "synproxy"
 	// FirewallLoose is a stateful ruleset with a common mistake: `ct state
 	// new accept` on the allowed ports without a SYN match. Conntrack's
 	// loose pickup (nf_conntrack_tcp_loose=1, the default) makes a new entry
 	// from a mid-stream ACK, so an ACK without a connection passes.
 	FirewallLoose Firewall = "loose"
+	// FirewallV6Open is FirewallStateful written in a table of family ip
+	// (IPv4 only), where an inet one was meant: IPv4 is filtered strictly,
+	// IPv6 is forwarded unfiltered (the classic dual-stack mistake:
+	// iptables rules without ip6tables twins, or an ip6tables policy
+	// ACCEPT). `tcpwalk firewall HOST4:PORT HOST6:PORT` reports it as a
+	// v4/v6 difference.
+	FirewallV6Open Firewall = "v6-open"
 )
 
 // Numbers the firewall profiles use.
@@ -73,15 +88,38 @@ const (
 	// offers (it also offers SACK and timestamps).
 	SynproxyMSS    = 1460
 	SynproxyWscale = 7
-	// FirewallTable is the nftables table (family ip) of a router's rules;
-	// its one chain is named after the profile.
+	// FirewallTable is the nftables table (family inet, or ip for
+	// FirewallV6Open) of a router's rules; its one forward chain is named
+	// after the profile.
 	FirewallTable = "tcpwalk_lab"
 )
 
 // Firewalls lists the profiles, for help and errors.
 func Firewalls() []Firewall {
-	return []Firewall{FirewallNone, FirewallStateless, FirewallStateful, FirewallReject, FirewallClamp, FirewallSynproxy, FirewallLoose}
+	return []Firewall{FirewallNone, FirewallStateless, FirewallStateful, FirewallReject, FirewallClamp, FirewallSynproxy, FirewallLoose, FirewallV6Open}
 }
+
+// Family is the nftables family of f's table: "inet" (both IPv4 and IPv6)
+// for every profile but FirewallV6Open's "ip".
+func (f Firewall) Family() string {
+	if f == FirewallV6Open {
+		return "ip"
+	}
+	return "inet"
+}
+
+// tableFamily is Family for the nftables library.
+func (f Firewall) tableFamily() nftables.TableFamily {
+	if f == FirewallV6Open {
+		return nftables.TableFamilyIPv4
+	}
+	return nftables.TableFamilyINet
+}
+
+// tableFamilies are the families a router's table may have: where
+// ReadFirewall looks and RemoveFirewall removes (ip also for a lab made by
+// a tcpwalk whose tables were all ip).
+var tableFamilies = []nftables.TableFamily{nftables.TableFamilyINet, nftables.TableFamilyIPv4}
 
 // ParseFirewall reads a profile name.
 func ParseFirewall(s string) (Firewall, error) {
@@ -114,14 +152,15 @@ const (
 // policy returns the chain policy of f.
 func (f Firewall) policy() nftables.ChainPolicy {
 	switch f {
-	case FirewallStateless, FirewallStateful, FirewallSynproxy, FirewallLoose:
+	case FirewallStateless, FirewallStateful, FirewallSynproxy, FirewallLoose, FirewallV6Open:
 		return nftables.ChainPolicyDrop
 	}
 	return nftables.ChainPolicyAccept
 }
 
-// Rules returns f's ruleset in nft syntax, as `nft list table ip
-// tcpwalk_lab` would print it (without the comments): the forward chain's
+// Rules returns f's ruleset in nft syntax, as `nft list table inet
+// tcpwalk_lab` (`ip` for FirewallV6Open) would print it (without the
+// comments): the forward chain's
 // line, then the rules, those of a prerouting raw chain first (their text
 // starts with "prerouting raw: ").
 func (f Firewall) Rules() []string {
@@ -179,11 +218,12 @@ func (f Firewall) rules() []rule {
 	switch f {
 	case FirewallStateless:
 		return []rule{
-			{"ip protocol icmp accept", cat(l4(unix.IPPROTO_ICMP), verdict(expr.VerdictAccept))},
+			{"meta l4proto icmp accept", cat(l4(unix.IPPROTO_ICMP), verdict(expr.VerdictAccept))},
+			{"meta l4proto ipv6-icmp accept", cat(l4(unix.IPPROTO_ICMPV6), verdict(expr.VerdictAccept))},
 			{"tcp dport " + ports + " accept", cat(l4(unix.IPPROTO_TCP), tcpPort(2), verdict(expr.VerdictAccept))},
 			{"tcp sport " + ports + " accept", cat(l4(unix.IPPROTO_TCP), tcpPort(0), verdict(expr.VerdictAccept))},
 		}
-	case FirewallStateful:
+	case FirewallStateful, FirewallV6Open:
 		return []rule{established, invalidDrop, newSYN}
 	case FirewallLoose:
 		return []rule{established, invalidDrop,
@@ -199,12 +239,12 @@ func (f Firewall) rules() []rule {
 	case FirewallReject:
 		return []rule{
 			established,
-			{"ct state invalid reject with icmp type admin-prohibited",
+			{"ct state invalid reject with icmpx type admin-prohibited",
 				cat(ctState(expr.CtStateBitINVALID), []expr.Any{adminProhibited()})},
 			newSYN,
 			{"meta l4proto tcp reject with tcp reset",
 				cat(l4(unix.IPPROTO_TCP), []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}})},
-			{"reject with icmp type admin-prohibited", []expr.Any{adminProhibited()}},
+			{"reject with icmpx type admin-prohibited", []expr.Any{adminProhibited()}},
 		}
 	case FirewallClamp:
 		return []rule{{fmt.Sprintf("tcp flags syn tcp option maxseg size set %d", ClampMSS),
@@ -264,10 +304,11 @@ func ctState(bits uint32) []expr.Any {
 
 func verdict(k expr.VerdictKind) []expr.Any { return []expr.Any{&expr.Verdict{Kind: k}} }
 
-// adminProhibited is ICMP destination unreachable, code 13: communication
-// administratively prohibited (RFC 1812 §5.2.7.1).
+// adminProhibited is destination unreachable, communication
+// administratively prohibited, in the packet's family: ICMP code 13 (RFC
+// 1812 §5.2.7.1) or ICMPv6 code 1 (RFC 4443 §3.1); nftables' icmpx picks it.
 func adminProhibited() expr.Any {
-	return &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: 13}
+	return &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}
 }
 
 // InstallFirewall replaces the firewall of the router namespace ns with f
@@ -281,11 +322,15 @@ func InstallFirewall(ns *netns.NS, f Firewall) error {
 	if err != nil {
 		return fmt.Errorf("lab: install firewall in %s: %w", ns.Name, err)
 	}
-	tab := &nftables.Table{Name: FirewallTable, Family: nftables.TableFamilyIPv4}
 	// Adding then deleting makes the delete succeed whether or not the
-	// table existed; the new one follows in the same batch.
-	c.AddTable(tab)
-	c.DelTable(tab)
+	// table existed (in either family: a profile switch may change it);
+	// the new one follows in the same batch.
+	for _, fam := range tableFamilies {
+		old := &nftables.Table{Name: FirewallTable, Family: fam}
+		c.AddTable(old)
+		c.DelTable(old)
+	}
+	tab := &nftables.Table{Name: FirewallTable, Family: f.tableFamily()}
 	c.AddTable(tab)
 	pol := f.policy()
 	if raw := f.rawRules(); len(raw) > 0 {
@@ -335,14 +380,19 @@ func ReadFirewall(ns *netns.NS) (Firewall, []string, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("lab: read firewall of %s: %w", ns.Name, err)
 	}
-	tab, err := c.ListTableOfFamily(FirewallTable, nftables.TableFamilyIPv4)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return FirewallNone, nil, nil
+	var tab *nftables.Table
+	for _, fam := range tableFamilies {
+		if tab, err = c.ListTableOfFamily(FirewallTable, fam); err == nil {
+			break
 		}
-		return "", nil, fmt.Errorf("lab: read firewall of %s: %w", ns.Name, err)
+		if !errors.Is(err, unix.ENOENT) {
+			return "", nil, fmt.Errorf("lab: read firewall of %s: %w", ns.Name, err)
+		}
 	}
-	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if tab == nil {
+		return FirewallNone, nil, nil
+	}
+	chains, err := c.ListChainsOfTableFamily(tab.Family)
 	if err != nil {
 		return "", nil, fmt.Errorf("lab: read firewall of %s: %w", ns.Name, err)
 	}
@@ -393,9 +443,11 @@ func RemoveFirewall(ns *netns.NS) error {
 	if err != nil {
 		return fmt.Errorf("lab: remove firewall of %s: %w", ns.Name, err)
 	}
-	tab := &nftables.Table{Name: FirewallTable, Family: nftables.TableFamilyIPv4}
-	c.AddTable(tab)
-	c.DelTable(tab)
+	for _, fam := range tableFamilies {
+		tab := &nftables.Table{Name: FirewallTable, Family: fam}
+		c.AddTable(tab)
+		c.DelTable(tab)
+	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("lab: remove firewall of %s: %w", ns.Name, err)
 	}

@@ -69,8 +69,8 @@ type Lab struct {
 	// ProberAddr and TargetAddr are the addresses of the veth ends.
 	ProberAddr, TargetAddr netip.Addr
 	// ProberAddr6 and TargetAddr6 are their IPv6 addresses; invalid for a
-	// lab without IPv6 (a routed lab, or one made by an older tcpwalk and
-	// reopened with Open).
+	// lab without IPv6 (a gvisor target, or one made by an older tcpwalk
+	// and reopened with Open).
 	ProberAddr6, TargetAddr6 netip.Addr
 	// ProberIf and TargetIf are the names of the veth ends.
 	ProberIf, TargetIf string
@@ -284,18 +284,6 @@ func waitOperUp(h *netlink.Handle, name string) error {
 	}
 }
 
-// disableIPv6 turns IPv6 off in the calling thread's namespace, so that the
-// veth sends no router, neighbour or MLD solicitations. A kernel without IPv6
-// has nothing to turn off.
-func disableIPv6() error {
-	for _, p := range []string{"/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/default/disable_ipv6"} {
-		if err := os.WriteFile(p, []byte("1\n"), 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("disable IPv6: %w", err)
-		}
-	}
-	return nil
-}
-
 // ipv6Sysctls make a namespace's IPv6 quiet and static: no router
 // advertisements taken (accept_ra 0) and no addresses made from them
 // (autoconf 0), no router solicitations sent, and no duplicate address
@@ -394,7 +382,7 @@ func Open(prefix string) (*Lab, error) {
 		}
 		l.TargetAddr, l.Stack, l.TUNIf = a, StackGVisor, tunIf
 	}
-	// A lab without IPv6 (routed, or made by an older tcpwalk) has none.
+	// A lab without IPv6 (a gvisor target, or made by an older tcpwalk) has none.
 	l.ProberAddr6, _ = ifAddr6(l.Prober, pif)
 	l.TargetAddr6, _ = ifAddr6(l.Target, tif)
 	return l, nil

@@ -28,11 +28,23 @@ var (
 	// Transit addresses of the link between two routers.
 	Router1Transit = netip.MustParsePrefix("198.18.1.1/24")
 	Router2Transit = netip.MustParsePrefix("198.18.1.2/24")
+
+	// The IPv6 twins, from 2001:2::/48 (RFC 5180), one /64 per link: the
+	// prober keeps DefaultProberAddr6 (2001:2::1) on 2001:2::/64, the
+	// transit link is 2001:2:0:1::/64, the target's 2001:2:0:2::/64.
+	RoutedTargetAddr6 = netip.MustParsePrefix("2001:2:0:2::2/64")
+	RouterProberSide6 = netip.MustParsePrefix("2001:2::fe/64")
+	RouterTargetSide6 = netip.MustParsePrefix("2001:2:0:2::fe/64")
+	Router1Transit6   = netip.MustParsePrefix("2001:2:0:1::1/64")
+	Router2Transit6   = netip.MustParsePrefix("2001:2:0:1::2/64")
 )
 
 // labRoute is the one route each host gets: the lab's whole range through
 // the next router. No host has a default route.
 var labRoute = netip.MustParsePrefix("198.18.0.0/15")
+
+// labRoute6 is labRoute's IPv6 twin: 2001:2::/48, the lab's whole IPv6 range.
+var labRoute6 = benchNet6
 
 // MaxRouters is how many routers a routed lab may have.
 const MaxRouters = 2
@@ -55,21 +67,26 @@ type Router struct {
 	// NS is the router's namespace.
 	NS *netns.NS
 	// ProberSide and TargetSide are its addresses toward the prober and
-	// toward the target.
-	ProberSide, TargetSide netip.Addr
+	// toward the target; ProberSide6 and TargetSide6 their IPv6 twins
+	// (invalid for a router of a lab made by an older tcpwalk).
+	ProberSide, TargetSide   netip.Addr
+	ProberSide6, TargetSide6 netip.Addr
 	// Firewall is the ruleset installed in its forward hook.
 	Firewall Firewall
 }
 
 // Routed is a lab whose prober and target talk through routers:
 //
-//	PREFIX-prober 198.18.0.1/24
-//	  └─ PREFIX-fw 198.18.0.254/24 | 198.18.2.254/24       (one router)
-//	       └─ PREFIX-target 198.18.2.2/24
+//	PREFIX-prober 198.18.0.1/24, 2001:2::1/64
+//	  └─ PREFIX-fw 198.18.0.254/24, 2001:2::fe/64 | 198.18.2.254/24, 2001:2:0:2::fe/64   (one router)
+//	       └─ PREFIX-target 198.18.2.2/24, 2001:2:0:2::2/64
 //
-// With two routers, PREFIX-fw has 198.18.0.254 and 198.18.1.1, PREFIX-fw2 has
-// 198.18.1.2 and 198.18.2.254. Every host routes 198.18.0.0/15 to its next
-// router and has no default route. The embedded Lab works as for a
+// With two routers, PREFIX-fw has 198.18.0.254 and 198.18.1.1 (2001:2::fe,
+// 2001:2:0:1::1), PREFIX-fw2 has 198.18.1.2 and 198.18.2.254 (2001:2:0:1::2,
+// 2001:2:0:2::fe). Every host routes 198.18.0.0/15 and 2001:2::/48 to its next
+// router and has no default route for either family. The routers forward
+// IPv6 too; nothing sends router advertisements (no daemon runs, and every
+// namespace ignores them), neighbour discovery works as usual. The embedded Lab works as for a
 // two-namespace lab (servers, Open, Destroy).
 type Routed struct {
 	*Lab
@@ -124,11 +141,13 @@ func CreateRouted(cfg *RoutedConfig) (*Routed, error) {
 	}
 	pns, tns, pif, tif := Names(c.Prefix)
 	r := &Routed{Lab: &Lab{
-		Prefix:     c.Prefix,
-		ProberAddr: DefaultProberAddr.Addr(),
-		TargetAddr: RoutedTargetAddr.Addr(),
-		ProberIf:   pif,
-		TargetIf:   tif,
+		Prefix:      c.Prefix,
+		ProberAddr:  DefaultProberAddr.Addr(),
+		TargetAddr:  RoutedTargetAddr.Addr(),
+		ProberAddr6: DefaultProberAddr6.Addr(),
+		TargetAddr6: RoutedTargetAddr6.Addr(),
+		ProberIf:    pif,
+		TargetIf:    tif,
 	}}
 	// Make every namespace first. Until all are ours, a failure removes
 	// only the ones this call made; afterwards Destroy may remove them all.
@@ -156,11 +175,12 @@ func CreateRouted(cfg *RoutedConfig) (*Routed, error) {
 		}
 		rt := &Router{NS: ns, Firewall: fws[i]}
 		rt.ProberSide, rt.TargetSide = RouterProberSide.Addr(), RouterTargetSide.Addr()
+		rt.ProberSide6, rt.TargetSide6 = RouterProberSide6.Addr(), RouterTargetSide6.Addr()
 		if c.Routers == 2 {
 			if i == 0 {
-				rt.TargetSide = Router1Transit.Addr()
+				rt.TargetSide, rt.TargetSide6 = Router1Transit.Addr(), Router1Transit6.Addr()
 			} else {
-				rt.ProberSide = Router2Transit.Addr()
+				rt.ProberSide, rt.ProberSide6 = Router2Transit.Addr(), Router2Transit6.Addr()
 			}
 		}
 		r.Routers = append(r.Routers, rt)
@@ -182,7 +202,7 @@ func CreateRouted(cfg *RoutedConfig) (*Routed, error) {
 // firewall rules.
 func (r *Routed) build(n int) error {
 	for _, ns := range r.namespaces() {
-		if err := ns.Do(disableIPv6); err != nil {
+		if err := ns.Do(quietIPv6); err != nil {
 			return fmt.Errorf("namespace %s: %w", ns.Name, err)
 		}
 	}
@@ -191,50 +211,52 @@ func (r *Routed) build(n int) error {
 	rt0 := r.Routers[0]
 	// Each link: a (prober side) <-> b (target side).
 	type link struct {
-		a, b         *netns.NS
-		aIf, bIf     string
-		aAddr, bAddr netip.Prefix
+		a, b           *netns.NS
+		aIf, bIf       string
+		aAddr, bAddr   netip.Prefix
+		aAddr6, bAddr6 netip.Prefix
 	}
-	links := []link{{r.Prober, rt0.NS, r.ProberIf, r0p, DefaultProberAddr, RouterProberSide}}
+	links := []link{{r.Prober, rt0.NS, r.ProberIf, r0p, DefaultProberAddr, RouterProberSide, DefaultProberAddr6, RouterProberSide6}}
 	if n == 1 {
-		links = append(links, link{rt0.NS, r.Target, r0t, r.TargetIf, RouterTargetSide, RoutedTargetAddr})
+		links = append(links, link{rt0.NS, r.Target, r0t, r.TargetIf, RouterTargetSide, RoutedTargetAddr, RouterTargetSide6, RoutedTargetAddr6})
 	} else {
 		rt1 := r.Routers[1]
 		links = append(links,
-			link{rt0.NS, rt1.NS, r0t, r1p, Router1Transit, Router2Transit},
-			link{rt1.NS, r.Target, r1t, r.TargetIf, RouterTargetSide, RoutedTargetAddr})
+			link{rt0.NS, rt1.NS, r0t, r1p, Router1Transit, Router2Transit, Router1Transit6, Router2Transit6},
+			link{rt1.NS, r.Target, r1t, r.TargetIf, RouterTargetSide, RoutedTargetAddr, RouterTargetSide6, RoutedTargetAddr6})
 	}
 	for _, l := range links {
 		if err := addVeth(l.a, l.aIf, l.b, l.bIf); err != nil {
 			return err
 		}
-		if err := configureIn(l.a, l.aIf, l.aAddr); err != nil {
+		if err := configureIn(l.a, l.aIf, l.aAddr, l.aAddr6); err != nil {
 			return err
 		}
-		if err := configureIn(l.b, l.bIf, l.bAddr); err != nil {
+		if err := configureIn(l.b, l.bIf, l.bAddr, l.bAddr6); err != nil {
 			return err
 		}
 	}
 	// Routes: the prober and routers send the lab's range toward the
 	// target; the target (and the second router, for the prober's subnet)
 	// toward the prober. Connected /24s are more specific than the /15.
-	routes := []struct {
-		ns *netns.NS
-		gw netip.Addr
-	}{{r.Prober, RouterProberSide.Addr()}, {r.Target, RouterTargetSide.Addr()}}
+	// The same for IPv6: 2001:2::/48 via the next router's address; the
+	// connected /64s are more specific.
+	type route struct {
+		ns      *netns.NS
+		gw, gw6 netip.Addr
+	}
+	routes := []route{{r.Prober, RouterProberSide.Addr(), RouterProberSide6.Addr()},
+		{r.Target, RouterTargetSide.Addr(), RouterTargetSide6.Addr()}}
 	if n == 2 {
 		routes = append(routes,
-			struct {
-				ns *netns.NS
-				gw netip.Addr
-			}{rt0.NS, Router2Transit.Addr()},
-			struct {
-				ns *netns.NS
-				gw netip.Addr
-			}{r.Routers[1].NS, Router1Transit.Addr()})
+			route{rt0.NS, Router2Transit.Addr(), Router2Transit6.Addr()},
+			route{r.Routers[1].NS, Router1Transit.Addr(), Router1Transit6.Addr()})
 	}
 	for _, rt := range routes {
 		if err := addRoute(rt.ns, labRoute, rt.gw); err != nil {
+			return err
+		}
+		if err := addRoute(rt.ns, labRoute6, rt.gw6); err != nil {
 			return err
 		}
 	}
@@ -265,14 +287,19 @@ func (r *Routed) namespaces() []*netns.NS {
 	return append(out, r.Target)
 }
 
-// routerSysctls turns on forwarding and turns off the ICMP rate limit in the
-// calling thread's namespace: a router's time-exceeded and a firewall's
-// admin-prohibited answers must not depend on how fast a test probes
-// (net.ipv4.icmp_ratelimit is per namespace).
+// routerSysctls turns on forwarding (IPv4 and IPv6) and turns off the ICMP
+// and ICMPv6 rate limits in the calling thread's namespace: a router's
+// time-exceeded and a firewall's admin-prohibited answers must not depend on
+// how fast a test probes (the rate limits are per namespace). IPv6
+// forwarding makes the router a router (RFC 4861 §6.2.1), but without a
+// daemon (radvd) Linux sends no router advertisements, and every namespace
+// of the lab ignores them anyway (quietIPv6).
 func routerSysctls() error {
 	for _, s := range []struct{ path, val string }{
 		{"/proc/sys/net/ipv4/ip_forward", "1\n"},
 		{"/proc/sys/net/ipv4/icmp_ratelimit", "0\n"},
+		{"/proc/sys/net/ipv6/conf/all/forwarding", "1\n"},
+		{"/proc/sys/net/ipv6/icmp/ratelimit", "0\n"},
 	} {
 		if err := os.WriteFile(s.path, []byte(s.val), 0); err != nil {
 			return fmt.Errorf("set %s: %w", s.path, err)
@@ -303,13 +330,13 @@ func addVeth(a *netns.NS, aIf string, b *netns.NS, bIf string) error {
 	return nil
 }
 
-func configureIn(ns *netns.NS, name string, addr netip.Prefix) error {
+func configureIn(ns *netns.NS, name string, addr, addr6 netip.Prefix) error {
 	h, err := handleIn(ns)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	return configure(h, name, addr, netip.Prefix{})
+	return configure(h, name, addr, addr6)
 }
 
 func waitUpIn(ns *netns.NS, name string) error {
@@ -327,8 +354,12 @@ func addRoute(ns *netns.NS, dst netip.Prefix, gw netip.Addr) error {
 		return err
 	}
 	defer h.Close()
+	bits := 32
+	if dst.Addr().Is6() {
+		bits = 128
+	}
 	rt := &netlink.Route{
-		Dst: &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(dst.Bits(), 32)},
+		Dst: &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(dst.Bits(), bits)},
 		Gw:  gw.AsSlice(),
 	}
 	if err := h.RouteAdd(rt); err != nil {
@@ -358,6 +389,8 @@ func OpenRouters(prefix string) ([]*Router, error) {
 		pIf, tIf := routerIfs(prefix, i)
 		rt.ProberSide, _ = ifAddr(ns, pIf)
 		rt.TargetSide, _ = ifAddr(ns, tIf)
+		rt.ProberSide6, _ = ifAddr6(ns, pIf)
+		rt.TargetSide6, _ = ifAddr6(ns, tIf)
 		fw, _, err := ReadFirewall(ns)
 		if err != nil {
 			closeRouters(append(out, rt))

@@ -21,10 +21,15 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe/netns"
 )
 
-// echoFrom connects from ns to addr with a kernel socket and echoes one line.
+// echoFrom connects from ns to addr (IPv4 or IPv6) with a kernel socket and
+// echoes one line.
 func echoFrom(ns *netns.NS, addr netip.AddrPort, wait time.Duration) error {
+	network := "tcp4"
+	if addr.Addr().Is6() {
+		network = "tcp6"
+	}
 	return ns.Do(func() error {
-		c, err := net.DialTimeout("tcp4", addr.String(), wait)
+		c, err := net.DialTimeout(network, addr.String(), wait)
 		if err != nil {
 			return err
 		}
@@ -59,13 +64,21 @@ func TestRoutedForwards(t *testing.T) {
 		if err := echoFrom(r.Prober, netip.AddrPortFrom(r.TargetAddr, lab.PortEcho), 3*time.Second); err != nil {
 			t.Errorf("%d routers: echo through the path: %v", n, err)
 		}
+		// Dual-stack: the same over IPv6, from 2001:2::1 to 2001:2:0:2::2.
+		if r.TargetAddr6 != lab.RoutedTargetAddr6.Addr() || r.ProberAddr6 != lab.DefaultProberAddr6.Addr() {
+			t.Errorf("IPv6 addresses %s, %s", r.ProberAddr6, r.TargetAddr6)
+		}
+		if err := echoFrom(r.Prober, netip.AddrPortFrom(r.TargetAddr6, lab.PortEcho), 3*time.Second); err != nil {
+			t.Errorf("%d routers: echo through the path over IPv6: %v", n, err)
+		}
+		checkNoDefaultRoutes(t, r)
 		// lab.Open sees a routed lab like a two-namespace one.
 		l, err := lab.Open(r.Prefix)
 		if err != nil {
 			t.Fatalf("Open(%s): %v", r.Prefix, err)
 		}
-		if l.TargetAddr != r.TargetAddr {
-			t.Errorf("Open: target %s, want %s", l.TargetAddr, r.TargetAddr)
+		if l.TargetAddr != r.TargetAddr || l.TargetAddr6 != r.TargetAddr6 {
+			t.Errorf("Open: target %s, %s, want %s, %s", l.TargetAddr, l.TargetAddr6, r.TargetAddr, r.TargetAddr6)
 		}
 		l.Release()
 	}
@@ -111,7 +124,8 @@ func TestFirewallProfiles(t *testing.T) {
 		if want := map[bool]string{true: "0\n", false: "1\n"}[f == lab.FirewallSynproxy]; loose != nil && string(loose) != want {
 			t.Errorf("%s: nf_conntrack_tcp_loose %q, want %q", f, loose, want)
 		}
-		if f == lab.FirewallStateless || f == lab.FirewallStateful || f == lab.FirewallSynproxy || f == lab.FirewallLoose {
+		filtering := f == lab.FirewallStateless || f == lab.FirewallStateful || f == lab.FirewallSynproxy || f == lab.FirewallLoose
+		if filtering || f == lab.FirewallV6Open {
 			if err := echoFrom(r.Prober, netip.AddrPortFrom(r.TargetAddr, lab.PortEcho), 3*time.Second); err != nil {
 				t.Errorf("%s: allowed port: %v", f, err)
 			}
@@ -120,12 +134,51 @@ func TestFirewallProfiles(t *testing.T) {
 				t.Errorf("%s: blocked port: err = %v, want a timeout (SYN dropped)", f, err)
 			}
 		}
+		// The IPv6 twin: the same verdicts over IPv6, except for v6-open,
+		// whose ip table IPv6 never meets: the SYN to the blocked port
+		// reaches the target, whose kernel resets it (nothing listens).
+		if f != lab.FirewallNone {
+			if err := echoFrom(r.Prober, netip.AddrPortFrom(r.TargetAddr6, lab.PortEcho), 3*time.Second); err != nil {
+				t.Errorf("%s: allowed port over IPv6: %v", f, err)
+			}
+			err := echoFrom(r.Prober, netip.AddrPortFrom(r.TargetAddr6, lab.PortBlocked), 300*time.Millisecond)
+			switch {
+			case filtering && (err == nil || !strings.Contains(err.Error(), "timeout")):
+				t.Errorf("%s: blocked port over IPv6: err = %v, want a timeout (SYN dropped, as over IPv4)", f, err)
+			case f == lab.FirewallV6Open && (err == nil || !strings.Contains(err.Error(), "refused")):
+				t.Errorf("%s: blocked port over IPv6: err = %v, want connection refused (IPv6 unfiltered)", f, err)
+			}
+		}
+		if want := map[bool]string{true: "ip", false: "inet"}[f == lab.FirewallV6Open]; f.Family() != want {
+			t.Errorf("%s: table family %s, want %s", f, f.Family(), want)
+		}
 	}
 	if err := lab.RemoveFirewall(fw); err != nil {
 		t.Fatal(err)
 	}
 	if got, rules, err := lab.ReadFirewall(fw); err != nil || got != lab.FirewallNone || len(rules) != 0 {
 		t.Errorf("after RemoveFirewall: %q %q %v, want none", got, rules, err)
+	}
+}
+
+// checkNoDefaultRoutes: no namespace of the routed lab has a default route
+// of either family; the IPv6 range goes through the next router.
+func checkNoDefaultRoutes(t *testing.T, r *lab.Routed) {
+	t.Helper()
+	nss := []*netns.NS{r.Prober, r.Target}
+	for _, rt := range r.Routers {
+		nss = append(nss, rt.NS)
+	}
+	for _, ns := range nss {
+		for _, fam := range []string{"-4", "-6"} {
+			out, err := exec.Command("ip", "-n", ns.Name, fam, "route", "show", "default").CombinedOutput()
+			if err != nil {
+				t.Fatalf("ip -n %s %s route: %v: %s", ns.Name, fam, err, out)
+			}
+			if strings.TrimSpace(string(out)) != "" {
+				t.Errorf("%s has a default route (%s): %s", ns.Name, fam, out)
+			}
+		}
 	}
 }
 
