@@ -47,7 +47,7 @@ func runDemo(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	prefix := fmt.Sprintf("%s%d", demoPrefix, os.Getpid())
+	prefix := fmt.Sprintf("%s%d", lab.DemoPrefix, os.Getpid())
 	l, err := lab.Create(&lab.Config{Prefix: prefix, Stack: stack})
 	if err != nil {
 		return &exitError{code: exitEnv, err: fmt.Errorf("demo: make the lab: %w (needs root: CAP_SYS_ADMIN and CAP_NET_ADMIN)", err)}
@@ -58,7 +58,7 @@ func runDemo(c *cli.Context) error {
 	}
 	if !c.Bool("json") {
 		fmt.Fprintf(c.App.Writer, "lab: %s (%s) <-> %s (%s), servers on %s ports 7001-7010, stack %s\n\n",
-			l.Prober.Name, l.ProberAddr, l.Target.Name, l.TargetAddr, l.TargetAddr, stackText(l.Stack))
+			l.Prober.Name, l.ProberAddr, l.Target.Name, l.TargetAddr, l.TargetAddr, l.Stack.Description())
 	}
 	cfg := walk.Config{
 		Port:    lab.PortHold,
