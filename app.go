@@ -299,7 +299,7 @@ func openNetNS(c *cli.Context, target netip.Addr) (*netns.NS, error) {
 	if err != nil {
 		return nil, nil // no lab: probe from here
 	}
-	if sameNS(ns) || !canEnterNS() || !labShouldProbe(lab.DefaultPrefix, target) {
+	if sameNS(ns) || !privs.CanEnterNS() || !labShouldProbe(lab.DefaultPrefix, target) {
 		ns.Close()
 		return nil, nil
 	}
@@ -329,25 +329,6 @@ func labShouldProbe(prefix string, target netip.Addr) bool {
 	}
 	conn.Close()
 	return false
-}
-
-// canEnterNS reports whether this process may enter another network
-// namespace: setns(2) needs CAP_SYS_ADMIN, which a tcpwalk given only
-// CAP_NET_RAW and CAP_NET_ADMIN by setcap (and run inside a namespace with
-// `ip netns exec`) does not have. It then probes from where it is instead
-// of failing on the lab's namespace. Unknown means yes.
-func canEnterNS() bool {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return true
-	}
-	defer f.Close()
-	eff, err := privs.ParseCapEff(f)
-	if err != nil {
-		return true
-	}
-	const capSysAdmin = 21 // include/uapi/linux/capability.h
-	return eff&(1<<capSysAdmin) != 0
 }
 
 // sameNS reports whether ns is the namespace we run in.

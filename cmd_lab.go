@@ -17,6 +17,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/netns"
+	"github.com/tcpwalk/tcpwalk/probe/privs"
 	"github.com/tcpwalk/tcpwalk/probe/sockdiag"
 )
 
@@ -314,7 +315,7 @@ func labStatus(c *cli.Context) error {
 	}
 	w := c.App.Writer
 	l, err := lab.Open(prefix)
-	if err != nil && (errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM) || !canEnterNS()) && len(lab.Leftovers(prefix)) > 0 {
+	if err != nil && (errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM) || !privs.CanEnterNS()) && len(lab.Leftovers(prefix)) > 0 {
 		// Not "down": a lab that cannot be read is not known to be down.
 		return &exitError{code: exitEnv, err: fmt.Errorf("lab status: reading lab %s needs root (CAP_SYS_ADMIN to enter its namespaces): %w", prefix, err)}
 	}
