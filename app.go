@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -22,6 +21,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/netns"
 	"github.com/tcpwalk/tcpwalk/probe/privs"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
 // Exit statuses, the same for every command.
@@ -278,9 +278,9 @@ func exitCode(err error) int {
 }
 
 // openNetNS opens the namespace named by --netns. Without --netns, a target
-// in 198.18.0.0/15 (the lab's range) is probed from the lab's prober
-// namespace when the lab is up and we are not already in it (said on
-// stderr), so that `tcpwalk lab up` followed by `tcpwalk walk all
+// in the lab's range is probed from the lab's prober namespace when the lab
+// is up and we are not already in it (walk.LabProberNS; said on stderr), so
+// that `tcpwalk lab up` followed by `tcpwalk walk all
 // 198.18.0.2:7001` works as written. Nil means the current namespace.
 func openNetNS(c *cli.Context, target netip.Addr) (*netns.NS, error) {
 	name := c.String("netns")
@@ -291,60 +291,19 @@ func openNetNS(c *cli.Context, target netip.Addr) (*netns.NS, error) {
 		}
 		return ns, nil
 	}
-	if !benchNet.Contains(target) && !probe.LabRange6.Contains(target) {
+	ns := walk.LabProberNS(target)
+	if ns == nil {
 		return nil, nil
 	}
-	pns, _, _, _ := lab.Names(lab.DefaultPrefix)
-	ns, err := netns.Open(pns)
-	if err != nil {
-		return nil, nil // no lab: probe from here
-	}
-	if sameNS(ns) || !privs.CanEnterNS() || !labShouldProbe(lab.DefaultPrefix, target) {
-		ns.Close()
-		return nil, nil
-	}
-	fmt.Fprintf(c.App.ErrWriter, "tcpwalk: probing %s from the lab's namespace %s (--netns to choose another)\n", target, pns)
+	fmt.Fprintf(c.App.ErrWriter, "tcpwalk: probing %s from the lab's namespace %s (--netns to choose another)\n", target, ns.Name)
 	return ns, nil
 }
 
-// labShouldProbe reports whether a target in the lab range, given without
-// --netns while the default lab exists, is the lab's to probe: one of the
-// lab's own addresses, or an address this namespace has no route to (other
-// than a default route, which CheckLabRoute refuses anyway). A namespace of
-// the user's own on 198.19.x.x, routed from here, is probed from here.
-func labShouldProbe(prefix string, target netip.Addr) bool {
-	if l, err := lab.Open(prefix); err == nil {
-		own := target == l.ProberAddr || target == l.TargetAddr
-		l.Release()
-		if own {
-			return true
-		}
-	}
-	if probe.CheckLabRoute(target) != nil {
-		return true // only the default route leads there from here
-	}
-	conn, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(target, 9)))
-	if err != nil {
-		return true // no route here
-	}
-	conn.Close()
-	return false
+// labTargetFor finds the lab whose target is addr (walk.FindLab) with the
+// namespace --netns names. Release the lab when done.
+func labTargetFor(c *cli.Context, addr netip.Addr) (*lab.Lab, bool) {
+	return walk.FindLab(c.String("netns"), addr)
 }
-
-// sameNS reports whether ns is the namespace we run in.
-func sameNS(ns *netns.NS) bool {
-	cur, err := netns.Current()
-	if err != nil {
-		return false
-	}
-	defer cur.Close()
-	a, err1 := cur.ID()
-	b, err2 := ns.ID()
-	return err1 == nil && err2 == nil && a == b
-}
-
-// benchNet is RFC 2544's benchmarking range, the lab's addresses.
-var benchNet = netip.MustParsePrefix("198.18.0.0/15")
 
 // reorderArgs lets options stand anywhere, as hping3 and nping allow:
 // `tcpwalk send 198.18.0.2:80 --flags S` becomes

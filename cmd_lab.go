@@ -416,28 +416,3 @@ func labDown(c *cli.Context) error {
 	fmt.Fprintln(c.App.Writer)
 	return nil
 }
-
-// labTargetFor finds the lab whose target is addr, for the lab's trigger,
-// oracle and capture: with --netns PREFIX-prober the lab of that prefix (a
-// lab made with another prefix, as tests make them, is found, and a default
-// lab that happens to use the same addresses is not taken for it), else the
-// default lab. Release the lab when done.
-func labTargetFor(c *cli.Context, addr netip.Addr) (*lab.Lab, bool) {
-	prefix := lab.DefaultPrefix
-	if name := c.String("netns"); name != "" {
-		p, ok := strings.CutSuffix(name, "-prober")
-		if !ok || p == "" {
-			return nil, false
-		}
-		prefix = p
-	}
-	l, err := lab.Open(prefix)
-	if err != nil {
-		return nil, false
-	}
-	if l.TargetAddr != addr {
-		l.Release()
-		return nil, false
-	}
-	return l, true
-}
