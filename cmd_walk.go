@@ -179,7 +179,7 @@ func writeWalks(c *cli.Context, results []walk.Result, coverage bool) error {
 			report.WalkSummary(w, results, color)
 		}
 		if coverage {
-			writeCoverage(w, walk.StateCoverage(results), len(results) > 0 && results[0].Oracle)
+			report.WriteCoverage(w, walk.StateCoverage(results), len(results) > 0 && results[0].Oracle)
 		}
 	}
 	if fileErr != nil {
@@ -256,26 +256,6 @@ func writeReportFile(flag, path string, write func(io.Writer) error) error {
 		return fmt.Errorf("%s %s: %w", flag, path, err)
 	}
 	return nil
-}
-
-// writeCoverage prints the state table; without an oracle (a gvisor lab's
-// netstack) states can only be seen on the wire, and the header says so.
-func writeCoverage(w io.Writer, cov []walk.Coverage, oracle bool) {
-	if oracle {
-		fmt.Fprintln(w, "\nThe 11 states of RFC 9293, each seen on the wire and in the target kernel (sock_diag):")
-	} else {
-		fmt.Fprintln(w, "\nThe 11 states of RFC 9293, each seen on the wire (no kernel-state oracle for this target):")
-	}
-	for _, cv := range cov {
-		mark := "confirmed"
-		switch {
-		case len(cv.By) == 0:
-			mark = "NOT SEEN"
-		case !cv.Kernel:
-			mark = "wire only"
-		}
-		fmt.Fprintf(w, "  %-12s %-10s by %s\n", cv.State, mark, strings.Join(cv.By, ", "))
-	}
 }
 
 // ladderWidth is the width ladders are drawn to: the terminal's columns when
