@@ -10,6 +10,7 @@ import (
 
 	vnetns "github.com/vishvananda/netns"
 
+	"github.com/tcpwalk/tcpwalk/probe/labnet"
 	"github.com/tcpwalk/tcpwalk/probe/netns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -32,7 +33,7 @@ var (
 
 // labRoute is the one route each host gets: the lab's whole range through
 // the next router. No host has a default route.
-var labRoute = netip.MustParsePrefix("198.18.0.0/15")
+var labRoute = labnet.IPv4
 
 // MaxRouters is how many routers a routed lab may have.
 const MaxRouters = 2

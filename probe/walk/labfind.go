@@ -7,6 +7,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
+	"github.com/tcpwalk/tcpwalk/probe/labnet"
 	"github.com/tcpwalk/tcpwalk/probe/netns"
 	"github.com/tcpwalk/tcpwalk/probe/privs"
 )
@@ -18,12 +19,12 @@ import (
 
 // LabProberNS is the namespace a target given without --netns is probed
 // from: the default lab's prober namespace when target is in the lab's
-// range (probe.LabRange, probe.LabRange6), the lab is up, we are not
+// range (labnet), the lab is up, we are not
 // already in it and may enter it, and the target is the lab's to probe
 // (LabShouldProbe). Nil means the current namespace. Close the namespace
 // when done.
 func LabProberNS(target netip.Addr) *netns.NS {
-	if !probe.LabRange.Contains(target) && !probe.LabRange6.Contains(target) {
+	if !labnet.Contains(target) {
 		return nil
 	}
 	pns, _, _, _ := lab.Names(lab.DefaultPrefix)
