@@ -86,21 +86,6 @@ Examples:
 	}
 }
 
-// stackFlag chooses the TCP that serves the lab's target.
-func stackFlag() cli.Flag {
-	return &cli.StringFlag{Name: "stack", Value: string(lab.StackLinux),
-		Usage: "TCP stack serving the target: linux (the kernel) or gvisor (gVisor's netstack on a TUN device)"}
-}
-
-// parseStack reads --stack.
-func parseStack(c *cli.Context) (lab.Stack, error) {
-	st, err := lab.ParseStack(c.String("stack"))
-	if err != nil {
-		return "", usageErr("--stack: %v", err)
-	}
-	return st, nil
-}
-
 func labUp(c *cli.Context) error {
 	prefix, err := labCommandArgs(c)
 	if err != nil {
