@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -14,14 +13,19 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unicode"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/netns"
 	"github.com/tcpwalk/tcpwalk/probe/privs"
+	"github.com/tcpwalk/tcpwalk/probe/scan"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/report"
 )
 
 // Exit statuses, the same for every command.
@@ -278,9 +282,9 @@ func exitCode(err error) int {
 }
 
 // openNetNS opens the namespace named by --netns. Without --netns, a target
-// in 198.18.0.0/15 (the lab's range) is probed from the lab's prober
-// namespace (so is one in 2001:2::/48, the lab's IPv6 range) when the lab is up and we are not already in it (said on
-// stderr), so that `tcpwalk lab up` followed by `tcpwalk walk all
+// in the lab's ranges (198.18.0.0/15, 2001:2::/48) is probed from the lab's prober namespace when the lab
+// is up and we are not already in it (walk.LabProberNS; said on stderr), so
+// that `tcpwalk lab up` followed by `tcpwalk walk all
 // 198.18.0.2:7001` works as written. Nil means the current namespace.
 func openNetNS(c *cli.Context, target netip.Addr) (*netns.NS, error) {
 	name := c.String("netns")
@@ -291,79 +295,19 @@ func openNetNS(c *cli.Context, target netip.Addr) (*netns.NS, error) {
 		}
 		return ns, nil
 	}
-	if !benchNet.Contains(target) && !probe.LabRange6.Contains(target) {
+	ns := walk.LabProberNS(target)
+	if ns == nil {
 		return nil, nil
 	}
-	pns, _, _, _ := lab.Names(lab.DefaultPrefix)
-	ns, err := netns.Open(pns)
-	if err != nil {
-		return nil, nil // no lab: probe from here
-	}
-	if sameNS(ns) || !canEnterNS() || !labShouldProbe(lab.DefaultPrefix, target) {
-		ns.Close()
-		return nil, nil
-	}
-	fmt.Fprintf(c.App.ErrWriter, "tcpwalk: probing %s from the lab's namespace %s (--netns to choose another)\n", target, pns)
+	fmt.Fprintf(c.App.ErrWriter, "tcpwalk: probing %s from the lab's namespace %s (--netns to choose another)\n", target, ns.Name)
 	return ns, nil
 }
 
-// labShouldProbe reports whether a target in the lab range, given without
-// --netns while the default lab exists, is the lab's to probe: one of the
-// lab's own addresses, or an address this namespace has no route to (other
-// than a default route, which CheckLabRoute refuses anyway). A namespace of
-// the user's own on 198.19.x.x, routed from here, is probed from here.
-func labShouldProbe(prefix string, target netip.Addr) bool {
-	if l, err := lab.Open(prefix); err == nil {
-		own := l.Owns(target)
-		l.Release()
-		if own {
-			return true
-		}
-	}
-	if probe.CheckLabRoute(target) != nil {
-		return true // only the default route leads there from here
-	}
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(target, 9)))
-	if err != nil {
-		return true // no route here
-	}
-	conn.Close()
-	return false
+// labTargetFor finds the lab whose target is addr (walk.FindLab) with the
+// namespace --netns names. Release the lab when done.
+func labTargetFor(c *cli.Context, addr netip.Addr) (*lab.Lab, bool) {
+	return walk.FindLab(c.String("netns"), addr)
 }
-
-// canEnterNS reports whether this process may enter another network
-// namespace: setns(2) needs CAP_SYS_ADMIN, which a tcpwalk given only
-// CAP_NET_RAW and CAP_NET_ADMIN by setcap (and run inside a namespace with
-// `ip netns exec`) does not have. It then probes from where it is instead
-// of failing on the lab's namespace. Unknown means yes.
-func canEnterNS() bool {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return true
-	}
-	defer f.Close()
-	eff, err := privs.ParseCapEff(f)
-	if err != nil {
-		return true
-	}
-	const capSysAdmin = 21 // include/uapi/linux/capability.h
-	return eff&(1<<capSysAdmin) != 0
-}
-
-// sameNS reports whether ns is the namespace we run in.
-func sameNS(ns *netns.NS) bool {
-	cur, err := netns.Current()
-	if err != nil {
-		return false
-	}
-	defer cur.Close()
-	a, err1 := cur.ID()
-	b, err2 := ns.ID()
-	return err1 == nil && err2 == nil && a == b
-}
-
-// benchNet is RFC 2544's benchmarking range, the lab's addresses.
-var benchNet = netip.MustParsePrefix("198.18.0.0/15")
 
 // reorderArgs lets options stand anywhere, as hping3 and nping allow:
 // `tcpwalk send 198.18.0.2:80 --flags S` becomes
@@ -567,4 +511,430 @@ func explainFlagError(err error) string {
 		return fmt.Sprintf("invalid value %q for flag %s: a duration needs a unit, e.g. %ss or %sms", m[1], m[2], m[1], m[1])
 	}
 	return err.Error()
+}
+
+// --- Shared by the commands that serve or make a lab (lab, demo). ---
+
+// stackFlag chooses the TCP that serves the lab's target.
+func stackFlag() cli.Flag {
+	return &cli.StringFlag{Name: "stack", Value: string(lab.StackLinux),
+		Usage: "TCP stack serving the target: linux (the kernel) or gvisor (gVisor's netstack on a TUN device)"}
+}
+
+// parseStack reads --stack.
+func parseStack(c *cli.Context) (lab.Stack, error) {
+	st, err := lab.ParseStack(c.String("stack"))
+	if err != nil {
+		return "", usageErr("--stack: %v", err)
+	}
+	return st, nil
+}
+
+// --- Shared by the commands that walk (walk, demo) and write walk reports (conform, firewall, run, send). ---
+
+// runWalks opens a prober and runs the walks concurrently.
+func runWalks(ctx context.Context, c *cli.Context, pcfg probe.Config, cfg walk.Config, scenarios []walk.Scenario) ([]walk.Result, error) {
+	pcfg.Warn = func(msg string) { fmt.Fprintf(c.App.ErrWriter, "tcpwalk: warning: %s\n", msg) }
+	p, err := probe.Open(pcfg)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	cfg.Prober = p
+	if cfg.Dial != nil && cfg.Dial.Port() != 0 && needsDial(scenarios) {
+		// The remote connects to one fixed port of ours: a prober of
+		// that port alone, so that no other walk takes it and the guard
+		// and filter cover it wherever it is.
+		dcfg := pcfg
+		dcfg.LocalLo, dcfg.LocalHi = cfg.Dial.Port(), cfg.Dial.Port()
+		dp, err := probe.Open(dcfg)
+		if err != nil {
+			return nil, fmt.Errorf("--dial-trigger %s: %w", cfg.Dial.Name(), err)
+		}
+		defer dp.Close()
+		cfg.DialProber = dp
+		fmt.Fprintf(c.App.ErrWriter, "tcpwalk: syn-sent waits up to %v for %s to connect to %s (--dial-trigger %s)\n",
+			cfg.Dial.Wait(), pcfg.Remote, netip.AddrPortFrom(dp.Local(), cfg.Dial.Port()), cfg.Dial.Name())
+	}
+	return walk.Run(ctx, cfg, scenarios), nil
+}
+
+// needsDial reports whether a walk needs the remote to connect to us.
+func needsDial(scenarios []walk.Scenario) bool {
+	for _, s := range scenarios {
+		if s.Action == walk.Connect {
+			return true
+		}
+	}
+	return false
+}
+
+// writeWalks prints ladders and the summary (or JSON) and maps verdicts to
+// the exit status.
+func writeWalks(c *cli.Context, results []walk.Result, coverage bool) error {
+	// The report files first: they are written even when stdout fails.
+	fileErr := writeReportFiles(c, "tcpwalk "+c.Command.Name, results)
+	w := c.App.Writer
+	if c.Bool("json") {
+		if err := report.WriteWalkJSON(w, results); err != nil {
+			return err
+		}
+	} else {
+		color := !c.Bool("no-color") && isTerminal(w)
+		for _, r := range results {
+			if err := report.WriteLadder(w, r, report.LadderOptions{Color: color, Width: ladderWidth(w)}); err != nil {
+				return err
+			}
+			fmt.Fprintln(w)
+		}
+		if len(results) > 1 {
+			report.WalkSummary(w, results, color)
+		}
+		if coverage {
+			report.WriteCoverage(w, walk.StateCoverage(results), len(results) > 0 && results[0].Oracle)
+		}
+	}
+	if fileErr != nil {
+		return fileErr
+	}
+	for _, r := range results {
+		if r.Verdict == walk.Fail || r.Verdict == walk.Inconclusive {
+			return &exitError{code: exitNoReply}
+		}
+	}
+	return nil
+}
+
+// junitFlag and pcapFlag are the report file flags of walk and demo (and
+// of any command with walk.Results), read by writeReportFiles. New flags
+// each time: urfave/cli keeps state in a flag.
+func junitFlag() cli.Flag {
+	return &cli.StringFlag{Name: "junit", Usage: "also write JUnit XML to `FILE`, one test case per walk, for CI"}
+}
+
+func pcapFlag() cli.Flag {
+	return &cli.StringFlag{Name: "pcap", Usage: "also write every segment sent and received to `FILE` (pcapng, a comment on each packet)"}
+}
+
+func htmlFlag() cli.Flag {
+	return &cli.StringFlag{Name: "html", Usage: "also write a self-contained HTML page to `FILE`: each walk's ladder drawn in SVG, its checks linked to the segments"}
+}
+
+// writeHTMLFile writes the --html page, when asked for, titled with the
+// command line that made it.
+func writeHTMLFile(c *cli.Context, rep report.HTMLReport) error {
+	path := c.String("html")
+	if path == "" {
+		return nil
+	}
+	rep.Title = strings.Join(append([]string{"tcpwalk", c.Command.Name}, c.Args().Slice()...), " ")
+	rep.Created = time.Now()
+	return writeReportFile("--html", path, func(w io.Writer) error { return report.WriteHTML(w, rep) })
+}
+
+// writeReportFiles writes the --junit and --pcap files, created or
+// truncated, when asked for. Failing to write one is an environment error
+// (exit status 3); both are attempted either way.
+func writeReportFiles(c *cli.Context, suite string, results []walk.Result) error {
+	var errs []error
+	if path := c.String("junit"); path != "" {
+		errs = append(errs, writeReportFile("--junit", path, func(w io.Writer) error { return report.WriteJUnit(w, suite, results) }))
+	}
+	if path := c.String("pcap"); path != "" {
+		errs = append(errs, writeReportFile("--pcap", path, func(w io.Writer) error { return report.WritePcap(w, results) }))
+	}
+	page := report.HTMLReport{Results: results}
+	if name := c.Command.Name; name == "walk" || name == "demo" {
+		page.Coverage = walk.StateCoverage(results)
+	}
+	errs = append(errs, writeHTMLFile(c, page))
+	if err := errors.Join(errs...); err != nil {
+		return &exitError{code: exitEnv, err: err}
+	}
+	return nil
+}
+
+// writeReportFile creates or truncates path and fills it with write.
+func writeReportFile(flag, path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w (is the directory there and writable?)", flag, path, err)
+	}
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", flag, path, err)
+	}
+	return nil
+}
+
+// ladderWidth is the width ladders are drawn to: the terminal's columns when
+// w is one (an 80-column terminal must not wrap them by itself), else 100.
+func ladderWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil && ws.Col >= 40 {
+			return int(ws.Col)
+		}
+	}
+	return report.DefaultWidth
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && report.ColorEnabled(f)
+}
+
+// --- Shared by the commands built on walks (walk, conform, run): flags, namespace, trigger and oracle. ---
+
+// walkFlags are the flags every command built on walks shares.
+func walkFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "close-trigger", Usage: "how to make the remote app act: http, lab, wait, none, string:TEXT, hex:BYTES (default: lab against the lab, else none)"},
+		&cli.StringFlag{Name: "dial-trigger", Usage: "how to make the remote host connect to us (syn-sent): lab, wait:PORT[:WAIT], connect-back:PORT:TEXT (default: lab against the lab, else the walk is skipped)"},
+		&cli.StringFlag{Name: "oracle-netns", Usage: "read the target's real socket states in this namespace (default: the lab's target, against the lab)"},
+		&cli.DurationFlag{Name: "reply-timeout", Value: walk.DefaultTiming.Reply, Usage: "wait for a reply before retransmitting ours"},
+		&cli.IntFlag{Name: "tries", Value: walk.DefaultTiming.Tries, Usage: "times a segment that expects a reply is sent (1-10)"},
+		portFlag(),
+	}
+}
+
+// walkSetup is what walk and conform share once the target is known: the
+// namespace to probe from, and a walk.Config whose trigger, oracle and
+// timing come from the flags, with the lab's trigger and oracle by default
+// against the lab's target. Close releases what it opened.
+type walkSetup struct {
+	ns      *netns.NS
+	cfg     walk.Config
+	closers []func()
+}
+
+func newWalkSetup(c *cli.Context, target netip.Addr) (_ *walkSetup, err error) {
+	s := &walkSetup{cfg: walk.Config{Timing: walk.DefaultTiming}}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	s.cfg.Timing.Reply, s.cfg.Timing.Tries = c.Duration("reply-timeout"), c.Int("tries")
+	if t := s.cfg.Timing.Reply; t <= 0 || t > time.Minute {
+		return nil, usageErr("--reply-timeout %v: want a duration from 1ms to 1m", t)
+	}
+	if n := s.cfg.Timing.Tries; n < 1 || n > 10 {
+		return nil, usageErr("--tries %d: want 1 to 10", n)
+	}
+	if s.ns, err = openNetNS(c, target); err != nil {
+		return nil, err
+	}
+	if s.ns != nil {
+		s.closers = append(s.closers, func() { s.ns.Close() })
+	}
+	var labTarget *walk.LabTarget
+	l, isLab := labTargetFor(c, target)
+	if isLab {
+		s.closers = append(s.closers, func() { l.Release() })
+		labNS := s.ns
+		if labNS == nil {
+			labNS = l.Prober
+		}
+		labTarget = &walk.LabTarget{Addr: target, NS: labNS} // the lab's dialer answers over the family it is asked on
+	}
+	trigName := c.String("close-trigger")
+	if trigName == "" && isLab {
+		trigName = "lab"
+	}
+	if s.cfg.Trigger, err = walk.ParseTrigger(trigName, labTarget); err != nil {
+		return nil, usageErr("%v", err)
+	}
+	if d := c.String("dial-trigger"); d != "" {
+		dialNS := s.ns
+		if labTarget != nil {
+			dialNS = labTarget.NS
+		}
+		if s.cfg.Dial, err = walk.ParseDialTrigger(d, labTarget, target, dialNS); err != nil {
+			return nil, usageErr("%v", err)
+		}
+	}
+	var closeOracle func()
+	if s.cfg.Oracle, closeOracle, err = chooseOracle(c, l, isLab); err != nil {
+		return nil, err
+	}
+	if closeOracle != nil {
+		s.closers = append(s.closers, closeOracle)
+	}
+	return s, nil
+}
+
+// chooseOracle picks what reads the target's own connection states: sock_diag
+// in --oracle-netns, else in the lab's target namespace when the lab's
+// stack is the kernel. A gvisor lab's netstack keeps its sockets in user
+// space, where sock_diag cannot see them: reading the empty kernel would
+// report every connection CLOSED, so such a lab gets no oracle (said on
+// stderr), and --oracle-netns naming its target is refused. The returned
+// func, when not nil, closes what was opened.
+func chooseOracle(c *cli.Context, l *lab.Lab, isLab bool) (walk.Oracle, func(), error) {
+	name := c.String("oracle-netns")
+	gvisor := isLab && !l.Stack.HasOracle()
+	switch {
+	case name != "" && gvisor && name == l.Target.Name:
+		return nil, nil, usageErr("--oracle-netns %s: the lab's target runs gVisor's netstack, whose sockets sock_diag cannot see (leave --oracle-netns out)", name)
+	case name != "":
+		ons, err := netns.Open(name)
+		if err != nil {
+			return nil, nil, &exitError{code: exitEnv, err: fmt.Errorf("--oracle-netns %s: %w", name, err)}
+		}
+		return walk.SockDiag{NS: ons}, func() { ons.Close() }, nil
+	case gvisor:
+		fmt.Fprintf(c.App.ErrWriter, "tcpwalk: the lab's target %s runs gVisor's netstack: no kernel-state oracle (sock_diag cannot see its sockets)\n", l.TargetAddr)
+		return nil, nil, nil
+	case isLab:
+		return walk.SockDiag{NS: l.Target}, nil, nil
+	}
+	return nil, nil, nil
+}
+
+func (s *walkSetup) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// withProber completes a setup's walk.Config for one prober and port.
+func withProber(cfg walk.Config, p *probe.Prober, port uint16) walk.Config {
+	cfg.Prober, cfg.Port = p, port
+	return cfg
+}
+
+// --- Shared by the commands that print scan results (scan, merge). ---
+
+// scanOutputFlags are the output options of scan and merge, which openScanOutputs reads.
+func scanOutputFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "json", Usage: "one JSON object per line"},
+		&cli.BoolFlag{Name: "grepable", Usage: "nmap's grepable format (-oG): one line per host"},
+		&cli.BoolFlag{Name: "reason", Usage: "show why each port got its state (syn-ack, reset, no-response, icmp 3/13 from X)"},
+		&cli.BoolFlag{Name: "open", Usage: "list only ports that may be open (open, open|filtered, unfiltered)"},
+		&cli.BoolFlag{Name: "all", Usage: "list every port and every host, none summed up"},
+		&cli.StringFlag{Name: "oX", Usage: "write nmap's XML to `FILE` (- for stdout)"},
+		&cli.StringFlag{Name: "oN", Usage: "write the normal (text) output to `FILE` (- for stdout)"},
+		&cli.StringFlag{Name: "oG", Usage: "write nmap's grepable output to `FILE` (- for stdout)"},
+		&cli.StringFlag{Name: "oA", Usage: "write all three, to `BASE`.xml, BASE.nmap and BASE.gnmap"},
+	}
+}
+
+// scanOutputs are where a scan's results go: stdout in the format of --json/--grepable (or text), unless an -o
+// option takes stdout, and the files of -oX, -oN, -oG and -oA.
+type scanOutputs struct {
+	stdout report.ScanFormat // 0: an -o option writes to stdout instead
+	toOut  report.ScanFormat // the -o format written to stdout, if any
+	files  []scanFile
+}
+
+type scanFile struct {
+	format report.ScanFormat
+	path   string
+	f      *os.File
+}
+
+// openScanOutputs creates the output files before the scan, so that an unwritable path fails at once, not after
+// an hour of scanning.
+func openScanOutputs(c *cli.Context) (*scanOutputs, error) {
+	o := &scanOutputs{stdout: report.ScanText}
+	switch {
+	case c.Bool("json"):
+		o.stdout = report.ScanJSON
+	case c.Bool("grepable"):
+		o.stdout = report.ScanGrepable
+	}
+	type want struct {
+		flag   string
+		format report.ScanFormat
+		path   string
+	}
+	var wants []want
+	for _, w := range []want{{"oX", report.ScanXML, ""}, {"oN", report.ScanText, ""}, {"oG", report.ScanGrepable, ""}} {
+		if p := c.String(w.flag); p != "" {
+			w.path = p
+			wants = append(wants, w)
+		}
+	}
+	if base := c.String("oA"); base != "" {
+		if base == "-" {
+			return nil, usageErr("-oA -: -oA writes three files; give a base name, or use -oX - for stdout")
+		}
+		wants = append(wants, want{"oA", report.ScanXML, base + ".xml"}, want{"oA", report.ScanText, base + ".nmap"},
+			want{"oA", report.ScanGrepable, base + ".gnmap"})
+	}
+	for _, w := range wants {
+		if w.path == "-" {
+			if o.toOut != 0 {
+				return nil, usageErr("-%s -: another -o option already writes to stdout; keep one", w.flag)
+			}
+			o.toOut, o.stdout = w.format, 0
+			continue
+		}
+		f, err := os.Create(w.path)
+		if err != nil {
+			o.close()
+			return nil, &exitError{code: exitEnv, err: fmt.Errorf("scan: -%s: %w", w.flag, err)}
+		}
+		o.files = append(o.files, scanFile{format: w.format, path: w.path, f: f})
+	}
+	if o.toOut != 0 && (c.Bool("json") || c.Bool("grepable")) {
+		o.close()
+		return nil, usageErr("scan: an -o option writes to stdout (-), and --json or --grepable too: keep one")
+	}
+	return o, nil
+}
+
+// print writes the result to every output.
+func (o *scanOutputs) print(c *cli.Context, res *scan.Result) error {
+	svc, _ := scan.DefaultServices()
+	args, _ := c.App.Metadata["args"].([]string)
+	if args == nil {
+		args = os.Args
+	}
+	pr := func(w io.Writer, f report.ScanFormat) error {
+		p := &report.ScanPrinter{W: w, Format: f, Reason: c.Bool("reason"), Open: c.Bool("open"), All: c.Bool("all"),
+			Args: args, Services: svc}
+		return p.Print(res)
+	}
+	var errs []error
+	for _, f := range []report.ScanFormat{o.stdout, o.toOut} {
+		if f != 0 {
+			errs = append(errs, pr(c.App.Writer, f))
+		}
+	}
+	for i := range o.files {
+		sf := &o.files[i]
+		if err := pr(sf.f, sf.format); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", sf.path, err))
+		}
+		if err := sf.f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", sf.path, err))
+		}
+		sf.f = nil
+	}
+	return errors.Join(errs...)
+}
+
+// discard closes and removes the files, for a scan that gave no result.
+func (o *scanOutputs) discard() {
+	for i := range o.files {
+		if sf := &o.files[i]; sf.f != nil {
+			sf.f.Close()
+			os.Remove(sf.path)
+			sf.f = nil
+		}
+	}
+}
+
+func (o *scanOutputs) close() {
+	for _, sf := range o.files {
+		if sf.f != nil {
+			sf.f.Close()
+		}
+	}
 }

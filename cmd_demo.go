@@ -52,7 +52,7 @@ func runDemo(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	prefix := fmt.Sprintf("%s%d", demoPrefix, os.Getpid())
+	prefix := fmt.Sprintf("%s%d", lab.DemoPrefix, os.Getpid())
 	l, err := lab.Create(&lab.Config{Prefix: prefix, Stack: stack})
 	if err != nil {
 		return &exitError{code: exitEnv, err: fmt.Errorf("demo: make the lab: %w (needs root: CAP_SYS_ADMIN and CAP_NET_ADMIN)", err)}
@@ -66,12 +66,12 @@ func runDemo(c *cli.Context) error {
 	if fam == probe.Family6 {
 		local, target = l.ProberAddr6, l.TargetAddr6
 		if !target.IsValid() {
-			return usageErr("demo -6: the %s lab has no IPv6 address yet; leave -6 out", stackText(l.Stack))
+			return usageErr("demo -6: the %s lab has no IPv6 address yet; leave -6 out", l.Stack.Description())
 		}
 	}
 	if !c.Bool("json") {
 		fmt.Fprintf(c.App.Writer, "lab: %s (%s) <-> %s (%s), servers on %s ports 7001-7010, stack %s\n\n",
-			l.Prober.Name, local, l.Target.Name, target, target, stackText(l.Stack))
+			l.Prober.Name, local, l.Target.Name, target, target, l.Stack.Description())
 	}
 	cfg := walk.Config{
 		Port:    lab.PortHold,

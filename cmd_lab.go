@@ -4,12 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/netip"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,11 +17,9 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/netns"
+	"github.com/tcpwalk/tcpwalk/probe/privs"
 	"github.com/tcpwalk/tcpwalk/probe/sockdiag"
 )
-
-// runDir holds the pid file and log of a lab's server process.
-const runDir = "/run/tcpwalk"
 
 func labCommand() *cli.Command {
 	prefix := &cli.StringFlag{Name: "prefix", Value: lab.DefaultPrefix, Usage: "lab name: namespaces are PREFIX-prober and PREFIX-target"}
@@ -92,32 +87,6 @@ Examples:
 	}
 }
 
-// stackFlag chooses the TCP that serves the lab's target.
-func stackFlag() cli.Flag {
-	return &cli.StringFlag{Name: "stack", Value: string(lab.StackLinux),
-		Usage: "TCP stack serving the target: linux (the kernel) or gvisor (gVisor's netstack on a TUN device)"}
-}
-
-// parseStack reads --stack.
-func parseStack(c *cli.Context) (lab.Stack, error) {
-	st, err := lab.ParseStack(c.String("stack"))
-	if err != nil {
-		return "", usageErr("--stack: %v", err)
-	}
-	return st, nil
-}
-
-// stackText says in a few words what serves a lab's target.
-func stackText(st lab.Stack) string {
-	if st == lab.StackGVisor {
-		return "gVisor netstack (user space, no sock_diag oracle)"
-	}
-	return "Linux kernel"
-}
-
-func pidFile(prefix string) string { return filepath.Join(runDir, prefix+".pid") }
-func logFile(prefix string) string { return filepath.Join(runDir, prefix+".log") }
-
 func labUp(c *cli.Context) error {
 	prefix, err := labCommandArgs(c)
 	if err != nil {
@@ -171,23 +140,23 @@ func labUp(c *cli.Context) error {
 	ok := false
 	defer func() {
 		if !ok {
-			stopServer(prefix)
+			lab.StopServerProcess(prefix)
 			l.Close()
 		}
 	}()
 	if err := l.Impair(loss, dup); err != nil {
 		return &exitError{code: exitEnv, err: fmt.Errorf("lab up: %w", err)}
 	}
-	ready, err := startServer(prefix)
+	ready, err := lab.StartServerProcess(prefix, "lab", "serve", "--prefix", prefix)
 	if err != nil {
 		return &exitError{code: exitEnv, err: fmt.Errorf("lab up: start servers: %w", err)}
 	}
-	if err := waitReady(ready, 5*time.Second); err != nil {
-		return &exitError{code: exitEnv, err: fmt.Errorf("lab up: servers did not start: %w (see %s)", err, logFile(prefix))}
+	if err := lab.WaitReady(ready, 5*time.Second); err != nil {
+		return &exitError{code: exitEnv, err: fmt.Errorf("lab up: servers did not start: %w (see %s)", err, lab.LogFile(prefix))}
 	}
 	if l.Stack.HasOracle() {
-		if err := waitListening(l.Target, lab.PortHold, 5*time.Second); err != nil {
-			return &exitError{code: exitEnv, err: fmt.Errorf("lab up: servers did not start: %w (see %s)", err, logFile(prefix))}
+		if err := lab.WaitListening(l.Target, lab.PortHold, 5*time.Second); err != nil {
+			return &exitError{code: exitEnv, err: fmt.Errorf("lab up: servers did not start: %w (see %s)", err, lab.LogFile(prefix))}
 		}
 	}
 	if c.Context.Err() != nil {
@@ -197,10 +166,10 @@ func labUp(c *cli.Context) error {
 		return &exitError{code: exitInterrupt, err: fmt.Errorf("lab up: interrupted: lab %s removed again", prefix)}
 	}
 	ok = true
-	pid, _ := serverPID(prefix)
+	pid, _ := lab.ServerPID(prefix)
 	l.Release()
 	fmt.Fprintf(w, "lab %s is up: %s (%s) <-> %s (%s), servers pid %d, stack %s\n", prefix,
-		l.Prober.Name, labAddrs(l.ProberAddr, l.ProberAddr6), l.Target.Name, labAddrs(l.TargetAddr, l.TargetAddr6), pid, stackText(l.Stack))
+		l.Prober.Name, labAddrs(l.ProberAddr, l.ProberAddr6), l.Target.Name, labAddrs(l.TargetAddr, l.TargetAddr6), pid, l.Stack.Description())
 	// Without --netns, only the default lab's namespace is found by itself.
 	via := ""
 	if prefix != lab.DefaultPrefix {
@@ -240,7 +209,7 @@ func prefixFlag(prefix string) string {
 // refused (exit 2) rather than ignored.
 func labReconfigure(c *cli.Context, l *lab.Lab, loss, dup int) error {
 	prefix, w := l.Prefix, c.App.Writer
-	pid, alive := serverPID(prefix)
+	pid, alive := lab.ServerPID(prefix)
 	if !alive {
 		return &exitError{code: exitEnv, err: fmt.Errorf("lab %s exists but its servers are not running: run `tcpwalk lab down%s` first", prefix, prefixFlag(prefix))}
 	}
@@ -292,141 +261,6 @@ func parsePercent(c *cli.Context, name string) (int, error) {
 	return n, nil
 }
 
-// readyEnv names the environment variable that tells `lab serve` which
-// file descriptor to write readyLine to once its servers listen.
-const readyEnv = "TCPWALK_LAB_READY_FD"
-
-const readyLine = "ready\n"
-
-// startServer runs `tcpwalk lab serve` as a daemon: its own session, output
-// to a log file, pid in runDir. It returns the read end of a pipe on which
-// the server says readyLine once it serves (see waitReady).
-func startServer(prefix string) (*os.File, error) {
-	if err := os.MkdirAll(runDir, 0o755); err != nil {
-		return nil, err
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	logf, err := os.OpenFile(logFile(prefix), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	r, wr, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer wr.Close()
-	cmd := exec.Command(exe, "lab", "serve", "--prefix", prefix)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{wr} // fd 3
-	cmd.Env = append(os.Environ(), readyEnv+"=3")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		r.Close()
-		return nil, err
-	}
-	if err := os.WriteFile(pidFile(prefix), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
-		cmd.Process.Kill()
-		r.Close()
-		return nil, err
-	}
-	return r, cmd.Process.Release()
-}
-
-// waitReady reads the server's ready line from r (and closes r): a
-// netstack's sockets are invisible to sock_diag, so only the server can
-// tell that it listens. EOF means the server exited first.
-func waitReady(r *os.File, within time.Duration) error {
-	defer r.Close()
-	r.SetReadDeadline(time.Now().Add(within))
-	b := make([]byte, len(readyLine))
-	if _, err := io.ReadFull(r, b); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return errors.New("the server process exited before it served")
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return fmt.Errorf("the server process did not say it serves within %v", within)
-		}
-		return err
-	}
-	if string(b) != readyLine {
-		return fmt.Errorf("the server process said %q, want %q", b, readyLine)
-	}
-	return nil
-}
-
-// signalReady tells `lab up` (through the pipe named by readyEnv) that the
-// servers serve; without readyEnv it does nothing.
-func signalReady() {
-	fd, err := strconv.Atoi(os.Getenv(readyEnv))
-	if err != nil || fd < 3 {
-		return
-	}
-	os.Unsetenv(readyEnv)
-	f := os.NewFile(uintptr(fd), "ready")
-	f.WriteString(readyLine)
-	f.Close()
-}
-
-// serverPID reads the pid file and tells whether that process still runs
-// `tcpwalk lab serve`.
-func serverPID(prefix string) (int, bool) {
-	b, err := os.ReadFile(pidFile(prefix))
-	if err != nil {
-		return 0, false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, false
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !strings.Contains(string(cmdline), "serve") {
-		return pid, false
-	}
-	return pid, true
-}
-
-// stopServer ends the server process (SIGTERM, then SIGKILL after 3 s) and
-// removes its pid file.
-func stopServer(prefix string) {
-	defer os.Remove(pidFile(prefix))
-	pid, alive := serverPID(prefix)
-	if !alive {
-		return
-	}
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if syscall.Kill(pid, 0) != nil {
-			return
-		}
-	}
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-}
-
-func waitListening(ns *netns.NS, port uint16, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		socks, err := sockdiag.Dump(ns)
-		if err == nil {
-			for _, s := range socks {
-				if s.State == sockdiag.Listen && s.Local.Port() == port {
-					return nil
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			if err == nil {
-				err = fmt.Errorf("nothing listens on port %d", port)
-			}
-			return err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // labServe runs the servers until SIGTERM or SIGINT.
 func labServe(c *cli.Context) error {
 	prefix := c.String("prefix")
@@ -440,8 +274,8 @@ func labServe(c *cli.Context) error {
 		return &exitError{code: exitEnv, err: err}
 	}
 	defer s.Close()
-	fmt.Fprintf(c.App.Writer, "%s lab %s: servers up on %s (%s)\n", time.Now().Format(time.RFC3339), prefix, l.TargetAddr, stackText(l.Stack))
-	signalReady()
+	fmt.Fprintf(c.App.Writer, "%s lab %s: servers up on %s (%s)\n", time.Now().Format(time.RFC3339), prefix, l.TargetAddr, l.Stack.Description())
+	lab.SignalReady()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
@@ -472,31 +306,31 @@ func labStatus(c *cli.Context) error {
 	}
 	w := c.App.Writer
 	l, err := lab.Open(prefix)
-	if err != nil && (errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM) || !canEnterNS()) && len(leftovers(prefix)) > 0 {
+	if err != nil && (errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM) || !privs.CanEnterNS()) && len(lab.Leftovers(prefix)) > 0 {
 		// Not "down": a lab that cannot be read is not known to be down.
 		return &exitError{code: exitEnv, err: fmt.Errorf("lab status: reading lab %s needs root (CAP_SYS_ADMIN to enter its namespaces): %w", prefix, err)}
 	}
 	if err != nil {
 		fmt.Fprintf(w, "lab %s: down\n", prefix)
-		if left := leftovers(prefix); len(left) > 0 {
+		if left := lab.Leftovers(prefix); len(left) > 0 {
 			fmt.Fprintf(w, "left behind: %s (remove with: tcpwalk lab down --prefix %s)\n", strings.Join(left, " "), prefix)
 		}
 		return &exitError{code: exitEnv}
 	}
 	defer l.Release()
-	pid, alive := serverPID(prefix)
+	pid, alive := lab.ServerPID(prefix)
 	fmt.Fprintf(w, "lab %s: up\n  prober  %-20s %s on %s\n", prefix, l.Prober.Name, labAddrs(l.ProberAddr, l.ProberAddr6), l.ProberIf)
 	if l.Stack == lab.StackGVisor {
 		fmt.Fprintf(w, "  target  %-20s %s on %s (netstack), forwarded from %s\n", l.Target.Name, labAddrs(l.TargetAddr, l.TargetAddr6), l.TUNIf, l.TargetIf)
 	} else {
 		fmt.Fprintf(w, "  target  %-20s %s on %s\n", l.Target.Name, labAddrs(l.TargetAddr, l.TargetAddr6), l.TargetIf)
 	}
-	fmt.Fprintf(w, "  stack   %s: %s\n", l.Stack, stackText(l.Stack))
+	fmt.Fprintf(w, "  stack   %s: %s\n", l.Stack, l.Stack.Description())
 	if loss, dup, err := l.Impairment(); err == nil && (loss > 0 || dup > 0) {
 		fmt.Fprintf(w, "  path    %d%% loss, %d%% duplication of TCP segments each way (nftables %s)\n", loss, dup, lab.ImpairTable(prefix))
 	}
 	if alive {
-		fmt.Fprintf(w, "  servers pid %d (log %s)\n", pid, logFile(prefix))
+		fmt.Fprintf(w, "  servers pid %d (log %s)\n", pid, lab.LogFile(prefix))
 	} else {
 		fmt.Fprintf(w, "  servers NOT running (run `tcpwalk lab down` then `tcpwalk lab up`)\n")
 	}
@@ -547,34 +381,19 @@ func writeSockets(w io.Writer, ns *netns.NS) {
 	}
 }
 
-// leftovers lists parts of a lab that exist (namespaces, pid file).
-func leftovers(prefix string) []string {
-	pns, tns, _, _ := lab.Names(prefix)
-	var out []string
-	for _, n := range append([]string{pns, tns}, lab.RouterNames(prefix)...) {
-		if _, err := os.Stat(filepath.Join(netns.RunDir, n)); err == nil {
-			out = append(out, "netns "+n)
-		}
-	}
-	if _, err := os.Stat(pidFile(prefix)); err == nil {
-		out = append(out, pidFile(prefix))
-	}
-	return out
-}
-
 func labDown(c *cli.Context) error {
 	prefix, err := labCommandArgs(c)
 	if err != nil {
 		return err
 	}
-	stopServer(prefix)
-	os.Remove(logFile(prefix))
+	lab.StopServerProcess(prefix)
+	os.Remove(lab.LogFile(prefix))
 	var errs []error
 	if err := lab.Destroy(prefix); err != nil {
 		errs = append(errs, err)
 	}
 	// Labs of demos that were killed before they could clean up.
-	n, err := destroyOrphanDemos()
+	n, err := lab.DestroyOrphanDemos()
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -587,113 +406,4 @@ func labDown(c *cli.Context) error {
 	}
 	fmt.Fprintln(c.App.Writer)
 	return nil
-}
-
-// demoPrefix names a demo's lab after its process, so that `lab down` can
-// tell a killed demo's lab from a running one.
-const demoPrefix = "tcpwalk-demo-"
-
-func destroyOrphanDemos() (int, error) {
-	names, err := netns.List(demoPrefix)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, err
-	}
-	seen := map[string]bool{}
-	removed := 0
-	var errs []error
-	for _, n := range names {
-		p := strings.TrimSuffix(strings.TrimSuffix(n, "-prober"), "-target")
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
-		pid, err := strconv.Atoi(strings.TrimPrefix(p, demoPrefix))
-		if err == nil && demoRunning(pid, filepath.Join(netns.RunDir, n)) {
-			continue // a demo still running owns it
-		}
-		if err := lab.Destroy(p); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		removed++
-	}
-	return removed, errors.Join(errs...)
-}
-
-// demoRunning reports whether process pid, after which the demo lab with
-// the namespace file nsPath is named, is that demo, still running. A live
-// pid alone does not say so: a killed demo's pid may be reused by any
-// program. Its command line does not either: a demo run in-process by go
-// test has no "demo" on it, and `lab down` must not pull a running demo's
-// lab from under it. A process that started before the lab was made is the
-// demo: a reused pid starts after the demo died, so after its lab was made.
-// When unsure, the lab stays.
-func demoRunning(pid int, nsPath string) bool {
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-		return false
-	}
-	fi, err := os.Stat(nsPath) // the namespace's nsfs inode: made with the namespace
-	if err != nil {
-		return true
-	}
-	start, err := procStartBoottime(pid)
-	if err != nil {
-		return true
-	}
-	var now unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &now); err != nil {
-		return true
-	}
-	made := time.Duration(now.Nano()) - time.Since(fi.ModTime())
-	// starttime counts clock ticks (USER_HZ, 100 a second): one tick of slack.
-	return start <= made+10*time.Millisecond
-}
-
-// procStartBoottime reads when process pid started, as time since boot
-// (field 22 of /proc/PID/stat, in USER_HZ ticks: 100 a second on Linux).
-func procStartBoottime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) is in parentheses and may hold spaces.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	const startField = 22 - 3 // fields after the name start at field 3
-	if len(f) <= startField {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields, want %d", pid, len(f)+2, startField+3)
-	}
-	ticks, err := strconv.ParseUint(f[startField], 10, 63)
-	if err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: starttime %q: %w", pid, f[startField], err)
-	}
-	return time.Duration(ticks) * (time.Second / 100), nil
-}
-
-// labTargetFor finds the lab whose target is addr, for the lab's trigger,
-// oracle and capture: with --netns PREFIX-prober the lab of that prefix (a
-// lab made with another prefix, as tests make them, is found, and a default
-// lab that happens to use the same addresses is not taken for it), else the
-// default lab. Release the lab when done.
-func labTargetFor(c *cli.Context, addr netip.Addr) (*lab.Lab, bool) {
-	prefix := lab.DefaultPrefix
-	if name := c.String("netns"); name != "" {
-		p, ok := strings.CutSuffix(name, "-prober")
-		if !ok || p == "" {
-			return nil, false
-		}
-		prefix = p
-	}
-	l, err := lab.Open(prefix)
-	if err != nil {
-		return nil, false
-	}
-	if !l.IsTarget(addr) {
-		l.Release()
-		return nil, false
-	}
-	return l, true
 }

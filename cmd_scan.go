@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/scan"
-	"github.com/tcpwalk/tcpwalk/report"
 )
 
 // nmapTypeFlags are nmap's scan-type options, accepted as aliases of --type.
@@ -370,134 +368,4 @@ func scanPortsFromFlags(c *cli.Context, ports string) ([]scan.PortRange, error) 
 		return nil, usageErr("--ports: %v", err)
 	}
 	return rs, nil
-}
-
-// scanOutputFlags are the output options of scan and merge, which openScanOutputs reads.
-func scanOutputFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.BoolFlag{Name: "json", Usage: "one JSON object per line"},
-		&cli.BoolFlag{Name: "grepable", Usage: "nmap's grepable format (-oG): one line per host"},
-		&cli.BoolFlag{Name: "reason", Usage: "show why each port got its state (syn-ack, reset, no-response, icmp 3/13 from X)"},
-		&cli.BoolFlag{Name: "open", Usage: "list only ports that may be open (open, open|filtered, unfiltered)"},
-		&cli.BoolFlag{Name: "all", Usage: "list every port and every host, none summed up"},
-		&cli.StringFlag{Name: "oX", Usage: "write nmap's XML to `FILE` (- for stdout)"},
-		&cli.StringFlag{Name: "oN", Usage: "write the normal (text) output to `FILE` (- for stdout)"},
-		&cli.StringFlag{Name: "oG", Usage: "write nmap's grepable output to `FILE` (- for stdout)"},
-		&cli.StringFlag{Name: "oA", Usage: "write all three, to `BASE`.xml, BASE.nmap and BASE.gnmap"},
-	}
-}
-
-// scanOutputs are where a scan's results go: stdout in the format of --json/--grepable (or text), unless an -o
-// option takes stdout, and the files of -oX, -oN, -oG and -oA.
-type scanOutputs struct {
-	stdout report.ScanFormat // 0: an -o option writes to stdout instead
-	toOut  report.ScanFormat // the -o format written to stdout, if any
-	files  []scanFile
-}
-
-type scanFile struct {
-	format report.ScanFormat
-	path   string
-	f      *os.File
-}
-
-// openScanOutputs creates the output files before the scan, so that an unwritable path fails at once, not after
-// an hour of scanning.
-func openScanOutputs(c *cli.Context) (*scanOutputs, error) {
-	o := &scanOutputs{stdout: report.ScanText}
-	switch {
-	case c.Bool("json"):
-		o.stdout = report.ScanJSON
-	case c.Bool("grepable"):
-		o.stdout = report.ScanGrepable
-	}
-	type want struct {
-		flag   string
-		format report.ScanFormat
-		path   string
-	}
-	var wants []want
-	for _, w := range []want{{"oX", report.ScanXML, ""}, {"oN", report.ScanText, ""}, {"oG", report.ScanGrepable, ""}} {
-		if p := c.String(w.flag); p != "" {
-			w.path = p
-			wants = append(wants, w)
-		}
-	}
-	if base := c.String("oA"); base != "" {
-		if base == "-" {
-			return nil, usageErr("-oA -: -oA writes three files; give a base name, or use -oX - for stdout")
-		}
-		wants = append(wants, want{"oA", report.ScanXML, base + ".xml"}, want{"oA", report.ScanText, base + ".nmap"},
-			want{"oA", report.ScanGrepable, base + ".gnmap"})
-	}
-	for _, w := range wants {
-		if w.path == "-" {
-			if o.toOut != 0 {
-				return nil, usageErr("-%s -: another -o option already writes to stdout; keep one", w.flag)
-			}
-			o.toOut, o.stdout = w.format, 0
-			continue
-		}
-		f, err := os.Create(w.path)
-		if err != nil {
-			o.close()
-			return nil, &exitError{code: exitEnv, err: fmt.Errorf("scan: -%s: %w", w.flag, err)}
-		}
-		o.files = append(o.files, scanFile{format: w.format, path: w.path, f: f})
-	}
-	if o.toOut != 0 && (c.Bool("json") || c.Bool("grepable")) {
-		o.close()
-		return nil, usageErr("scan: an -o option writes to stdout (-), and --json or --grepable too: keep one")
-	}
-	return o, nil
-}
-
-// print writes the result to every output.
-func (o *scanOutputs) print(c *cli.Context, res *scan.Result) error {
-	svc, _ := scan.DefaultServices()
-	args, _ := c.App.Metadata["args"].([]string)
-	if args == nil {
-		args = os.Args
-	}
-	pr := func(w io.Writer, f report.ScanFormat) error {
-		p := &report.ScanPrinter{W: w, Format: f, Reason: c.Bool("reason"), Open: c.Bool("open"), All: c.Bool("all"),
-			Args: args, Services: svc}
-		return p.Print(res)
-	}
-	var errs []error
-	for _, f := range []report.ScanFormat{o.stdout, o.toOut} {
-		if f != 0 {
-			errs = append(errs, pr(c.App.Writer, f))
-		}
-	}
-	for i := range o.files {
-		sf := &o.files[i]
-		if err := pr(sf.f, sf.format); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", sf.path, err))
-		}
-		if err := sf.f.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", sf.path, err))
-		}
-		sf.f = nil
-	}
-	return errors.Join(errs...)
-}
-
-// discard closes and removes the files, for a scan that gave no result.
-func (o *scanOutputs) discard() {
-	for i := range o.files {
-		if sf := &o.files[i]; sf.f != nil {
-			sf.f.Close()
-			os.Remove(sf.path)
-			sf.f = nil
-		}
-	}
-}
-
-func (o *scanOutputs) close() {
-	for _, sf := range o.files {
-		if sf.f != nil {
-			sf.f.Close()
-		}
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/tcpwalk/tcpwalk/probe/guard"
+	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/netns"
 )
 
@@ -21,7 +22,7 @@ import (
 func demoLeftovers(t *testing.T) []string {
 	t.Helper()
 	var left []string
-	names, err := netns.List(fmt.Sprintf("%s%d", demoPrefix, os.Getpid()))
+	names, err := netns.List(fmt.Sprintf("%s%d", lab.DemoPrefix, os.Getpid()))
 	if err != nil {
 		t.Fatalf("list namespaces: %v", err)
 	}

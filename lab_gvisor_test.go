@@ -48,17 +48,17 @@ func TestLabUpGVisor(t *testing.T) {
 	skipUnlessRoot(t)
 	prefix := labtest.Prefix(t)
 	t.Cleanup(func() {
-		if pid, alive := serverPID(prefix); alive {
+		if pid, alive := lab.ServerPID(prefix); alive {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
-		os.Remove(pidFile(prefix))
-		os.Remove(logFile(prefix))
+		os.Remove(lab.PIDFile(prefix))
+		os.Remove(lab.LogFile(prefix))
 		lab.Destroy(prefix)
 	})
 	if r := runBinary(t, "lab", "up", "--prefix", prefix, "--stack", "gvisor"); r.code != exitOK || !strings.Contains(r.stdout, "stack gVisor netstack") {
 		t.Fatalf("lab up --stack gvisor: exit %d, stdout %q; want 0 and the stack named", r.code, r.stdout)
 	}
-	pid, alive := serverPID(prefix)
+	pid, alive := lab.ServerPID(prefix)
 	if !alive {
 		t.Fatalf("no server process after lab up (pid file: %d)", pid)
 	}
@@ -110,10 +110,10 @@ func TestLabUpGVisor(t *testing.T) {
 			t.Errorf("after lab down, %s: %v", n, err)
 		}
 	}
-	if _, err := os.Stat(pidFile(prefix)); !os.IsNotExist(err) {
+	if _, err := os.Stat(lab.PIDFile(prefix)); !os.IsNotExist(err) {
 		t.Errorf("after lab down, pid file: %v", err)
 	}
-	if left := leftovers(prefix); len(left) > 0 {
+	if left := lab.Leftovers(prefix); len(left) > 0 {
 		t.Errorf("after lab down, left: %v", left)
 	}
 }

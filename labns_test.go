@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
 // TestLabNamespaceOnlyForItsTargets: without --netns, a lab-range target is
@@ -25,7 +26,7 @@ func TestLabNamespaceOnlyForItsTargets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var got bool
-		if err := here.Prober.Do(func() error { got = labShouldProbe(other.Prefix, netip.MustParseAddr(tt.target)); return nil }); err != nil {
+		if err := here.Prober.Do(func() error { got = walk.LabShouldProbe(other.Prefix, netip.MustParseAddr(tt.target)); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		if got != tt.want {

@@ -709,7 +709,7 @@ func TestSIGKILLRemovesGuard(t *testing.T) {
 // demoNamespaces lists the namespaces of the demo run by pid.
 func demoNamespaces(t *testing.T, pid int) []string {
 	t.Helper()
-	names, err := netns.List(fmt.Sprintf("%s%d-", demoPrefix, pid))
+	names, err := netns.List(fmt.Sprintf("%s%d-", lab.DemoPrefix, pid))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("list namespaces: %v", err)
 	}
@@ -722,7 +722,7 @@ func demoNamespaces(t *testing.T, pid int) []string {
 func startDemo(t *testing.T, args ...string) *proc {
 	t.Helper()
 	p := startTcpwalk(t, append([]string{"demo"}, args...)...)
-	prefix := fmt.Sprintf("%s%d", demoPrefix, p.cmd.Process.Pid)
+	prefix := fmt.Sprintf("%s%d", lab.DemoPrefix, p.cmd.Process.Pid)
 	t.Cleanup(func() { lab.Destroy(prefix) })
 	_, tns, _, _ := lab.Names(prefix)
 	var target *netns.NS
@@ -807,7 +807,7 @@ func TestLabDownAfterKilledDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { owner.Process.Kill(); owner.Wait() })
-	live, err := lab.Create(&lab.Config{Prefix: fmt.Sprintf("%s%d", demoPrefix, owner.Process.Pid)})
+	live, err := lab.Create(&lab.Config{Prefix: fmt.Sprintf("%s%d", lab.DemoPrefix, owner.Process.Pid)})
 	labtest.SkipUnlessPermitted(t, err)
 	t.Cleanup(func() { live.Close() })
 

@@ -26,7 +26,11 @@
 // [OptionIter] return errors (wrapping [ErrMalformed])
 // for malformed bytes instead of skipping them or panicking, and keep
 // unknown option kinds raw, because a prober must report what the remote
-// got wrong. No function in this package panics on any input.
+// got wrong. No parse, encode or build function panics on any input; the
+// header views' fixed-field getters and setters ([IPv4], [IPv6], [TCP])
+// index the slice as Go does and panic on one shorter than the header, so
+// a view is made from what a parse function accepted, or from a buffer of
+// [Segment.Len] bytes.
 //
 // The package itself is portable Go; the rest of tcpwalk is Linux-only.
 package craft

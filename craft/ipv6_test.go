@@ -380,7 +380,10 @@ func TestTemplateIPv6MatchesEncode(t *testing.T) {
 			s.Seq, s.Ack = r.Uint32(), r.Uint32()
 			want := mustEncode(t, s)
 			got := bytes.Repeat([]byte{0xff}, tmpl.Len()+1)
-			n := tmpl.Build(got, s.Dst, s.DstPort, s.SrcPort, s.Seq, s.Ack)
+			n, err := tmpl.Build(got, s.Dst, s.DstPort, s.SrcPort, s.Seq, s.Ack)
+			if err != nil {
+				t.Fatalf("Build(%v, %d, %d, %#x, %#x): %v", s.Dst, s.DstPort, s.SrcPort, s.Seq, s.Ack, err)
+			}
 			if n != len(want) || !bytes.Equal(got[:n], want) {
 				t.Fatalf("Build(%v, %d, %d, %#x, %#x):\n got %x\nwant %x", s.Dst, s.DstPort, s.SrcPort, s.Seq, s.Ack, got[:n], want)
 			}
@@ -395,12 +398,12 @@ func TestTemplateIPv6MatchesEncode(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, dst := range []netip.Addr{testDst, netip.MustParseAddr("::ffff:198.18.0.2"), {}} {
-		if n := tmpl.Build(make([]byte, 200), dst, 1, 2, 3, 4); n != 0 {
-			t.Errorf("IPv6 template Build to %v = %d, want 0", dst, n)
+		if n, err := tmpl.Build(make([]byte, 200), dst, 1, 2, 3, 4); n != 0 || err == nil || !strings.Contains(err.Error(), "is not IPv6") {
+			t.Errorf("IPv6 template Build to %v = %d, %v; want 0 and an error that it is not IPv6", dst, n, err)
 		}
 	}
-	if n := tmpl.Build(make([]byte, tmpl.Len()-1), testDst6, 1, 2, 3, 4); n != 0 {
-		t.Errorf("Build into a short buffer = %d, want 0", n)
+	if n, err := tmpl.Build(make([]byte, tmpl.Len()-1), testDst6, 1, 2, 3, 4); n != 0 || err == nil || !strings.Contains(err.Error(), "buffer holds") {
+		t.Errorf("Build into a short buffer = %d, %v; want 0 and an error about the buffer", n, err)
 	}
 }
 
@@ -417,7 +420,9 @@ func TestEncodeIPv6AllocatesNothing(t *testing.T) {
 		if _, err := s.Encode(buf); err != nil {
 			t.Fatal(err)
 		}
-		_ = tmpl.Build(buf, testDst6, 80, 1234, s.Seq, 0)
+		if _, err := tmpl.Build(buf, testDst6, 80, 1234, s.Seq, 0); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := ParseIPv6Packet(buf[:s.Len()]); err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package craft
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 )
 
@@ -57,16 +58,16 @@ func (t *Template) Len() int { return len(t.pkt) }
 
 // Build writes the template into b with the given destination, ports and
 // numbers, fixes both checksums, and returns the packet length. It
-// allocates nothing. It returns 0, writing nothing, if b is shorter than
-// [Template.Len] or dst is not of the template's family (IPv4, or IPv6
-// that is not IPv4-mapped).
-func (t *Template) Build(b []byte, dst netip.Addr, dstPort, srcPort uint16, seq, ack uint32) int {
+// allocates nothing when it succeeds. It fails, writing nothing, if b is
+// shorter than [Template.Len] or dst is not of the template's family
+// (IPv4, or IPv6 that is not IPv4-mapped).
+func (t *Template) Build(b []byte, dst netip.Addr, dstPort, srcPort uint16, seq, ack uint32) (int, error) {
 	if t.ip6 {
 		return t.build6(b, dst, dstPort, srcPort, seq, ack)
 	}
 	n := len(t.pkt)
 	if len(b) < n || !dst.Is4() || n < IPv4MinimumSize+TCPMinimumSize {
-		return 0
+		return 0, t.buildError(len(b), dst, "IPv4", IPv4MinimumSize)
 	}
 	b = b[:n]
 	copy(b, t.pkt)
@@ -84,15 +85,28 @@ func (t *Template) Build(b []byte, dst netip.Addr, dstPort, srcPort uint16, seq,
 	sum := t.tcpSum + dsum + uint32(srcPort) + uint32(dstPort) +
 		seq>>16 + seq&0xffff + ack>>16 + ack&0xffff
 	binary.BigEndian.PutUint16(s[TCPChecksumOffset:], checksumField(fold32(sum)))
-	return n
+	return n, nil
+}
+
+// buildError says why Build refused its arguments: a template too short to
+// hold the headers, a destination of the other family, or a short buffer
+// (of blen bytes).
+func (t *Template) buildError(blen int, dst netip.Addr, family string, ipLen int) error {
+	switch {
+	case len(t.pkt) < ipLen+TCPMinimumSize:
+		return fmt.Errorf("craft: build from template: the template holds %d bytes, fewer than an %s header and a TCP header; make it with NewTemplate", len(t.pkt), family)
+	case blen < len(t.pkt):
+		return fmt.Errorf("craft: build from template: buffer holds %d bytes, the packet needs %d (Template.Len)", blen, len(t.pkt))
+	}
+	return fmt.Errorf("craft: build from template: destination %v is not %s, the template's family; use a template made for it", dst, family)
 }
 
 // build6 is Build for an IPv6 template: the header has no checksum, so
 // only the TCP checksum is updated, with the destination's eight words.
-func (t *Template) build6(b []byte, dst netip.Addr, dstPort, srcPort uint16, seq, ack uint32) int {
+func (t *Template) build6(b []byte, dst netip.Addr, dstPort, srcPort uint16, seq, ack uint32) (int, error) {
 	n := len(t.pkt)
 	if len(b) < n || !isPlain6(dst) || n < IPv6HeaderSize+TCPMinimumSize {
-		return 0
+		return 0, t.buildError(len(b), dst, "IPv6", IPv6HeaderSize)
 	}
 	b = b[:n]
 	copy(b, t.pkt)
@@ -110,7 +124,7 @@ func (t *Template) build6(b []byte, dst netip.Addr, dstPort, srcPort uint16, seq
 	sum := t.tcpSum + dsum + uint32(srcPort) + uint32(dstPort) +
 		seq>>16 + seq&0xffff + ack>>16 + ack&0xffff
 	binary.BigEndian.PutUint16(s[TCPChecksumOffset:], checksumField(fold32(sum)))
-	return n
+	return n, nil
 }
 
 // fold32 folds a 32-bit ones'-complement sum to 16 bits.

@@ -2,8 +2,10 @@ package craft
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -26,7 +28,10 @@ func TestTemplateMatchesEncode(t *testing.T) {
 			s.Seq, s.Ack = r.Uint32(), r.Uint32()
 			want := mustEncode(t, s)
 			got := bytes.Repeat([]byte{0xff}, tmpl.Len()+1)
-			n := tmpl.Build(got, s.Dst, s.DstPort, s.SrcPort, s.Seq, s.Ack)
+			n, err := tmpl.Build(got, s.Dst, s.DstPort, s.SrcPort, s.Seq, s.Ack)
+			if err != nil {
+				t.Fatalf("Build(%v, %d, %d, %#x, %#x): %v", s.Dst, s.DstPort, s.SrcPort, s.Seq, s.Ack, err)
+			}
 			if n != len(want) || !bytes.Equal(got[:n], want) {
 				t.Fatalf("Build(%v, %d, %d, %#x, %#x):\n got %x\nwant %x", s.Dst, s.DstPort, s.SrcPort, s.Seq, s.Ack, got[:n], want)
 			}
@@ -48,10 +53,23 @@ func TestTemplateErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := tmpl.Build(make([]byte, tmpl.Len()-1), testDst, 1, 2, 3, 4); n != 0 {
-		t.Errorf("Build into a short buffer = %d, want 0", n)
-	}
-	if n := tmpl.Build(make([]byte, 100), netip.MustParseAddr("2001:db8::1"), 1, 2, 3, 4); n != 0 {
-		t.Errorf("Build to an IPv6 destination = %d, want 0", n)
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		dst  netip.Addr
+		want string
+	}{
+		{"short buffer", make([]byte, tmpl.Len()-1), testDst, fmt.Sprintf("buffer holds %d bytes, the packet needs %d", tmpl.Len()-1, tmpl.Len())},
+		{"IPv6 destination", make([]byte, 100), netip.MustParseAddr("2001:db8::1"), "destination 2001:db8::1 is not IPv4"},
+		{"no destination", make([]byte, 100), netip.Addr{}, "is not IPv4"},
+	} {
+		buf := bytes.Repeat([]byte{0xff}, len(tc.b))
+		n, err := tmpl.Build(buf, tc.dst, 1, 2, 3, 4)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || n != 0 {
+			t.Errorf("%s: Build = %d, %v; want 0 and an error containing %q", tc.name, n, err, tc.want)
+		}
+		if !bytes.Equal(buf, bytes.Repeat([]byte{0xff}, len(tc.b))) {
+			t.Errorf("%s: Build wrote into the buffer although it failed", tc.name)
+		}
 	}
 }

@@ -7,13 +7,16 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/tcpwalk/tcpwalk/probe/labnet"
 )
 
 // LabRange is RFC 2544's benchmarking range, where tcpwalk's labs live;
-// LabRange6 is RFC 5180's IPv6 one, the labs' IPv6 addresses.
+// LabRange6 is RFC 5180's IPv6 one, the labs' IPv6 addresses (both defined
+// in package labnet).
 var (
-	LabRange  = netip.MustParsePrefix("198.18.0.0/15")
-	LabRange6 = netip.MustParsePrefix("2001:2::/48")
+	LabRange  = labnet.IPv4
+	LabRange6 = labnet.IPv6
 )
 
 // CheckLabRoute refuses a destination in LabRange that the calling thread's

@@ -1,7 +1,7 @@
 // Package conform runs the conformance matrix of tcpwalk: for each TCP state
-// a one-sided prober can put a remote stack in, the events of
-// ../shared/spec/tcp-states.md §3 (exact, in-window and out-of-window RST,
-// SYN, ACK above SND.NXT and far below SND.UNA, data after our FIN, our FIN
+// a one-sided prober can put a remote stack in, the events of [Checks]
+// (exact, in-window and out-of-window RST, SYN, ACK above SND.NXT and far
+// below SND.UNA, data after our FIN, our FIN
 // again, SYNs into TIME_WAIT, a bad ACK and a retransmitted SYN in
 // SYN_RCVD), and the options echo of the handshake. Each check names the RFC
 // rule it comes from and ends in one of walk's verdicts: pass, fail,

@@ -31,16 +31,16 @@ var errSkip = errors.New("skipped")
 // <SEQ=sndNxt><ACK=rcvNxt><CTL=ACK> at once (KA1 carries a byte, so no rate
 // limit applies).
 func (e *env) keepAlive(ctx context.Context, name, rule, state string, sndNxt, rcvNxt tcpconn.Seq) error {
-	_, err := e.s.ExpectStep(ctx, name, rule, "KA1",
+	_, err := e.s.ExpectStep(ctx, walk.Step{Name: name, Rule: rule, Probe: "KA1", Wire: state},
 		func(bool) error { return e.c.KeepAlive() },
-		walk.Want{Flags: craft.FlagACK, Seq: sndNxt, Ack: rcvNxt}, state)
+		walk.Want{Flags: craft.FlagACK, Seq: sndNxt, Ack: rcvNxt})
 	return err
 }
 
 // reachSynRcvd sends our SYN and withholds the final ACK.
 func reachSynRcvd(ctx context.Context, e *env) (tcb, error) {
 	c := e.c
-	r, err := e.s.ExpectSYNACK(ctx, "LISTEN → SYN_RCVD", ruleListen, "SYN x", c.SendSYN)
+	r, err := e.s.ExpectSYNACK(ctx, walk.Step{Name: "LISTEN → SYN_RCVD", Rule: ruleListen, Probe: "SYN x"}, c.SendSYN)
 	if err != nil {
 		return tcb{}, err
 	}
@@ -139,7 +139,7 @@ func reachLastAck(ctx context.Context, e *env) (tcb, error) {
 		flags |= craft.FlagPSH
 		note = "trigger with FIN"
 	}
-	if _, err := e.s.ExpectStep(ctx, "ESTABLISHED → CLOSE_WAIT", ruleFinRcvd, "FIN",
+	if _, err := e.s.ExpectStep(ctx, walk.Step{Name: "ESTABLISHED → CLOSE_WAIT", Rule: ruleFinRcvd, Probe: "FIN", Wire: "CLOSE_WAIT"},
 		func(retry bool) error {
 			if !retry {
 				err := c.SendNext(flags, payload, note)
@@ -153,7 +153,7 @@ func reachLastAck(ctx context.Context, e *env) (tcb, error) {
 			// told apart below.
 			Retry: &walk.Want{Flags: craft.FlagACK, AnySeq: true, Ack: fin, IgnoreFIN: true},
 			Or:    &walk.Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: fin + 1}, OrWire: "LAST_ACK",
-			OrNote: "our FIN was acknowledged in the remote's own FIN"}, "CLOSE_WAIT"); err != nil {
+			OrNote: "our FIN was acknowledged in the remote's own FIN"}); err != nil {
 		if c.RemoteFINSeen && c.RemoteFINAck != fin+1 {
 			return tcb{}, e.closingNotLastAck(fin)
 		}
@@ -163,8 +163,8 @@ func reachLastAck(ctx context.Context, e *env) (tcb, error) {
 		return tcb{}, e.closingNotLastAck(fin)
 	}
 	if !c.RemoteFINSeen {
-		if _, err := e.s.ExpectRemote(ctx, "CLOSE_WAIT → LAST_ACK", ruleCloseCall,
-			walk.Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: fin + 1}, e.s.Plan().Wait, "LAST_ACK"); err != nil {
+		if _, err := e.s.ExpectRemote(ctx, walk.Step{Name: "CLOSE_WAIT → LAST_ACK", Rule: ruleCloseCall, Wire: "LAST_ACK"},
+			walk.Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: fin + 1}, e.s.Plan().Wait); err != nil {
 			return tcb{}, err
 		}
 	}
@@ -238,7 +238,7 @@ func reachClosing(ctx context.Context, e *env) (tcb, error) {
 	}
 	c := e.c
 	fin := c.SndNxt
-	if _, err := e.s.ExpectStep(ctx, "FIN_WAIT_1 → CLOSING", ruleClosing, "FIN, ACK F (not F+1)",
+	if _, err := e.s.ExpectStep(ctx, walk.Step{Name: "FIN_WAIT_1 → CLOSING", Rule: ruleClosing, Probe: "FIN, ACK F (not F+1)", Wire: "CLOSING"},
 		func(retry bool) error {
 			if retry {
 				return c.Retransmit(craft.FlagFIN|craft.FlagACK, fin, f, nil)
@@ -247,7 +247,7 @@ func reachClosing(ctx context.Context, e *env) (tcb, error) {
 			e.s.States("CLOSING", "")
 			return err
 		},
-		walk.Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1}, "CLOSING"); err != nil {
+		walk.Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1}); err != nil {
 		return tcb{}, err
 	}
 	return tcb{state: "CLOSING", sndNxt: f + 1, rcvNxt: fin + 1, sndUna: f, remoteFIN: true}, nil
@@ -262,7 +262,7 @@ func reachTimeWait(ctx context.Context, e *env) (tcb, error) {
 	c := e.c
 	c.RcvNxt = f + 1
 	fin := c.SndNxt
-	if _, err := e.s.ExpectStep(ctx, "FIN_WAIT_1 → TIME_WAIT", ruleFinWait1TW, "FIN, ACK F+1",
+	if _, err := e.s.ExpectStep(ctx, walk.Step{Name: "FIN_WAIT_1 → TIME_WAIT", Rule: ruleFinWait1TW, Probe: "FIN, ACK F+1", Wire: "TIME_WAIT"},
 		func(retry bool) error {
 			if retry {
 				return c.Retransmit(craft.FlagFIN|craft.FlagACK, fin, f+1, nil)
@@ -271,7 +271,7 @@ func reachTimeWait(ctx context.Context, e *env) (tcb, error) {
 			e.s.States("LAST_ACK", "")
 			return err
 		},
-		walk.Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1}, "TIME_WAIT"); err != nil {
+		walk.Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1}); err != nil {
 		return tcb{}, err
 	}
 	e.s.States("CLOSED", "TIME_WAIT")

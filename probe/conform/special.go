@@ -105,7 +105,7 @@ func optionsText(seg *walk.Segment) string {
 // that comes MUST echo our TSval.
 func optionsOffered(ctx context.Context, e *env) error {
 	c := e.c
-	r, err := e.s.ExpectSYNACK(ctx, "LISTEN → SYN_RCVD", ruleListen, fmt.Sprintf("SYN x <mss %d,sackOK,TS,nop,wscale 7>", c.Offer.MSS), c.SendSYN)
+	r, err := e.s.ExpectSYNACK(ctx, walk.Step{Name: "LISTEN → SYN_RCVD", Rule: ruleListen, Probe: fmt.Sprintf("SYN x <mss %d,sackOK,TS,nop,wscale 7>", c.Offer.MSS)}, c.SendSYN)
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func optionsOffered(ctx context.Context, e *env) error {
 func optionsNotOffered(ctx context.Context, e *env) error {
 	c := e.c
 	x := c.ISS
-	r, err := e.s.ExpectSYNACK(ctx, "LISTEN → SYN_RCVD", ruleListen, "SYN x without options",
+	r, err := e.s.ExpectSYNACK(ctx, walk.Step{Name: "LISTEN → SYN_RCVD", Rule: ruleListen, Probe: "SYN x without options"},
 		func() error { return c.SendSYNWith(x, nil, "SYN without options") })
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 
 	vnetns "github.com/vishvananda/netns"
 
+	"github.com/tcpwalk/tcpwalk/probe/labnet"
 	"github.com/tcpwalk/tcpwalk/probe/netns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -25,12 +26,12 @@ const DefaultPrefix = "tcpwalk"
 
 // benchNet is 198.18.0.0/15, RFC 2544's range for network benchmarks: the
 // only addresses the lab may use.
-var benchNet = netip.MustParsePrefix("198.18.0.0/15")
+var benchNet = labnet.IPv4
 
 // benchNet6 is 2001:2::/48, RFC 5180's IPv6 benchmarking range: the only
 // IPv6 addresses the lab may use besides the link-local ones the kernel
 // gives every interface.
-var benchNet6 = netip.MustParsePrefix("2001:2::/48")
+var benchNet6 = labnet.IPv6
 
 // Default addresses of the two ends.
 var (

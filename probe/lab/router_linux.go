@@ -10,6 +10,7 @@ import (
 
 	vnetns "github.com/vishvananda/netns"
 
+	"github.com/tcpwalk/tcpwalk/probe/labnet"
 	"github.com/tcpwalk/tcpwalk/probe/netns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -41,7 +42,7 @@ var (
 
 // labRoute is the one route each host gets: the lab's whole range through
 // the next router. No host has a default route.
-var labRoute = netip.MustParsePrefix("198.18.0.0/15")
+var labRoute = labnet.IPv4
 
 // labRoute6 is labRoute's IPv6 twin: 2001:2::/48, the lab's whole IPv6 range.
 var labRoute6 = benchNet6

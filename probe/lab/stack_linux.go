@@ -49,6 +49,14 @@ func ParseStack(s string) (Stack, error) {
 // sock_diag in the target namespace: only the kernel's can.
 func (s Stack) HasOracle() bool { return s == StackLinux }
 
+// Description says in a few words what serves a lab's target.
+func (s Stack) Description() string {
+	if s == StackGVisor {
+		return "gVisor netstack (user space, no sock_diag oracle)"
+	}
+	return "Linux kernel"
+}
+
 // TUNName is the name of the TUN device of a gvisor lab with prefix, in its
 // target namespace (tw-HASH-n, as Names makes the veth names).
 func TUNName(prefix string) string {

@@ -25,6 +25,7 @@ type Cap uint
 const (
 	CapNetAdmin Cap = 12 // nftables RST guard, SO_MARK
 	CapNetRaw   Cap = 13 // raw and packet sockets
+	CapSysAdmin Cap = 21 // setns(2): entering the lab's namespaces
 )
 
 // String returns the kernel's name for c ("CAP_NET_RAW").
@@ -34,6 +35,8 @@ func (c Cap) String() string {
 		return "CAP_NET_ADMIN"
 	case CapNetRaw:
 		return "CAP_NET_RAW"
+	case CapSysAdmin:
+		return "CAP_SYS_ADMIN"
 	}
 	return "CAP_" + strconv.FormatUint(uint64(c), 10)
 }
@@ -45,6 +48,8 @@ func (c Cap) why() string {
 		return "nftables RST guard and SO_MARK"
 	case CapNetRaw:
 		return "raw sockets"
+	case CapSysAdmin:
+		return "entering another network namespace"
 	}
 	return "unknown use"
 }
@@ -129,4 +134,22 @@ func check(capEff uint64, needAdmin bool) error {
 		return &MissingError{Caps: miss}
 	}
 	return nil
+}
+
+// CanEnterNS reports whether this process may enter another network
+// namespace: setns(2) needs CAP_SYS_ADMIN, which a tcpwalk given only
+// CAP_NET_RAW and CAP_NET_ADMIN by setcap (and run inside a namespace with
+// `ip netns exec`) does not have. It then probes from where it is instead
+// of failing on the lab's namespace. Unknown means yes.
+func CanEnterNS() bool {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	eff, err := ParseCapEff(f)
+	if err != nil {
+		return true
+	}
+	return eff&(1<<CapSysAdmin) != 0
 }

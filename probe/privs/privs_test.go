@@ -94,3 +94,17 @@ func TestCheckLive(t *testing.T) {
 		t.Errorf("Check(true) as root = %v, want nil", err)
 	}
 }
+
+// TestCanEnterNSLive runs CanEnterNS against this process: as root (CapEff
+// holds CAP_SYS_ADMIN) it must say yes, and the capability is named.
+func TestCanEnterNSLive(t *testing.T) {
+	if CapSysAdmin.String() != "CAP_SYS_ADMIN" {
+		t.Errorf("CapSysAdmin.String() = %q, want CAP_SYS_ADMIN", CapSysAdmin)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("not root: CanEnterNS may rightly say no")
+	}
+	if !CanEnterNS() {
+		t.Errorf("CanEnterNS() as root = false, want true")
+	}
+}

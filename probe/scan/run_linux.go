@@ -356,9 +356,9 @@ func (s *scanner) sendPass(ctx context.Context, snd batchSender, pass int) error
 				continue
 			}
 		}
-		dst, l := s.build(pkts[n], k)
-		if l == 0 {
-			return fmt.Errorf("scan: build the probe to %v: template of %d bytes does not fit", dst, plen)
+		dst, _, err := s.build(pkts[n], k)
+		if err != nil {
+			return fmt.Errorf("scan: build the probe to %v: %w", dst, err)
 		}
 		dsts[n], slots[n] = dst, k
 		n++

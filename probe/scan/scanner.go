@@ -128,8 +128,9 @@ func (s *scanner) cookie(dst [4]byte, dport uint16) (seq, ack uint32) {
 	return uint32(c), uint32(c >> 32)
 }
 
-// build writes the probe of the shard's k-th target into b and returns its destination and length.
-func (s *scanner) build(b []byte, k uint64) (netip.Addr, int) {
+// build writes the probe of the shard's k-th target into b and returns its destination and length; it fails
+// when b is shorter than the template.
+func (s *scanner) build(b []byte, k uint64) (netip.Addr, int, error) {
 	t := s.perm.at(s.shard.position(k))
 	a, port := s.plan.target(t)
 	var d [4]byte
@@ -139,7 +140,8 @@ func (s *scanner) build(b []byte, k uint64) (netip.Addr, int) {
 		ack = 0
 	}
 	dst := netip.AddrFrom4(d)
-	return dst, s.tmpl.Build(b, dst, port, s.sport, seq, ack)
+	n, err := s.tmpl.Build(b, dst, port, s.sport, seq, ack)
+	return dst, n, err
 }
 
 // slotOf returns the shard slot of the target (remote, rport), and whether it is one of ours.
@@ -233,7 +235,12 @@ func (s *scanner) handleTCP(pkt []byte, rst []byte) (netip.Addr, int) {
 	}
 	// Close the remote's half-open connection: RST with SEQ = its RCV.NXT, our ISN + 1 (RFC 9293 §3.10.7.3).
 	dst := netip.AddrFrom4(src)
-	return dst, s.rst.Build(rst, dst, rport, s.sport, seq+1, 0)
+	n, err := s.rst.Build(rst, dst, rport, s.sport, seq+1, 0)
+	if err != nil {
+		// rst is shorter than the reset template: no reset, as for a reply that needs none.
+		return netip.Addr{}, 0
+	}
+	return dst, n
 }
 
 // handleICMP classifies one ICMP error quoting a TCP segment (parsed by craft.ParseICMPError).

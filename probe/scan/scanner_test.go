@@ -30,9 +30,9 @@ func probeTo(t testing.TB, s *scanner, port uint16) craft.Packet {
 	t.Helper()
 	b := make([]byte, s.tmpl.Len())
 	for k := range s.size {
-		dst, n := s.build(b, k)
-		if n == 0 {
-			t.Fatalf("build %d: nothing written", k)
+		dst, n, err := s.build(b, k)
+		if err != nil {
+			t.Fatalf("build %d: %v", k, err)
 		}
 		p, err := craft.ParsePacket(b[:n])
 		if err != nil {
@@ -231,7 +231,7 @@ func TestPerPacketPathsDoNotAllocate(t *testing.T) {
 	s := testScanner(t, TypeSYN, AllPorts)
 	b := make([]byte, s.tmpl.Len())
 	k := uint64(0)
-	if n := testing.AllocsPerRun(1000, func() { s.build(b, k%s.size); k++ }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { _, _, _ = s.build(b, k%s.size); k++ }); n != 0 {
 		t.Errorf("build: %v allocations per probe", n)
 	}
 	p := probeTo(t, s, 80)
@@ -251,7 +251,7 @@ func BenchmarkBuildProbe(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		s.build(buf, uint64(i)%s.size)
+		_, _, _ = s.build(buf, uint64(i)%s.size)
 	}
 }
 

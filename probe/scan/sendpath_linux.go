@@ -105,11 +105,11 @@ func (s *scanner) sendFirst(snd *rawsock.Sender) func() error {
 			if s.table.get(k) == ansSkipped {
 				continue
 			}
-			dst, n := s.build(buf, k)
-			if n == 0 {
-				return fmt.Errorf("build the probe to %v", dst)
+			dst, n, err := s.build(buf, k)
+			if err != nil {
+				return fmt.Errorf("build the probe to %v: %w", dst, err)
 			}
-			err := snd.Send(buf[:n], dst)
+			err = snd.Send(buf[:n], dst)
 			if err == nil {
 				s.firstSent, s.firstSlot = true, k
 				return nil

@@ -51,7 +51,7 @@ func TestSkipMarksBroadcastTargets(t *testing.T) {
 		skipped += s.nSkipped
 		b := make([]byte, s.tmpl.Len())
 		for k := range s.size {
-			dst, _ := s.build(b, k)
+			dst, _, _ := s.build(b, k)
 			if s.table.get(k) == ansSkipped {
 				if dst != bcast {
 					t.Errorf("shard %d slot %d: %v marked skipped", i, k, dst)

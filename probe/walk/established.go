@@ -32,7 +32,7 @@ const ackAheadProbe = 1000
 // silently too: then no reset to our final ACK sent Tries times, each
 // followed by that ACK, is what SYN-RECEIVED cannot do, and KA1's answer
 // shows a synchronized connection: ESTABLISHED, with that noted.
-func (w *walker) confirmEstablished(ctx context.Context) error {
+func (w *Session) confirmEstablished(ctx context.Context) error {
 	c := w.conn
 	ahead := c.RcvNxt + ackAheadProbe
 	name, probeDesc := "SYN_RCVD → ESTABLISHED", "ACK, then an ACK above SND.NXT"
@@ -56,7 +56,7 @@ func (w *walker) confirmEstablished(ctx context.Context) error {
 	if !errors.Is(err, errNoReply) || other != nil {
 		// A wrong answer, an ICMP error, our ACK lost every time, or an
 		// error of ours: judged as any step.
-		w.check(w.judgeExchange(Check{Name: name, Rule: ruleSynRcvdAck, Probe: probeDesc, Expected: want.String()}, other, err), "")
+		w.Check(w.judgeExchange(Check{Name: name, Rule: ruleSynRcvdAck, Probe: probeDesc, Expected: want.String()}, other, err), "")
 		return errStop
 	}
 	// No answer at all: no reset from SYN-RECEIVED. KA1 shows the
@@ -66,7 +66,7 @@ func (w *walker) confirmEstablished(ctx context.Context) error {
 		return w.passEstablished(name, probeDesc+", then KA1", want, r,
 			fmt.Sprintf("no answer to %d ACKs above SND.NXT, each after our final ACK: not SYN-RECEIVED, which MUST reset them (RFC 9293 §3.10.7.4, fifth); ESTABLISHED should acknowledge them", c.tm.Tries))
 	}
-	w.check(w.judgeExchange(Check{Name: name, Rule: ruleSynRcvdAck, Probe: probeDesc + ", then KA1", Expected: want.String()}, other, err), "")
+	w.Check(w.judgeExchange(Check{Name: name, Rule: ruleSynRcvdAck, Probe: probeDesc + ", then KA1", Expected: want.String()}, other, err), "")
 	return errStop
 }
 
@@ -87,19 +87,19 @@ func withRetry(w Want, retry Want) Want {
 }
 
 // passEstablished records the passing check; note, when set, is its reason.
-func (w *walker) passEstablished(name, probeDesc string, want Want, r *Reply, note string) error {
+func (w *Session) passEstablished(name, probeDesc string, want Want, r *Reply, note string) error {
 	wire := "ESTABLISHED"
 	chk := Check{Name: name, Rule: ruleSynRcvdAck, Probe: probeDesc, Expected: want.String(), Received: describe(r.Seg), Verdict: Pass, Reason: note}
 	if !want.Match(r.Seg, r.Flags) {
 		wire, chk.Reason = want.OrWire, want.OrNote
 	}
-	w.check(chk, wire)
+	w.Check(chk, wire)
 	return nil
 }
 
 // judgeExchange fills the verdict of a step whose wanted answer did not
 // come: other is the wrong answer (if any), err the exchange's error.
-func (w *walker) judgeExchange(c Check, other *Segment, err error) Check {
+func (w *Session) judgeExchange(c Check, other *Segment, err error) Check {
 	switch {
 	case errors.Is(err, context.Canceled):
 		// Cut short before the wanted reply could come: not decided,

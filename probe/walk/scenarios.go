@@ -35,9 +35,9 @@ const (
 	ruleSimOpen     = "RFC 9293 §3.10.7.3 (SYN-SENT: SYN without ACK → SYN-RECEIVED, <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>)"
 )
 
-// open does the three-way handshake, judging the SYN-ACK (LISTEN →
+// Open does the three-way handshake with its checks: the SYN-ACK (LISTEN →
 // SYN_RCVD) and, with KA1, that the remote is ESTABLISHED.
-func (w *walker) open(ctx context.Context) error {
+func (w *Session) Open(ctx context.Context) error {
 	c := w.conn
 	// The kernel's view of LISTEN is read before the SYN changes anything;
 	// the wire's comes from the reply to the SYN.
@@ -54,7 +54,7 @@ func (w *walker) open(ctx context.Context) error {
 		}
 	}
 	at := len(w.res.Checks)
-	r, err := w.expectSYNACK(ctx, "LISTEN → SYN_RCVD", ruleListen, "SYN x", c.SendSYN)
+	r, err := w.ExpectSYNACK(ctx, Step{Name: "LISTEN → SYN_RCVD", Rule: ruleListen, Probe: "SYN x"}, c.SendSYN)
 	listen := Check{Name: "LISTEN", Rule: ruleListen, Probe: "SYN x", Expected: "a SYN,ACK: a socket listens",
 		Kernel: kernelListen, At: time.Now()}
 	syn := w.res.Checks[len(w.res.Checks)-1]
@@ -93,22 +93,23 @@ func (w *walker) open(ctx context.Context) error {
 var staleAnswer = Want{Flags: craft.FlagACK, AnySeq: true, AnyAck: true, IgnoreFIN: true}
 
 // staleAnswerOrSYNACK is staleAnswer or a SYN,ACK that does not acknowledge
-// our SYN (expectSYNACK matches the right one first): the retransmitted
+// our SYN (ExpectSYNACK matches the right one first): the retransmitted
 // SYN,ACK of a connection an earlier walk left half-open, in SYN_RCVD, on
 // this 4-tuple. Linux drops or challenges our new SYNs while that
 // connection lives (tcp_check_req), so its SYN,ACK may be all that comes.
 var staleAnswerOrSYNACK = Want{Flags: craft.FlagACK, AnySeq: true, AnyAck: true, IgnoreFIN: true, IgnoreSYN: true}
 
-// expectSYNACK sends a SYN at ISS with send and expects the listener's
-// SYN,ACK acknowledging it. A stale connection's answer (staleAnswer, or a
+// ExpectSYNACK sends a SYN at ISS with send and expects the listener's
+// SYN,ACK acknowledging it; the step's Wire is SYN_RCVD. A stale connection's answer (staleAnswer, or a
 // SYN,ACK with an unacceptable ACK) is reset as SYN-SENT does and the SYN
 // sent again. On the last try a wrong SYN,ACK is no longer taken for a
 // stale one: it came after Tries-1 resets, each of which removes a stale
 // connection, so it is the remote's answer to our SYN, and judged.
-func (w *walker) expectSYNACK(ctx context.Context, name, rule, probeDesc string, send func() error) (*Reply, error) {
+func (w *Session) ExpectSYNACK(ctx context.Context, st Step, send func() error) (*Reply, error) {
 	stale := staleAnswerOrSYNACK
 	try := 0
-	return w.expectStep(ctx, name, rule, probeDesc,
+	st.Wire = "SYN_RCVD"
+	return w.ExpectStep(ctx, st,
 		func(retry bool) error {
 			if retry {
 				if err := w.resetStale(); err != nil {
@@ -120,7 +121,7 @@ func (w *walker) expectSYNACK(ctx context.Context, name, rule, probeDesc string,
 			}
 			return send()
 		},
-		Want{Flags: craft.FlagSYN | craft.FlagACK, AnySeq: true, Ack: w.conn.ISS + 1, Retry: &stale}, "SYN_RCVD")
+		Want{Flags: craft.FlagSYN | craft.FlagACK, AnySeq: true, Ack: w.conn.ISS + 1, Retry: &stale})
 }
 
 // resetStale answers a segment of a stale connection (staleAnswerOrSYNACK)
@@ -128,7 +129,7 @@ func (w *walker) expectSYNACK(ctx context.Context, name, rule, probeDesc string,
 // §4.2), which removes that connection, so that the SYN sent next finds the
 // listener. The recorder forgets the segment: the same one again comes from
 // a new connection, and is an answer, not a repeat.
-func (w *walker) resetStale() error {
+func (w *Session) resetStale() error {
 	last := w.rec.last()
 	if last == nil || last.Dir != In || last.ICMP != "" {
 		return nil
@@ -141,16 +142,16 @@ func (w *walker) resetStale() error {
 	return w.conn.SendRaw(craft.FlagRST, last.Ack, 0, nil, "reset a stale connection (RFC 9293 §3.10.7.3)")
 }
 
-func closedPort(ctx context.Context, w *walker) error {
+func closedPort(ctx context.Context, w *Session) error {
 	c := w.conn
 	w.rec.states("CLOSED", "CLOSED")
 	x := c.ISS
 	// A SYN,ACK is no wrong CLOSED: the port is open. It is reset, and
 	// nothing is judged (Beyond ends the step inconclusive).
 	open := Want{Flags: craft.FlagSYN | craft.FlagACK, AnySeq: true, Ack: x + 1}
-	if _, err := w.expectStep(ctx, "CLOSED: SYN → RST,ACK", ruleClosed, "SYN x",
+	if _, err := w.ExpectStep(ctx, Step{Name: "CLOSED: SYN → RST,ACK", Rule: ruleClosed, Probe: "SYN x", Wire: "CLOSED"},
 		func(bool) error { return c.SendRaw(craft.FlagSYN, x, 0, nil, "") },
-		Want{Flags: craft.FlagRST | craft.FlagACK, Seq: 0, Ack: x + 1, Beyond: &open}, "CLOSED"); err != nil {
+		Want{Flags: craft.FlagRST | craft.FlagACK, Seq: 0, Ack: x + 1, Beyond: &open}); err != nil {
 		if last, seg := &w.res.Checks[len(w.res.Checks)-1], w.rec.last(); last.Verdict == Inconclusive && seg != nil && seg.Dir == In && seg.Flags == "S." && seg.Ack == x+1 {
 			last.Received = describe(seg)
 			last.Reason = fmt.Sprintf("port %d answered with a SYN,ACK: it is open, not closed (reset); pass --closed-port with a port that has no listener", w.remote.Port())
@@ -162,20 +163,20 @@ func closedPort(ctx context.Context, w *walker) error {
 	if err := c.spaceProbe(ctx); err != nil {
 		return err
 	}
-	_, err := w.expectStep(ctx, "CLOSED: ACK → RST", ruleClosedProbe, "ACK y",
+	_, err := w.ExpectStep(ctx, Step{Name: "CLOSED: ACK → RST", Rule: ruleClosedProbe, Probe: "ACK y", Wire: "CLOSED"},
 		func(bool) error { return c.SendRaw(craft.FlagACK, x+1, y, nil, "") },
-		Want{Flags: craft.FlagRST, Seq: y}, "CLOSED")
+		Want{Flags: craft.FlagRST, Seq: y})
 	return err
 }
 
-func handshake(ctx context.Context, w *walker) error {
-	return w.open(ctx)
+func handshake(ctx context.Context, w *Session) error {
+	return w.Open(ctx)
 }
 
-func synRcvd(ctx context.Context, w *walker) error {
+func synRcvd(ctx context.Context, w *Session) error {
 	c := w.conn
 	iss := c.ISS
-	r, err := w.expectSYNACK(ctx, "LISTEN → SYN_RCVD", ruleListen, "SYN x", c.SendSYN)
+	r, err := w.ExpectSYNACK(ctx, Step{Name: "LISTEN → SYN_RCVD", Rule: ruleListen, Probe: "SYN x"}, c.SendSYN)
 	if err != nil {
 		return err
 	}
@@ -184,28 +185,29 @@ func synRcvd(ctx context.Context, w *walker) error {
 	w.rec.states("SYN_SENT", "SYN_RCVD")
 	// Withhold the final ACK: the remote retransmits its SYN-ACK with the
 	// same ISS (Linux: after 1 s, then 3, 7, 15, 31 s).
-	if _, err := w.expectRemote(ctx, "SYN_RCVD: SYN,ACK retransmitted with the same ISS", ruleRetransmit,
-		Want{Flags: craft.FlagSYN | craft.FlagACK, Seq: remoteISS, Ack: iss + 1}, w.cfg.Timing.RemoteRetransmit, "SYN_RCVD"); err != nil {
+	if _, err := w.ExpectRemote(ctx, Step{Name: "SYN_RCVD: SYN,ACK retransmitted with the same ISS", Rule: ruleRetransmit, Wire: "SYN_RCVD"},
+		Want{Flags: craft.FlagSYN | craft.FlagACK, Seq: remoteISS, Ack: iss + 1}, w.cfg.Timing.RemoteRetransmit); err != nil {
 		return err
 	}
 	bad := remoteISS + 5
-	_, err = w.expectStep(ctx, "SYN_RCVD: bad ACK → RST, state kept", ruleSynRcvdBad, "ACK ISS+5",
+	_, err = w.ExpectStep(ctx, Step{Name: "SYN_RCVD: bad ACK → RST, state kept", Rule: ruleSynRcvdBad, Probe: "ACK ISS+5", Wire: "SYN_RCVD"},
 		func(bool) error { return c.SendRaw(craft.FlagACK, iss+1, bad, nil, "bad ACK") },
-		Want{Flags: craft.FlagRST, Seq: bad}, "SYN_RCVD")
+		Want{Flags: craft.FlagRST, Seq: bad})
 	return err
 }
 
-// sendTrigger sends the plan's payload on an ESTABLISHED connection.
-func (w *walker) sendTrigger() error {
+// SendTrigger sends the plan's payload (the request that makes the app act)
+// on an ESTABLISHED connection.
+func (w *Session) SendTrigger() error {
 	if len(w.plan.Payload) == 0 {
 		return nil
 	}
 	return w.conn.SendNext(craft.FlagPSH|craft.FlagACK, w.plan.Payload, "trigger ("+w.cfg.Trigger.Name()+")")
 }
 
-func passiveClose(ctx context.Context, w *walker) error {
+func passiveClose(ctx context.Context, w *Session) error {
 	c := w.conn
-	if err := w.open(ctx); err != nil {
+	if err := w.Open(ctx); err != nil {
 		return err
 	}
 	c.AutoAckData = true
@@ -222,7 +224,7 @@ func passiveClose(ctx context.Context, w *walker) error {
 		finFlags |= craft.FlagPSH
 		note = "trigger (" + w.cfg.Trigger.Name() + ") with FIN"
 	}
-	if _, err := w.expectStep(ctx, "ESTABLISHED → CLOSE_WAIT", ruleFinRcvd, "FIN",
+	if _, err := w.ExpectStep(ctx, Step{Name: "ESTABLISHED → CLOSE_WAIT", Rule: ruleFinRcvd, Probe: "FIN", Wire: "CLOSE_WAIT"},
 		func(retry bool) error {
 			if !retry {
 				err := c.SendNext(finFlags, w.plan.Payload, note)
@@ -239,33 +241,33 @@ func passiveClose(ctx context.Context, w *walker) error {
 		Want{Flags: craft.FlagACK, AnySeq: true, Ack: finSeq + 1,
 			Retry: &Want{Flags: craft.FlagACK, AnySeq: true, Ack: finSeq},
 			Or:    &Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: finSeq + 1}, OrWire: "LAST_ACK",
-			OrNote: "our FIN was acknowledged in the remote's own FIN: CLOSE_WAIT lasted no time (its app closed on EOF)"}, "CLOSE_WAIT"); err != nil {
+			OrNote: "our FIN was acknowledged in the remote's own FIN: CLOSE_WAIT lasted no time (its app closed on EOF)"}); err != nil {
 		return err
 	}
 	w.rec.states("FIN_WAIT_2", "")
 	// The remote app closes: its FIN comes, its ACK covering ours.
 	if !c.RemoteFINSeen {
-		if _, err := w.expectRemote(ctx, "CLOSE_WAIT → LAST_ACK", ruleCloseCall,
-			Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: finSeq + 1}, w.plan.Wait, "LAST_ACK"); err != nil {
+		if _, err := w.ExpectRemote(ctx, Step{Name: "CLOSE_WAIT → LAST_ACK", Rule: ruleCloseCall, Wire: "LAST_ACK"},
+			Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: finSeq + 1}, w.plan.Wait); err != nil {
 			return err
 		}
 	} else if c.RemoteFINAck != finSeq+1 {
 		// Its FIN left before our FIN arrived: both sides closed at once
 		// (FIN_WAIT_1 → CLOSING, §3.6), which this walk cannot judge.
-		w.check(Check{Name: "CLOSE_WAIT → LAST_ACK", Rule: ruleCloseCall,
+		w.Check(Check{Name: "CLOSE_WAIT → LAST_ACK", Rule: ruleCloseCall,
 			Expected: fmt.Sprintf("<FIN> after our FIN, <ACK=%d>", finSeq+1),
 			Received: fmt.Sprintf("<FIN> with <ACK=%d>", c.RemoteFINAck), Verdict: Inconclusive,
 			Reason: "the remote app closed before our FIN reached it: a simultaneous close (CLOSING), not a passive close; use a trigger after which the app waits for our FIN (--close-trigger lab in the lab)"}, "CLOSING")
 		return errStop
 	} else {
-		w.check(Check{Name: "CLOSE_WAIT → LAST_ACK", Rule: ruleCloseCall, Expected: "<FIN> after our FIN",
+		w.Check(Check{Name: "CLOSE_WAIT → LAST_ACK", Rule: ruleCloseCall, Expected: "<FIN> after our FIN",
 			Received: "FIN", Verdict: Pass}, "LAST_ACK")
 	}
 	f := c.RemoteFIN
 	// Withhold our ACK of F: KA1 shows LAST_ACK, <SEQ=F+1><ACK=x+1>.
-	if _, err := w.expectStep(ctx, "LAST_ACK: FIN sent, ours acknowledged", ruleKeepAlive, "KA1",
+	if _, err := w.ExpectStep(ctx, Step{Name: "LAST_ACK: FIN sent, ours acknowledged", Rule: ruleKeepAlive, Probe: "KA1", Wire: "LAST_ACK"},
 		func(bool) error { return c.KeepAlive() },
-		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: finSeq + 1}, "LAST_ACK"); err != nil {
+		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: finSeq + 1}); err != nil {
 		return err
 	}
 	c.RcvNxt = f + 1
@@ -277,19 +279,19 @@ func passiveClose(ctx context.Context, w *walker) error {
 	// ACK was lost). The silence shows no state by itself: a lost ACK is
 	// silent too. A reset <SEQ=F+1> is what CLOSED answers to a second
 	// copy of our ACK, so on a duplicating path it proves nothing.
-	if err := w.expectSilenceUnsure(ctx, "LAST_ACK → CLOSED: no reply to the ACK of its FIN", ruleLastAck, "nothing",
+	if err := w.expectSilenceUnsure(ctx, Step{Name: "LAST_ACK → CLOSED: no reply to the ACK of its FIN", Rule: ruleLastAck}, "nothing",
 		w.cfg.Timing.Quiet, func(r *Reply) bool { return !r.Seg.Retransmission },
 		func(r *Reply) string {
 			if r.Flags == craft.FlagRST && r.Seg.Seq == c.RcvNxt {
 				return "a reset answered our ACK: CLOSED's answer to a copy of it (a duplicating path), or a reset instead of silence"
 			}
 			return ""
-		}, ""); err != nil {
+		}); err != nil {
 		return err
 	}
 	// Then any segment draws a RST: CLOSED. LAST_ACK's answer to KA1
 	// instead means our ACK was lost: send it again.
-	_, err := w.expectStep(ctx, "CLOSED: ACK → RST", ruleClosedProbe, "KA1",
+	_, err := w.ExpectStep(ctx, Step{Name: "CLOSED: ACK → RST", Rule: ruleClosedProbe, Probe: "KA1", Wire: "CLOSED"},
 		func(retry bool) error {
 			if retry {
 				if err := c.Retransmit(craft.FlagACK, c.SndNxt, c.RcvNxt, nil); err != nil {
@@ -298,18 +300,18 @@ func passiveClose(ctx context.Context, w *walker) error {
 			}
 			return c.KeepAlive()
 		},
-		Want{Flags: craft.FlagRST, Seq: c.RcvNxt, Retry: &Want{Flags: craft.FlagACK, Seq: f + 1, Ack: finSeq + 1}}, "CLOSED")
+		Want{Flags: craft.FlagRST, Seq: c.RcvNxt, Retry: &Want{Flags: craft.FlagACK, Seq: f + 1, Ack: finSeq + 1}})
 	c.HaveIRS = false // nothing left to tidy
 	return err
 }
 
-// remoteCloses makes the remote app close first and waits for its FIN,
+// RemoteCloses makes the remote app close first and waits for its FIN,
 // acknowledging its data but not the FIN: the remote is in FIN_WAIT_1.
-func (w *walker) remoteCloses(ctx context.Context) error {
+func (w *Session) RemoteCloses(ctx context.Context) error {
 	c := w.conn
 	c.AutoAckData = true
 	trigSeq := c.SndNxt
-	if err := w.sendTrigger(); err != nil {
+	if err := w.SendTrigger(); err != nil {
 		return err
 	}
 	if !c.RemoteFINSeen {
@@ -334,36 +336,36 @@ func (w *walker) remoteCloses(ctx context.Context) error {
 				acked = true
 			}
 			if err != nil {
-				w.check(Check{Name: "ESTABLISHED → FIN_WAIT_1", Rule: ruleActiveClose, Expected: "a FIN from the remote",
+				w.Check(Check{Name: "ESTABLISHED → FIN_WAIT_1", Rule: ruleActiveClose, Expected: "a FIN from the remote",
 					Received: "nothing", Verdict: Inconclusive,
 					Reason: fmt.Sprintf("the remote app did not close within %v (trigger %s)", w.plan.Wait, w.cfg.Trigger.Name())}, "")
 				return errStop
 			}
 		}
 	}
-	w.check(Check{Name: "ESTABLISHED → FIN_WAIT_1", Rule: ruleActiveClose, Expected: "<CTL=FIN,ACK> from the remote",
+	w.Check(Check{Name: "ESTABLISHED → FIN_WAIT_1", Rule: ruleActiveClose, Expected: "<CTL=FIN,ACK> from the remote",
 		Received: describe(w.rec.lastFIN()), Verdict: Pass}, "FIN_WAIT_1")
 	w.rec.states("CLOSE_WAIT", "")
 	return nil
 }
 
-func activeClose(ctx context.Context, w *walker) error {
+func activeClose(ctx context.Context, w *Session) error {
 	c := w.conn
-	if err := w.open(ctx); err != nil {
+	if err := w.Open(ctx); err != nil {
 		return err
 	}
-	if err := w.remoteCloses(ctx); err != nil {
+	if err := w.RemoteCloses(ctx); err != nil {
 		return err
 	}
 	f := c.RemoteFIN
 	// We do not ACK F: it is retransmitted; KA1 shows <SEQ=F+1>.
-	if _, err := w.expectRemote(ctx, "FIN_WAIT_1: FIN retransmitted", ruleRetransmit,
-		Want{Flags: craft.FlagFIN | craft.FlagACK, Seq: f, AnyAck: true, IgnoreData: true}, w.cfg.Timing.RemoteRetransmit, "FIN_WAIT_1"); err != nil {
+	if _, err := w.ExpectRemote(ctx, Step{Name: "FIN_WAIT_1: FIN retransmitted", Rule: ruleRetransmit, Wire: "FIN_WAIT_1"},
+		Want{Flags: craft.FlagFIN | craft.FlagACK, Seq: f, AnyAck: true, IgnoreData: true}, w.cfg.Timing.RemoteRetransmit); err != nil {
 		return err
 	}
-	if _, err := w.expectStep(ctx, "FIN_WAIT_1: FIN sent, not yet acknowledged", ruleKeepAlive, "KA1",
+	if _, err := w.ExpectStep(ctx, Step{Name: "FIN_WAIT_1: FIN sent, not yet acknowledged", Rule: ruleKeepAlive, Probe: "KA1", Wire: "FIN_WAIT_1"},
 		func(bool) error { return c.KeepAlive() },
-		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: c.SndNxt}, "FIN_WAIT_1"); err != nil {
+		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: c.SndNxt}); err != nil {
 		return err
 	}
 	// ACK F+1, no FIN of ours: FIN_WAIT_2.
@@ -372,14 +374,14 @@ func activeClose(ctx context.Context, w *walker) error {
 		return err
 	}
 	w.rec.states("CLOSE_WAIT", "FIN_WAIT_2")
-	if _, err := w.expectStep(ctx, "FIN_WAIT_1 → FIN_WAIT_2", ruleFinWait1, "ACK F+1, then KA1",
+	if _, err := w.ExpectStep(ctx, Step{Name: "FIN_WAIT_1 → FIN_WAIT_2", Rule: ruleFinWait1, Probe: "ACK F+1, then KA1", Wire: "FIN_WAIT_2"},
 		func(bool) error { return c.KeepAlive() },
-		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: c.SndNxt}, "FIN_WAIT_2"); err != nil {
+		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: c.SndNxt}); err != nil {
 		return err
 	}
 	// Our FIN: TIME_WAIT.
 	fin := c.SndNxt
-	if _, err := w.expectStep(ctx, "FIN_WAIT_2 → TIME_WAIT", ruleFinWait2, "FIN",
+	if _, err := w.ExpectStep(ctx, Step{Name: "FIN_WAIT_2 → TIME_WAIT", Rule: ruleFinWait2, Probe: "FIN", Wire: "TIME_WAIT"},
 		func(retry bool) error {
 			if retry {
 				return c.Retransmit(craft.FlagFIN|craft.FlagACK, fin, c.RcvNxt, nil)
@@ -388,7 +390,7 @@ func activeClose(ctx context.Context, w *walker) error {
 			w.rec.states("LAST_ACK", "")
 			return err
 		},
-		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1}, "TIME_WAIT"); err != nil {
+		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1}); err != nil {
 		return err
 	}
 	w.rec.states("CLOSED", "TIME_WAIT")
@@ -397,32 +399,32 @@ func activeClose(ctx context.Context, w *walker) error {
 
 // timeWaitReACK retransmits our FIN into TIME_WAIT: it is acknowledged again
 // (the check named name, by rule), which shows the remote is in TIME_WAIT.
-func (w *walker) timeWaitReACK(ctx context.Context, name, rule string, f, fin tcpconn.Seq) error {
+func (w *Session) timeWaitReACK(ctx context.Context, name, rule string, f, fin tcpconn.Seq) error {
 	c := w.conn
 	// The re-ACK answers a duplicate segment: space it past the rate limit.
 	c.last = time.Now()
 	if err := c.spaceProbe(ctx); err != nil {
 		return err
 	}
-	_, err := w.expectStep(ctx, name, rule, "our FIN again",
+	_, err := w.ExpectStep(ctx, Step{Name: name, Rule: rule, Probe: "our FIN again", Wire: "TIME_WAIT"},
 		func(bool) error { return c.Retransmit(craft.FlagFIN|craft.FlagACK, fin, f+1, nil) },
-		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1}, "TIME_WAIT")
+		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1})
 	return err
 }
 
-func simultaneousClose(ctx context.Context, w *walker) error {
+func simultaneousClose(ctx context.Context, w *Session) error {
 	c := w.conn
-	if err := w.open(ctx); err != nil {
+	if err := w.Open(ctx); err != nil {
 		return err
 	}
-	if err := w.remoteCloses(ctx); err != nil {
+	if err := w.RemoteCloses(ctx); err != nil {
 		return err
 	}
 	f := c.RemoteFIN
 	// Our FIN acknowledges the data before F, not F: the remote is CLOSING
 	// and acknowledges our FIN <SEQ=F+1><ACK=fin+1>.
 	fin := c.SndNxt
-	if _, err := w.expectStep(ctx, "FIN_WAIT_1 → CLOSING", ruleClosing, "FIN, ACK F (not F+1)",
+	if _, err := w.ExpectStep(ctx, Step{Name: "FIN_WAIT_1 → CLOSING", Rule: ruleClosing, Probe: "FIN, ACK F (not F+1)", Wire: "CLOSING"},
 		func(retry bool) error {
 			if retry {
 				return c.Retransmit(craft.FlagFIN|craft.FlagACK, fin, f, nil)
@@ -431,7 +433,7 @@ func simultaneousClose(ctx context.Context, w *walker) error {
 			w.rec.states("CLOSING", "")
 			return err
 		},
-		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1}, "CLOSING"); err != nil {
+		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1}); err != nil {
 		return err
 	}
 	// ACK F+1: TIME_WAIT, shown by a re-ACK of our FIN.
@@ -443,9 +445,9 @@ func simultaneousClose(ctx context.Context, w *walker) error {
 	return w.timeWaitReACK(ctx, "CLOSING → TIME_WAIT", ruleClosingAck, f, fin)
 }
 
-func halfClose(ctx context.Context, w *walker) error {
+func halfClose(ctx context.Context, w *Session) error {
 	c := w.conn
-	if err := w.open(ctx); err != nil {
+	if err := w.Open(ctx); err != nil {
 		return err
 	}
 	c.AutoAckData = true
@@ -510,7 +512,7 @@ func halfClose(ctx context.Context, w *walker) error {
 	if finAcked {
 		wire = "LAST_ACK"
 	}
-	w.check(chk, wire)
+	w.Check(chk, wire)
 	if chk.Verdict != Pass {
 		return errStop
 	}
@@ -527,9 +529,9 @@ func halfClose(ctx context.Context, w *walker) error {
 	return nil
 }
 
-func reset(ctx context.Context, w *walker) error {
+func reset(ctx context.Context, w *Session) error {
 	c := w.conn
-	if err := w.open(ctx); err != nil {
+	if err := w.Open(ctx); err != nil {
 		return err
 	}
 	if err := c.SendRaw(craft.FlagRST, c.SndNxt, 0, nil, "RSTx"); err != nil {
@@ -537,13 +539,13 @@ func reset(ctx context.Context, w *walker) error {
 	}
 	w.rec.states("CLOSED", "CLOSED")
 	// Silence shows no state by itself: a lost RST is silent too.
-	if err := w.expectSilence(ctx, "ESTABLISHED → CLOSED on an exact RST", ruleExactRST, "no reply to a RST (§3.10.7.4)",
-		w.cfg.Timing.Quiet, func(r *Reply) bool { return !r.Seg.Retransmission }, ""); err != nil {
+	if err := w.ExpectSilence(ctx, Step{Name: "ESTABLISHED → CLOSED on an exact RST", Rule: ruleExactRST}, "no reply to a RST (§3.10.7.4)",
+		w.cfg.Timing.Quiet, func(r *Reply) bool { return !r.Seg.Retransmission }); err != nil {
 		return err
 	}
 	// ESTABLISHED's answer to KA1 instead of a reset means our RST was
 	// lost (or ignored): send it again.
-	_, err := w.expectStep(ctx, "CLOSED: ACK → RST", ruleClosedProbe, "KA1",
+	_, err := w.ExpectStep(ctx, Step{Name: "CLOSED: ACK → RST", Rule: ruleClosedProbe, Probe: "KA1", Wire: "CLOSED"},
 		func(retry bool) error {
 			if retry {
 				if err := c.SendRaw(craft.FlagRST, c.SndNxt, 0, nil, "RSTx again"); err != nil {
@@ -552,18 +554,18 @@ func reset(ctx context.Context, w *walker) error {
 			}
 			return c.KeepAlive()
 		},
-		Want{Flags: craft.FlagRST, Seq: c.RcvNxt, Retry: &Want{Flags: craft.FlagACK, Seq: c.RcvNxt, Ack: c.SndNxt}}, "CLOSED")
+		Want{Flags: craft.FlagRST, Seq: c.RcvNxt, Retry: &Want{Flags: craft.FlagACK, Seq: c.RcvNxt, Ack: c.SndNxt}})
 	c.HaveIRS = false
 	return err
 }
 
-func synSent(ctx context.Context, w *walker) error {
+func synSent(ctx context.Context, w *Session) error {
 	c := w.conn
 	w.rec.states("LISTEN", "CLOSED")
 	if err := w.dial.Dial(ctx, w.flow.Local.Port()); err != nil {
 		c := Check{Name: "CLOSED → SYN_SENT", Rule: ruleSynSent, Expected: "a SYN from the remote", Received: "nothing"}
 		c.Verdict, c.Reason = Unfinished(err)
-		w.check(c, "")
+		w.Check(c, "")
 		return errStop
 	}
 	// The client's SYN: learn its port and ISS.
@@ -572,7 +574,7 @@ func synSent(ctx context.Context, w *walker) error {
 	for syn == nil {
 		r, err := c.next(ctx, deadline)
 		if err != nil {
-			w.check(Check{Name: "CLOSED → SYN_SENT", Rule: ruleSynSent, Expected: "a SYN from the remote", Received: "nothing",
+			w.Check(Check{Name: "CLOSED → SYN_SENT", Rule: ruleSynSent, Expected: "a SYN from the remote", Received: "nothing",
 				Verdict: Inconclusive, Reason: fmt.Sprintf("no SYN within %v", w.plan.Wait)}, "")
 			return errStop
 		}
@@ -587,16 +589,16 @@ func synSent(ctx context.Context, w *walker) error {
 	w.res.Target = w.remote
 	irs := syn.Seg.Seq
 	c.RcvNxt = irs + 1
-	w.check(Check{Name: "CLOSED → SYN_SENT", Rule: ruleSynSent, Expected: "<SEQ=ISS><CTL=SYN> from the remote",
+	w.Check(Check{Name: "CLOSED → SYN_SENT", Rule: ruleSynSent, Expected: "<SEQ=ISS><CTL=SYN> from the remote",
 		Received: describe(syn.Seg), Verdict: Pass}, "SYN_SENT")
 	// Stay silent: the SYN comes again with the same ISS (Linux: after 1 s).
-	if _, err := w.expectRemote(ctx, "SYN_SENT: SYN retransmitted with the same ISS", ruleRetransmit,
-		Want{Flags: craft.FlagSYN, Seq: irs}, w.cfg.Timing.RemoteRetransmit, "SYN_SENT"); err != nil {
+	if _, err := w.ExpectRemote(ctx, Step{Name: "SYN_SENT: SYN retransmitted with the same ISS", Rule: ruleRetransmit, Wire: "SYN_SENT"},
+		Want{Flags: craft.FlagSYN, Seq: irs}, w.cfg.Timing.RemoteRetransmit); err != nil {
 		return err
 	}
 	// Simultaneous open: our bare SYN draws <SEQ=ISS><ACK=x+1><CTL=SYN,ACK>.
 	iss := c.ISS
-	_, err := w.expectStep(ctx, "SYN_SENT → SYN_RCVD (simultaneous open)", ruleSimOpen, "SYN x",
+	_, err := w.ExpectStep(ctx, Step{Name: "SYN_SENT → SYN_RCVD (simultaneous open)", Rule: ruleSimOpen, Probe: "SYN x", Wire: "SYN_RCVD"},
 		func(retry bool) error {
 			if retry {
 				c.SndNxt = iss
@@ -609,7 +611,7 @@ func synSent(ctx context.Context, w *walker) error {
 		// too.
 		Want{Flags: craft.FlagSYN | craft.FlagACK, Seq: irs, Ack: iss + 1,
 			Retry:     &Want{Flags: craft.FlagACK, Seq: irs + 1, Ack: iss + 1},
-			RetryWait: w.cfg.Timing.RemoteRetransmit}, "SYN_RCVD")
+			RetryWait: w.cfg.Timing.RemoteRetransmit})
 	if err == nil {
 		w.rec.states("SYN_RCVD", "SYN_RCVD")
 	}

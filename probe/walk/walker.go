@@ -41,7 +41,7 @@ type Scenario struct {
 	Summary string
 	// Action is what the remote app must do, zero for none.
 	Action Action
-	run    func(ctx context.Context, w *walker) error
+	run    func(ctx context.Context, w *Session) error
 }
 
 // Scenarios lists the walks in the order `all` reports them.
@@ -101,10 +101,13 @@ func Run(ctx context.Context, cfg Config, scenarios []Scenario) []Result {
 	return out
 }
 
-// walker is the state of one running scenario.
-type walker struct {
+// Session is one connection driven step by step: a Conn, the record of
+// its segments, the judged checks, and the tidy-up. Each scenario runs on
+// one (Run makes them); packages that build their own sequences on the walk
+// machinery (conformance checks) make theirs with NewSession.
+type Session struct {
 	// afterFinalACK, when set, is called once the handshake's final ACK
-	// is sent (Session.AfterFinalACK).
+	// is sent (AfterFinalACK).
 	afterFinalACK func()
 	cfg           Config
 	res           *Result
@@ -114,6 +117,18 @@ type walker struct {
 	plan          Plan
 	dial          DialTrigger // for action Connect
 	remote        netip.AddrPort
+}
+
+// Step names one judged step as the report shows it.
+type Step struct {
+	// Name is the check's name ("LISTEN → SYN_RCVD").
+	Name string
+	// Rule is the RFC rule that governs the step.
+	Rule string
+	// Probe is what we send, in the spec's notation ("" when we only wait).
+	Probe string
+	// Wire is the remote state the wire implies when the step passes ("" for none).
+	Wire string
 }
 
 func runOne(ctx context.Context, cfg Config, s Scenario) Result {
@@ -140,7 +155,7 @@ func runOne(ctx context.Context, cfg Config, s Scenario) Result {
 	if res != nil {
 		return *res
 	}
-	err := s.run(ctx, sess.w)
+	err := s.run(ctx, sess)
 	if ctx.Err() != nil && (err == nil || errors.Is(err, errStop)) {
 		// Cut short: a wait that the signal ended may have looked like
 		// the silence a check wants, and later checks never ran.
@@ -148,11 +163,6 @@ func runOne(ctx context.Context, cfg Config, s Scenario) Result {
 	}
 	return sess.Finish(err)
 }
-
-// Session is one connection driven step by step, for packages that build
-// their own sequences on the walk machinery (conformance checks, scripts):
-// a Conn, the record of its segments, the judged checks, and the tidy-up.
-type Session struct{ w *walker }
 
 // NewSession prepares a connection to port for a walk named name. When
 // action is not zero, the trigger's plan may choose another port; when the
@@ -170,7 +180,7 @@ func NewSession(cfg Config, name string, action Action, port uint16) (*Session, 
 
 func newSession(cfg Config, name, summary string, action Action, port uint16) (*Session, *Result) {
 	res := Result{Scenario: name, Summary: summary, Start: time.Now(), Oracle: cfg.Oracle != nil}
-	w := &walker{cfg: cfg, res: &res, rec: newRecorder("CLOSED", "LISTEN")}
+	w := &Session{cfg: cfg, res: &res, rec: newRecorder("CLOSED", "LISTEN")}
 	if action == Connect {
 		return w.connectSession()
 	}
@@ -193,7 +203,7 @@ func newSession(cfg Config, name, summary string, action Action, port uint16) (*
 
 // connectSession prepares a session whose remote connects to us (action
 // Connect): a listening flow on the dial trigger's port.
-func (w *walker) connectSession() (*Session, *Result) {
+func (w *Session) connectSession() (*Session, *Result) {
 	res := w.res
 	w.dial = w.cfg.dialTrigger()
 	if w.dial == nil {
@@ -219,7 +229,7 @@ func (w *walker) connectSession() (*Session, *Result) {
 
 // started ends newSession: the session on w.flow, or the result that says
 // why there is none.
-func (w *walker) started(err error) (*Session, *Result) {
+func (w *Session) started(err error) (*Session, *Result) {
 	res := w.res
 	if err != nil {
 		res.Verdict, res.Reason = Inconclusive, err.Error()
@@ -228,7 +238,7 @@ func (w *walker) started(err error) (*Session, *Result) {
 	}
 	res.Local = w.flow.Local
 	w.conn = newConn(w.flow, w.cfg.Timing, w.rec)
-	return &Session{w: w}, nil
+	return w, nil
 }
 
 // dialTrigger is what makes the remote connect to us: Dial, else the lab.
@@ -245,8 +255,7 @@ func (c *Config) dialTrigger() DialTrigger {
 // Finish tidies the remote (an exact RST when a connection may remain),
 // releases the flow and returns the walk's result. err is what the steps
 // returned: ErrStop (a judged check ended the walk) is not an error.
-func (s *Session) Finish(err error) Result {
-	w := s.w
+func (w *Session) Finish(err error) Result {
 	res := w.res
 	w.tidy()
 	w.flow.Close()
@@ -296,72 +305,30 @@ func Unfinished(err error) (Verdict, string) {
 var ErrStop = errStop
 
 // Conn is the session's connection.
-func (s *Session) Conn() *Conn { return s.w.conn }
+func (w *Session) Conn() *Conn { return w.conn }
 
 // Plan is the trigger's plan for the session's action (zero without one).
-func (s *Session) Plan() Plan { return s.w.plan }
+func (w *Session) Plan() Plan { return w.plan }
 
 // Remote is the remote end of the connection.
-func (s *Session) Remote() netip.AddrPort { return s.w.remote }
+func (w *Session) Remote() netip.AddrPort { return w.remote }
 
 // Local is our end of the connection.
-func (s *Session) Local() netip.AddrPort { return s.w.flow.Local }
-
-// Open does the three-way handshake with its checks (LISTEN → SYN_RCVD →
-// ESTABLISHED).
-func (s *Session) Open(ctx context.Context) error { return s.w.open(ctx) }
+func (w *Session) Local() netip.AddrPort { return w.flow.Local }
 
 // AfterFinalACK sets f to be called once, when Open has sent the
 // handshake's final ACK: from then on the remote's listener no longer holds
 // the connection half-open, which a caller bounding the connections in a
 // listen backlog (conform's gate) needs to know before Open's confirmation
 // and oracle reads end.
-func (s *Session) AfterFinalACK(f func()) { s.w.afterFinalACK = f }
-
-// SendTrigger sends the plan's payload (the request that makes the app act).
-func (s *Session) SendTrigger() error { return s.w.sendTrigger() }
-
-// RemoteCloses makes the remote app close first and waits for its FIN
-// (ESTABLISHED → FIN_WAIT_1 on the remote).
-func (s *Session) RemoteCloses(ctx context.Context) error { return s.w.remoteCloses(ctx) }
+func (w *Session) AfterFinalACK(f func()) { w.afterFinalACK = f }
 
 // States sets the states the ladder shows from the last segment on ("" keeps
 // one).
-func (s *Session) States(local, remote string) { s.w.rec.states(local, remote) }
-
-// Check records a judged check; wire is the remote state it implies when it
-// passed (the oracle is read then).
-func (s *Session) Check(c Check, wire string) Check { return s.w.check(c, wire) }
-
-// ExpectStep sends with send (retransmitting up to Timing.Tries) until a
-// segment matching want comes, and records the check.
-func (s *Session) ExpectStep(ctx context.Context, name, rule, probeDesc string, send func(retry bool) error, want Want, wire string) (*Reply, error) {
-	return s.w.expectStep(ctx, name, rule, probeDesc, send, want, wire)
-}
-
-// ExpectRemote waits up to wait for a segment the remote sends by itself.
-func (s *Session) ExpectRemote(ctx context.Context, name, rule string, want Want, wait time.Duration, wire string) (*Reply, error) {
-	return s.w.expectRemote(ctx, name, rule, want, wait, wire)
-}
-
-// ExpectSilence checks that nothing for which bad is true comes for d.
-func (s *Session) ExpectSilence(ctx context.Context, name, rule, expected string, d time.Duration, bad func(*Reply) bool, wire string) error {
-	return s.w.expectSilence(ctx, name, rule, expected, d, bad, wire)
-}
-
-// Kernel reads the oracle's state of the connection ("" without an oracle).
-func (s *Session) Kernel() string { return s.w.kernel() }
-
-// ExpectSYNACK sends a SYN at ISS with send and expects the listener's
-// SYN,ACK acknowledging it. An answer of an earlier connection on the same
-// 4-tuple (a challenge ACK, its FIN or data) is reset as SYN-SENT does, and
-// the SYN goes out again.
-func (s *Session) ExpectSYNACK(ctx context.Context, name, rule, probeDesc string, send func() error) (*Reply, error) {
-	return s.w.expectSYNACK(ctx, name, rule, probeDesc, send)
-}
+func (w *Session) States(local, remote string) { w.rec.states(local, remote) }
 
 // Segments returns what was recorded so far.
-func (s *Session) Segments() []Segment { return s.w.rec.snapshot() }
+func (w *Session) Segments() []Segment { return w.rec.snapshot() }
 
 // Describe writes a recorded segment in the spec's notation.
 func Describe(seg *Segment) string { return describe(seg) }
@@ -374,15 +341,15 @@ var errStop = errors.New("walk stopped")
 // (tcpconn.Conn.Tidy: an exact RST for a synchronized TCB or a TIME_WAIT,
 // and one for what a SYN whose answer was not read may have opened). A
 // closed port holds nothing.
-func (w *walker) tidy() {
+func (w *Session) tidy() {
 	if w.res.Scenario == "closed-port" {
 		return
 	}
 	w.conn.Tidy()
 }
 
-// kernel reads the oracle's state of this connection.
-func (w *walker) kernel() string {
+// Kernel reads the oracle's state of the connection ("" without an oracle).
+func (w *Session) Kernel() string {
 	if w.cfg.Oracle == nil {
 		return ""
 	}
@@ -393,16 +360,16 @@ func (w *walker) kernel() string {
 	return st
 }
 
-// check records one judged step. wire is the remote state the wire implies
-// when the step passed; the oracle is read right away.
-func (w *walker) check(c Check, wire string) Check {
+// Check records a judged check; wire is the remote state it implies when it
+// passed (the oracle is read then).
+func (w *Session) Check(c Check, wire string) Check {
 	c.At = time.Now()
 	if c.Verdict == Pass {
 		c.Wire = wire
 		w.rec.states("", wire)
 	}
 	if w.cfg.Oracle != nil && c.Verdict == Pass && wire != "" {
-		c.Kernel = w.kernel()
+		c.Kernel = w.Kernel()
 		c.Disagree = c.Kernel != c.Wire
 		if at := w.rec.lastIn(); !at.IsZero() {
 			c.KernelLag = time.Since(at)
@@ -412,11 +379,13 @@ func (w *walker) check(c Check, wire string) Check {
 	return c
 }
 
-// expectStep is the common shape of a step: send, wait for the wanted reply
-// (retransmitting ours), judge.
-func (w *walker) expectStep(ctx context.Context, name, rule, probeDesc string, send func(retry bool) error, want Want, wire string) (*Reply, error) {
+// ExpectStep is the common shape of a step: send with send (retransmitting
+// up to Timing.Tries) until a segment matching want comes, and record the
+// check.
+func (w *Session) ExpectStep(ctx context.Context, st Step, send func(retry bool) error, want Want) (*Reply, error) {
+	wire := st.Wire
 	r, other, err := w.conn.Exchange(ctx, send, want)
-	c := Check{Name: name, Rule: rule, Probe: probeDesc, Expected: want.String()}
+	c := Check{Name: st.Name, Rule: st.Rule, Probe: st.Probe, Expected: want.String()}
 	if err == nil && r != nil {
 		c.Verdict, c.Received = Pass, describe(r.Seg)
 		if want.Or != nil && !want.Match(r.Seg, r.Flags) {
@@ -425,7 +394,7 @@ func (w *walker) expectStep(ctx context.Context, name, rule, probeDesc string, s
 	} else {
 		c = w.judgeExchange(c, other, err)
 	}
-	w.check(c, wire)
+	w.Check(c, wire)
 	if c.Verdict != Pass {
 		return nil, errStop
 	}
@@ -444,7 +413,7 @@ func inputNote(p *probe.Prober) string {
 // malformedNote tells, for a step that saw no reply, that replies did come
 // but were dropped as malformed ("" when none were): "no reply" alone would
 // hide what the remote got wrong.
-func (w *walker) malformedNote() string {
+func (w *Session) malformedNote() string {
 	n := w.flow.Malformed()
 	if n == 0 {
 		return ""
@@ -452,15 +421,16 @@ func (w *walker) malformedNote() string {
 	return fmt.Sprintf("; %d malformed replies on this connection were dropped (the last: %s)", n, w.cfg.Prober.LastMalformed())
 }
 
-// expectRemote waits for a segment the remote sends by itself (its
-// retransmission, its FIN), without sending anything.
-func (w *walker) expectRemote(ctx context.Context, name, rule string, want Want, wait time.Duration, wire string) (*Reply, error) {
+// ExpectRemote waits up to wait for a segment the remote sends by itself
+// (its retransmission, its FIN), without sending anything.
+func (w *Session) ExpectRemote(ctx context.Context, st Step, want Want, wait time.Duration) (*Reply, error) {
+	name, rule, wire := st.Name, st.Rule, st.Wire
 	var other *Segment
 	deadline := time.Now().Add(wait)
 	for {
 		r, err := w.conn.next(ctx, deadline)
 		if err != nil {
-			c := Check{Name: name, Rule: rule, Expected: want.String(), Received: "nothing", Verdict: Inconclusive}
+			c := Check{Name: name, Rule: rule, Probe: st.Probe, Expected: want.String(), Received: "nothing", Verdict: Inconclusive}
 			if errors.Is(err, probe.ErrTimeout) {
 				c.Reason = fmt.Sprintf("nothing came in %v", wait) + w.malformedNote()
 			} else {
@@ -469,11 +439,11 @@ func (w *walker) expectRemote(ctx context.Context, name, rule string, want Want,
 			if other != nil && c.Verdict != Interrupted {
 				c.Verdict, c.Received, c.Reason = Fail, describe(other), "the remote sent something else"
 			}
-			w.check(c, wire)
+			w.Check(c, wire)
 			return nil, errStop
 		}
 		if r.Seg != nil && r.Seg.ICMP == "" && want.Match(r.Seg, r.Flags) {
-			w.check(Check{Name: name, Rule: rule, Expected: want.String(), Received: describe(r.Seg), Verdict: Pass}, wire)
+			w.Check(Check{Name: name, Rule: rule, Probe: st.Probe, Expected: want.String(), Received: describe(r.Seg), Verdict: Pass}, wire)
 			return r, nil
 		}
 		if r.Seg != nil && r.Flags&^(craft.FlagPSH|craft.FlagACK) != 0 && !r.Seg.Retransmission && !r.Seg.Repeat {
@@ -482,9 +452,10 @@ func (w *walker) expectRemote(ctx context.Context, name, rule string, want Want,
 	}
 }
 
-// expectSilence checks that nothing matching bad comes for d.
-func (w *walker) expectSilence(ctx context.Context, name, rule, expected string, d time.Duration, bad func(*Reply) bool, wire string) error {
-	return w.expectSilenceUnsure(ctx, name, rule, expected, d, bad, nil, wire)
+// ExpectSilence checks that nothing for which bad is true comes for d;
+// expected is what the report shows as expected.
+func (w *Session) ExpectSilence(ctx context.Context, st Step, expected string, d time.Duration, bad func(*Reply) bool) error {
+	return w.expectSilenceUnsure(ctx, st, expected, d, bad, nil)
 }
 
 // expectSilenceUnsure is expectSilence where a segment for which unsure
@@ -492,13 +463,14 @@ func (w *walker) expectSilence(ctx context.Context, name, rule, expected string,
 // segment is also what a correct remote sends when the path duplicated one
 // of our segments. Only segments that came after our last send count, and
 // never repeats of earlier answers.
-func (w *walker) expectSilenceUnsure(ctx context.Context, name, rule, expected string, d time.Duration, bad func(*Reply) bool, unsure func(*Reply) string, wire string) error {
+func (w *Session) expectSilenceUnsure(ctx context.Context, st Step, expected string, d time.Duration, bad func(*Reply) bool, unsure func(*Reply) string) error {
+	name, rule, wire := st.Name, st.Rule, st.Wire
 	since := w.conn.LastSend
 	rs, err := w.conn.Collect(ctx, d)
 	if err != nil {
 		c := Check{Name: name, Rule: rule, Expected: expected}
 		c.Verdict, c.Reason = Unfinished(err)
-		w.check(c, wire)
+		w.Check(c, wire)
 		return errStop
 	}
 	for _, r := range rs {
@@ -507,18 +479,18 @@ func (w *walker) expectSilenceUnsure(ctx context.Context, name, rule, expected s
 		}
 		if unsure != nil {
 			if why := unsure(r); why != "" {
-				w.check(Check{Name: name, Rule: rule, Expected: expected, Received: describe(r.Seg), Verdict: Inconclusive,
+				w.Check(Check{Name: name, Rule: rule, Expected: expected, Received: describe(r.Seg), Verdict: Inconclusive,
 					Reason: why}, wire)
 				return errStop
 			}
 		}
 		if bad(r) {
-			w.check(Check{Name: name, Rule: rule, Expected: expected, Received: describe(r.Seg), Verdict: Fail,
+			w.Check(Check{Name: name, Rule: rule, Expected: expected, Received: describe(r.Seg), Verdict: Fail,
 				Reason: "the remote sent a segment it must not send here"}, wire)
 			return errStop
 		}
 	}
-	w.check(Check{Name: name, Rule: rule, Expected: expected, Received: fmt.Sprintf("nothing of that in %v", d), Verdict: Pass}, wire)
+	w.Check(Check{Name: name, Rule: rule, Expected: expected, Received: fmt.Sprintf("nothing of that in %v", d), Verdict: Pass}, wire)
 	return nil
 }
 
