@@ -14,6 +14,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/guard"
+	"github.com/tcpwalk/tcpwalk/probe/internal/addrspan"
 	"github.com/tcpwalk/tcpwalk/probe/privs"
 	"github.com/tcpwalk/tcpwalk/probe/rawsock"
 	"golang.org/x/sys/unix"
@@ -152,12 +153,16 @@ func localAddr(pl *plan) (netip.Addr, error) {
 	var local netip.Addr
 	var unrouted error
 	for _, r := range pl.hosts {
-		for _, a := range []uint32{r.lo, r.lo + uint32(r.count-1)} {
-			addr := addrOf(a)
+		for _, a := range []addrspan.U128{r.lo, r.lo.Add(r.count - 1)} {
+			addr := pl.addr(a)
 			if err := probe.CheckLabRoute(addr); err != nil {
 				return netip.Addr{}, err
 			}
-			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 9)))
+			network := "udp4"
+			if pl.v6 {
+				network = "udp6"
+			}
+			c, err := net.DialUDP(network, nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 9)))
 			if err != nil {
 				if unrouted == nil {
 					unrouted = &probe.EnvError{Err: fmt.Errorf("scan: no route to %s: %w (check the address, or run in the right namespace with --netns)", addr, err)}
@@ -213,7 +218,7 @@ func (s *scanner) open(o *runIO) error {
 // run sends the passes and collects the replies.
 func (s *scanner) run(ctx context.Context, o *runIO) (*Result, error) {
 	res := &Result{Type: s.cfg.Type, Shard: s.shard, Seed: s.cfg.Seed, Ports: mergePorts(s.cfg.Ports),
-		Hosts: s.plan.prefixes, Local: netip.AddrPortFrom(netip.AddrFrom4(s.local), s.sport), Targets: s.size,
+		Hosts: s.plan.prefixes, Local: netip.AddrPortFrom(s.local, s.sport), Targets: s.size,
 		Rate: s.cfg.Rate, Retries: s.cfg.Retries, SendPath: s.path, SendPathNote: s.pathNote, Start: time.Now(), s: s}
 
 	// The bound on the whole run: twice the planned time, plus 30 s for slow starts.
@@ -268,7 +273,7 @@ func (s *scanner) run(ctx context.Context, o *runIO) (*Result, error) {
 	res.Skipped, res.SkippedTargets = s.skipped, s.nSkipped
 	res.NotSent = s.notSent
 	res.Replies, res.Ignored = s.replies.Load(), s.ignored.Load()
-	res.froms = make(map[uint64][4]byte, len(s.icmpFrom))
+	res.froms = make(map[uint64]netip.Addr, len(s.icmpFrom))
 	for _, f := range s.icmpFrom {
 		res.froms[f.slot] = f.from
 	}

@@ -72,7 +72,7 @@ func (s *scanner) chooseSendPath(o *runIO) error {
 func (s *scanner) openPacketSender(o *runIO) (*rawsock.PacketSender, string, error) {
 	var link rawsock.Link
 	for i, r := range s.plan.hosts {
-		first, last := addrOf(r.lo), addrOf(r.lo+uint32(r.count-1))
+		first, last := s.plan.addr(r.lo), s.plan.addr(r.lo.Add(r.count-1))
 		l, err := rawsock.FindLink(first, last, s.cfg.Mark)
 		if err != nil {
 			// No link (or no route) for some hosts: the raw path still sends to the others, and marks the
