@@ -332,26 +332,14 @@ func ResolveTargets(targets, exclude []string) ([]netip.Prefix, error) {
 		}
 		ex = append(ex, ps...)
 	}
-	h4, h6 := byFamily(hosts)
-	x4, x6 := byFamily(ex)
+	h4, h6 := addrspan.ByFamily(hosts)
+	x4, x6 := addrspan.ByFamily(ex)
 	left := addrspan.Prefixes(addrspan.Subtract(addrspan.Merge(h4), addrspan.Merge(x4)))
 	left = append(left, addrspan.Prefixes6(addrspan.Subtract6(addrspan.Merge6(h6), addrspan.Merge6(x6)))...)
 	if len(left) == 0 {
 		return nil, &probe.UsageError{Err: errors.New("every target is excluded: nothing left to scan (check --exclude and --excludefile)")}
 	}
 	return left, nil
-}
-
-// byFamily splits prefixes into the IPv4 and the IPv6 ones.
-func byFamily(ps []netip.Prefix) (v4, v6 []netip.Prefix) {
-	for _, p := range ps {
-		if p.Addr().Is6() {
-			v6 = append(v6, p)
-		} else {
-			v4 = append(v4, p)
-		}
-	}
-	return v4, v6
 }
 
 // parseExclusion reads an exclusion like a target, but accepts any IPv4 or
@@ -379,7 +367,7 @@ func parseExclusion(s string) ([]netip.Prefix, error) {
 // reads each back.
 func FormatHosts(hosts []netip.Prefix) string {
 	var parts []string
-	h4, h6 := byFamily(hosts)
+	h4, h6 := addrspan.ByFamily(hosts)
 	for _, r := range addrspan.Merge6(h6) {
 		lo, hi := r.Lo.Addr(), r.Last.Addr()
 		switch ps := addrspan.Prefixes6([]addrspan.Range6{r}); {

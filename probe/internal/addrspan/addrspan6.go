@@ -8,6 +8,18 @@ import (
 	"slices"
 )
 
+// ByFamily splits prefixes into the IPv4 and the IPv6 ones, in order.
+func ByFamily(pfxs []netip.Prefix) (v4, v6 []netip.Prefix) {
+	for _, p := range pfxs {
+		if p.Addr().Is6() {
+			v6 = append(v6, p)
+		} else {
+			v4 = append(v4, p)
+		}
+	}
+	return v4, v6
+}
+
 // U128 is an IPv6 address as a 128-bit number: Hi holds the first eight bytes, Lo the last eight, both big-endian.
 type U128 struct{ Hi, Lo uint64 }
 
