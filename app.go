@@ -814,7 +814,7 @@ func scanOutputFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "json", Usage: "one JSON object per line"},
 		&cli.BoolFlag{Name: "grepable", Usage: "nmap's grepable format (-oG): one line per host"},
-		&cli.BoolFlag{Name: "reason", Usage: "show why each port got its state (syn-ack, reset, no-response, icmp 3/13 from X)"},
+		&cli.BoolFlag{Name: "reason", Usage: "show why each port got its state (syn-ack, reset, no-response, icmp 3/13 from X, icmpv6 1/1 from X)"},
 		&cli.BoolFlag{Name: "open", Usage: "list only ports that may be open (open, open|filtered, unfiltered)"},
 		&cli.BoolFlag{Name: "all", Usage: "list every port and every host, none summed up"},
 		&cli.StringFlag{Name: "oX", Usage: "write nmap's XML to `FILE` (- for stdout)"},

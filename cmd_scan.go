@@ -86,7 +86,12 @@ unicast.
 Targets are as nmap takes them: addresses, prefixes (198.18.0.0/28), ranges
 and lists in any octet (198.18.0.2-20, 198.18.0-1.1-254, 198.18.0.2,5,7),
 names, a file of them (-iL FILE, - for stdin), less --exclude and
---excludefile. A host that answers nothing at all, no probe and no ARP on
+--excludefile. IPv6 targets are addresses, prefixes, ranges
+(2001:2::1-2001:2::1:0) and ranges or lists in the last group, in hex
+(2001:2::1-ff, 2001:2::2,5,a); one scan is of one family. An IPv6 sweep is
+bounded to 2^24 addresses (a /104): a /64 is refused, as zmap refuses it;
+list IPv6 hosts instead (-iL; e.g. from ip -6 neigh). ICMPv6 errors (1/x,
+3/x) read as filtered, as ICMP 3/x and 11 do. A host that answers nothing at all, no probe and no ARP on
 its link, is down, as nmap says; down hosts of a scan of several are not
 listed (--all lists them).
 
@@ -103,6 +108,8 @@ Examples:
    tcpwalk scan --type ack -p 22,80,443 198.18.0.0/28
    tcpwalk scan --type fin --reason -p 1-1024 198.18.0.2
    tcpwalk scan -p ssh,http,8000-8100 198.18.0.2
+   tcpwalk scan -p 1-1024 2001:2::2
+   tcpwalk scan --type ack --reason -p 22,80,443 2001:2::1-2
    tcpwalk scan --top-ports 100 --exclude 198.18.0.3 198.18.0.2-5
    tcpwalk scan -p 1-1024 -oA lab-scan 198.18.0.2
    tcpwalk scan -p 1-1024 -oX - 198.18.0.2

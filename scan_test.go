@@ -59,6 +59,10 @@ func TestScanUsageErrors(t *testing.T) {
 		{"scan", "224.0.0.1"},
 		{"scan", "198.18.0.0/33"},
 		{"scan", "--sport", "70000", "198.18.0.2"},
+		{"scan", "2001:2::/64"},
+		{"scan", "ff02::1"},
+		{"scan", "2001:2::1-2001:3::"},
+		{"scan", "198.18.0.2", "2001:2::2"},
 	} {
 		code, _, stderr := runScanApp(t, args...)
 		if code != exitUsage || !strings.HasPrefix(stderr, "tcpwalk: ") {
@@ -67,17 +71,20 @@ func TestScanUsageErrors(t *testing.T) {
 	}
 }
 
-// scanCLILab is a lab with listeners on open; every other port of the target is closed.
+// scanCLILab is a lab with listeners on open, on both of the target's addresses (IPv4 and IPv6); every other port
+// of the target is closed.
 func scanCLILab(t *testing.T, open []uint16) *lab.Lab {
 	t.Helper()
 	l := labtest.NewBare(t)
 	err := l.Target.Do(func() error {
 		for _, p := range open {
-			ln, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(netip.AddrPortFrom(l.TargetAddr, p)))
-			if err != nil {
-				return err
+			for _, a := range []netip.Addr{l.TargetAddr, l.TargetAddr6} {
+				ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, p)))
+				if err != nil {
+					return err
+				}
+				t.Cleanup(func() { ln.Close() })
 			}
-			t.Cleanup(func() { ln.Close() })
 		}
 		return nil
 	})
@@ -132,6 +139,53 @@ func TestScanJSON(t *testing.T) {
 	}
 	if st, _ := summary["states"].(map[string]any); st["open"] != float64(3) || st["closed"] != float64(198) {
 		t.Errorf("summary states = %v, want 3 open, 198 closed", summary["states"])
+	}
+}
+
+// TestScanIPv6CLI: `tcpwalk scan` of the lab's IPv6 address finds its open ports, in JSON and in nmap's XML
+// (addrtype ipv6), and a /64 is refused with what to do instead.
+func TestScanIPv6CLI(t *testing.T) {
+	open := []uint16{22, 80, 8080}
+	l := scanCLILab(t, open)
+	target := l.TargetAddr6.String()
+	code, stdout, _ := runScanApp(t, "--netns", l.Prober.Name, "scan", "-p", "1-200,8080", "--rate", "20000", "--wait", "200ms",
+		"--json", target)
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	var ports []uint16
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not JSON: %q: %v", line, err)
+		}
+		switch m["event"] {
+		case "port":
+			if m["host"] != target || m["state"] != "open" {
+				t.Errorf("port line %v: want an open port of %v", m, target)
+			}
+			ports = append(ports, uint16(m["port"].(float64)))
+		case "not_shown":
+			if m["state"] != "closed" || m["count"] != float64(198) {
+				t.Errorf("not_shown = %v, want 198 closed", m)
+			}
+		case "summary":
+			if src, _ := m["source"].(string); !strings.HasPrefix(src, "["+l.ProberAddr6.String()+"]:") {
+				t.Errorf("summary source %v, want [%v]:port", m["source"], l.ProberAddr6)
+			}
+		}
+	}
+	if !slices.Equal(ports, open) {
+		t.Errorf("open ports over IPv6 %v, want %v", ports, open)
+	}
+	code, stdout, _ = runScanApp(t, "--netns", l.Prober.Name, "scan", "-p", "22,23", "--wait", "200ms", "-oX", "-", "2001:2::1-2")
+	if code != exitOK || !strings.Contains(stdout, `<address addr="`+target+`" addrtype="ipv6">`) ||
+		strings.Count(stdout, `<state state="open" reason="syn-ack"`) != 1 {
+		t.Errorf("XML of an IPv6 scan (exit %d):\n%s", code, stdout)
+	}
+	code, _, stderr := runScanApp(t, "--netns", l.Prober.Name, "scan", "2001:2::/64")
+	if code != exitUsage || !strings.Contains(stderr, "refusing to sweep 2001:2::/64") || !strings.Contains(stderr, "-iL") {
+		t.Errorf("scan of a /64: exit %d, %q; want a usage error that says to list hosts", code, stderr)
 	}
 }
 

@@ -324,3 +324,28 @@ func TestZeroAllocs(t *testing.T) {
 		t.Errorf("WindowScale: %v allocs/op, want 0", a)
 	}
 }
+
+// The ICMP errors a scan reads, both families through the one quote parser: 0 allocs.
+func BenchmarkParseICMPError(b *testing.B) {
+	pkt := icmpPacket(3, 13, [4]byte{}, mustEncode(b, testSYN())[:28])
+	b.ReportAllocs()
+	for b.Loop() {
+		e, err := ParseICMPError(pkt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sinkU32 += e.Seq
+	}
+}
+
+func BenchmarkParseICMPv6Error(b *testing.B) {
+	pkt := icmp6Packet(b, 1, 1, 0, mustEncode(b, testSYN6()))
+	b.ReportAllocs()
+	for b.Loop() {
+		e, err := ParseICMPv6Error(pkt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sinkU32 += e.Seq
+	}
+}

@@ -1,8 +1,6 @@
 package craft
 
 import (
-	"encoding/binary"
-	"fmt"
 	"net/netip"
 	"strconv"
 )
@@ -69,60 +67,21 @@ func (e ICMPError) QuotedTCP() []byte {
 // ports. When an RFC 4884 length is set, the quote stops there, so
 // extension objects are not mistaken for our segment.
 func ParseICMPError(b []byte) (ICMPError, error) {
-	ip, err := parseIPv4(b)
-	if err != nil {
-		return ICMPError{}, fmt.Errorf("craft: parse ICMP error: %w", err)
+	var m icmpMessage
+	if err := parseICMPMessage(b, false, &m); err != nil {
+		return ICMPError{}, err
 	}
-	from := ip.Source()
-	if p := ip.Protocol(); p != ProtocolICMP {
-		return ICMPError{}, fmt.Errorf("craft: parse ICMP error from %v: protocol %d, not ICMP (1): %w", from, p, ErrMalformed)
-	}
-	m := ip[ip.HeaderLength():]
-	if len(m) < icmpHeaderSize+IPv4MinimumSize {
-		return ICMPError{}, fmt.Errorf("craft: parse ICMP error from %v: %d ICMP bytes, too short for a header and a quoted IPv4 header (28): %w", from, len(m), ErrMalformed)
-	}
-	e := ICMPError{From: from, Type: m[0], Code: m[1]}
+	e := ICMPError{From: m.from, Type: m.typ, Code: m.code, Quoted: IPv4(m.quoted), SrcPort: m.srcPort, DstPort: m.dstPort,
+		Seq: m.seq, HasSeq: m.hasSeq}
 	switch e.Type {
-	case ICMPDestinationUnreachable, ICMPSourceQuench:
-		if e.Type == ICMPDestinationUnreachable && e.Code == 4 {
-			e.MTU = binary.BigEndian.Uint16(m[6:])
+	case ICMPDestinationUnreachable:
+		if e.Code == 4 {
+			e.MTU = uint16(m.word)
 		}
 	case ICMPRedirect:
-		e.Gateway = netip.AddrFrom4([4]byte(m[4:8]))
-	case ICMPTimeExceeded:
+		e.Gateway = netip.AddrFrom4([4]byte{byte(m.word >> 24), byte(m.word >> 16), byte(m.word >> 8), byte(m.word)})
 	case ICMPParameterProblem:
-		e.Pointer = m[4]
-	default:
-		return ICMPError{}, fmt.Errorf("craft: parse ICMP error from %v: type %d code %d is not an error message about a datagram: %w", from, e.Type, e.Code, ErrMalformed)
-	}
-	q := m[icmpHeaderSize:]
-	if e.Type == ICMPDestinationUnreachable || e.Type == ICMPTimeExceeded || e.Type == ICMPParameterProblem {
-		// RFC 4884 §4.1: length of the original datagram in 32-bit words.
-		if l := int(m[5]) * 4; l >= IPv4MinimumSize && l < len(q) {
-			q = q[:l:l]
-		}
-	}
-	quoted := IPv4(q)
-	if v := quoted.Version(); v != IPv4Version {
-		return ICMPError{}, fmt.Errorf("craft: parse ICMP %d/%d from %v: quoted header has version %d, want 4: %w", e.Type, e.Code, from, v, ErrMalformed)
-	}
-	hl := quoted.HeaderLength()
-	if hl < IPv4MinimumSize || hl > len(q) {
-		return ICMPError{}, fmt.Errorf("craft: parse ICMP %d/%d from %v: quoted header length %d does not fit the %d quoted bytes: %w", e.Type, e.Code, from, hl, len(q), ErrMalformed)
-	}
-	if p := quoted.Protocol(); p != ProtocolTCP {
-		return ICMPError{}, fmt.Errorf("craft: parse ICMP %d/%d from %v: quotes protocol %d, not TCP (6): %w", e.Type, e.Code, from, p, ErrMalformed)
-	}
-	t := q[hl:]
-	if len(t) < 4 {
-		return ICMPError{}, fmt.Errorf("craft: parse ICMP %d/%d from %v: quotes %d TCP bytes, too few for the ports: %w", e.Type, e.Code, from, len(t), ErrMalformed)
-	}
-	e.Quoted = quoted
-	e.SrcPort = binary.BigEndian.Uint16(t)
-	e.DstPort = binary.BigEndian.Uint16(t[2:])
-	if len(t) >= 8 {
-		e.Seq = binary.BigEndian.Uint32(t[4:])
-		e.HasSeq = true
+		e.Pointer = uint8(m.word >> 24)
 	}
 	return e, nil
 }
@@ -130,20 +89,11 @@ func ParseICMPError(b []byte) (ICMPError, error) {
 // String returns "ICMP 3/13 (communication administratively prohibited)
 // from 198.18.0.9", with the next-hop MTU for 3/4.
 func (e ICMPError) String() string {
-	b := make([]byte, 0, 96)
-	b = append(b, "ICMP "...)
-	b = strconv.AppendUint(b, uint64(e.Type), 10)
-	b = append(b, '/')
-	b = strconv.AppendUint(b, uint64(e.Code), 10)
-	b = append(b, " ("...)
-	b = append(b, ICMPDescription(e.Type, e.Code)...)
+	label := ""
 	if e.Type == ICMPDestinationUnreachable && e.Code == 4 {
-		b = append(b, ", next-hop MTU "...)
-		b = strconv.AppendUint(b, uint64(e.MTU), 10)
+		label = ", next-hop MTU "
 	}
-	b = append(b, ") from "...)
-	b = e.From.AppendTo(b)
-	return string(b)
+	return string(appendICMPString(make([]byte, 0, 96), "ICMP", e.Type, e.Code, ICMPDescription(e.Type, e.Code), label, uint32(e.MTU), e.From))
 }
 
 var (

@@ -71,58 +71,17 @@ func (e ICMPv6Error) QuotedTCP() []byte {
 // extension objects are not mistaken for our segment. The checksum is not
 // checked.
 func ParseICMPv6Error(b []byte) (ICMPv6Error, error) {
-	ip, err := parseIPv6(b)
-	if err != nil {
-		return ICMPv6Error{}, fmt.Errorf("craft: parse ICMPv6 error: %w", err)
+	var m icmpMessage
+	if err := parseICMPMessage(b, true, &m); err != nil {
+		return ICMPv6Error{}, err
 	}
-	from := ip.Source()
-	off, proto, err := upperLayer(ip)
-	if err != nil {
-		return ICMPv6Error{}, fmt.Errorf("craft: parse ICMPv6 error from %v: %w", from, err)
-	}
-	if proto != ProtocolICMPv6 {
-		return ICMPv6Error{}, fmt.Errorf("craft: parse ICMPv6 error from %v: next header %d, not ICMPv6 (58): %w", from, proto, ErrMalformed)
-	}
-	m := ip[off:]
-	if len(m) < icmpHeaderSize+IPv6HeaderSize {
-		return ICMPv6Error{}, fmt.Errorf("craft: parse ICMPv6 error from %v: %d ICMPv6 bytes, too short for a header and a quoted IPv6 header (48): %w", from, len(m), ErrMalformed)
-	}
-	e := ICMPv6Error{From: from, Type: m[0], Code: m[1]}
-	q := m[icmpHeaderSize:]
+	e := ICMPv6Error{From: m.from, Type: m.typ, Code: m.code, Quoted: IPv6(m.quoted), SrcPort: m.srcPort, DstPort: m.dstPort,
+		Seq: m.seq, HasSeq: m.hasSeq}
 	switch e.Type {
-	case ICMPv6DestinationUnreachable, ICMPv6TimeExceeded:
-		// RFC 4884 §4.2: for ICMPv6 the length counts 64-bit words.
-		if l := int(m[4]) * 8; l >= IPv6HeaderSize && l < len(q) {
-			q = q[:l:l]
-		}
 	case ICMPv6PacketTooBig:
-		e.MTU = binary.BigEndian.Uint32(m[4:])
+		e.MTU = m.word
 	case ICMPv6ParameterProblem:
-		e.Pointer = binary.BigEndian.Uint32(m[4:])
-	default:
-		return ICMPv6Error{}, fmt.Errorf("craft: parse ICMPv6 error from %v: type %d code %d is not an error message about a packet: %w", from, e.Type, e.Code, ErrMalformed)
-	}
-	quoted := IPv6(q)
-	if v := quoted.Version(); v != IPv6Version {
-		return ICMPv6Error{}, fmt.Errorf("craft: parse ICMPv6 %d/%d from %v: quoted header has version %d, want 6: %w", e.Type, e.Code, from, v, ErrMalformed)
-	}
-	qoff, qproto, err := upperLayer(quoted)
-	if err != nil {
-		return ICMPv6Error{}, fmt.Errorf("craft: parse ICMPv6 %d/%d from %v: quoted packet: %w", e.Type, e.Code, from, err)
-	}
-	if qproto != ProtocolTCP {
-		return ICMPv6Error{}, fmt.Errorf("craft: parse ICMPv6 %d/%d from %v: quotes next header %d, not TCP (6): %w", e.Type, e.Code, from, qproto, ErrMalformed)
-	}
-	t := q[qoff:]
-	if len(t) < 4 {
-		return ICMPv6Error{}, fmt.Errorf("craft: parse ICMPv6 %d/%d from %v: quotes %d TCP bytes, too few for the ports: %w", e.Type, e.Code, from, len(t), ErrMalformed)
-	}
-	e.Quoted = quoted
-	e.SrcPort = binary.BigEndian.Uint16(t)
-	e.DstPort = binary.BigEndian.Uint16(t[2:])
-	if len(t) >= 8 {
-		e.Seq = binary.BigEndian.Uint32(t[4:])
-		e.HasSeq = true
+		e.Pointer = m.word
 	}
 	return e, nil
 }
@@ -130,20 +89,11 @@ func ParseICMPv6Error(b []byte) (ICMPv6Error, error) {
 // String returns "ICMPv6 1/1 (communication with destination
 // administratively prohibited) from 2001:2::9", with the MTU for type 2.
 func (e ICMPv6Error) String() string {
-	b := make([]byte, 0, 112)
-	b = append(b, "ICMPv6 "...)
-	b = strconv.AppendUint(b, uint64(e.Type), 10)
-	b = append(b, '/')
-	b = strconv.AppendUint(b, uint64(e.Code), 10)
-	b = append(b, " ("...)
-	b = append(b, ICMPv6Description(e.Type, e.Code)...)
+	label := ""
 	if e.Type == ICMPv6PacketTooBig {
-		b = append(b, ", MTU "...)
-		b = strconv.AppendUint(b, uint64(e.MTU), 10)
+		label = ", MTU "
 	}
-	b = append(b, ") from "...)
-	b = e.From.AppendTo(b)
-	return string(b)
+	return string(appendICMPString(make([]byte, 0, 112), "ICMPv6", e.Type, e.Code, ICMPv6Description(e.Type, e.Code), label, e.MTU, e.From))
 }
 
 var (

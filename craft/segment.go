@@ -65,47 +65,13 @@ func (s *Segment) Encode(b []byte) (int, error) {
 	if len(s.IPOptions) > 0 {
 		return s.encodeIPOptions(b)
 	}
-	// Linux's SYN layout, what every default probe carries, is read into
-	// three words here, where the layout check proves the loads in bounds.
-	var ow0, ow1 uint64
-	var ow2 uint32
-	optLen := linuxSYNOptionsLen
-	linux := isLinuxSYNLayout(s.Options)
-	if linux {
-		ow0, ow1, ow2 = linuxSYNWords(s.Options)
-	} else {
-		var bad int
-		if optLen, bad = optionsWireLen(s.Options); bad >= 0 {
-			return 0, s.encodeError(b, bad)
-		}
-	}
-	padded := (optLen + 3) &^ 3
-	tcpHdr := TCPMinimumSize + padded
+	ow0, ow1, ow2, optLen, tcpHdr, bad, linux := s.tcpOptions()
 	total := IPv4MinimumSize + tcpHdr + len(s.Payload)
-	if optLen > TCPOptionsMaximumSize || total > IPv4MaximumTotalLength || !s.Src.Is4() || !s.Dst.Is4() || len(b) < total {
-		return 0, s.encodeError(b, -1)
+	if bad >= 0 || optLen > TCPOptionsMaximumSize || total > IPv4MaximumTotalLength || !s.Src.Is4() || !s.Dst.Is4() || len(b) < total {
+		return 0, s.encodeError(b, bad)
 	}
 	b = b[:total]
-
-	// Options and payload first: the calls then have few live values to
-	// spill. Their sum is taken from the values written, not re-read.
-	t := b[IPv4MinimumSize:]
-	var small uint64
-	if linux {
-		o := (*[linuxSYNOptionsLen]byte)(t[TCPMinimumSize:])
-		binary.BigEndian.PutUint64(o[0:], ow0)
-		binary.BigEndian.PutUint64(o[8:], ow1)
-		binary.BigEndian.PutUint32(o[16:], ow2)
-		small = uint64(ow2)
-	} else {
-		small = uint64(encodeOptions(t[TCPMinimumSize:tcpHdr], s.Options, padded))
-	}
-	if len(s.Payload) > 0 {
-		copy(t[tcpHdr:], s.Payload)
-		// The payload starts at an even offset, so its own sum is its
-		// sum in place; it is read from the caller's bytes.
-		small += uint64(Checksum(s.Payload, 0))
-	}
+	small := s.writeTCPBody(b[IPv4MinimumSize:], tcpHdr, linux, ow0, ow1, ow2)
 
 	// The 40 header bytes are five 64-bit words, stored once each. Both
 	// checksums are summed from these words in registers (a ones'-
@@ -155,6 +121,45 @@ func (s *Segment) Encode(b []byte) (int, error) {
 	binary.BigEndian.PutUint64(h[24:], w3)
 	binary.BigEndian.PutUint64(h[32:], w4)
 	return total, nil
+}
+
+// tcpOptions is the TCP part of an encode that both families share (Encode, encode6): it reads s's options,
+// Linux's SYN layout (what every default probe carries) into three words, else their length on the wire before
+// padding, and returns the TCP header length (options padded to 4 bytes). bad >= 0 is the index of a malformed
+// option (see encodeError). Only scalars, so that every result comes back in a register.
+func (s *Segment) tcpOptions() (ow0, ow1 uint64, ow2 uint32, optLen, tcpHdr, bad int, linux bool) {
+	optLen, bad, linux = linuxSYNOptionsLen, -1, isLinuxSYNLayout(s.Options)
+	if linux {
+		ow0, ow1, ow2 = linuxSYNWords(s.Options)
+	} else if optLen, bad = optionsWireLen(s.Options); bad >= 0 {
+		return
+	}
+	return ow0, ow1, ow2, optLen, TCPMinimumSize + (optLen+3)&^3, -1, linux
+}
+
+// writeTCPBody writes the options (ow0, ow1, ow2 under Linux's layout) and s's payload after the TCP header at
+// t[0:] (tcpHdr bytes with the options), and returns their ones'-complement sum less ow0 and ow1, which the
+// caller adds from its registers. Options and payload go first: the header's words then have few live values
+// to spill. Their sum is taken from the values written, not re-read (loading bytes just stored stalls
+// store-to-load forwarding).
+func (s *Segment) writeTCPBody(t []byte, tcpHdr int, linux bool, ow0, ow1 uint64, ow2 uint32) uint64 {
+	var small uint64
+	if linux {
+		opt := (*[linuxSYNOptionsLen]byte)(t[TCPMinimumSize:])
+		binary.BigEndian.PutUint64(opt[0:], ow0)
+		binary.BigEndian.PutUint64(opt[8:], ow1)
+		binary.BigEndian.PutUint32(opt[16:], ow2)
+		small = uint64(ow2)
+	} else {
+		small = uint64(encodeOptions(t[TCPMinimumSize:tcpHdr], s.Options, tcpHdr-TCPMinimumSize))
+	}
+	if len(s.Payload) > 0 {
+		copy(t[tcpHdr:], s.Payload)
+		// The payload starts at an even offset, so its own sum is its
+		// sum in place; it is read from the caller's bytes.
+		small += uint64(Checksum(s.Payload, 0))
+	}
+	return small
 }
 
 // optionsWireLen returns the bytes opts take before padding, or the index

@@ -10,42 +10,14 @@ import (
 // and the segment, with the TCP checksum over RFC 8200 §8.1's
 // pseudo-header. Like the IPv4 path it sums from the words it stores.
 func (s *Segment) encode6(b []byte) (int, error) {
-	var ow0, ow1 uint64
-	var ow2 uint32
-	optLen := linuxSYNOptionsLen
-	linux := isLinuxSYNLayout(s.Options)
-	if linux {
-		ow0, ow1, ow2 = linuxSYNWords(s.Options)
-	} else {
-		var bad int
-		if optLen, bad = optionsWireLen(s.Options); bad >= 0 {
-			return 0, s.encodeError(b, bad)
-		}
-	}
-	padded := (optLen + 3) &^ 3
-	tcpHdr := TCPMinimumSize + padded
+	ow0, ow1, ow2, optLen, tcpHdr, bad, linux := s.tcpOptions()
 	tcpLen := tcpHdr + len(s.Payload)
 	total := IPv6HeaderSize + tcpLen
-	if optLen > TCPOptionsMaximumSize || tcpLen > IPv6MaximumPayload || !isPlain6(s.Src) || !isPlain6(s.Dst) || len(b) < total {
-		return 0, s.encodeError(b, -1)
+	if bad >= 0 || optLen > TCPOptionsMaximumSize || tcpLen > IPv6MaximumPayload || !isPlain6(s.Src) || !isPlain6(s.Dst) || len(b) < total {
+		return 0, s.encodeError(b, bad)
 	}
 	b = b[:total]
-
-	t := b[IPv6HeaderSize:]
-	var small uint64
-	if linux {
-		o := (*[linuxSYNOptionsLen]byte)(t[TCPMinimumSize:])
-		binary.BigEndian.PutUint64(o[0:], ow0)
-		binary.BigEndian.PutUint64(o[8:], ow1)
-		binary.BigEndian.PutUint32(o[16:], ow2)
-		small = uint64(ow2)
-	} else {
-		small = uint64(encodeOptions(t[TCPMinimumSize:tcpHdr], s.Options, padded))
-	}
-	if len(s.Payload) > 0 {
-		copy(t[tcpHdr:], s.Payload)
-		small += uint64(Checksum(s.Payload, 0))
-	}
+	small := s.writeTCPBody(b[IPv6HeaderSize:], tcpHdr, linux, ow0, ow1, ow2)
 
 	// The 60 header bytes are seven 64-bit words and one 32-bit word:
 	//

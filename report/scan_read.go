@@ -124,7 +124,7 @@ func readScanJSON(r io.Reader, name string) (scan.Part, error) {
 			if v.State, err = scan.ParseState(ev.State); err != nil {
 				return bad(err)
 			}
-			if v.Reason, err = jsonReason(ev.Reason, ev.ICMPType, ev.ICMPCode); err != nil {
+			if v.Reason, err = jsonReason(ev.Reason, ev.ICMPType, ev.ICMPCode, host.Is6()); err != nil {
 				return bad(err)
 			}
 			if ev.ICMPFrom != "" {
@@ -143,7 +143,7 @@ func readScanJSON(r io.Reader, name string) (scan.Part, error) {
 			}
 			for _, g := range ev.Reasons {
 				v := scan.Verdicts{Addr: host, State: st}
-				if v.Reason, err = jsonReason(g.Reason, g.ICMPType, g.ICMPCode); err != nil {
+				if v.Reason, err = jsonReason(g.Reason, g.ICMPType, g.ICMPCode, host.Is6()); err != nil {
 					return bad(err)
 				}
 				if v.Ports, err = scan.ParsePorts(g.Ports); err != nil {
@@ -163,7 +163,8 @@ func readScanJSON(r io.Reader, name string) (scan.Part, error) {
 	return p, nil
 }
 
-func jsonReason(kind string, typ, code *uint8) (scan.Reason, error) {
+// jsonReason reads a reason back; v6 says the host is IPv6, so its ICMP type and code are ICMPv6's.
+func jsonReason(kind string, typ, code *uint8, v6 bool) (scan.Reason, error) {
 	k, err := scan.ParseReasonKind(kind)
 	if err != nil {
 		return scan.Reason{}, err
@@ -173,21 +174,25 @@ func jsonReason(kind string, typ, code *uint8) (scan.Reason, error) {
 		if typ == nil || code == nil {
 			return r, errors.New("an icmp reason without icmp_type and icmp_code")
 		}
-		r.ICMPType, r.ICMPCode = *typ, *code
+		r.ICMPType, r.ICMPCode, r.ICMPv6 = *typ, *code, v6
 	}
 	return r, nil
 }
 
-// parseXMLReason reads nmap's reason names back (see xmlReason).
-func parseXMLReason(s string) (scan.Reason, error) {
-	for tc, n := range icmpReasonNames {
+// parseXMLReason reads nmap's reason names back (see xmlReason); v6 says the host is IPv6.
+func parseXMLReason(s string, v6 bool) (scan.Reason, error) {
+	names, prefix := icmpReasonNames, "icmp-%d-%d"
+	if v6 {
+		names, prefix = icmp6ReasonNames, "icmpv6-%d-%d"
+	}
+	for tc, n := range names {
 		if n == s {
-			return scan.Reason{Kind: scan.ReasonICMP, ICMPType: tc[0], ICMPCode: tc[1]}, nil
+			return scan.Reason{Kind: scan.ReasonICMP, ICMPType: tc[0], ICMPCode: tc[1], ICMPv6: v6}, nil
 		}
 	}
 	var t, c uint8
-	if _, err := fmt.Sscanf(s, "icmp-%d-%d", &t, &c); err == nil {
-		return scan.Reason{Kind: scan.ReasonICMP, ICMPType: t, ICMPCode: c}, nil
+	if _, err := fmt.Sscanf(s, prefix, &t, &c); err == nil {
+		return scan.Reason{Kind: scan.ReasonICMP, ICMPType: t, ICMPCode: c, ICMPv6: v6}, nil
 	}
 	k, err := scan.ParseReasonKind(s)
 	return scan.Reason{Kind: k}, err
@@ -238,7 +243,7 @@ func readScanXML(r io.Reader, name string) (scan.Part, error) {
 			}
 			for _, g := range e.Reasons {
 				v := scan.Verdicts{Addr: addr, State: st}
-				if v.Reason, err = parseXMLReason(g.Reason); err != nil {
+				if v.Reason, err = parseXMLReason(g.Reason, addr.Is6()); err != nil {
 					return bad("host %s: %v", addr, err)
 				}
 				if g.Ports == "" {
@@ -255,7 +260,7 @@ func readScanXML(r io.Reader, name string) (scan.Part, error) {
 			if v.State, err = scan.ParseState(x.State.State); err != nil {
 				return bad("host %s port %d: %v", addr, x.PortID, err)
 			}
-			if v.Reason, err = parseXMLReason(x.State.Reason); err != nil {
+			if v.Reason, err = parseXMLReason(x.State.Reason, addr.Is6()); err != nil {
 				return bad("host %s port %d: %v", addr, x.PortID, err)
 			}
 			if x.State.ReasonIP != "" {

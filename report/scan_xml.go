@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -135,20 +136,38 @@ var icmpReasonNames = map[[2]uint8]string{
 	{3, 9}: "net-prohibited", {3, 10}: "host-prohibited", {3, 13}: "admin-prohibited", {11, 0}: "time-exceeded",
 }
 
-// xmlReason is nmap's name of a reason: syn-ack, reset, no-response, or the ICMP error's (host-unreach,
+// icmp6ReasonNames are nmap's reason names of the ICMPv6 errors (RFC 4443 §3.1, §3.3) a scan reads as filtered.
+var icmp6ReasonNames = map[[2]uint8]string{
+	{1, 0}: "no-route", {1, 1}: "admin-prohibited", {1, 2}: "beyond-scope", {1, 3}: "host-unreach",
+	{1, 4}: "port-unreach", {1, 6}: "reject-route", {3, 0}: "time-exceeded",
+}
+
+// xmlReason is nmap's name of a reason: syn-ack, reset, no-response, or the ICMP or ICMPv6 error's (host-unreach,
 // admin-prohibited, time-exceeded, ...).
 func xmlReason(r scan.Reason) string {
 	if r.Kind != scan.ReasonICMP {
 		return r.Kind.String()
 	}
+	names, timeEx, prefix := icmpReasonNames, uint8(11), "icmp-"
+	if r.ICMPv6 {
+		names, timeEx, prefix = icmp6ReasonNames, 3, "icmpv6-"
+	}
 	code := r.ICMPCode
-	if r.ICMPType == 11 {
+	if r.ICMPType == timeEx {
 		code = 0 // nmap names every time exceeded alike
 	}
-	if n, ok := icmpReasonNames[[2]uint8{r.ICMPType, code}]; ok {
+	if n, ok := names[[2]uint8{r.ICMPType, code}]; ok {
 		return n
 	}
-	return "icmp-" + strconv.Itoa(int(r.ICMPType)) + "-" + strconv.Itoa(int(code))
+	return prefix + strconv.Itoa(int(r.ICMPType)) + "-" + strconv.Itoa(int(code))
+}
+
+// addrType is nmap's addrtype of an address: ipv4 or ipv6.
+func addrType(a netip.Addr) string {
+	if a.Is6() {
+		return "ipv6"
+	}
+	return "ipv4"
 }
 
 // ctime is C's ctime format, which nmap's startstr and timestr use.
@@ -175,7 +194,7 @@ func (p *ScanPrinter) printXML(r *scan.Result, views []hostView, silent int) err
 	}
 	for _, v := range views {
 		h := xmlHost{Status: xmlStatus{State: v.status.String(), Reason: v.why.String(), ReasonTTL: "0"},
-			Address: xmlAddress{Addr: v.addr.String(), AddrType: "ipv4"}, Ports: &xmlPorts{}}
+			Address: xmlAddress{Addr: v.addr.String(), AddrType: addrType(v.addr)}, Ports: &xmlPorts{}}
 		for _, n := range v.notShown {
 			e := xmlExtraPorts{State: n.state.String(), Count: n.count}
 			for _, g := range n.groups {
@@ -200,7 +219,7 @@ func (p *ScanPrinter) printXML(r *scan.Result, views []hostView, silent int) err
 	for _, sk := range r.Skipped {
 		run.Hosts = append(run.Hosts, xmlHost{Comment: sk.Reason + "; TCP is unicast, a broadcast address gets no probe",
 			Status:  xmlStatus{State: "skipped", Reason: "broadcast", ReasonTTL: "0"},
-			Address: xmlAddress{Addr: sk.Addr.String(), AddrType: "ipv4"}})
+			Address: xmlAddress{Addr: sk.Addr.String(), AddrType: addrType(sk.Addr)}})
 	}
 	total := len(r.HostResults())
 	elapsed := r.End.Sub(r.Start).Seconds()

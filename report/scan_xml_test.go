@@ -291,3 +291,76 @@ func FuzzReadScan(f *testing.F) {
 		scan.Merge([]scan.Part{p})
 	})
 }
+
+// sampleScan6 is sampleScan's IPv6 twin: 2001:2::/126 × ports 1-30; ::1 has 22 open, 25 filtered by an ICMPv6
+// administratively prohibited (1/1) from a router and the rest closed; ::2 answers neighbour discovery only.
+func sampleScan6(t *testing.T) *scan.Result {
+	t.Helper()
+	start := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	p := scan.Part{Name: "sample6", Type: scan.TypeSYN, Hosts: []netip.Prefix{netip.MustParsePrefix("2001:2::/126")},
+		Ports: []scan.PortRange{{Lo: 1, Hi: 30}}, Seed: 3, Retries: 1, Shard: scan.Shard{Index: 1, Count: 1},
+		Local: netip.MustParseAddrPort("[2001:2::9]:40000"), Rate: 1000, Targets: 120, Probed: 120, Sent: 200, Retried: 80,
+		Replies: 30, Start: start, End: start.Add(1500 * time.Millisecond), SendTime: 200 * time.Millisecond,
+		ARPUp: []netip.Addr{netip.MustParseAddr("2001:2::2")}}
+	h := netip.MustParseAddr("2001:2::1")
+	p.Verdicts = []scan.Verdicts{
+		{Addr: h, Ports: []scan.PortRange{{Lo: 1, Hi: 21}, {Lo: 23, Hi: 24}, {Lo: 26, Hi: 30}}, State: scan.Closed, Reason: scan.Reason{Kind: scan.ReasonReset}},
+		{Addr: h, Ports: []scan.PortRange{{Lo: 22, Hi: 22}}, State: scan.Open, Reason: scan.Reason{Kind: scan.ReasonSynAck}},
+		{Addr: h, Ports: []scan.PortRange{{Lo: 25, Hi: 25}}, State: scan.Filtered,
+			Reason: scan.Reason{Kind: scan.ReasonICMP, ICMPType: 1, ICMPCode: 1, ICMPv6: true, From: netip.MustParseAddr("2001:2::fe")}},
+	}
+	r, err := scan.Merge([]scan.Part{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// Every output format carries IPv6 addresses as they are written (RFC 5952), nmap's addrtype ipv6 and nmap's
+// ICMPv6 reason names, and the JSON and XML outputs read back to the same verdicts.
+func TestScanIPv6Outputs(t *testing.T) {
+	r := sampleScan6(t)
+	for _, tc := range []struct {
+		f    ScanFormat
+		want []string
+	}{
+		{ScanText, []string{"2001:2::1", "22/tcp", "open", "25/tcp", "filtered"}},
+		{ScanGrepable, []string{"Host: 2001:2::1 ()\tPorts: 22/open/tcp/////, 25/filtered/tcp/////", "Host: 2001:2::2 ()\tStatus: Up"}},
+		{ScanJSON, []string{`"host":"2001:2::1","port":25,"proto":"tcp","state":"filtered","reason":"icmp","icmp_type":1,"icmp_code":1,"icmp_from":"2001:2::fe"`,
+			`"source":"[2001:2::9]:40000"`, `"hosts":["2001:2::/126"]`}},
+		{ScanXML, []string{`<address addr="2001:2::1" addrtype="ipv6">`, `reason="admin-prohibited"`, `reason_ip="2001:2::fe"`}},
+	} {
+		var b bytes.Buffer
+		if err := (&ScanPrinter{W: &b, Format: tc.f, Reason: true}).Print(r); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("format %d: no %q in\n%s", tc.f, w, b.String())
+			}
+		}
+		if strings.Contains(b.String(), "ipv4") || strings.Contains(b.String(), "198.18.") {
+			t.Errorf("format %d: an IPv4 trace in an IPv6 scan's output:\n%s", tc.f, b.String())
+		}
+		if tc.f == ScanText && !strings.Contains(b.String(), "icmpv6 1/1 from 2001:2::fe") {
+			t.Errorf("text with --reason: no icmpv6 1/1 from 2001:2::fe in\n%s", b.String())
+		}
+		if tc.f != ScanJSON && tc.f != ScanXML {
+			continue
+		}
+		p, err := ReadScan(bytes.NewReader(b.Bytes()), "scan")
+		if err != nil {
+			t.Fatalf("format %d: read back: %v", tc.f, err)
+		}
+		back, err := scan.Merge([]scan.Part{p})
+		if err != nil {
+			t.Fatalf("format %d: merge back: %v", tc.f, err)
+		}
+		if d := cmp.Diff(verdictsOf(r), verdictsOf(back)); d != "" {
+			t.Errorf("format %d: verdicts after the output and back (-want +got):\n%s", tc.f, d)
+		}
+		if d := cmp.Diff(statusOf(r), statusOf(back)); d != "" {
+			t.Errorf("format %d: host status after the output and back (-want +got):\n%s", tc.f, d)
+		}
+	}
+}

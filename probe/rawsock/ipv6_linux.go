@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"sync"
 	"time"
 	"unsafe"
 
@@ -22,36 +21,20 @@ const ipv6Header = 40
 const ipv6FlowInfo = 11
 
 // Sender6 sends whole IPv6 packets, header included, on an AF_INET6 SOCK_RAW IPPROTO_RAW socket, marked with
-// SO_MARK so the RST guard lets them through. Send and SendBatch are safe for concurrent use. See the package doc:
-// unlike IPv4's IP_HDRINCL, the kernel rewrites nothing, so the caller writes every field (the payload length and
-// the source address included).
+// SO_MARK so the RST guard lets them through. Send, SendBatch and Close are Sender's (one send socket serves both
+// families) and safe for concurrent use. See the package doc: unlike IPv4's IP_HDRINCL, the kernel rewrites
+// nothing, so the caller writes every field (the payload length and the source address included).
 type Sender6 struct {
-	mu     sync.RWMutex // Send and SendBatch hold it shared, Close exclusively
-	fd     int
-	closed bool
-
-	bmu  sync.Mutex // serialises SendBatch
-	msgs [maxBatch]unix.Mmsghdr
-	iovs [maxBatch]unix.Iovec
-	sas  [maxBatch]unix.RawSockaddrInet6
+	sendSocket
 }
 
 // NewSender6 opens the socket and sets SO_MARK to mark (0 leaves packets unmarked; a mark needs CAP_NET_ADMIN).
 func NewSender6(mark uint32) (*Sender6, error) {
-	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
-	if err != nil {
-		return nil, fmt.Errorf("rawsock: open raw IPv6 send socket: %w%s", err, hint(err))
+	s := &Sender6{}
+	if err := s.open(true, mark); err != nil {
+		return nil, err
 	}
-	if mark != 0 {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(mark)); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("rawsock: set SO_MARK %#x on IPv6 send socket: %w (needs CAP_NET_ADMIN; run as root or setcap cap_net_raw,cap_net_admin+ep)", mark, err)
-		}
-	}
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBuffer) != nil {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sendBuffer)
-	}
-	return &Sender6{fd: fd}, nil
+	return s, nil
 }
 
 // sockaddr6 is the destination as the kernel wants it; the port must stay 0 (it would name a protocol).
@@ -77,95 +60,6 @@ func sendError6(dst netip.Addr, n int, e unix.Errno) error {
 		return fmt.Errorf("rawsock: send to %v: %w (the kernel rejected the packet: shorter than an IPv6 header, or the destination is not usable)", dst, e)
 	}
 	return sendError(dst, n, e)
-}
-
-// Send sends one IPv6 packet to dst (the route is looked up for dst, not for the header's destination; keep them
-// equal). It allocates nothing unless it fails.
-func (s *Sender6) Send(pkt []byte, dst netip.Addr) error {
-	if err := checkPacket6(pkt, dst); err != nil {
-		return err
-	}
-	sa := sockaddr6(dst)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return errClosed
-	}
-	for {
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&pkt[0])), uintptr(len(pkt)),
-			0, uintptr(unsafe.Pointer(&sa)), unix.SizeofSockaddrInet6)
-		switch e {
-		case 0:
-			return nil
-		case unix.EINTR:
-			continue
-		}
-		return sendError6(dst, len(pkt), e)
-	}
-}
-
-// SendBatch sends pkts[i] to dsts[i] with sendmmsg, up to 64 packets per system call, and returns how many were
-// sent; see Sender.SendBatch. It allocates nothing unless it fails.
-func (s *Sender6) SendBatch(pkts [][]byte, dsts []netip.Addr) (int, error) {
-	if len(pkts) != len(dsts) {
-		return 0, fmt.Errorf("rawsock: SendBatch with %d packets but %d destinations", len(pkts), len(dsts))
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return 0, errClosed
-	}
-	s.bmu.Lock()
-	defer s.bmu.Unlock()
-	sent := 0
-	for sent < len(pkts) {
-		k := min(len(pkts)-sent, maxBatch)
-		for i := range k {
-			pkt, dst := pkts[sent+i], dsts[sent+i]
-			if err := checkPacket6(pkt, dst); err != nil {
-				if i == 0 {
-					return sent, err
-				}
-				k = i
-				break
-			}
-			s.sas[i] = sockaddr6(dst)
-			s.iovs[i].Base = &pkt[0]
-			s.iovs[i].SetLen(len(pkt))
-			s.msgs[i] = unix.Mmsghdr{Hdr: unix.Msghdr{
-				Name:    (*byte)(unsafe.Pointer(&s.sas[i])),
-				Namelen: unix.SizeofSockaddrInet6,
-				Iov:     &s.iovs[i],
-				Iovlen:  1,
-			}}
-		}
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.msgs[0])), uintptr(k), 0, 0, 0)
-		for i := range k {
-			s.iovs[i].Base = nil
-		}
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return sent, sendError6(dsts[sent], len(pkts[sent]), e)
-		}
-		sent += int(n)
-	}
-	return sent, nil
-}
-
-// Close closes the socket. It waits for sends in progress and is idempotent.
-func (s *Sender6) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	if err := unix.Close(s.fd); err != nil {
-		return fmt.Errorf("rawsock: close IPv6 send socket: %w", err)
-	}
-	return nil
 }
 
 // conn6 is a conn for an AF_INET6 raw socket, which hands user space the packet from the upper-layer header on

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sync"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,39 +23,20 @@ const sendBuffer = 64 << 20
 const minIPv4 = 20
 
 // Sender sends whole IPv4 packets on an AF_INET SOCK_RAW IPPROTO_RAW socket (IP_HDRINCL is implied), marked with
-// SO_MARK so the RST guard lets them through. See the package doc for what the kernel rewrites. Send and SendBatch
-// are safe for concurrent use.
+// SO_MARK so the RST guard lets them through. See the package doc for what the kernel rewrites. Send, SendBatch
+// and Close are one send socket's, Sender6's too, and safe for concurrent use.
 type Sender struct {
-	mu     sync.RWMutex // Send and SendBatch hold it shared, Close exclusively, so fd is never used after close
-	fd     int
-	closed bool
-
-	bmu  sync.Mutex // serialises SendBatch: the arrays below are its reused state
-	msgs [maxBatch]unix.Mmsghdr
-	iovs [maxBatch]unix.Iovec
-	sas  [maxBatch]unix.RawSockaddrInet4
+	sendSocket
 }
 
 // NewSender opens the socket and sets SO_MARK to mark (0 leaves packets unmarked; setting a mark needs
 // CAP_NET_ADMIN).
 func NewSender(mark uint32) (*Sender, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
-	if err != nil {
-		return nil, fmt.Errorf("rawsock: open raw IPv4 send socket: %w%s", err, hint(err))
+	s := &Sender{}
+	if err := s.open(false, mark); err != nil {
+		return nil, err
 	}
-	if mark != 0 {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(mark)); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("rawsock: set SO_MARK %#x on send socket: %w (needs CAP_NET_ADMIN; run as root or setcap cap_net_raw,cap_net_admin+ep)", mark, err)
-		}
-	}
-	// SO_SNDBUFFORCE passes net.core.wmem_max but needs CAP_NET_ADMIN;
-	// SO_SNDBUF is capped at wmem_max. Either is a best effort: the default
-	// buffer still works, only a fast scan of absent hosts suffers.
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBuffer) != nil {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sendBuffer)
-	}
-	return &Sender{fd: fd}, nil
+	return s, nil
 }
 
 // BindToDevice makes every packet leave by the interface named ifname
@@ -90,32 +69,6 @@ func checkPacket(pkt []byte, dst netip.Addr) error {
 	return nil
 }
 
-// Send sends one IPv4 packet to dst (the route is looked up for dst, not for the header's destination; keep them
-// equal). It allocates nothing unless it fails: sendto is called directly with a sockaddr on the stack, because
-// unix.Sendto's Sockaddr interface allocates.
-func (s *Sender) Send(pkt []byte, dst netip.Addr) error {
-	if err := checkPacket(pkt, dst); err != nil {
-		return err
-	}
-	sa := sockaddr4(dst)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return errClosed
-	}
-	for {
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&pkt[0])), uintptr(len(pkt)),
-			0, uintptr(unsafe.Pointer(&sa)), unix.SizeofSockaddrInet4)
-		switch e {
-		case 0:
-			return nil
-		case unix.EINTR:
-			continue
-		}
-		return sendError(dst, len(pkt), e)
-	}
-}
-
 var errClosed = errors.New("rawsock: send on closed Sender")
 
 func sendError(dst netip.Addr, n int, e unix.Errno) error {
@@ -128,69 +81,4 @@ func sendError(dst netip.Addr, n int, e unix.Errno) error {
 		return fmt.Errorf("rawsock: send to %v: %w (the kernel rejected the IPv4 header)", dst, e)
 	}
 	return fmt.Errorf("rawsock: send to %v: %w", dst, e)
-}
-
-// SendBatch sends pkts[i] to dsts[i] with sendmmsg, up to 64 packets per system call, and returns how many were
-// sent. It stops at the first packet the kernel refuses and returns its error. It allocates nothing unless it
-// fails.
-func (s *Sender) SendBatch(pkts [][]byte, dsts []netip.Addr) (int, error) {
-	if len(pkts) != len(dsts) {
-		return 0, fmt.Errorf("rawsock: SendBatch with %d packets but %d destinations", len(pkts), len(dsts))
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return 0, errClosed
-	}
-	s.bmu.Lock()
-	defer s.bmu.Unlock()
-	sent := 0
-	for sent < len(pkts) {
-		k := min(len(pkts)-sent, maxBatch)
-		for i := range k {
-			pkt, dst := pkts[sent+i], dsts[sent+i]
-			if err := checkPacket(pkt, dst); err != nil {
-				if i == 0 {
-					return sent, err
-				}
-				k = i // send the good ones before it; the next round reports the error
-				break
-			}
-			s.sas[i] = sockaddr4(dst)
-			s.iovs[i].Base = &pkt[0]
-			s.iovs[i].SetLen(len(pkt))
-			s.msgs[i] = unix.Mmsghdr{Hdr: unix.Msghdr{
-				Name:    (*byte)(unsafe.Pointer(&s.sas[i])),
-				Namelen: unix.SizeofSockaddrInet4,
-				Iov:     &s.iovs[i],
-				Iovlen:  1,
-			}}
-		}
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.msgs[0])), uintptr(k), 0, 0, 0)
-		for i := range k {
-			s.iovs[i].Base = nil // do not keep the caller's packets alive
-		}
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return sent, sendError(dsts[sent], len(pkts[sent]), e)
-		}
-		sent += int(n)
-	}
-	return sent, nil
-}
-
-// Close closes the socket. It waits for sends in progress and is idempotent.
-func (s *Sender) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	if err := unix.Close(s.fd); err != nil {
-		return fmt.Errorf("rawsock: close send socket: %w", err)
-	}
-	return nil
 }

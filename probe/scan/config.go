@@ -38,7 +38,7 @@ const (
 // Config describes a scan. Type, Hosts and Ports are required; zero values of the others mean their defaults.
 type Config struct {
 	Type  Type
-	Hosts []netip.Prefix // IPv4 addresses (/32) and prefixes; see ParseHost
+	Hosts []netip.Prefix // addresses (/32, /128) and prefixes, all IPv4 or all IPv6; see ParseHost
 	Ports []PortRange    // see ParsePorts
 
 	// Rate is the sending rate in probes per second (0: DefaultRate).
@@ -104,7 +104,7 @@ func (c *Config) normalize() (Config, error) {
 		return bad("no scan type: want one of syn, ack, fin, null, xmas, window, maimon")
 	}
 	if len(n.Hosts) == 0 {
-		return bad("no hosts: give an address, a name or a prefix such as 198.18.0.0/28")
+		return bad("no hosts: give an address, a name or a prefix such as 198.18.0.0/28 or 2001:2::/120")
 	}
 	if len(n.Ports) == 0 {
 		return bad("no ports: give a list such as 22,80,443 or 1-1024")

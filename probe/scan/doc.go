@@ -4,7 +4,8 @@
 // # Stateless matching
 //
 // No state is kept per probe. The sequence number of every probe is a cookie: a keyed SipHash-2-4 of the 4-tuple
-// (our address, the target, both ports), with a fresh random key per run. A reply is matched by recomputing the
+// (our address, the target, both ports: 12 bytes over IPv4, 36 over IPv6, both 128-bit addresses whole), with a
+// fresh random key per run. A reply is matched by recomputing the
 // cookie from the reply's own 4-tuple and checking that the reply acknowledges it (RFC 9293 §3.10.7: a RST to a
 // segment without ACK carries ACK = SEG.SEQ + SEG.LEN; a RST to a segment with ACK carries SEQ = SEG.ACK, so the
 // acknowledgment number we send is a second half of the same cookie). Replies that do not match, stale ones from
@@ -27,6 +28,15 @@
 // made the kernel ask). Merge rebuilds a whole scan's Result from its shards' outputs: the permutation tells
 // each target's shard, so a target no output mentions was silent, and one reported by a shard it is not in
 // belongs to another scan.
+//
+// # IPv6
+//
+// A scan is of one family, the hosts' (each family needs its own local address, sockets and cookie input). An
+// IPv6 scan sends on a raw IPv6 socket (rawsock.Sender6; the AF_PACKET path resolves next hops with ARP and is
+// IPv4 only), reads replies and ICMPv6 errors (RFC 4443: destination unreachable codes 0-6 and time exceeded read
+// as filtered, as ICMP's do) through Receiver6 and ICMPv6Receiver, and its RST guard covers the IPv6 flows. IPv6
+// hosts are listed, not swept: a prefix or range may hold at most MaxIPv6Sweep addresses (see CheckIPv6Sweep).
+// IPv6 has no broadcast addresses (RFC 4291 §2); a host is up on neighbour discovery as an IPv4 one on ARP.
 //
 // # Broadcast addresses
 //

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tcpwalk/tcpwalk/craft"
 )
 
 // MaxMergedTargets bounds the targets (hosts × ports) of a merged scan: the merge keeps a byte per target, as a
@@ -101,7 +103,7 @@ func Merge(parts []Part) (*Result, error) {
 		size: n, table: newTable(n)}
 	res := &Result{Type: first.Type, Shard: whole, Seed: first.Seed, Hosts: first.Hosts, Ports: mergePorts(first.Ports),
 		Local: first.Local, Rate: first.Rate, Retries: first.Retries, Targets: n, s: s, reached: n,
-		froms: map[uint64][4]byte{}, arpUp: map[[4]byte]bool{}}
+		froms: map[uint64]netip.Addr{}, arpUp: map[netip.Addr]bool{}}
 	seen := make([]uint64, (n+63)/64)
 	var skipped []SkippedHost
 	for i := range parts {
@@ -115,8 +117,10 @@ func Merge(parts []Part) (*Result, error) {
 		}
 		// slotOf is the target's position in the whole scan, checked to be the shard's.
 		slotOf := func(addr netip.Addr, port uint16) (uint64, error) {
-			a := addr.As4()
-			t, ok := pl.lookup(uint32(a[0])<<24|uint32(a[1])<<16|uint32(a[2])<<8|uint32(a[3]), port)
+			if addr.Is6() != pl.v6 {
+				return 0, fmt.Errorf("merge: %s: %s port %d is not a target of the scan", p.Name, addr, port)
+			}
+			t, ok := pl.lookup(num(addr), port)
 			if !ok {
 				return 0, fmt.Errorf("merge: %s: %s port %d is not a target of the scan", p.Name, addr, port)
 			}
@@ -127,10 +131,10 @@ func Merge(parts []Part) (*Result, error) {
 			return pos, nil
 		}
 		for _, v := range p.Verdicts {
-			if !v.Addr.Is4() {
-				return nil, fmt.Errorf("merge: %s: host %v is not an IPv4 address", p.Name, v.Addr)
+			if v.Addr.Is6() != pl.v6 {
+				return nil, fmt.Errorf("merge: %s: host %v is not of the scan's family", p.Name, v.Addr)
 			}
-			a, err := answerOf(first.Type, v.State, v.Reason)
+			a, err := answerOf(first.Type, v.State, v.Reason, pl.v6)
 			if err != nil {
 				return nil, fmt.Errorf("merge: %s: %s: %w", p.Name, v.Addr, err)
 			}
@@ -145,8 +149,8 @@ func Merge(parts []Part) (*Result, error) {
 					}
 					seen[slot/64] |= 1 << (slot % 64)
 					s.table.offer(slot, a)
-					if v.Reason.Kind == ReasonICMP && v.Reason.From.Is4() {
-						res.froms[slot] = v.Reason.From.As4()
+					if v.Reason.Kind == ReasonICMP && v.Reason.From.IsValid() {
+						res.froms[slot] = v.Reason.From
 					}
 				}
 			}
@@ -172,8 +176,8 @@ func Merge(parts []Part) (*Result, error) {
 			}
 		}
 		for _, a := range p.ARPUp {
-			if a.Is4() {
-				res.arpUp[a.As4()] = true
+			if a.IsValid() {
+				res.arpUp[a] = true
 			}
 		}
 		res.Probed += p.Probed
@@ -218,8 +222,8 @@ func sameScan(a, b *Part) error {
 }
 
 // answerOf is the table's answer that gives state and reason for a scan of type t (classify's inverse), or an
-// error when no reply gives them.
-func answerOf(t Type, st State, why Reason) (answer, error) {
+// error when no reply gives them. v6 says the ICMP types are ICMPv6's.
+func answerOf(t Type, st State, why Reason, v6 bool) (answer, error) {
 	var a answer
 	switch why.Kind {
 	case ReasonSynAck:
@@ -237,10 +241,14 @@ func answerOf(t Type, st State, why Reason) (answer, error) {
 		if why.ICMPCode >= 16 {
 			return 0, fmt.Errorf("ICMP code %d: no scan reads it", why.ICMPCode)
 		}
+		unreach, timeEx := uint8(craft.ICMPDestinationUnreachable), uint8(craft.ICMPTimeExceeded)
+		if v6 {
+			unreach, timeEx = craft.ICMPv6DestinationUnreachable, craft.ICMPv6TimeExceeded
+		}
 		switch why.ICMPType {
-		case 3:
+		case unreach:
 			a = ansUnreach + answer(why.ICMPCode)
-		case 11:
+		case timeEx:
 			a = ansTimeEx + answer(why.ICMPCode)
 		default:
 			return 0, fmt.Errorf("ICMP type %d: no scan reads it", why.ICMPType)

@@ -52,7 +52,7 @@ func (f mergeFixture) parts(t *testing.T, count uint64) []Part {
 			Shard: sh, Targets: sh.size(n), Probed: sh.size(n), Sent: sh.size(n), Start: start, End: start.Add(time.Second)}
 		for k := uint64(0); k < sh.size(n); k++ {
 			a, port := pl.target(pm.at(sh.position(k)))
-			addr := addrOf(a)
+			addr := pl.addr(a)
 			st, why := truth(addr, port)
 			if why.Kind == ReasonNoResponse && addr.As4()[3] > 2 {
 				continue
@@ -156,7 +156,7 @@ func TestMergeSkipped(t *testing.T) {
 	for i := range parts {
 		sh := parts[i].Shard
 		for k := uint64(0); k < sh.size(pl.targets()); k++ {
-			if a, _ := pl.target(pm.at(sh.position(k))); addrOf(a) == bcast {
+			if a, _ := pl.target(pm.at(sh.position(k))); pl.addr(a) == bcast {
 				parts[i].Probed--
 				parts[i].SkippedTargets++
 			}

@@ -48,9 +48,9 @@ type Result struct {
 	Interrupted bool // the context ended the scan early
 
 	s       *scanner
-	arpUp   map[[4]byte]bool   // hosts that answered ARP on the link (see neighboursUp)
-	reached uint64             // slots the first pass went through (probed or skipped), in order
-	froms   map[uint64][4]byte // slot -> sender of the ICMP error that decided it
+	arpUp   map[netip.Addr]bool   // hosts that answered ARP (IPv6: neighbour discovery) on the link (see neighboursUp)
+	reached uint64                // slots the first pass went through (probed or skipped), in order
+	froms   map[uint64]netip.Addr // slot -> sender of the ICMP error that decided it
 
 	hostsOnce sync.Once
 	hosts     []HostResult
@@ -123,6 +123,9 @@ func (r *Result) verdict(t uint64) (State, Reason, bool) {
 		return 0, Reason{}, false
 	}
 	st, why := classify(s.cfg.Type, a)
+	if s.plan.v6 {
+		st, why = classify6(s.cfg.Type, a)
+	}
 	if why.Kind == ReasonNotSent {
 		if i := int(a - ansNotSent); i < len(r.NotSent) {
 			why.Detail = r.NotSent[i].Reason
@@ -130,7 +133,7 @@ func (r *Result) verdict(t uint64) (State, Reason, bool) {
 	}
 	if why.Kind == ReasonICMP {
 		if f, ok := r.froms[slot]; ok {
-			why.From = netip.AddrFrom4(f)
+			why.From = f
 		}
 	}
 	return st, why, true
@@ -149,8 +152,8 @@ func (r *Result) hostResults() []HostResult {
 	}
 	pl := r.s.plan
 	var out []HostResult
-	pl.eachHost(func(h uint64, a uint32) bool {
-		hr := HostResult{Addr: addrOf(a), Counts: map[State]uint64{}, Reasons: map[State]map[ReasonKind]uint64{},
+	pl.eachHost(func(h uint64, a netip.Addr) bool {
+		hr := HostResult{Addr: a, Counts: map[State]uint64{}, Reasons: map[State]map[ReasonKind]uint64{},
 			Status: HostDown, StatusReason: ReasonNoResponse}
 		for pi := range pl.ports {
 			st, why, ok := r.verdict(h + uint64(pi)*pl.nHosts)
@@ -166,7 +169,7 @@ func (r *Result) hostResults() []HostResult {
 			}
 			hr.Reasons[st][why.Kind]++
 		}
-		if hr.Status == HostDown && r.arpUp[hr.Addr.As4()] {
+		if hr.Status == HostDown && r.arpUp[hr.Addr] {
 			hr.Status, hr.StatusReason = HostUp, ReasonARP
 		}
 		if len(hr.Counts) > 0 {
@@ -198,12 +201,14 @@ func hostReasonRank(why Reason, host netip.Addr) int {
 // PortResults yields the verdicts of host's ports probed by this shard, in port order.
 func (r *Result) PortResults(host netip.Addr) iter.Seq[PortResult] {
 	return func(yield func(PortResult) bool) {
-		if r.s == nil || !host.Is4() {
+		if r.s == nil {
 			return
 		}
 		pl := r.s.plan
-		a4 := host.As4()
-		a := uint32(a4[0])<<24 | uint32(a4[1])<<16 | uint32(a4[2])<<8 | uint32(a4[3])
+		if host = host.Unmap(); !host.IsValid() || host.Is6() != pl.v6 {
+			return
+		}
+		a := num(host)
 		for _, port := range pl.ports {
 			t, ok := pl.lookup(a, port)
 			if !ok {

@@ -14,6 +14,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/guard"
+	"github.com/tcpwalk/tcpwalk/probe/internal/addrspan"
 	"github.com/tcpwalk/tcpwalk/probe/privs"
 	"github.com/tcpwalk/tcpwalk/probe/rawsock"
 	"golang.org/x/sys/unix"
@@ -31,13 +32,21 @@ const interruptGrace = time.Second
 
 // io is what a run opens: sockets and the guard, all made in the scan's namespace.
 type runIO struct {
-	send   *rawsock.Sender       // probes on the raw path
+	send   rawSender             // probes on the raw path: a rawsock.Sender, or a Sender6 in an IPv6 scan
 	packet *rawsock.PacketSender // probes on the packet path, if chosen (chooseSendPath)
-	reply  *rawsock.Sender       // RSTs after SYN-ACKs, from the receive loop, so it never waits for the probe sender
+	reply  rawSender             // RSTs after SYN-ACKs, from the receive loop, so it never waits for the probe sender
 	recv   *rawsock.Receiver
 	icmp   *rawsock.ICMPReceiver
+	recv6  *rawsock.Receiver6 // an IPv6 scan's receivers, in place of recv and icmp
+	icmp6  *rawsock.ICMPv6Receiver
 	guard  *guard.Guard
 	hold   int // a TCP socket bound to the source port, holding it for the scan (0: none)
+}
+
+// rawSender is what both raw send sockets, rawsock.Sender (IPv4) and rawsock.Sender6, do.
+type rawSender interface {
+	batchSender
+	Send(pkt []byte, dst netip.Addr) error
 }
 
 func (o *runIO) closeReceivers() error {
@@ -48,12 +57,18 @@ func (o *runIO) closeReceivers() error {
 	if o.icmp != nil {
 		errs = append(errs, o.icmp.Close())
 	}
+	if o.recv6 != nil {
+		errs = append(errs, o.recv6.Close())
+	}
+	if o.icmp6 != nil {
+		errs = append(errs, o.icmp6.Close())
+	}
 	return errors.Join(errs...)
 }
 
 func (o *runIO) close() error {
 	errs := []error{o.closeReceivers()}
-	for _, s := range []*rawsock.Sender{o.send, o.reply} {
+	for _, s := range []rawSender{o.send, o.reply} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
@@ -72,12 +87,16 @@ func (o *runIO) close() error {
 
 // holdPort binds a TCP socket to the source port, and neither listens nor connects with it: no local socket can
 // take the port while the scan uses it, so the guard's RSTs from that port are only ever the scan's own.
-func holdPort(port uint16) (int, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+func holdPort(port uint16, v6 bool) (int, error) {
+	family, sa := unix.AF_INET, unix.Sockaddr(&unix.SockaddrInet4{Port: int(port)})
+	if v6 {
+		family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: int(port)}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return 0, err
 	}
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port)}); err != nil {
+	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
 		if errors.Is(err, unix.EADDRINUSE) {
 			return 0, fmt.Errorf("source port %d is in use on this host (another tcpwalk, or a local socket): pick another with --sport", port)
@@ -144,6 +163,23 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	return res, err
 }
 
+// newSender and newSender6 open the raw send sockets as rawSenders (a nil one on error, not a typed nil).
+func newSender(mark uint32) (rawSender, error) {
+	s, err := rawsock.NewSender(mark)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newSender6(mark uint32) (rawSender, error) {
+	s, err := rawsock.NewSender6(mark)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // localAddr asks the routing table which local address reaches the hosts, and insists on one address for all
 // of them: the cookie and the templates are built for it. A connected UDP socket sends nothing. An address with
 // no route does not end the scan while another has one: its probes are refused at send time and marked
@@ -152,12 +188,16 @@ func localAddr(pl *plan) (netip.Addr, error) {
 	var local netip.Addr
 	var unrouted error
 	for _, r := range pl.hosts {
-		for _, a := range []uint32{r.lo, r.lo + uint32(r.count-1)} {
-			addr := addrOf(a)
+		for _, a := range []addrspan.U128{r.lo, r.lo.Add(r.count - 1)} {
+			addr := pl.addr(a)
 			if err := probe.CheckLabRoute(addr); err != nil {
 				return netip.Addr{}, err
 			}
-			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 9)))
+			network := "udp4"
+			if pl.v6 {
+				network = "udp6"
+			}
+			c, err := net.DialUDP(network, nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 9)))
 			if err != nil {
 				if unrouted == nil {
 					unrouted = &probe.EnvError{Err: fmt.Errorf("scan: no route to %s: %w (check the address, or run in the right namespace with --netns)", addr, err)}
@@ -184,20 +224,35 @@ func (s *scanner) open(o *runIO) error {
 	env := func(what string, err error) error {
 		return &probe.EnvError{Err: fmt.Errorf("scan: %s: %w", what, err)}
 	}
-	if o.send, err = rawsock.NewSender(s.cfg.Mark); err != nil {
-		return env("open the raw send socket", err)
-	}
-	if o.reply, err = rawsock.NewSender(s.cfg.Mark); err != nil {
-		return env("open the raw send socket for RSTs", err)
-	}
 	f := rawsock.Filter{Remote: s.plan.cover, LocalLo: s.sport, LocalHi: s.sport}
-	if o.recv, err = rawsock.NewReceiver(f); err != nil {
-		return env("open the raw receive socket", err)
+	if s.plan.v6 {
+		if o.send, err = newSender6(s.cfg.Mark); err != nil {
+			return env("open the raw IPv6 send socket", err)
+		}
+		if o.reply, err = newSender6(s.cfg.Mark); err != nil {
+			return env("open the raw IPv6 send socket for RSTs", err)
+		}
+		if o.recv6, err = rawsock.NewReceiver6(f); err != nil {
+			return env("open the raw IPv6 receive socket", err)
+		}
+		if o.icmp6, err = rawsock.NewICMPv6Receiver(f); err != nil {
+			return env("open the ICMPv6 receive socket", err)
+		}
+	} else {
+		if o.send, err = newSender(s.cfg.Mark); err != nil {
+			return env("open the raw send socket", err)
+		}
+		if o.reply, err = newSender(s.cfg.Mark); err != nil {
+			return env("open the raw send socket for RSTs", err)
+		}
+		if o.recv, err = rawsock.NewReceiver(f); err != nil {
+			return env("open the raw receive socket", err)
+		}
+		if o.icmp, err = rawsock.NewICMPReceiver(f); err != nil {
+			return env("open the ICMP receive socket", err)
+		}
 	}
-	if o.icmp, err = rawsock.NewICMPReceiver(f); err != nil {
-		return env("open the ICMP receive socket", err)
-	}
-	if o.hold, err = holdPort(s.sport); err != nil {
+	if o.hold, err = holdPort(s.sport, s.plan.v6); err != nil {
 		return &probe.EnvError{Err: fmt.Errorf("scan: %w", err)}
 	}
 	if !s.cfg.NoGuard {
@@ -213,7 +268,7 @@ func (s *scanner) open(o *runIO) error {
 // run sends the passes and collects the replies.
 func (s *scanner) run(ctx context.Context, o *runIO) (*Result, error) {
 	res := &Result{Type: s.cfg.Type, Shard: s.shard, Seed: s.cfg.Seed, Ports: mergePorts(s.cfg.Ports),
-		Hosts: s.plan.prefixes, Local: netip.AddrPortFrom(netip.AddrFrom4(s.local), s.sport), Targets: s.size,
+		Hosts: s.plan.prefixes, Local: netip.AddrPortFrom(s.local, s.sport), Targets: s.size,
 		Rate: s.cfg.Rate, Retries: s.cfg.Retries, SendPath: s.path, SendPathNote: s.pathNote, Start: time.Now(), s: s}
 
 	// The bound on the whole run: twice the planned time, plus 30 s for slow starts.
@@ -225,8 +280,13 @@ func (s *scanner) run(ctx context.Context, o *runIO) (*Result, error) {
 
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); s.receiveTCP(o) }()
-	go func() { defer wg.Done(); s.receiveICMP(o) }()
+	if s.plan.v6 {
+		go func() { defer wg.Done(); s.receiveTCP6(o) }()
+		go func() { defer wg.Done(); s.receiveICMPv6(o) }()
+	} else {
+		go func() { defer wg.Done(); s.receiveTCP(o) }()
+		go func() { defer wg.Done(); s.receiveICMP(o) }()
+	}
 	stopProgress := s.startProgress(res.Start)
 
 	var sendErr error
@@ -268,7 +328,7 @@ func (s *scanner) run(ctx context.Context, o *runIO) (*Result, error) {
 	res.Skipped, res.SkippedTargets = s.skipped, s.nSkipped
 	res.NotSent = s.notSent
 	res.Replies, res.Ignored = s.replies.Load(), s.ignored.Load()
-	res.froms = make(map[uint64][4]byte, len(s.icmpFrom))
+	res.froms = make(map[uint64]netip.Addr, len(s.icmpFrom))
 	for _, f := range s.icmpFrom {
 		res.froms[f.slot] = f.from
 	}
@@ -433,6 +493,51 @@ func (s *scanner) receiveTCP(o *runIO) {
 	}
 }
 
+// receiveTCP6 is receiveTCP for an IPv6 scan: Receiver6 reads one packet at a time (it rebuilds the IPv6 header
+// from each read's control messages), and each RST after a SYN-ACK goes out at once.
+func (s *scanner) receiveTCP6(o *runIO) {
+	buf := make([]byte, replyBuf)
+	rst := make([]byte, s.rst.Len())
+	for {
+		n, _, err := o.recv6.Read(buf)
+		if err != nil && !errors.Is(err, rawsock.ErrTruncated) {
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			s.warn(fmt.Sprintf("receive replies: %v", err))
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if dst, l := s.handleTCP(buf[:n], rst); l > 0 {
+			if err := o.reply.Send(rst[:l], dst); err != nil {
+				s.warn(fmt.Sprintf("reset half-open connections: %v", err))
+			}
+		}
+	}
+}
+
+// receiveICMPv6 reads ICMPv6 errors quoting our probes, one at a time.
+func (s *scanner) receiveICMPv6(o *runIO) {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := o.icmp6.Read(buf)
+		if err != nil && !errors.Is(err, rawsock.ErrTruncated) {
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			s.warn(fmt.Sprintf("receive ICMPv6 errors: %v", err))
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		e, err := craft.ParseICMPv6Error(buf[:n])
+		if err != nil {
+			s.ignored.Add(1)
+			continue
+		}
+		s.handleICMPv6(&e)
+	}
+}
+
 // receiveICMP reads ICMP errors quoting our probes; they are rare, so one at a time.
 func (s *scanner) receiveICMP(o *runIO) {
 	buf := make([]byte, 1500)
@@ -520,7 +625,10 @@ func (s *scanner) markNotSent(slot uint64, dst netip.Addr, pkt []byte, err error
 			i = maxNotSent - 1
 		} else {
 			var port uint16
-			if len(pkt) >= craft.IPv4MinimumSize+4 {
+			switch {
+			case s.plan.v6 && len(pkt) >= craft.IPv6HeaderSize+4:
+				port = craft.TCP(pkt[craft.IPv6HeaderSize:]).DestinationPort()
+			case !s.plan.v6 && len(pkt) >= craft.IPv4MinimumSize+4:
 				port = craft.TCP(pkt[craft.IPv4(pkt).HeaderLength():]).DestinationPort()
 			}
 			s.notSent = append(s.notSent, NotSent{Reason: why, First: netip.AddrPortFrom(dst, port)})

@@ -37,6 +37,14 @@ func (s *scanner) chooseSendPath(o *runIO) error {
 		s.pathNote = "every target is a broadcast address, skipped: nothing to send"
 		return nil
 	}
+	if s.plan.v6 {
+		const why = "the packet path is IPv4 only (it finds the next hop's MAC address with ARP): IPv6 probes go on the raw IPv6 socket"
+		if s.cfg.SendPath == SendPacket {
+			return &probe.EnvError{Err: fmt.Errorf("scan: --send-path packet: %s (use --send-path raw or auto)", why)}
+		}
+		s.pathNote = why
+		return nil
+	}
 	ps, why, err := s.openPacketSender(o)
 	if err != nil {
 		return &probe.EnvError{Err: err}
@@ -72,7 +80,7 @@ func (s *scanner) chooseSendPath(o *runIO) error {
 func (s *scanner) openPacketSender(o *runIO) (*rawsock.PacketSender, string, error) {
 	var link rawsock.Link
 	for i, r := range s.plan.hosts {
-		first, last := addrOf(r.lo), addrOf(r.lo+uint32(r.count-1))
+		first, last := s.plan.addr(r.lo), s.plan.addr(r.lo.Add(r.count-1))
 		l, err := rawsock.FindLink(first, last, s.cfg.Mark)
 		if err != nil {
 			// No link (or no route) for some hosts: the raw path still sends to the others, and marks the
@@ -97,7 +105,7 @@ func (s *scanner) openPacketSender(o *runIO) (*rawsock.PacketSender, string, err
 
 // sendFirst returns a trigger for ResolveNextHop: it sends the probe of the shard's first target not skipped on
 // the raw path, which makes the kernel resolve the next hop, and marks it sent.
-func (s *scanner) sendFirst(snd *rawsock.Sender) func() error {
+func (s *scanner) sendFirst(snd rawSender) func() error {
 	return func() error {
 		buf := make([]byte, s.tmpl.Len())
 		// A target the kernel refuses (a local rule, no route) is marked and the next one tried, a few times.

@@ -3,6 +3,8 @@ package scan
 import (
 	"encoding/binary"
 	"math/bits"
+
+	"github.com/tcpwalk/tcpwalk/probe/internal/addrspan"
 )
 
 // SipHash-2-4 (Aumasson and Bernstein, "SipHash: a fast short-input PRF", 2012): a keyed hash made for short
@@ -76,6 +78,26 @@ func (k sipKey) tuple(src, dst [4]byte, sport, dport uint16) uint64 {
 	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
 	v0 ^= m
 	last := uint64(12)<<56 | uint64(sport>>8) | uint64(sport&0xff)<<8 | uint64(dport>>8)<<16 | uint64(dport&0xff)<<24
+	v3 ^= last
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0 ^= last
+	return sipFinal(v0, v1, v2, v3)
+}
+
+// tuple6 is SipHash-2-4 of the 36-byte message src, dst (16 bytes each, network order), sport, dport (network
+// order), the IPv6 4-tuple with both whole addresses: the same value sum gives for those bytes, unrolled as tuple
+// is. src and dst are the addresses as numbers (the first eight bytes big-endian in Hi), so a message word, eight
+// bytes read little-endian, is a byte-reversed half.
+func (k sipKey) tuple6(src, dst addrspan.U128, sport, dport uint16) uint64 {
+	v0, v1, v2, v3 := k.init()
+	for _, m := range [4]uint64{bits.ReverseBytes64(src.Hi), bits.ReverseBytes64(src.Lo), bits.ReverseBytes64(dst.Hi), bits.ReverseBytes64(dst.Lo)} {
+		v3 ^= m
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+		v0 ^= m
+	}
+	last := uint64(36)<<56 | uint64(sport>>8) | uint64(sport&0xff)<<8 | uint64(dport>>8)<<16 | uint64(dport&0xff)<<24
 	v3 ^= last
 	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
 	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)

@@ -1,9 +1,10 @@
 package scan
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"slices"
+
+	"github.com/tcpwalk/tcpwalk/probe/internal/addrspan"
 )
 
 // SkippedHost is an address of the scan that got no probe: TCP is unicast, and a segment to a broadcast address
@@ -26,8 +27,11 @@ type SkippedHost struct {
 // with other subnets still covers the same targets.
 func (s *scanner) skip(b []broadcastAddr) {
 	pl := s.plan
+	if pl.v6 {
+		return // IPv6 has no broadcast addresses (RFC 4291 §2)
+	}
 	for _, ba := range b {
-		h, ok := pl.lookup(ba.addr, pl.ports[0]) // port index 0: the target number is the host index
+		h, ok := pl.lookup(addrspan.U128{Lo: uint64(ba.addr)}, pl.ports[0]) // port index 0: the target number is the host index
 		if !ok {
 			continue
 		}
@@ -53,8 +57,7 @@ func (s *scanner) skip(b []broadcastAddr) {
 // comes back to our receiver as itself: a bare SYN from that very port, which would read as a split handshake
 // (open). The port is ours for the scan (Run holds it with a bound socket), so there is nothing to learn there.
 func (s *scanner) skipOwnPort() {
-	a := binary.BigEndian.Uint32(s.local[:])
-	t, ok := s.plan.lookup(a, s.sport)
+	t, ok := s.plan.lookup(s.localN, s.sport)
 	if !ok {
 		return
 	}
@@ -63,7 +66,7 @@ func (s *scanner) skipOwnPort() {
 		return
 	}
 	if _, stored := s.table.offer(slot, ansSkipped); stored {
-		s.skipped = append(s.skipped, SkippedHost{Addr: addrOf(a), Port: s.sport, Targets: 1,
+		s.skipped = append(s.skipped, SkippedHost{Addr: s.local, Port: s.sport, Targets: 1,
 			Reason: "the scan's own source port on this host (a probe to it comes back as itself)"})
 		s.nSkipped++
 		slices.SortFunc(s.skipped, func(a, b SkippedHost) int { return a.Addr.Compare(b.Addr) })

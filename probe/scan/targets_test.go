@@ -93,7 +93,7 @@ func TestPlanTargetsRoundTrip(t *testing.T) {
 	seen := map[string]bool{}
 	for tg := range pl.targets() {
 		a, port := pl.target(tg)
-		k := netip.AddrPortFrom(addrOf(a), port).String()
+		k := netip.AddrPortFrom(pl.addr(a), port).String()
 		if seen[k] {
 			t.Fatalf("target %d = %s twice", tg, k)
 		}
@@ -109,8 +109,7 @@ func TestPlanTargetsRoundTrip(t *testing.T) {
 	}
 	for _, ap := range []string{"198.18.0.1:80", "198.18.0.12:80", "198.18.0.2:23", "198.18.1.2:22", "10.0.0.1:80"} {
 		a := netip.MustParseAddrPort(ap)
-		b := a.Addr().As4()
-		if _, ok := pl.lookup(uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3]), a.Port()); ok {
+		if _, ok := pl.lookup(num(a.Addr()), a.Port()); ok {
 			t.Errorf("lookup(%s) found a target outside the plan", ap)
 		}
 	}

@@ -22,10 +22,22 @@ const maxSpecRuns = 1 << 16
 // prefix (198.18.0.0/28), octet ranges and lists in any octet
 // (198.18.0.2-20, 198.18.0-1.1-254, 198.18.0.2,5,7; "-" or "*" is 0-255,
 // and an open end "5-" or "-5" runs to 255 or from 0), or a host name
-// resolved to one IPv4 address. It returns the addresses as prefixes, in
+// resolved to one IPv4 address. IPv6 targets are an address (2001:2::2, or
+// [2001:2::2]), a prefix of at most MaxIPv6Sweep addresses (2001:2::/120;
+// see CheckIPv6Sweep for why a /64 is refused), a range of addresses
+// (2001:2::1-2001:2::1:0), and ranges and lists in the last group, in hex
+// as the address is written (2001:2::1-ff, 2001:2::2,5,a); MaxIPv6Sweep
+// bounds a range or list too. It returns the addresses as prefixes, in
 // address order, the fewest that cover them exactly.
 func ParseTarget(s string) ([]netip.Prefix, error) {
 	s = strings.TrimSpace(s)
+	if isIPv6Spec(s) {
+		ps, err := parseIPv6Spec(s)
+		if err != nil {
+			return nil, &probe.UsageError{Err: fmt.Errorf("bad target %q: %v (write e.g. 2001:2::1-ff, 2001:2::2,5,a or 2001:2::1-2001:2::1:0)", s, err)}
+		}
+		return ps, nil
+	}
 	if !isOctetSpec(s) {
 		p, err := ParseHost(s)
 		if err != nil {
@@ -38,6 +50,94 @@ func ParseTarget(s string) ([]netip.Prefix, error) {
 		return nil, &probe.UsageError{Err: fmt.Errorf("bad target %q: %v (write e.g. 198.18.0.2-20, 198.18.0-1.1-254 or 198.18.0.2,5,7)", s, err)}
 	}
 	return addrspan.Prefixes(rs), nil
+}
+
+// isIPv6Spec reports whether s is an IPv6 range or list: an address with a "-" or ",".
+func isIPv6Spec(s string) bool {
+	return strings.Contains(s, ":") && strings.ContainsAny(s, "-,") && !strings.Contains(s, "/")
+}
+
+// parseIPv6Spec reads an IPv6 range or list (see ParseTarget) into prefixes.
+func parseIPv6Spec(s string) ([]netip.Prefix, error) {
+	items := strings.Split(s, ",")
+	lo, hi, isRange := strings.Cut(items[0], "-")
+	base, err := netip.ParseAddr(strings.Trim(lo, "[]"))
+	switch {
+	case err == nil && base.Is4In6():
+		return nil, fmt.Errorf("%s is IPv4-mapped: write the IPv4 addresses instead (%v, and ranges as 198.18.0.1-20)", base, base.Unmap())
+	case err != nil || !base.Is6() || base.Zone() != "":
+		return nil, fmt.Errorf("%q is not an IPv6 address", lo)
+	}
+	b := addrspan.From16(base)
+	group := func(v string) (addrspan.U128, error) { // base with its last group set to v (hex)
+		n, err := strconv.ParseUint(v, 16, 16)
+		if err != nil {
+			return addrspan.U128{}, fmt.Errorf("%q is not a last group: want hex from 0 to ffff", v)
+		}
+		return addrspan.U128{Hi: b.Hi, Lo: b.Lo&^0xffff | n}, nil
+	}
+	var rs []addrspan.Range6
+	var total uint64
+	add := func(lo, last addrspan.U128, what string) error {
+		if last.Cmp(lo) < 0 {
+			return fmt.Errorf("range %s runs backwards", what)
+		}
+		n, ok := addrspan.Range6{Lo: lo, Last: last}.Size()
+		if total += n; !ok || total > MaxIPv6Sweep {
+			return fmt.Errorf("more than %d addresses: an IPv6 sweep is bounded as a /%d is (see scan --help)", MaxIPv6Sweep, MinIPv6SweepBits)
+		}
+		rs = append(rs, addrspan.Range6{Lo: lo, Last: last})
+		return nil
+	}
+	switch {
+	case !isRange:
+		err = add(b, b, items[0])
+	case strings.Contains(hi, ":"):
+		a, perr := netip.ParseAddr(strings.Trim(hi, "[]"))
+		if perr != nil || !a.Is6() || a.Is4In6() || a.Zone() != "" {
+			return nil, fmt.Errorf("%q is not an IPv6 address", hi)
+		}
+		err = add(b, addrspan.From16(a), items[0])
+	default:
+		var last addrspan.U128
+		if last, err = group(hi); err == nil {
+			err = add(b, last, items[0])
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items[1:] {
+		if strings.Contains(it, ":") {
+			return nil, fmt.Errorf("list item %q: after the first address, a list holds last groups only (2001:2::2,5,a); give other addresses as separate targets", it)
+		}
+		l, h, isRange := strings.Cut(it, "-")
+		if !isRange {
+			h = l
+		}
+		gl, err := group(l)
+		if err != nil {
+			return nil, err
+		}
+		gh, err := group(h)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(gl, gh, it); err != nil {
+			return nil, err
+		}
+	}
+	var ps []netip.Prefix
+	for _, r := range rs {
+		ps = append(ps, addrspan.Prefixes6([]addrspan.Range6{r})...)
+	}
+	ps = addrspan.Prefixes6(addrspan.Merge6(ps))
+	for _, p := range ps {
+		if err := CheckIPv6Sweep(p); err != nil {
+			return nil, err
+		}
+	}
+	return ps, nil
 }
 
 // isOctetSpec reports whether s is four dot-separated octet specifications
@@ -165,12 +265,18 @@ func eachValue(rs []octetRange, fn func(uint64) bool) bool {
 // SplitTargetList splits a comma-separated list of targets, as --exclude
 // takes them, keeping octet lists whole: "198.18.0.2,5,7,198.18.1.0/24" is
 // the targets "198.18.0.2,5,7" and "198.18.1.0/24" (a piece without a dot
-// continues the last octet of the one before).
+// continues the last octet of the one before); after an IPv6 address, a hex
+// piece without a colon continues its last group ("2001:2::2,5,a").
 func SplitTargetList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
 		p = strings.TrimSpace(p)
-		if n := len(out); n > 0 && p != "" && !strings.Contains(p, ".") && strings.Trim(p, "0123456789-*") == "" {
+		n := len(out)
+		if n > 0 && p != "" && !strings.Contains(p, ".") && strings.Trim(p, "0123456789-*") == "" && !strings.Contains(out[n-1], ":") {
+			out[n-1] += "," + p
+			continue
+		}
+		if n > 0 && p != "" && strings.Contains(out[n-1], ":") && !strings.Contains(out[n-1], "/") && strings.Trim(p, "0123456789abcdefABCDEF-") == "" {
 			out[n-1] += "," + p
 			continue
 		}
@@ -226,18 +332,26 @@ func ResolveTargets(targets, exclude []string) ([]netip.Prefix, error) {
 		}
 		ex = append(ex, ps...)
 	}
-	left := addrspan.Prefixes(addrspan.Subtract(addrspan.Merge(hosts), addrspan.Merge(ex)))
+	h4, h6 := addrspan.ByFamily(hosts)
+	x4, x6 := addrspan.ByFamily(ex)
+	left := addrspan.Prefixes(addrspan.Subtract(addrspan.Merge(h4), addrspan.Merge(x4)))
+	left = append(left, addrspan.Prefixes6(addrspan.Subtract6(addrspan.Merge6(h6), addrspan.Merge6(x6)))...)
 	if len(left) == 0 {
 		return nil, &probe.UsageError{Err: errors.New("every target is excluded: nothing left to scan (check --exclude and --excludefile)")}
 	}
 	return left, nil
 }
 
-// parseExclusion reads an exclusion like a target, but accepts any IPv4
-// address, also those no probe may go to: excluding one is harmless.
+// parseExclusion reads an exclusion like a target, but accepts any IPv4 or
+// IPv6 address, also those no probe may go to, and any IPv6 prefix, a /64
+// too: excluding one is harmless.
 func parseExclusion(s string) ([]netip.Prefix, error) {
-	if a, err := netip.ParseAddr(strings.TrimSpace(s)); err == nil && a.Unmap().Is4() {
-		return []netip.Prefix{netip.PrefixFrom(a.Unmap(), 32)}, nil
+	if a, err := netip.ParseAddr(strings.Trim(strings.TrimSpace(s), "[]")); err == nil && a.Zone() == "" {
+		a = a.Unmap()
+		return []netip.Prefix{netip.PrefixFrom(a, a.BitLen())}, nil
+	}
+	if p, err := netip.ParsePrefix(strings.TrimSpace(s)); err == nil && p.Addr().Is6() && !p.Addr().Is4In6() {
+		return []netip.Prefix{p.Masked()}, nil
 	}
 	ps, err := ParseTarget(s)
 	if err != nil {
@@ -248,21 +362,38 @@ func parseExclusion(s string) ([]netip.Prefix, error) {
 
 // FormatHosts writes hosts as few nmap-style specifications: an address, a
 // prefix when the run is one, a last-octet range (198.18.0.2-20) or a range
-// of addresses (198.18.0.250-198.18.1.4).
+// of addresses (198.18.0.250-198.18.1.4); IPv6 runs alike, with a range in
+// the last group in hex (2001:2::2-1f), after the IPv4 ones. ParseTarget
+// reads each back.
 func FormatHosts(hosts []netip.Prefix) string {
 	var parts []string
-	for _, r := range addrspan.Merge(hosts) {
-		lo, hi := addrOf(uint32(r.Lo)), addrOf(uint32(r.Hi-1))
-		switch ps := addrspan.Prefixes([]addrspan.Range{r}); {
-		case r.Hi-r.Lo == 1:
+	h4, h6 := addrspan.ByFamily(hosts)
+	for _, r := range addrspan.Merge6(h6) {
+		lo, hi := r.Lo.Addr(), r.Last.Addr()
+		switch ps := addrspan.Prefixes6([]addrspan.Range6{r}); {
+		case r.Lo == r.Last:
 			parts = append(parts, lo.String())
 		case len(ps) == 1:
 			parts = append(parts, ps[0].String())
-		case r.Lo>>8 == (r.Hi-1)>>8:
-			parts = append(parts, lo.String()+"-"+strconv.Itoa(int((r.Hi-1)&0xff)))
+		case r.Lo.Hi == r.Last.Hi && r.Lo.Lo>>16 == r.Last.Lo>>16:
+			parts = append(parts, lo.String()+"-"+strconv.FormatUint(r.Last.Lo&0xffff, 16))
 		default:
 			parts = append(parts, lo.String()+"-"+hi.String())
 		}
 	}
-	return strings.Join(parts, " ")
+	var v4 []string
+	for _, r := range addrspan.Merge(h4) {
+		lo, hi := addrOf(uint32(r.Lo)), addrOf(uint32(r.Hi-1))
+		switch ps := addrspan.Prefixes([]addrspan.Range{r}); {
+		case r.Hi-r.Lo == 1:
+			v4 = append(v4, lo.String())
+		case len(ps) == 1:
+			v4 = append(v4, ps[0].String())
+		case r.Lo>>8 == (r.Hi-1)>>8:
+			v4 = append(v4, lo.String()+"-"+strconv.Itoa(int((r.Hi-1)&0xff)))
+		default:
+			v4 = append(v4, lo.String()+"-"+hi.String())
+		}
+	}
+	return strings.Join(append(v4, parts...), " ")
 }

@@ -187,3 +187,143 @@ func FuzzOctetSpec(f *testing.F) {
 		}
 	})
 }
+
+// addrsOf6 lists every IPv6 address the prefixes cover, in order (few only).
+func addrsOf6(ps []netip.Prefix) []string {
+	var out []string
+	for _, r := range addrspan.Merge6(ps) {
+		for a := r.Lo; a.Cmp(r.Last) <= 0 && len(out) < 1<<20; a = a.Add(1) {
+			out = append(out, a.Addr().String())
+		}
+	}
+	return out
+}
+
+func TestParseTargetIPv6(t *testing.T) {
+	for _, tc := range []struct {
+		name, in    string
+		want        []string // every address, when few
+		count       int      // else how many
+		first, last string
+		prefixes    int // how many prefixes, when nonzero
+	}{
+		{name: "address", in: "2001:2::2", want: []string{"2001:2::2"}},
+		{name: "bracketed", in: "[2001:2::2]", want: []string{"2001:2::2"}},
+		{name: "prefix", in: "2001:2::4/126", want: []string{"2001:2::4", "2001:2::5", "2001:2::6", "2001:2::7"}},
+		{name: "prefix at the limit", in: "2001:2::/104", count: 1 << 24, first: "2001:2::", last: "2001:2::ff:ffff", prefixes: 1},
+		{name: "last group range", in: "2001:2::1-a", count: 10, first: "2001:2::1", last: "2001:2::a"},
+		{name: "last group list, hex, unsorted", in: "2001:2::2,a,5", want: []string{"2001:2::2", "2001:2::5", "2001:2::a"}},
+		{name: "list of ranges, overlapping", in: "2001:2::1-3,2-4,f", want: []string{"2001:2::1", "2001:2::2", "2001:2::3", "2001:2::4", "2001:2::f"}},
+		{name: "full range across groups", in: "2001:2::fffe-2001:2::1:1", want: []string{"2001:2::fffe", "2001:2::ffff", "2001:2::1:0", "2001:2::1:1"}},
+		{name: "range in the low word's top", in: "2001:2:0:0:ffff:ffff:ffff:fffe-2001:2:0:1::1", count: 4,
+			first: "2001:2::ffff:ffff:ffff:fffe", last: "2001:2:0:1::1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps, err := ParseTarget(tc.in)
+			if err != nil {
+				t.Fatalf("ParseTarget(%q): %v", tc.in, err)
+			}
+			if tc.prefixes != 0 && len(ps) != tc.prefixes {
+				t.Errorf("ParseTarget(%q) = %v, want %d prefixes", tc.in, ps, tc.prefixes)
+			}
+			if tc.count == 1<<24 { // too many to list: the prefix says it
+				if ps[0] != netip.MustParsePrefix("2001:2::/104") {
+					t.Errorf("ParseTarget(%q) = %v", tc.in, ps)
+				}
+				return
+			}
+			got := addrsOf6(ps)
+			if tc.want != nil {
+				if d := cmp.Diff(tc.want, got); d != "" {
+					t.Errorf("ParseTarget(%q) addresses (-want +got):\n%s", tc.in, d)
+				}
+				return
+			}
+			if len(got) != tc.count || got[0] != tc.first || got[len(got)-1] != tc.last {
+				t.Errorf("ParseTarget(%q): %d addresses %s..%s, want %d %s..%s", tc.in, len(got), got[0], got[len(got)-1], tc.count, tc.first, tc.last)
+			}
+		})
+	}
+}
+
+// IPv6 sweeps above the limit, and ranges without unicast hosts, are refused with a message that says why and
+// what to do instead.
+func TestParseTargetIPv6Refused(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string // in the message
+	}{
+		{"2001:2::/64", []string{"refusing to sweep 2001:2::/64", "2^64 addresses", "at most 2^24", "/104", "-iL", "2001:2::/120"}},
+		{"2001:2::/103", []string{"2^25 addresses", "/104 or longer"}},
+		{"::/0", []string{"refusing to sweep ::/0", "2^128"}},
+		{"2001:2::-2001:2::100:0", []string{"more than 16777216 addresses"}},
+		{"2001:2::1-2001:2::", []string{"runs backwards"}},
+		{"2001:2::5-1", []string{"runs backwards"}},
+		{"2001:2::1-10000", []string{"not a last group", "0 to ffff"}},
+		{"2001:2::1,2001:2::5", []string{"last groups only", "separate targets"}},
+		{"2001:2::1-g", []string{"not a last group"}},
+		{"2001:2:::1-5", []string{"not an IPv6 address"}},
+		{"ff02::1", []string{"multicast"}},
+		{"ff02::/120", []string{"multicast"}},
+		{"fe80::1-5", []string{"link-local"}},
+		{"fe80::1", []string{"link-local"}},
+		{"::ffff:c612:1-5", []string{"IPv4-mapped", "IPv4 addresses"}},
+		{"::/128", []string{"unspecified"}},
+		{"2001:2::/129", []string{"bad host prefix", "2001:2::/120"}},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			ps, err := ParseTarget(tc.in)
+			if err == nil {
+				t.Fatalf("ParseTarget(%q) = %v, want an error", tc.in, ps)
+			}
+			var ue *probe.UsageError
+			if !errors.As(err, &ue) {
+				t.Errorf("ParseTarget(%q): %T %v, want a usage error", tc.in, err, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("ParseTarget(%q): %q does not say %q", tc.in, err, w)
+				}
+			}
+		})
+	}
+}
+
+// Exclusions take any IPv6 address or prefix (a /64 too); IPv4 and IPv6 targets are each subtracted from their own.
+func TestResolveTargetsIPv6(t *testing.T) {
+	got, err := ResolveTargets([]string{"2001:2::/124", "198.18.0.0/30"}, SplitTargetList("2001:2::/64,198.18.0.1,2001:3::1"))
+	// 2001:2::/64 excludes every IPv6 target; the IPv4 ones are left.
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := FormatHosts(got); s != "198.18.0.0 198.18.0.2/31" {
+		t.Errorf("left %q, want 198.18.0.0 198.18.0.2/31", s)
+	}
+	got, err = ResolveTargets([]string{"2001:2::0-f"}, SplitTargetList("2001:2::3,7,a-f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := FormatHosts(got); s != "2001:2::-2 2001:2::4-6 2001:2::8/127" {
+		t.Errorf("left %q, want 2001:2::-2 2001:2::4-6 2001:2::8/127", s)
+	}
+	// What FormatHosts writes, ParseTarget reads back.
+	for _, part := range strings.Fields(FormatHosts(got)) {
+		if _, err := ParseTarget(part); err != nil {
+			t.Errorf("ParseTarget(%q) of FormatHosts' output: %v", part, err)
+		}
+	}
+	if _, err := ResolveTargets([]string{"2001:2::2"}, []string{"2001:2::/48"}); err == nil || !strings.Contains(err.Error(), "every target is excluded") {
+		t.Errorf("excluding every IPv6 target: %v", err)
+	}
+}
+
+// A plan is of one family: IPv4 and IPv6 hosts together are refused, with what to do.
+func TestPlanRefusesTwoFamilies(t *testing.T) {
+	_, err := newPlan([]netip.Prefix{netip.MustParsePrefix("198.18.0.2/32"), netip.MustParsePrefix("2001:2::2/128")}, []PortRange{{80, 80}})
+	if err == nil || !strings.Contains(err.Error(), "two families") || !strings.Contains(err.Error(), "two runs") {
+		t.Errorf("newPlan of both families: %v", err)
+	}
+	if _, err := newPlan([]netip.Prefix{netip.MustParsePrefix("2001:2::/64")}, []PortRange{{80, 80}}); err == nil || !strings.Contains(err.Error(), "refusing to sweep") {
+		t.Errorf("newPlan of a /64: %v", err)
+	}
+}

@@ -149,11 +149,12 @@ func ParseReasonKind(s string) (ReasonKind, error) {
 type Reason struct {
 	Kind               ReasonKind
 	ICMPType, ICMPCode uint8      // ReasonICMP only
+	ICMPv6             bool       // ReasonICMP: the type and code are ICMPv6's (RFC 4443), as in every IPv6 scan
 	From               netip.Addr // ReasonICMP: who sent it, when known
 	Detail             string     // ReasonNotSent: why, e.g. "operation not permitted: a local OUTPUT rule drops it?"
 }
 
-// String returns "syn-ack", "reset", "no-response" or "icmp 3/13 from 198.18.0.2".
+// String returns "syn-ack", "reset", "no-response", "icmp 3/13 from 198.18.0.2" or "icmpv6 1/1 from 2001:2::2".
 func (r Reason) String() string {
 	if r.Kind == ReasonNotSent && r.Detail != "" {
 		return r.Kind.String() + " (" + r.Detail + ")"
@@ -161,7 +162,11 @@ func (r Reason) String() string {
 	if r.Kind != ReasonICMP {
 		return r.Kind.String()
 	}
-	s := "icmp " + strconv.Itoa(int(r.ICMPType)) + "/" + strconv.Itoa(int(r.ICMPCode))
+	s := "icmp "
+	if r.ICMPv6 {
+		s = "icmpv6 "
+	}
+	s += strconv.Itoa(int(r.ICMPType)) + "/" + strconv.Itoa(int(r.ICMPCode))
 	if r.From.IsValid() {
 		s += " from " + r.From.String()
 	}
@@ -225,6 +230,37 @@ func icmpAnswer(typ, code uint8) answer {
 		return ansTimeEx + answer(code)
 	}
 	return ansNone
+}
+
+// icmp6Answer maps an ICMPv6 error to an answer, or ansNone for the ones that say nothing of a filter: destination
+// unreachable (type 1), codes 0 (no route), 1 (administratively prohibited), 2 (beyond the scope of the source),
+// 3 (address unreachable), 4 (port unreachable), 5 (source address failed ingress/egress policy) and 6 (reject
+// route), every code RFC 4443 §3.1 defines, each a sign the probe was not delivered; time exceeded (type 3), any
+// code. Packet too big and parameter problem are not read: the first asks for a smaller packet, the second
+// reports a malformed one.
+func icmp6Answer(typ, code uint8) answer {
+	switch {
+	case typ == craft.ICMPv6DestinationUnreachable && code <= 6:
+		return ansUnreach + answer(code)
+	case typ == craft.ICMPv6TimeExceeded && code < 16:
+		return ansTimeEx + answer(code)
+	}
+	return ansNone
+}
+
+// classify6 is classify for an IPv6 scan: an ICMP reason carries ICMPv6's types.
+func classify6(t Type, a answer) (State, Reason) {
+	st, why := classify(t, a)
+	if why.Kind == ReasonICMP {
+		why.ICMPv6 = true
+		switch why.ICMPType {
+		case craft.ICMPDestinationUnreachable:
+			why.ICMPType = craft.ICMPv6DestinationUnreachable
+		case craft.ICMPTimeExceeded:
+			why.ICMPType = craft.ICMPv6TimeExceeded
+		}
+	}
+	return st, why
 }
 
 // classify gives the state and reason of a target of a scan of type t from its answer, with nmap's reading

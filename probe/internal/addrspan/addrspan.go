@@ -1,6 +1,7 @@
-// Package addrspan turns IPv4 prefixes into the merged ranges of addresses
-// they cover: the guard's nftables interval set and the scanner's host
-// order are both built from them.
+// Package addrspan turns IPv4 prefixes (Merge, Subtract, Prefixes) and IPv6
+// prefixes (Merge6, Subtract6, Prefixes6, over 128-bit numbers) into the
+// merged ranges of addresses they cover: the scanner's host order and its
+// targets less the exclusions are built from them.
 package addrspan
 
 import (
