@@ -19,9 +19,8 @@
 // A Prober whose Remote is IPv6 uses rawsock's IPv6 sockets instead, on which
 // the kernel rewrites nothing (see package rawsock); Event carries the IPv6
 // header in IP6 and ICMPv6 errors in ICMP6, and its Source, Destination,
-// HopLimit and ICMPText methods answer for both families. Of the commands,
-// only send takes IPv6 targets so far (ParseTargetAny), and the RST guard
-// covers IPv4 only: over IPv6 a Prober says so and runs unguarded.
+// HopLimit and ICMPText methods answer for both families. The RST guard
+// covers IPv6 flows as it covers IPv4 ones (its inet table has ip6 sets).
 //
 // Packages below probe do one job each: rawsock (sockets, BPF, timestamps),
 // guard (nftables RST guard), netns (namespaces), sockdiag (the kernel's own

@@ -101,11 +101,41 @@ func (w *warnings) containing(s string) []string {
 	return out
 }
 
-// openProber opens a prober on the lab's prober namespace, towards its target.
+// labFamily is one address family of the dual-stack lab: the tests that
+// hold for both run once per family (eachFamily).
+type labFamily struct {
+	name           string
+	prober, target func(*lab.Lab) netip.Addr
+}
+
+var labFamilies = []labFamily{
+	{"IPv4", func(l *lab.Lab) netip.Addr { return l.ProberAddr }, func(l *lab.Lab) netip.Addr { return l.TargetAddr }},
+	{"IPv6", func(l *lab.Lab) netip.Addr { return l.ProberAddr6 }, func(l *lab.Lab) netip.Addr { return l.TargetAddr6 }},
+}
+
+// eachFamily runs fn as a parallel subtest per lab family.
+func eachFamily(t *testing.T, fn func(t *testing.T, fam labFamily)) {
+	for _, fam := range labFamilies {
+		t.Run(fam.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, fam)
+		})
+	}
+}
+
+// openProber opens a prober on the lab's prober namespace, towards its
+// IPv4 target.
 func openProber(t *testing.T, l *lab.Lab, noGuard bool) (*probe.Prober, *warnings) {
 	t.Helper()
+	return openProberTo(t, l, l.TargetAddr, noGuard)
+}
+
+// openProberTo opens a prober on the lab's prober namespace, towards
+// remote (the lab target's IPv4 or IPv6 address).
+func openProberTo(t *testing.T, l *lab.Lab, remote netip.Addr, noGuard bool) (*probe.Prober, *warnings) {
+	t.Helper()
 	w := new(warnings)
-	p, err := probe.Open(probe.Config{Remote: l.TargetAddr, NetNS: l.Prober, NoGuard: noGuard,
+	p, err := probe.Open(probe.Config{Remote: remote, NetNS: l.Prober, NoGuard: noGuard,
 		Warn: func(m string) { t.Logf("prober warning: %s", m); w.add(m) }})
 	if err != nil {
 		privileged(t, "probe.Open", err)
@@ -189,16 +219,29 @@ type rstCapture struct {
 	r *rawsock.PacketReceiver
 }
 
+// captureRSTs captures IPv4 or IPv6 RSTs, after from's family (an IPv6
+// segment's TCP header must follow the fixed header, as the kernel's do).
 func captureRSTs(t *testing.T, l *lab.Lab, from netip.Addr) *rstCapture {
 	t.Helper()
 	var p bpfasm.Program
 	p.Add(bpf.LoadExtension{Num: bpf.ExtType})
 	p.JumpIf(bpf.JumpEqual, unix.PACKET_HOST, bpfasm.Next, "drop")
-	p.Add(bpf.LoadAbsolute{Off: 9, Size: 1})
-	p.JumpIf(bpf.JumpEqual, unix.IPPROTO_TCP, bpfasm.Next, "drop")
-	p.Add(bpf.LoadAbsolute{Off: 12, Size: 4})
-	p.JumpIf(bpf.JumpEqual, binary.BigEndian.Uint32(from.AsSlice()), bpfasm.Next, "drop")
-	p.Add(bpf.LoadMemShift{Off: 0}, bpf.LoadIndirect{Off: 13, Size: 1})
+	src := from.AsSlice()
+	if from.Is6() {
+		p.Add(bpf.LoadAbsolute{Off: 6, Size: 1}) // next header
+		p.JumpIf(bpf.JumpEqual, unix.IPPROTO_TCP, bpfasm.Next, "drop")
+		for w := range 4 {
+			p.Add(bpf.LoadAbsolute{Off: uint32(8 + 4*w), Size: 4})
+			p.JumpIf(bpf.JumpEqual, binary.BigEndian.Uint32(src[4*w:]), bpfasm.Next, "drop")
+		}
+		p.Add(bpf.LoadConstant{Dst: bpf.RegX, Val: 40}, bpf.LoadIndirect{Off: 13, Size: 1})
+	} else {
+		p.Add(bpf.LoadAbsolute{Off: 9, Size: 1})
+		p.JumpIf(bpf.JumpEqual, unix.IPPROTO_TCP, bpfasm.Next, "drop")
+		p.Add(bpf.LoadAbsolute{Off: 12, Size: 4})
+		p.JumpIf(bpf.JumpEqual, binary.BigEndian.Uint32(src), bpfasm.Next, "drop")
+		p.Add(bpf.LoadMemShift{Off: 0}, bpf.LoadIndirect{Off: 13, Size: 1})
+	}
 	p.JumpIf(bpf.JumpBitsSet, uint32(craft.FlagRST), bpfasm.Next, "drop")
 	p.Add(bpf.RetConstant{Val: 256})
 	p.Label("drop")
@@ -207,8 +250,12 @@ func captureRSTs(t *testing.T, l *lab.Lab, from netip.Addr) *rstCapture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	open := rawsock.NewPacketReceiver
+	if from.Is6() {
+		open = rawsock.NewPacketReceiver6
+	}
 	var r *rawsock.PacketReceiver
-	if err := l.Target.Do(func() (err error) { r, err = rawsock.NewPacketReceiver(prog); return err }); err != nil {
+	if err := l.Target.Do(func() (err error) { r, err = open(prog); return err }); err != nil {
 		privileged(t, "capture in the target namespace", err)
 	}
 	t.Cleanup(func() { r.Close() })
@@ -228,11 +275,21 @@ func (c *rstCapture) next(t *testing.T, deadline time.Time) (sport uint16, seq u
 	if err != nil && !errors.Is(err, rawsock.ErrTruncated) {
 		t.Fatalf("capture: %v", err)
 	}
-	pkt, perr := craft.ParsePacket(buf[:n])
-	if perr != nil {
-		t.Fatalf("capture: unparsable RST % x: %v", buf[:n], perr)
+	var tcp craft.TCP
+	if buf[0]>>4 == 6 {
+		pkt, perr := craft.ParseIPv6Packet(buf[:n])
+		if perr != nil {
+			t.Fatalf("capture: unparsable RST % x: %v", buf[:n], perr)
+		}
+		tcp = pkt.TCP
+	} else {
+		pkt, perr := craft.ParsePacket(buf[:n])
+		if perr != nil {
+			t.Fatalf("capture: unparsable RST % x: %v", buf[:n], perr)
+		}
+		tcp = pkt.TCP
 	}
-	return pkt.TCP.SourcePort(), pkt.TCP.SequenceNumber(), true
+	return tcp.SourcePort(), tcp.SequenceNumber(), true
 }
 
 // poll calls cond every 20 ms until it holds or d passes.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/probe/guard"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
 	"github.com/tcpwalk/tcpwalk/probe/netns"
@@ -25,10 +26,8 @@ import (
 
 // The IPv6 lab tests drive the dual-stack lab's real kernels with crafted
 // segments from craft and rawsock's IPv6 sockets, and read the target's
-// state with sock_diag. The RST guard (probe/guard) covers IPv4 only so
-// far, so these tests keep the prober's kernel quiet with a test-scoped
-// ip6 table of their own (v6DropKernelRSTs) that drops the prober's
-// unmarked RSTs and is removed at cleanup.
+// state with sock_diag. tcpwalk's RST guard (probe/guard, per flow, its
+// ip6 set) keeps the prober's kernel quiet where a test needs it (v6Guard).
 
 // v6Mark is the SO_MARK of the tests' crafted packets, which the drop table
 // lets through.
@@ -95,56 +94,29 @@ func (v *v6Lab) reply(t *testing.T, d time.Duration) craft.IPv6Packet {
 	return p
 }
 
-// v6DropKernelRSTs adds to ns an ip6 table whose output chain drops TCP
-// RSTs without v6Mark, counting them, as the guard does for IPv4. It
-// returns a function reading the count. The table is deleted at cleanup.
-func v6DropKernelRSTs(t *testing.T, ns *netns.NS) func() uint64 {
+// v6Guard installs tcpwalk's RST guard (package guard, per flow, as a
+// Prober does) in the lab's prober namespace, covering the flow from local
+// to the target's IPv6 port, and returns its drop counter. The guard's
+// table goes at cleanup.
+func v6Guard(t *testing.T, l *lab.Lab, port, local uint16) func() uint64 {
 	t.Helper()
-	c, err := nftables.New(nftables.WithNetNSFd(ns.Fd()))
+	g, err := guard.Install(guard.Config{Mark: v6Mark, Remotes: []netip.Prefix{netip.PrefixFrom(l.TargetAddr6, 128)},
+		LocalLo: local, LocalHi: local, NetNSFd: l.Prober.Fd(), PerFlow: true})
 	if err != nil {
 		labtest.SkipUnlessPermitted(t, err)
 	}
-	var r [4]byte
-	rand.Read(r[:])
-	tab := c.AddTable(&nftables.Table{Name: "twt_v6rst_" + hex.EncodeToString(r[:]), Family: nftables.TableFamilyIPv6})
-	pol := nftables.ChainPolicyAccept
-	ch := c.AddChain(&nftables.Chain{Name: "output", Table: tab, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &pol})
-	var mark [4]byte
-	binary.NativeEndian.PutUint32(mark[:], v6Mark)
-	// meta l4proto tcp tcp flags & rst != 0 meta mark != v6Mark counter drop
-	c.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{byte(craft.FlagRST)}, Xor: []byte{0}},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}},
-		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: mark[:]},
-		&expr.Counter{},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	}})
-	if err := c.Flush(); err != nil {
-		labtest.SkipUnlessPermitted(t, err)
-	}
 	t.Cleanup(func() {
-		c.DelTable(tab)
-		if err := c.Flush(); err != nil {
-			t.Errorf("cleanup: delete table ip6 %s in %s: %v", tab.Name, ns.Name, err)
+		if err := g.Close(); err != nil {
+			t.Errorf("cleanup: %v", err)
 		}
 	})
+	if err := g.Add(netip.AddrPortFrom(l.TargetAddr6, port), local); err != nil {
+		t.Fatal(err)
+	}
 	return func() uint64 {
-		rules, err := c.GetRules(tab, ch)
+		n, err := g.Dropped()
 		if err != nil {
-			t.Fatalf("read the ip6 RST drop counter: %v", err)
-		}
-		var n uint64
-		for _, r := range rules {
-			for _, e := range r.Exprs {
-				if k, ok := e.(*expr.Counter); ok {
-					n += k.Packets
-				}
-			}
+			t.Fatal(err)
 		}
 		return n
 	}
@@ -175,11 +147,11 @@ func TestIPv6LabSYNGetsSYNACKAndSynRcvd(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			l := labtest.New(t)
+			const local = 40600
 			var dropped func() uint64
 			if guarded {
-				dropped = v6DropKernelRSTs(t, l.Prober)
+				dropped = v6Guard(t, l, lab.PortHold, local)
 			}
-			const local = 40600
 			v := newV6Lab(t, l, lab.PortHold, local)
 			x := probe.RandomUint32()
 			v.segment(t, craft.Segment{DstPort: lab.PortHold, Seq: x, Flags: craft.FlagSYN, Window: 64240,
@@ -222,7 +194,7 @@ func TestIPv6LabSYNGetsSYNACKAndSynRcvd(t *testing.T) {
 				t.Errorf("after 1.5 s the target socket is %v (found %v), want SYN_RCVD kept", s.State, ok)
 			}
 			if n := dropped(); n == 0 {
-				t.Error("the ip6 table dropped no prober kernel RST, but one must have answered the SYN-ACK")
+				t.Error("the guard dropped no prober kernel RST, but one must have answered the SYN-ACK")
 			}
 			// Our own exact RST <SEQ=x+1><CTL=RST> (RFC 9293 §3.10.7.4) is
 			// marked, passes, and removes the request at once.
@@ -335,13 +307,15 @@ func v6RejectInput(t *testing.T, ns *netns.NS, port uint16) {
 }
 
 // v6Prober opens a Prober on the lab target's IPv6 address, in the prober
-// namespace. Until the RST guard covers IPv6 it warns that it runs
-// unguarded; the warnings are logged.
+// namespace, with its RST guard; warnings are logged.
 func v6Prober(t *testing.T, l *lab.Lab) *probe.Prober {
 	t.Helper()
 	p, err := probe.Open(probe.Config{Remote: l.TargetAddr6, NetNS: l.Prober, Warn: func(m string) { t.Logf("prober warning: %s", m) }})
 	if err != nil {
 		labtest.SkipUnlessPermitted(t, err)
+	}
+	if !p.Guarded() {
+		t.Fatal("an IPv6 Prober opened with the guard is not Guarded()")
 	}
 	t.Cleanup(func() {
 		if err := p.Close(); err != nil {

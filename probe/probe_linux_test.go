@@ -39,9 +39,13 @@ func synTo(t *testing.T, f *probe.Flow) uint32 {
 // reaches the target, so the request survives.
 func TestGuardKeepsRemoteSynRcvd(t *testing.T) {
 	t.Parallel()
+	eachFamily(t, testGuardKeepsRemoteSynRcvd)
+}
+
+func testGuardKeepsRemoteSynRcvd(t *testing.T, fam labFamily) {
 	l := labtest.New(t)
-	capt := captureRSTs(t, l, l.ProberAddr)
-	p, warned := openProber(t, l, false)
+	capt := captureRSTs(t, l, fam.prober(l))
+	p, warned := openProberTo(t, l, fam.target(l), false)
 	if !p.Guarded() {
 		t.Fatal("Guarded() = false on a prober opened with the guard")
 	}
@@ -87,9 +91,13 @@ func TestGuardKeepsRemoteSynRcvd(t *testing.T) {
 // the request. It proves the capture and the state check can fail.
 func TestNoGuardRemoteLosesSynRcvd(t *testing.T) {
 	t.Parallel()
+	eachFamily(t, testNoGuardRemoteLosesSynRcvd)
+}
+
+func testNoGuardRemoteLosesSynRcvd(t *testing.T, fam labFamily) {
 	l := labtest.New(t)
-	capt := captureRSTs(t, l, l.ProberAddr)
-	p, warned := openProber(t, l, true)
+	capt := captureRSTs(t, l, fam.prober(l))
+	p, warned := openProberTo(t, l, fam.target(l), true)
 	if p.Guarded() {
 		t.Fatal("Guarded() = true with NoGuard")
 	}
@@ -126,8 +134,12 @@ func TestNoGuardRemoteLosesSynRcvd(t *testing.T) {
 // §3.5.2 and §3.10.7.1).
 func TestClosedPort(t *testing.T) {
 	t.Parallel()
+	eachFamily(t, testClosedPort)
+}
+
+func testClosedPort(t *testing.T, fam labFamily) {
 	l := labtest.New(t)
-	p, _ := openProber(t, l, false)
+	p, _ := openProberTo(t, l, fam.target(l), false)
 
 	t.Run("SYN", func(t *testing.T) {
 		f := newFlow(t, p, lab.PortClosed)

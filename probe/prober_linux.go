@@ -217,9 +217,9 @@ func (p *Prober) open() error {
 	return nil
 }
 
-// open6 is open for an IPv6 remote: rawsock's IPv6 sockets, a /128 filter.
-// The RST guard and its watch are asked as for IPv4; where they do not
-// cover IPv6 yet, the prober runs unguarded and says so.
+// open6 is open for an IPv6 remote: rawsock's IPv6 sockets, a /128 filter,
+// and the same per-flow RST guard and watch as over IPv4 (the guard's
+// inet table has the ip6 rules and sets beside the ip ones).
 func (p *Prober) open6() error {
 	var err error
 	remote := netip.PrefixFrom(p.cfg.Remote, 128)
@@ -233,11 +233,10 @@ func (p *Prober) open6() error {
 	if p.icmp, err = rawsock.NewICMPv6Receiver(filter); err != nil {
 		return envf(fmt.Errorf("probe: open ICMPv6 receive socket: %w", err))
 	}
-	gcfg := guard.Config{Mark: p.cfg.Mark, Remotes: []netip.Prefix{remote}, LocalLo: p.cfg.LocalLo, LocalHi: p.cfg.LocalHi}
+	gcfg := guard.Config{Mark: p.cfg.Mark, Remotes: []netip.Prefix{remote}, LocalLo: p.cfg.LocalLo, LocalHi: p.cfg.LocalHi, PerFlow: true}
 	if !p.cfg.NoGuard {
 		if p.guard, err = guard.Install(gcfg); err != nil {
-			p.guard = nil
-			p.warn(fmt.Sprintf("no RST guard for IPv6: %v; the local kernel will reset the remote's replies to our flows", err))
+			return envf(err)
 		}
 	}
 	p.startWatch(gcfg)

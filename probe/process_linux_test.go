@@ -25,13 +25,19 @@ type tcpwalkProc struct {
 }
 
 // startSend runs `tcpwalk --netns <prober> send --flags S -c 200 --interval
-// 50ms <target>:7001` (about 10 s of probing) and kills it at cleanup if the
-// test has not.
+// 50ms <target>:7001` (about 10 s of probing) to the lab target's IPv4
+// address, and kills it at cleanup if the test has not.
 func startSend(t *testing.T, l *lab.Lab) *tcpwalkProc {
+	t.Helper()
+	return startSendTo(t, l, l.TargetAddr)
+}
+
+// startSendTo is startSend to the target address addr (IPv4 or IPv6).
+func startSendTo(t *testing.T, l *lab.Lab, addr netip.Addr) *tcpwalkProc {
 	t.Helper()
 	bin := tcpwalkBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	target := netip.AddrPortFrom(l.TargetAddr, lab.PortHold).String()
+	target := netip.AddrPortFrom(addr, lab.PortHold).String()
 	cmd := exec.CommandContext(ctx, bin, "--netns", l.Prober.Name, "send", "--flags", "S", "-c", "200", "--interval", "50ms", target)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -117,11 +123,16 @@ func tables(t *testing.T, l *lab.Lab) []string {
 
 // TestSIGKILLLeavesNoTable: the kernel deletes the guard's table when a
 // tcpwalk process dies by SIGKILL, since the table is owned by the process's
-// netlink socket (NFT_TABLE_F_OWNER).
+// netlink socket (NFT_TABLE_F_OWNER); so for a tcpwalk probing over IPv6,
+// whose table holds the ip6 rules.
 func TestSIGKILLLeavesNoTable(t *testing.T) {
 	t.Parallel()
+	eachFamily(t, testSIGKILLLeavesNoTable)
+}
+
+func testSIGKILLLeavesNoTable(t *testing.T, fam labFamily) {
 	l := labtest.New(t)
-	p := startSend(t, l)
+	p := startSendTo(t, l, fam.target(l))
 	if !poll(5*time.Second, func() bool { return len(tables(t, l)) > 0 }) {
 		t.Fatal("tcpwalk send made no guard table in the prober namespace within 5 s")
 	}

@@ -16,8 +16,6 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
-
-	"github.com/tcpwalk/tcpwalk/probe/internal/addrspan"
 )
 
 // TablePrefix starts the name of every table Install makes.
@@ -26,7 +24,7 @@ const TablePrefix = "tcpwalk_"
 // Config says which flows the guard covers.
 type Config struct {
 	Mark             uint32         // packets carrying this mark are ours: accepted before the drop rule; must be nonzero
-	Remotes          []netip.Prefix // destinations covered (our targets), IPv4
+	Remotes          []netip.Prefix // destinations covered (our targets), IPv4 or IPv6 or both
 	LocalLo, LocalHi uint16         // our local source ports, inclusive
 	NetNSFd          int            // 0 = current namespace; else a network namespace fd to install in
 	// PerFlow makes the guard cover only the flows added with Add, not every
@@ -43,15 +41,40 @@ func (c *Config) validate() error {
 	if len(c.Remotes) == 0 {
 		return errors.New("guard: no remotes to cover")
 	}
-	for _, p := range c.Remotes {
-		if !p.IsValid() || !p.Addr().Is4() {
-			return fmt.Errorf("guard: remote %v is not an IPv4 prefix", p)
-		}
+	if err := checkRemotes("guard", c.Remotes); err != nil {
+		return err
 	}
 	if c.LocalLo > c.LocalHi {
 		return fmt.Errorf("guard: local port range %d-%d is empty", c.LocalLo, c.LocalHi)
 	}
 	return nil
+}
+
+// checkRemotes accepts IPv4 and IPv6 prefixes, not IPv4-mapped IPv6 ones
+// (::ffff:198.18.0.2 is on the wire an IPv4 address, which the ip6 rule
+// would never see).
+func checkRemotes(who string, pfxs []netip.Prefix) error {
+	for _, p := range pfxs {
+		switch {
+		case !p.IsValid():
+			return fmt.Errorf("%s: remote %v is not an IP prefix", who, p)
+		case p.Addr().Is4In6():
+			return fmt.Errorf("%s: remote %v is an IPv4-mapped IPv6 prefix; give the IPv4 prefix %v/%d instead", who, p, p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+	}
+	return nil
+}
+
+// byFamily splits prefixes into the IPv4 and the IPv6 ones.
+func byFamily(pfxs []netip.Prefix) (v4, v6 []netip.Prefix) {
+	for _, p := range pfxs {
+		if p.Addr().Is4() {
+			v4 = append(v4, p)
+		} else {
+			v6 = append(v6, p)
+		}
+	}
+	return v4, v6
 }
 
 // Guard is an installed RST guard. Its methods are safe for concurrent use.
@@ -73,8 +96,13 @@ const installHint = "needs CAP_NET_ADMIN and nf_tables; run as root, or pass --n
 //
 //	chain output { type filter hook output priority 0; policy accept;
 //		meta mark MARK accept
-//		meta nfproto ipv4 ip daddr {Remotes} tcp sport LocalLo-LocalHi tcp flags & rst == rst counter drop
+//		meta nfproto ipv4 ip daddr {IPv4 Remotes} tcp sport LocalLo-LocalHi tcp flags & rst == rst counter drop
+//		meta nfproto ipv6 ip6 daddr {IPv6 Remotes} tcp sport LocalLo-LocalHi tcp flags & rst == rst counter drop
 //	}
+//
+// (a rule only for a family Remotes has; meta l4proto and nftables' transport
+// header offset skip IPv6 extension headers, so the ip6 rule sees a RST
+// behind them too),
 //
 // or, with PerFlow, four drop rules in place of the last, one per set that Add and Remove fill:
 //
@@ -140,25 +168,49 @@ func (g *Guard) add(name string, cfg *Config) error {
 		}
 		return c.Flush()
 	}
+	v4, v6 := byFamily(cfg.Remotes)
+	for _, f := range []struct {
+		pfxs  []netip.Prefix
+		proto byte
+		key   nftables.SetDatatype
+		daddr uint32 // offset of the destination address in the network header
+	}{
+		{v4, unix.NFPROTO_IPV4, nftables.TypeIPAddr, 16},
+		{v6, unix.NFPROTO_IPV6, nftables.TypeIP6Addr, 24},
+	} {
+		if len(f.pfxs) == 0 {
+			continue
+		}
+		if err := g.addRangeRule(cfg, f.pfxs, f.proto, f.key, f.daddr); err != nil {
+			return err
+		}
+	}
+	return c.Flush()
+}
+
+// addRangeRule adds the drop rule of a guard without PerFlow for the
+// prefixes of one family.
+func (g *Guard) addRangeRule(cfg *Config, pfxs []netip.Prefix, proto byte, key nftables.SetDatatype, daddr uint32) error {
+	c := g.conn
 	drop := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 	}
-	if elems := intervals(cfg.Remotes); elems != nil {
+	if elems := intervals(pfxs); elems != nil {
 		set := &nftables.Set{
 			Table:     g.table,
 			Anonymous: true,
 			Constant:  true,
 			Interval:  true,
-			KeyType:   nftables.TypeIPAddr,
+			KeyType:   key,
 		}
 		if err := c.AddSet(set, elems); err != nil {
 			return fmt.Errorf("add remote address set: %w", err)
 		}
 		drop = append(drop,
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4}, // ip daddr
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: daddr, Len: key.Bytes}, // ip/ip6 daddr
 			&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
 		)
 	}
@@ -173,7 +225,7 @@ func (g *Guard) add(name string, cfg *Config) error {
 		&expr.Verdict{Kind: expr.VerdictDrop},
 	)
 	c.AddRule(&nftables.Rule{Table: g.table, Chain: g.chain, Exprs: drop})
-	return c.Flush()
+	return nil
 }
 
 const rstFlag = 0x04 // RFC 9293 §3.1
@@ -319,29 +371,61 @@ func (g *Guard) change(remote netip.AddrPort, localPort uint16, add bool) error 
 	return nil
 }
 
-// intervals turns prefixes into the elements of an nftables interval set, as nft does: each range [a, b] is a
-// start element a and an end element b+1, with an end element at 0.0.0.0 first unless a range starts there.
-// Overlapping and adjacent prefixes are merged. It returns nil when a prefix covers every address, which needs
-// no set at all.
+// intervals turns prefixes of one family into the elements of an nftables interval set, as nft does: each range
+// [a, b] is a start element a and an end element b+1, with an end element at the family's first address (0.0.0.0
+// or ::) first unless a range starts there, and none after a range that ends at the family's last address.
+// Overlapping and adjacent prefixes are merged. It returns nil when a prefix covers every address, which needs no
+// set at all.
 func intervals(pfxs []netip.Prefix) []nftables.SetElement {
+	type span struct{ lo, hi netip.Addr } // hi inclusive
+	spans := make([]span, 0, len(pfxs))
 	for _, p := range pfxs {
 		if p.Bits() == 0 {
 			return nil
 		}
+		p = p.Masked()
+		spans = append(spans, span{p.Addr(), lastAddr(p)})
 	}
-	merged := addrspan.Merge(pfxs)
-	key := func(v uint64) []byte { return binary.BigEndian.AppendUint32(nil, uint32(v)) }
+	if len(spans) == 0 {
+		return nil
+	}
+	slices.SortFunc(spans, func(a, b span) int { return a.lo.Compare(b.lo) })
+	merged := spans[:1]
+	for _, s := range spans[1:] {
+		last := &merged[len(merged)-1]
+		if n := last.hi.Next(); !n.IsValid() || s.lo.Compare(n) <= 0 {
+			if s.hi.Compare(last.hi) > 0 {
+				last.hi = s.hi
+			}
+			continue
+		}
+		merged = append(merged, s)
+	}
+	zero := netip.IPv4Unspecified()
+	if merged[0].lo.Is6() {
+		zero = netip.IPv6Unspecified()
+	}
 	var elems []nftables.SetElement
-	if merged[0].Lo != 0 {
-		elems = append(elems, nftables.SetElement{Key: key(0), IntervalEnd: true})
+	if merged[0].lo != zero {
+		elems = append(elems, nftables.SetElement{Key: zero.AsSlice(), IntervalEnd: true})
 	}
 	for _, s := range merged {
-		elems = append(elems, nftables.SetElement{Key: key(s.Lo)})
-		if s.Hi <= 0xffffffff {
-			elems = append(elems, nftables.SetElement{Key: key(s.Hi), IntervalEnd: true})
+		elems = append(elems, nftables.SetElement{Key: s.lo.AsSlice()})
+		if n := s.hi.Next(); n.IsValid() {
+			elems = append(elems, nftables.SetElement{Key: n.AsSlice(), IntervalEnd: true})
 		}
 	}
 	return elems
+}
+
+// lastAddr is the last address of the (masked) prefix p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 // Table returns the name of the guard's nftables table.

@@ -34,7 +34,8 @@ const (
 // the namespace passed as fd 3, prints the table name and waits to be killed (at most a minute).
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "1" {
-		g, err := Install(Config{Mark: helperMark, Remotes: []netip.Prefix{netip.MustParsePrefix("198.18.0.2/32")},
+		g, err := Install(Config{Mark: helperMark,
+			Remotes: []netip.Prefix{netip.MustParsePrefix("198.18.0.2/32"), netip.MustParsePrefix("2001:2::2/128")},
 			LocalLo: 40000, LocalHi: 40099, NetNSFd: 3})
 		if err != nil {
 			fmt.Println("error:", err)
@@ -56,8 +57,31 @@ func skipOrFail(t *testing.T, what string, err error) {
 	t.Fatalf("%s: %v", what, err)
 }
 
-func config(l *lab.Lab) Config {
-	return Config{Mark: mark, Remotes: []netip.Prefix{netip.PrefixFrom(l.TargetAddr, 32)}, LocalLo: 40000, LocalHi: 40099,
+// family is one address family of the lab: the tests that send run once for each.
+type family struct {
+	name           string
+	v6             bool
+	prober, target func(*lab.Lab) netip.Addr
+}
+
+var (
+	ipv4     = family{"IPv4", false, func(l *lab.Lab) netip.Addr { return l.ProberAddr }, func(l *lab.Lab) netip.Addr { return l.TargetAddr }}
+	ipv6     = family{"IPv6", true, func(l *lab.Lab) netip.Addr { return l.ProberAddr6 }, func(l *lab.Lab) netip.Addr { return l.TargetAddr6 }}
+	families = []family{ipv4, ipv6}
+)
+
+// eachFamily runs fn as a subtest per family.
+func eachFamily(t *testing.T, fn func(t *testing.T, f family)) {
+	for _, f := range families {
+		t.Run(f.name, func(t *testing.T) { fn(t, f) })
+	}
+}
+
+func config(l *lab.Lab) Config { return configFor(l, ipv4) }
+
+// configFor covers the lab's target address of family f.
+func configFor(l *lab.Lab, f family) Config {
+	return Config{Mark: mark, Remotes: []netip.Prefix{netip.PrefixFrom(f.target(l), f.target(l).BitLen())}, LocalLo: 40000, LocalHi: 40099,
 		NetNSFd: l.Prober.Fd()}
 }
 
@@ -85,10 +109,24 @@ func newWatch(t *testing.T, cfg Config) *Watch {
 	return w
 }
 
-func newSender(t *testing.T, ns *netns.NS, mark uint32) *rawsock.Sender {
+// sender is rawsock's Sender or Sender6.
+type sender interface {
+	Send(pkt []byte, dst netip.Addr) error
+	Close() error
+}
+
+// newSender opens a raw sender in ns for family f.
+func newSender(t *testing.T, ns *netns.NS, mark uint32, f family) sender {
 	t.Helper()
-	var s *rawsock.Sender
-	if err := ns.Do(func() (err error) { s, err = rawsock.NewSender(mark); return err }); err != nil {
+	var s sender
+	if err := ns.Do(func() (err error) {
+		if f.v6 {
+			s, err = rawsock.NewSender6(mark)
+		} else {
+			s, err = rawsock.NewSender(mark)
+		}
+		return err
+	}); err != nil {
 		skipOrFail(t, "NewSender", err)
 	}
 	t.Cleanup(func() { s.Close() })
@@ -103,15 +141,22 @@ type rst struct {
 }
 
 // captureRSTs opens an AF_PACKET socket inside the target namespace that passes incoming TCP segments with RST set:
-// what reaches the target's wire, whatever the prober's kernel thinks.
-func captureRSTs(t *testing.T, l *lab.Lab) *rawsock.PacketReceiver {
+// what reaches the target's wire, whatever the prober's kernel thinks, for family f.
+func captureRSTs(t *testing.T, l *lab.Lab, f family) *rawsock.PacketReceiver {
 	t.Helper()
+	v6 := f.v6
 	var p bpfasm.Program
 	p.Add(bpf.LoadExtension{Num: bpf.ExtType})
 	p.JumpIf(bpf.JumpEqual, unix.PACKET_HOST, bpfasm.Next, "drop")
-	p.Add(bpf.LoadAbsolute{Off: 9, Size: 1})
-	p.JumpIf(bpf.JumpEqual, unix.IPPROTO_TCP, bpfasm.Next, "drop")
-	p.Add(bpf.LoadMemShift{Off: 0}, bpf.LoadIndirect{Off: 13, Size: 1})
+	if v6 {
+		p.Add(bpf.LoadAbsolute{Off: 6, Size: 1})
+		p.JumpIf(bpf.JumpEqual, unix.IPPROTO_TCP, bpfasm.Next, "drop")
+		p.Add(bpf.LoadAbsolute{Off: 40 + 13, Size: 1})
+	} else {
+		p.Add(bpf.LoadAbsolute{Off: 9, Size: 1})
+		p.JumpIf(bpf.JumpEqual, unix.IPPROTO_TCP, bpfasm.Next, "drop")
+		p.Add(bpf.LoadMemShift{Off: 0}, bpf.LoadIndirect{Off: 13, Size: 1})
+	}
 	p.JumpIf(bpf.JumpBitsSet, flagRST, bpfasm.Next, "drop")
 	p.Add(bpf.RetConstant{Val: 128})
 	p.Label("drop")
@@ -120,8 +165,12 @@ func captureRSTs(t *testing.T, l *lab.Lab) *rawsock.PacketReceiver {
 	if err != nil {
 		t.Fatal(err)
 	}
+	open := rawsock.NewPacketReceiver
+	if v6 {
+		open = rawsock.NewPacketReceiver6
+	}
 	var r *rawsock.PacketReceiver
-	if err := l.Target.Do(func() (err error) { r, err = rawsock.NewPacketReceiver(prog); return err }); err != nil {
+	if err := l.Target.Do(func() (err error) { r, err = open(prog); return err }); err != nil {
 		skipOrFail(t, "capture in the target namespace", err)
 	}
 	t.Cleanup(func() { r.Close() })
@@ -141,17 +190,22 @@ func readRST(t *testing.T, r *rawsock.PacketReceiver, d time.Duration) (rst, boo
 		t.Fatalf("capture: %v", err)
 	}
 	b := buf[:n]
-	ihl := int(b[0]&0xf) * 4
-	tcp := b[ihl:]
+	src, tcp := netip.Addr{}, b
+	if b[0]>>4 == 6 {
+		src, tcp = netip.AddrFrom16([16]byte(b[8:24])), b[40:]
+	} else {
+		src, tcp = netip.AddrFrom4([4]byte(b[12:16])), b[int(b[0]&0xf)*4:]
+	}
 	return rst{
-		src:   netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[12:16])), binary.BigEndian.Uint16(tcp[0:])),
+		src:   netip.AddrPortFrom(src, binary.BigEndian.Uint16(tcp[0:])),
 		seq:   binary.BigEndian.Uint32(tcp[4:]),
 		flags: tcp[13],
 	}, true
 }
 
-// synRecv reports whether the target has a SYN_RECV socket for the prober's port (ss in the target namespace).
-func synRecv(t *testing.T, l *lab.Lab, port uint16) bool {
+// synRecv reports whether the target has a SYN_RECV socket for the prober's port (ss in the target namespace),
+// for the prober's address of family f.
+func synRecv(t *testing.T, l *lab.Lab, port uint16, f family) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -159,7 +213,7 @@ func synRecv(t *testing.T, l *lab.Lab, port uint16) bool {
 	if err != nil {
 		t.Fatalf("ss in %s: %v: %s", l.Target.Name, err, out)
 	}
-	return strings.Contains(string(out), netip.AddrPortFrom(l.ProberAddr, port).String())
+	return strings.Contains(string(out), netip.AddrPortFrom(f.prober(l), port).String())
 }
 
 // poll calls cond every 20ms until it holds or d passes.
@@ -232,17 +286,20 @@ func TestTwoGuardsCoexist(t *testing.T) {
 
 // TestGuardDropsLocalRST: the target answers our SYN with a SYN-ACK; the prober's kernel, which has no socket for
 // the flow, answers with a RST that the guard drops, so the target stays in SYN_RECV. Our own marked RST passes.
-func TestGuardDropsLocalRST(t *testing.T) {
+func TestGuardDropsLocalRST(t *testing.T) { eachFamily(t, testGuardDropsLocalRST) }
+
+func testGuardDropsLocalRST(t *testing.T, f family) {
 	l := labtest.New(t)
-	cfg := config(l)
+	cfg := configFor(l, f)
 	g := install(t, cfg)
 	w := newWatch(t, cfg)
-	capt := captureRSTs(t, l)
-	s := newSender(t, l.Prober, mark)
+	capt := captureRSTs(t, l, f)
+	s := newSender(t, l.Prober, mark, f)
+	src, dst := f.prober(l), f.target(l)
 
 	const port, iss = 40001, 1000
-	syn := tcpPacket(l.ProberAddr, l.TargetAddr, port, lab.PortHold, iss, 0, flagSYN)
-	if err := s.Send(syn, l.TargetAddr); err != nil {
+	syn := tcpPacket(src, dst, port, lab.PortHold, iss, 0, flagSYN)
+	if err := s.Send(syn, dst); err != nil {
 		t.Fatalf("send SYN: %v", err)
 	}
 	if !poll(3*time.Second, func() bool { n, err := g.Dropped(); return err == nil && n > 0 }) {
@@ -252,7 +309,7 @@ func TestGuardDropsLocalRST(t *testing.T) {
 	if r, ok := readRST(t, capt, 300*time.Millisecond); ok {
 		t.Errorf("the target received a RST despite the guard: %+v", r)
 	}
-	if !synRecv(t, l, port) {
+	if !synRecv(t, l, port, f) {
 		t.Errorf("no SYN_RECV socket for port %d in the target", port)
 	}
 	select {
@@ -262,18 +319,18 @@ func TestGuardDropsLocalRST(t *testing.T) {
 	}
 
 	dropped, _ := g.Dropped()
-	ours := tcpPacket(l.ProberAddr, l.TargetAddr, port, lab.PortHold, iss+1, 0, flagRST)
-	if err := s.Send(ours, l.TargetAddr); err != nil {
+	ours := tcpPacket(src, dst, port, lab.PortHold, iss+1, 0, flagRST)
+	if err := s.Send(ours, dst); err != nil {
 		t.Fatalf("send our RST: %v", err)
 	}
 	r, ok := readRST(t, capt, 2*time.Second)
-	if want := (rst{src: netip.AddrPortFrom(l.ProberAddr, port), seq: iss + 1, flags: flagRST}); !ok || r != want {
+	if want := (rst{src: netip.AddrPortFrom(src, port), seq: iss + 1, flags: flagRST}); !ok || r != want {
 		t.Errorf("captured %+v (%v), want our marked RST %+v", r, ok, want)
 	}
 	if n, _ := g.Dropped(); n != dropped {
 		t.Errorf("Dropped went from %d to %d: the guard dropped our marked RST", dropped, n)
 	}
-	if !poll(2*time.Second, func() bool { return !synRecv(t, l, port) }) {
+	if !poll(2*time.Second, func() bool { return !synRecv(t, l, port, f) }) {
 		t.Errorf("the target still has SYN_RECV for port %d after our RST", port)
 	}
 	select {
@@ -285,25 +342,28 @@ func TestGuardDropsLocalRST(t *testing.T) {
 
 // TestNoGuardRSTReachesTarget is the control: without the guard the local kernel's RST kills the handshake, and
 // Watch reports it.
-func TestNoGuardRSTReachesTarget(t *testing.T) {
+func TestNoGuardRSTReachesTarget(t *testing.T) { eachFamily(t, testNoGuardRSTReachesTarget) }
+
+func testNoGuardRSTReachesTarget(t *testing.T, f family) {
 	l := labtest.New(t)
-	cfg := config(l)
+	cfg := configFor(l, f)
 	w := newWatch(t, cfg)
-	capt := captureRSTs(t, l)
-	s := newSender(t, l.Prober, mark)
+	capt := captureRSTs(t, l, f)
+	s := newSender(t, l.Prober, mark, f)
+	src, dst := f.prober(l), f.target(l)
 
 	const port, iss = 40002, 5000
-	if err := s.Send(tcpPacket(l.ProberAddr, l.TargetAddr, port, lab.PortHold, iss, 0, flagSYN), l.TargetAddr); err != nil {
+	if err := s.Send(tcpPacket(src, dst, port, lab.PortHold, iss, 0, flagSYN), dst); err != nil {
 		t.Fatalf("send SYN: %v", err)
 	}
 	r, ok := readRST(t, capt, 2*time.Second)
-	if !ok || r.src != netip.AddrPortFrom(l.ProberAddr, port) {
+	if !ok || r.src != netip.AddrPortFrom(src, port) {
 		t.Fatalf("captured %+v (%v), want the prober kernel's RST from port %d", r, ok, port)
 	}
 	select {
 	case lk := <-w.Leaked():
-		if lk.Remote != netip.AddrPortFrom(l.TargetAddr, lab.PortHold) || lk.LocalPort != port || lk.Seq != r.seq {
-			t.Errorf("leak = %+v, want remote %v, local port %d, seq %d", lk, netip.AddrPortFrom(l.TargetAddr, lab.PortHold), port, r.seq)
+		if lk.Remote != netip.AddrPortFrom(dst, lab.PortHold) || lk.LocalPort != port || lk.Seq != r.seq {
+			t.Errorf("leak = %+v, want remote %v, local port %d, seq %d", lk, netip.AddrPortFrom(dst, lab.PortHold), port, r.seq)
 		}
 		if d := time.Since(lk.At); d < 0 || d > 5*time.Second {
 			t.Errorf("leak timestamp %v is %v old", lk.At, d)
@@ -311,7 +371,7 @@ func TestNoGuardRSTReachesTarget(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("Watch reported no leak within 2s")
 	}
-	if synRecv(t, l, port) {
+	if synRecv(t, l, port, f) {
 		t.Errorf("target still in SYN_RECV for port %d after the RST", port)
 	}
 	if err := w.Close(); err != nil {
@@ -383,7 +443,7 @@ func TestWatchOnDuplicatingPath(t *testing.T) {
 		t.Fatalf("impair the lab: %v", err)
 	}
 	w := newWatch(t, config(l))
-	s := newSender(t, l.Prober, mark)
+	s := newSender(t, l.Prober, mark, ipv4)
 
 	const port, iss = 40003, 7000
 	if err := s.Send(tcpPacket(l.ProberAddr, l.TargetAddr, port, lab.PortHold, iss, 0, flagRST), l.TargetAddr); err != nil {
