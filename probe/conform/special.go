@@ -79,12 +79,12 @@ func timeWaitSynHigher(ctx context.Context, e *env) error {
 
 // synOptions lists the options of a recorded segment by kind.
 func synOptions(seg *walk.Segment) (map[craft.OptionKind]craft.Option, error) {
-	p, err := craft.ParsePacket(seg.Raw)
+	t, err := seg.TCP()
 	if err != nil {
 		return nil, err
 	}
 	out := map[craft.OptionKind]craft.Option{}
-	for it := p.TCP.Options(); it.Next(); {
+	for it := t.Options(); it.Next(); {
 		o := it.Option()
 		out[o.Kind] = craft.Option{Kind: o.Kind, Data: append([]byte(nil), o.Data...)}
 	}

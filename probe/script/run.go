@@ -508,11 +508,10 @@ func (r *runner) read(ctx context.Context, deadline time.Time) (*in, error) {
 	if rp.Seg.ICMP != "" {
 		return &in{seg: rp.Seg, icmp: rp.Seg.ICMP, at: rp.Seg.At}, nil
 	}
-	p, err := craft.ParsePacket(rp.Seg.Raw)
+	t, err := rp.Seg.TCP()
 	if err != nil {
 		return nil, err
 	}
-	t := p.TCP
 	if !r.connected {
 		if err := r.flow.Connect(t.SourcePort()); err != nil {
 			return nil, err

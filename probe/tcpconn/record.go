@@ -45,8 +45,19 @@ type Segment struct {
 	ICMP        string `json:"icmp,omitempty"`
 	LocalState  string `json:"local_state"`
 	RemoteState string `json:"remote_state"`
-	// Raw is the whole IPv4 packet, for pcap files.
+	// Raw is the whole IPv4 or IPv6 packet, for pcap files (see TCP).
 	Raw []byte `json:"-"`
+}
+
+// TCP returns the TCP header and payload in Raw, an IPv4 or an IPv6 packet
+// (its version nibble says which).
+func (s *Segment) TCP() (craft.TCP, error) {
+	if len(s.Raw) > 0 && s.Raw[0]>>4 == craft.IPv6Version {
+		p, err := craft.ParseIPv6Packet(s.Raw)
+		return p.TCP, err
+	}
+	p, err := craft.ParsePacket(s.Raw)
+	return p.TCP, err
 }
 
 // Recorder keeps every segment of a connection, both ways, with relative
@@ -207,8 +218,8 @@ func (r *Recorder) Forget(seg *Segment) {
 	if f.Has(craft.FlagSYN) {
 		delete(r.syns, synKeyOf(seg.Seq, f))
 	}
-	if p, err := craft.ParsePacket(seg.Raw); err == nil {
-		delete(r.copies, string(p.TCP))
+	if t, err := seg.TCP(); err == nil {
+		delete(r.copies, string(t))
 	}
 }
 

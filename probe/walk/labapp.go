@@ -15,7 +15,7 @@ func (l *LabTarget) labAsk(ctx context.Context, line string) (string, error) {
 	var conn net.Conn
 	dial := func() error {
 		d := net.Dialer{Timeout: 3 * time.Second}
-		c, err := d.DialContext(ctx, "tcp4", netip.AddrPortFrom(l.Addr, labPortDialer).String())
+		c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(l.Addr, labPortDialer).String())
 		conn = c
 		return err
 	}
