@@ -57,6 +57,60 @@ func TestRunCLI(t *testing.T) {
 	}
 }
 
+// TestRunCLIIPVersion: against the dual-stack lab, packetdrill's
+// --ip_version chooses the family: an ipv6 script runs against the lab's
+// IPv6 address whatever address was given, an ipv4 one against the IPv4
+// address, one without the option against the address given.
+func TestRunCLIIPVersion(t *testing.T) {
+	l := labtest.New(t)
+	src, err := os.ReadFile("scripts/conformance/listen.pkt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	want := map[string]string{}
+	var paths []string
+	for _, f := range []struct{ name, opt, target string }{
+		{"v6.pkt", "--ip_version=ipv6\n", "[" + l.TargetAddr6.String() + "]:7001"},
+		{"v4.pkt", "--ip_version=ipv4\n", l.TargetAddr.String() + ":7001"},
+		{"any.pkt", "", ""},
+	} {
+		path := filepath.Join(dir, f.name)
+		if err := os.WriteFile(path, append([]byte(f.opt), src...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, path)
+		want[path] = f.target
+	}
+	for _, given := range []string{l.TargetAddr.String()} {
+		// The address given sets the one for the script without the
+		// option.
+		want[paths[2]] = given + ":7001"
+		args := append([]string{"--netns", l.Prober.Name, "run", "--json", "--slack", "100ms", given + ":7001"}, paths...)
+		r := runApp(t, args...)
+		if r.code != exitOK {
+			t.Fatalf("run %s: exit status %d, want 0; stdout: %s stderr: %s", given, r.code, r.stdout, r.stderr)
+		}
+		seen := 0
+		sc := bufio.NewScanner(strings.NewReader(r.stdout))
+		for sc.Scan() {
+			var res struct {
+				Scenario, Verdict, Target string
+			}
+			if json.Unmarshal(sc.Bytes(), &res) != nil || res.Scenario == "" {
+				continue
+			}
+			seen++
+			if res.Verdict != "pass" || res.Target != want[res.Scenario] {
+				t.Errorf("run %s: %s: %s against %s, want pass against %s", given, res.Scenario, res.Verdict, res.Target, want[res.Scenario])
+			}
+		}
+		if seen != len(paths) {
+			t.Errorf("run %s: %d results, want %d: %s", given, seen, len(paths), r.stdout)
+		}
+	}
+}
+
 // TestRunCLIWrongExpectation: a script that expects the wrong ACK fails
 // with exit status 1, and the output names the line, the expected and the
 // received segment.
