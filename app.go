@@ -122,10 +122,10 @@ error (privileges, guard, namespace), 130/143 interrupted.`,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "netns", EnvVars: []string{"TCPWALK_NETNS"},
 				Usage: "run in the named network namespace `NAME` (e.g. tcpwalk-prober, made by tcpwalk lab up)"},
-		},
+		}, familyFlags()...),
 		Commands: []*cli.Command{sendCommand(), walkCommand(), conformCommand(), firewallCommand(), runCommand(), scanCommand(), mergeCommand(), labCommand(), demoCommand(),
 			helpCommand(), manCommand(), completionCommand()},
 		// Without an Action, urfave/cli answers an unknown command with
@@ -279,7 +279,7 @@ func exitCode(err error) int {
 
 // openNetNS opens the namespace named by --netns. Without --netns, a target
 // in 198.18.0.0/15 (the lab's range) is probed from the lab's prober
-// namespace when the lab is up and we are not already in it (said on
+// namespace (so is one in 2001:2::/48, the lab's IPv6 range) when the lab is up and we are not already in it (said on
 // stderr), so that `tcpwalk lab up` followed by `tcpwalk walk all
 // 198.18.0.2:7001` works as written. Nil means the current namespace.
 func openNetNS(c *cli.Context, target netip.Addr) (*netns.NS, error) {
@@ -314,7 +314,7 @@ func openNetNS(c *cli.Context, target netip.Addr) (*netns.NS, error) {
 // the user's own on 198.19.x.x, routed from here, is probed from here.
 func labShouldProbe(prefix string, target netip.Addr) bool {
 	if l, err := lab.Open(prefix); err == nil {
-		own := target == l.ProberAddr || target == l.TargetAddr
+		own := l.Owns(target)
 		l.Release()
 		if own {
 			return true
@@ -323,7 +323,7 @@ func labShouldProbe(prefix string, target netip.Addr) bool {
 	if probe.CheckLabRoute(target) != nil {
 		return true // only the default route leads there from here
 	}
-	conn, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(target, 9)))
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(target, 9)))
 	if err != nil {
 		return true // no route here
 	}

@@ -152,6 +152,7 @@ func TestGlobalOptionAnywhere(t *testing.T) {
 		{[]string{"tcpwalk", "--prefix", "p", "lab", "down"}, []string{"tcpwalk", "lab", "down", "--prefix", "p"}},
 		{[]string{"tcpwalk", "--bogus", "send", "198.18.0.2:80"}, []string{"tcpwalk", "--bogus", "send", "--", "198.18.0.2:80"}},
 		{[]string{"tcpwalk", "-h", "send"}, []string{"tcpwalk", "-h", "send"}},
+		{[]string{"tcpwalk", "walk", "-6", "all", "[2001:2::2]:7001"}, []string{"tcpwalk", "-6", "walk", "--", "all", "[2001:2::2]:7001"}},
 	}
 	for _, tt := range tests {
 		if diff := cmp.Diff(tt.want, reorderArgs(app, tt.in)); diff != "" {

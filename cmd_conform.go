@@ -35,7 +35,7 @@ func conformCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "conform",
 		Usage:     "run the conformance matrix: TCP states × RFC 9293 / RFC 5961 events, each judged against its rule",
-		ArgsUsage: "HOST:PORT",
+		ArgsUsage: "HOST:PORT | [IPV6]:PORT",
 		Description: `Puts the remote in each TCP state tcpwalk can reach, sends one event there
 (exact, in-window and out-of-window RSTs, a SYN, ACKs above SND.NXT and far
 below SND.UNA, data after our FIN, our FIN again, SYNs into TIME_WAIT, a bad
@@ -92,7 +92,7 @@ func runConform(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageErr("conform: want HOST:PORT, e.g. tcpwalk conform 198.18.0.2:7001")
 	}
-	target, err := probe.ParseTarget(c.Args().Get(0))
+	target, err := parseTarget(c, c.Args().Get(0))
 	if err != nil {
 		return err
 	}

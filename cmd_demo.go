@@ -16,7 +16,7 @@ func demoCommand() *cli.Command {
 		Name:  "demo",
 		Usage: "build a throwaway lab, walk its target (Linux, or gVisor with --stack gvisor) through all 11 TCP states, draw every walk, remove the lab",
 		Description: `Makes two network namespaces joined by veth (198.18.0.0/15, no default
-route), starts real kernel servers in the target, runs every walk at once with
+route; also 2001:2::/48, walked with -6), starts real kernel servers in the target, runs every walk at once with
 the kernel's own socket states read beside the wire's, prints a ladder diagram
 per walk and a table of the 11 states, and removes everything, also on Ctrl-C.
 A demo killed with SIGKILL leaves its lab behind: tcpwalk lab down removes it.
@@ -27,6 +27,7 @@ sock_diag, so that demo shows the wire alone.
 Example:
    tcpwalk demo
    tcpwalk demo --json
+   tcpwalk demo -6
    tcpwalk demo --stack gvisor
    tcpwalk demo --junit demo.xml --pcap demo.pcapng
    tcpwalk demo --html demo.html`,
@@ -47,6 +48,10 @@ func runDemo(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	fam, err := targetFamily(c)
+	if err != nil {
+		return err
+	}
 	prefix := fmt.Sprintf("%s%d", demoPrefix, os.Getpid())
 	l, err := lab.Create(&lab.Config{Prefix: prefix, Stack: stack})
 	if err != nil {
@@ -56,18 +61,26 @@ func runDemo(c *cli.Context) error {
 	if _, err := l.StartServers(); err != nil {
 		return &exitError{code: exitEnv, err: fmt.Errorf("demo: start the lab's servers: %w", err)}
 	}
+	// IPv4 by default; -6 walks over the lab's IPv6 addresses.
+	local, target := l.ProberAddr, l.TargetAddr
+	if fam == probe.Family6 {
+		local, target = l.ProberAddr6, l.TargetAddr6
+		if !target.IsValid() {
+			return usageErr("demo -6: the %s lab has no IPv6 address yet; leave -6 out", stackText(l.Stack))
+		}
+	}
 	if !c.Bool("json") {
 		fmt.Fprintf(c.App.Writer, "lab: %s (%s) <-> %s (%s), servers on %s ports 7001-7010, stack %s\n\n",
-			l.Prober.Name, l.ProberAddr, l.Target.Name, l.TargetAddr, l.TargetAddr, stackText(l.Stack))
+			l.Prober.Name, local, l.Target.Name, target, target, stackText(l.Stack))
 	}
 	cfg := walk.Config{
 		Port:    lab.PortHold,
-		Trigger: &walk.LabTarget{Addr: l.TargetAddr, NS: l.Prober},
+		Trigger: &walk.LabTarget{Addr: target, NS: l.Prober},
 	}
 	if l.Stack.HasOracle() {
 		cfg.Oracle = walk.SockDiag{NS: l.Target}
 	}
-	results, err := runWalks(c.Context, c, probe.Config{Remote: l.TargetAddr, NetNS: l.Prober}, cfg, walk.Scenarios())
+	results, err := runWalks(c.Context, c, probe.Config{Remote: target, NetNS: l.Prober}, cfg, walk.Scenarios())
 	if err != nil {
 		return err
 	}

@@ -685,7 +685,7 @@ func labTargetFor(c *cli.Context, addr netip.Addr) (*lab.Lab, bool) {
 	if err != nil {
 		return nil, false
 	}
-	if l.TargetAddr != addr {
+	if !l.IsTarget(addr) {
 		l.Release()
 		return nil, false
 	}

@@ -31,8 +31,9 @@ receive timestamps, then a summary. A SYN carries a Linux-like option set
 otherwise. ICMP and ICMPv6 errors about our segments are reported too. An
 IPv6 target is written in brackets; --ttl is then its hop limit and --tos its
 traffic class, --flow-label sets the flow label, and --id and --df do not
-apply. The RST guard covers IPv4 only so far: over IPv6 the local kernel
-resets the remote's SYN-ACK (a warning says so).
+apply. -p PORT gives the port of a target written without one
+(2001:2::2 -p 80); -4 or -6 picks the family of a name that resolves to
+both (default: the first address the system's resolver returns).
 
 Examples:
    tcpwalk send --flags S 198.18.0.2:8080
@@ -43,6 +44,7 @@ Examples:
    tcpwalk send --flags S --flood -c 1000 --rate 500 198.18.0.2:80
    tcpwalk send --flags S -e ` + labIf + ` -S 198.18.0.1 198.18.0.2:80
    tcpwalk send --flags S --flow-label 0x12345 [2001:2::2]:80
+   tcpwalk send --flags S -p 7001 2001:2::2
 
 --frag cuts each probe's IP datagram into fragments (RFC 791 §3.2) that the
 remote's kernel must reassemble before TCP sees the segment: what a firewall
@@ -51,7 +53,7 @@ there, not to tcpwalk. --flood shows only the summary, with the rate reached.
 ` + labIf + ` is the lab's end of its veth (tcpwalk lab up; ip -n tcpwalk-prober link).
 
 Exit status: 0 a reply came, 1 no reply, 2 bad usage, 3 environment error.`,
-		Flags: []cli.Flag{
+		Flags: []cli.Flag{portFlag(),
 			&cli.StringFlag{Name: "flags", Value: "S", Usage: "TCP flags: letters (S, SA, FA, R, PA), names (syn,ack) or hex (0x12)"},
 			&cli.StringFlag{Name: "seq", Usage: "sequence number (default: random ISN per probe)"},
 			&cli.StringFlag{Name: "ack", Usage: "acknowledgment number (the ACK flag is set only by --flags)"},
@@ -169,11 +171,11 @@ func sendSpecFromFlags(c *cli.Context) (send.Spec, error) {
 	var s send.Spec
 	if c.NArg() != 1 {
 		if c.NArg() == 0 {
-			return s, usageErr("send: missing target: write HOST:PORT, e.g. tcpwalk send --flags S 198.18.0.2:80")
+			return s, usageErr("send: missing target: write HOST:PORT, e.g. tcpwalk send --flags S 198.18.0.2:80 (IPv6: [2001:2::2]:80)")
 		}
 		return s, usageErr("send: want one target HOST:PORT, got %d arguments: %s", c.NArg(), strings.Join(c.Args().Slice(), " "))
 	}
-	target, err := probe.ParseTargetAny(c.Args().First())
+	target, err := parseTarget(c, c.Args().First())
 	if err != nil {
 		return s, err
 	}
@@ -302,8 +304,8 @@ func sourceFromFlags(c *cli.Context) (netip.Addr, error) {
 		return netip.Addr{}, nil
 	}
 	a, err := netip.ParseAddr(v)
-	if err != nil || !a.Unmap().Is4() {
-		return netip.Addr{}, usageErr("--source %q: want an IPv4 address, e.g. 198.18.0.1", v)
+	if err != nil {
+		return netip.Addr{}, usageErr("--source %q: want an IPv4 or IPv6 address, e.g. 198.18.0.1 or 2001:2::1", v)
 	}
 	if err := probe.CheckSource(a.Unmap()); err != nil {
 		return netip.Addr{}, usageErr("--source: %v", err)

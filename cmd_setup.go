@@ -21,6 +21,7 @@ func walkFlags() []cli.Flag {
 		&cli.StringFlag{Name: "oracle-netns", Usage: "read the target's real socket states in this namespace (default: the lab's target, against the lab)"},
 		&cli.DurationFlag{Name: "reply-timeout", Value: walk.DefaultTiming.Reply, Usage: "wait for a reply before retransmitting ours"},
 		&cli.IntFlag{Name: "tries", Value: walk.DefaultTiming.Tries, Usage: "times a segment that expects a reply is sent (1-10)"},
+		portFlag(),
 	}
 }
 
@@ -62,7 +63,7 @@ func newWalkSetup(c *cli.Context, target netip.Addr) (_ *walkSetup, err error) {
 		if labNS == nil {
 			labNS = l.Prober
 		}
-		labTarget = &walk.LabTarget{Addr: l.TargetAddr, NS: labNS}
+		labTarget = &walk.LabTarget{Addr: target, NS: labNS} // the lab's dialer answers over the family it is asked on
 	}
 	trigName := c.String("close-trigger")
 	if trigName == "" && isLab {

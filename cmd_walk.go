@@ -27,7 +27,7 @@ func walkCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "walk",
 		Usage:     "drive a remote TCP stack through its states and judge every reply against RFC 9293",
-		ArgsUsage: "SCENARIO|all HOST:PORT",
+		ArgsUsage: "SCENARIO|all HOST:PORT | [IPV6]:PORT",
 		Description: `Walks the remote through TCP states with crafted segments, checks each
 transition from the wire, and draws each walk as a ladder diagram.
 
@@ -81,7 +81,7 @@ func runWalk(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	target, err := probe.ParseTarget(c.Args().Get(1))
+	target, err := parseTarget(c, c.Args().Get(1))
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,23 +52,39 @@ func demoLeftovers(t *testing.T) []string {
 // TestDemoLeavesNothing runs the README's first command in-process, from a
 // clean state: every walk passes, the 11 states are confirmed, and no
 // namespace, veth, firewall table or process of the demo is left.
+// It runs over IPv4 (the default) and over IPv6 (demo -6), whose JSON and
+// JUnit name the IPv6 addresses.
 func TestDemoLeavesNothing(t *testing.T) {
 	skipUnlessRoot(t)
+	for _, fam := range []struct {
+		name string
+		args []string
+		v6   bool
+	}{{"IPv4", nil, false}, {"IPv6", []string{"-6"}, true}} {
+		t.Run(fam.name, func(t *testing.T) { testDemoLeavesNothing(t, fam.args, fam.v6) })
+	}
+}
+
+func testDemoLeavesNothing(t *testing.T, famArgs []string, v6 bool) {
 	if left := demoLeftovers(t); len(left) > 0 {
 		t.Fatalf("not a clean state before the demo: %v", left)
 	}
 	page := filepath.Join(t.TempDir(), "demo.html")
-	r := runApp(t, "demo", "--json", "--html", page)
+	junit := filepath.Join(t.TempDir(), "demo.xml")
+	r := runApp(t, append(append([]string{"demo"}, famArgs...), "--json", "--html", page, "--junit", junit)...)
 	if r.code != exitOK {
 		t.Fatalf("demo: exit %d, want 0", r.code)
 	}
 	walks, pass := 0, 0
 	segments := map[string][]walkSegment{}
+	var target string
 	for _, line := range lines(r.stdout) {
 		var ev struct {
 			Event    string        `json:"event"`
 			Scenario string        `json:"scenario"`
 			Verdict  string        `json:"verdict"`
+			Target   string        `json:"target"`
+			Local    string        `json:"local"`
 			Segments []walkSegment `json:"segments"`
 		}
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
@@ -79,12 +96,21 @@ func TestDemoLeavesNothing(t *testing.T) {
 			if ev.Verdict == "pass" {
 				pass++
 			}
+			ta, terr := netip.ParseAddrPort(ev.Target)
+			la, lerr := netip.ParseAddrPort(ev.Local)
+			if terr != nil || lerr != nil || ta.Addr().Is6() != v6 || la.Addr().Is6() != v6 {
+				t.Errorf("%s: target %q, local %q; want addresses of the family walked (IPv6 %v)", ev.Scenario, ev.Target, ev.Local, v6)
+			}
+			target = ev.Target
 		}
 	}
 	if walks != 9 || pass != walks {
 		t.Errorf("demo: %d of %d walks passed, want 9 of 9", pass, walks)
 	}
 	checkHTMLPage(t, page, segments)
+	if x, err := os.ReadFile(junit); err != nil || target == "" || !strings.Contains(string(x), target) {
+		t.Errorf("the JUnit file (%v) does not name the target %q", err, target)
+	}
 	if left := demoLeftovers(t); len(left) > 0 {
 		t.Errorf("the demo left behind: %v", left)
 	}

@@ -149,6 +149,9 @@ func Open(cfg Config) (*Prober, error) {
 		if err := CheckSource(cfg.Source); err != nil {
 			return nil, err
 		}
+		if cfg.Source.Is4() != cfg.Remote.Is4() {
+			return nil, usagef(fmt.Errorf("source %s and destination %s are of different address families: give a source of the destination's family", cfg.Source, cfg.Remote))
+		}
 	}
 	if err := privs.Check(true); err != nil {
 		return nil, envf(err)
@@ -223,6 +226,9 @@ func (p *Prober) open() error {
 func (p *Prober) open6() error {
 	var err error
 	remote := netip.PrefixFrom(p.cfg.Remote, 128)
+	if p.cfg.Interface != "" {
+		return usagef(fmt.Errorf("sending by interface %s is not supported over IPv6 yet: leave the interface out (the route to %s picks it)", p.cfg.Interface, p.cfg.Remote))
+	}
 	if p.sender, err = rawsock.NewSender6(p.cfg.Mark); err != nil {
 		return envf(fmt.Errorf("probe: open raw IPv6 send socket: %w", err))
 	}
@@ -273,12 +279,16 @@ func (p *Prober) sourceAddr() (netip.Addr, int, error) {
 		}
 		for _, a := range addrs {
 			if n, ok := a.(*net.IPNet); ok {
-				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() == p.cfg.Remote.Is4() && !ip.IsLinkLocalUnicast() {
 					return ip.Unmap(), 0, nil
 				}
 			}
 		}
-		return netip.Addr{}, 0, usagef(fmt.Errorf("interface %s has no IPv4 address: give the source with -S ADDR", p.cfg.Interface))
+		fam := "IPv4"
+		if p.v6 {
+			fam = "global IPv6"
+		}
+		return netip.Addr{}, 0, usagef(fmt.Errorf("interface %s has no %s address to reach %s from: give the source with -S ADDR", p.cfg.Interface, fam, p.cfg.Remote))
 	}
 	if p.cfg.Source.IsValid() {
 		return p.cfg.Source, 0, nil
@@ -291,8 +301,10 @@ func (p *Prober) sourceAddr() (netip.Addr, int, error) {
 // would replace anyway).
 func CheckSource(a netip.Addr) error {
 	switch {
-	case !a.Is4():
-		return usagef(fmt.Errorf("source %s is not an IPv4 address: tcpwalk speaks IPv4 only", a))
+	case a.Is4In6():
+		return usagef(fmt.Errorf("source %s is an IPv4-mapped address: write the IPv4 address %s", a, a.Unmap()))
+	case !a.IsValid():
+		return usagef(errors.New("missing source address"))
 	case a.IsUnspecified():
 		return usagef(fmt.Errorf("source %s: the unspecified address is replaced by the kernel; leave -S out instead", a))
 	case a.IsMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):

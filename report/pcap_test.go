@@ -105,7 +105,7 @@ func TestWritePcap(t *testing.T) {
 		t.Fatalf("read pcapng back: %v", err)
 	}
 	if r.LinkType() != layers.LinkTypeRaw {
-		t.Errorf("link type %v, want raw IPv4 (101)", r.LinkType())
+		t.Errorf("link type %v, want raw IP (101)", r.LinkType())
 	}
 	if app := r.SectionInfo().Application; app != "tcpwalk" {
 		t.Errorf("section application %q, want tcpwalk", app)
@@ -442,5 +442,75 @@ func TestWritePcapFillsOffloadChecksum(t *testing.T) {
 	}
 	if !bytes.Equal(data, bad) || strings.Contains(opts.Comments[0], "filled in") {
 		t.Errorf("a truly bad checksum was changed or marked filled in: %q", opts.Comments)
+	}
+}
+
+// TestWritePcapIPv6Walks: walks over IPv6 in the lab write a pcapng whose
+// packets an independent decoder (gopacket) reads in the same raw link
+// type (101, which carries IPv4 and IPv6 alike) as IPv6 + TCP between the
+// lab's IPv6 addresses, with every recorded byte.
+func TestWritePcapIPv6Walks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs walks in a network-namespace lab")
+	}
+	l := labtest.New(t)
+	p, err := probe.Open(probe.Config{Remote: l.TargetAddr6, NetNS: l.Prober, Warn: func(m string) { t.Logf("warning: %s", m) }})
+	if err != nil {
+		t.Fatalf("probe.Open: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	var scenarios []walk.Scenario
+	for _, name := range []string{"handshake", "closed-port"} {
+		s, ok := walk.Lookup(name)
+		if !ok {
+			t.Fatalf("no scenario %q", name)
+		}
+		scenarios = append(scenarios, s)
+	}
+	cfg := walk.Config{Prober: p, Port: lab.PortHold, ClosedPort: lab.PortClosed,
+		Trigger: &walk.LabTarget{Addr: l.TargetAddr6, NS: l.Prober}, Oracle: walk.SockDiag{NS: l.Target}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	results := walk.Run(ctx, cfg, scenarios)
+	var b bytes.Buffer
+	if err := report.WritePcap(&b, results); err != nil {
+		t.Fatalf("WritePcap: %v", err)
+	}
+	r, err := pcapgo.NewNgReader(bytes.NewReader(b.Bytes()), pcapgo.DefaultNgReaderOptions)
+	if err != nil {
+		t.Fatalf("read pcapng back: %v", err)
+	}
+	if r.LinkType() != layers.LinkTypeRaw {
+		t.Errorf("link type %v, want raw IP (101)", r.LinkType())
+	}
+	n := 0
+	for {
+		data, _, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("packet %d: %v", n+1, err)
+		}
+		n++
+		pkt := gopacket.NewPacket(data, layers.LinkTypeRaw, gopacket.Default)
+		ip, _ := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+		tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if ip == nil || tcp == nil || pkt.ErrorLayer() != nil {
+			t.Errorf("packet %d does not decode as IPv6 + TCP: %v", n, pkt)
+			continue
+		}
+		src, _ := netip.AddrFromSlice(ip.SrcIP)
+		dst, _ := netip.AddrFromSlice(ip.DstIP)
+		ends := map[netip.Addr]bool{l.ProberAddr6: true, l.TargetAddr6: true}
+		if !ends[src] || !ends[dst] || src == dst {
+			t.Errorf("packet %d: %v -> %v, want between %v and %v", n, src, dst, l.ProberAddr6, l.TargetAddr6)
+		}
+		if port := uint16(tcp.DstPort); src == l.ProberAddr6 && port != lab.PortHold && port != lab.PortClosed {
+			t.Errorf("packet %d to port %d, want %d or %d", n, port, lab.PortHold, lab.PortClosed)
+		}
+	}
+	if n < 4 {
+		t.Errorf("%d packets in the pcapng of a handshake and a closed-port walk over IPv6, want at least 4", n)
 	}
 }

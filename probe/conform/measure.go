@@ -645,7 +645,7 @@ func probeSynCookies(ctx context.Context, cfg *Config) (sack, ws bool, err error
 	defer f.Close()
 	c := tcpconn.New(f, nil)
 	defer c.Tidy()
-	opts := []craft.Option{craft.MSS(tcpconn.DefaultMSS), craft.SACKPermitted(), craft.NOP(), craft.WindowScale(7)}
+	opts := []craft.Option{craft.MSS(tcpconn.DefaultMSSFor(f.Remote.Addr())), craft.SACKPermitted(), craft.NOP(), craft.WindowScale(7)}
 	tm := cfg.Walk.Timing
 	for range tm.Tries {
 		if err := c.SendSYNWith(c.ISS, opts, "SYN without timestamps"); err != nil {

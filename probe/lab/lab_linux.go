@@ -453,6 +453,17 @@ func ifAddr(ns *netns.NS, name string) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("%s in %s has no IPv4 address", name, ns.Name)
 }
 
+// IsTarget reports whether a is the target's address, IPv4 or IPv6.
+func (l *Lab) IsTarget(a netip.Addr) bool {
+	return a.IsValid() && (a == l.TargetAddr || a == l.TargetAddr6)
+}
+
+// Owns reports whether a is an address of the lab's prober or target, of
+// either family.
+func (l *Lab) Owns(a netip.Addr) bool {
+	return l.IsTarget(a) || (a.IsValid() && (a == l.ProberAddr || a == l.ProberAddr6))
+}
+
 // StartServers starts the lab servers (see the package doc) on TargetAddr,
 // and on TargetAddr6 when the lab has IPv6, in the target namespace, on the
 // lab's Stack; Close stops them.

@@ -84,7 +84,7 @@ func ParseHost(s string) (netip.Prefix, error) {
 		}
 		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked(), nil
 	}
-	a, err := probe.ResolveHost(s)
+	a, err := probe.ResolveHost(s, probe.TargetOptions{Family: probe.Family4}) // the scan speaks IPv4 only so far
 	if err != nil {
 		return netip.Prefix{}, err
 	}

@@ -95,17 +95,31 @@ type sentSeg struct {
 	nOpts    int
 }
 
-// New returns a connection on f with a random ISS, offering LinuxOffer.
+// New returns a connection on f with a random ISS, offering LinuxOffer
+// (with the MSS of f's family, LinuxOfferFor).
 // rec, nil for a fresh one (states CLOSED and LISTEN), records it.
 func New(f *probe.Flow, rec *Recorder) *Conn {
 	if rec == nil {
 		rec = NewRecorder("CLOSED", "LISTEN")
 	}
 	iss := Seq(probe.RandomUint32())
-	c := &Conn{Flow: f, Rec: rec, Offer: LinuxOffer, clock: newTSClock(),
+	offer := LinuxOffer
+	if f != nil {
+		offer = LinuxOfferFor(f.Remote.Addr())
+	}
+	c := &Conn{Flow: f, Rec: rec, Offer: offer, clock: newTSClock(),
 		TCB: TCB{ISS: iss, SndUna: iss, SndNxt: iss, RcvWnd: DefaultWindow}}
 	rec.conn = c
 	return c
+}
+
+// defaultSendMSS is the remote's MSS when its SYN carries none, for the
+// flow's family.
+func (c *Conn) defaultSendMSS() uint16 {
+	if c.Flow == nil {
+		return defaultSendMSS
+	}
+	return defaultSendMSSFor(c.Flow.Remote.Addr())
 }
 
 // ErrTooLong is returned for data longer than the remote takes in one
@@ -118,7 +132,7 @@ func (c *Conn) TSVal() uint32 { return c.clock.now() }
 // EffSndMSS is the most data one segment of ours may carry: the remote's
 // MSS less our TCP options (RFC 9293 §3.7.1, RFC 6691 §2).
 func (c *Conn) EffSndMSS() int {
-	mss := defaultSendMSS
+	mss := int(c.defaultSendMSS())
 	switch {
 	case c.Neg.Done:
 		mss = int(c.Neg.SendMSS)
@@ -304,7 +318,7 @@ func (c *Conn) sentSeg(at time.Time, seg *craft.Segment, raw []byte, note string
 	if f.Has(craft.FlagSYN) && !f.Has(craft.FlagRST) {
 		c.ourSYN, c.ourSYNSent, c.synSince = offerOfOptions(seg.Options), true, true
 		if c.peerSYNSeen && !c.Neg.Done {
-			c.Neg = negotiate(c.ourSYN, c.peerSYN)
+			c.Neg = negotiate(c.ourSYN, c.peerSYN, c.defaultSendMSS())
 		}
 	}
 	if !f.Has(craft.FlagRST) {
@@ -406,7 +420,7 @@ func (c *Conn) learnSYN(seq, ack Seq, answersOurs, optsOK bool) {
 	}
 	c.Neg = Negotiated{}
 	if c.ourSYNSent {
-		c.Neg = negotiate(c.ourSYN, c.peerSYN)
+		c.Neg = negotiate(c.ourSYN, c.peerSYN, c.defaultSendMSS())
 	}
 	if c.peerSYN.Timestamps && optsOK {
 		c.TSRecent = c.rx.TSVal

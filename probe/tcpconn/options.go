@@ -2,6 +2,7 @@ package tcpconn
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"time"
 
 	"github.com/tcpwalk/tcpwalk/craft"
@@ -12,13 +13,39 @@ import (
 // one 1460-byte MSS times 44. It is the one place this number is written.
 const DefaultWindow = 64240
 
-// DefaultMSS is the MSS we offer: an Ethernet MTU of 1500 less the IPv4
-// and TCP headers (RFC 9293 §3.7.1).
-const DefaultMSS = 1460
+// DefaultMSS is the MSS we offer over IPv4: an Ethernet MTU of 1500 less
+// the IPv4 and TCP headers (RFC 9293 §3.7.1). DefaultMSS6 is the same over
+// IPv6, whose header is 40 bytes (RFC 8200 §3; RFC 8200 §8.3: the MSS is
+// the MTU less 60).
+const (
+	DefaultMSS  = 1460
+	DefaultMSS6 = 1440
+)
 
-// defaultSendMSS is the remote's MSS when its SYN carried none (RFC 9293
-// §3.7.1: SendMSS defaults to 536 for IPv4).
-const defaultSendMSS = 536
+// defaultSendMSS is the remote's MSS when its SYN carried none: 536 for
+// IPv4 (RFC 9293 §3.7.1), and 1220 for IPv6 (RFC 8200 §8.3: the minimum
+// link MTU of 1280 less 60).
+const (
+	defaultSendMSS  = 536
+	defaultSendMSS6 = 1220
+)
+
+// DefaultMSSFor is the MSS we offer to remote: DefaultMSS, or DefaultMSS6
+// for an IPv6 remote.
+func DefaultMSSFor(remote netip.Addr) uint16 {
+	if remote.Is6() && !remote.Is4In6() {
+		return DefaultMSS6
+	}
+	return DefaultMSS
+}
+
+// defaultSendMSSFor is defaultSendMSS for remote's family.
+func defaultSendMSSFor(remote netip.Addr) uint16 {
+	if remote.Is6() && !remote.Is4In6() {
+		return defaultSendMSS6
+	}
+	return defaultSendMSS
+}
 
 // Offer is what our SYNs offer (RFC 9293 §3.7.1, RFC 7323, RFC 2018). The
 // zero Offer offers nothing.
@@ -40,8 +67,16 @@ type Offer struct {
 	WindowShift uint8
 }
 
-// LinuxOffer is what Linux offers on a SYN: mss 1460, sackOK, TS, wscale 7.
+// LinuxOffer is what Linux offers on a SYN over IPv4: mss 1460, sackOK, TS,
+// wscale 7 (LinuxOfferFor gives the IPv6 one, mss 1440).
 var LinuxOffer = Offer{MSS: DefaultMSS, SACKPermitted: true, Timestamps: true, WindowScale: true, WindowShift: 7}
+
+// LinuxOfferFor is LinuxOffer with the MSS for remote's family.
+func LinuxOfferFor(remote netip.Addr) Offer {
+	o := LinuxOffer
+	o.MSS = DefaultMSSFor(remote)
+	return o
+}
 
 // offerOf reads what a SYN's options offer.
 func offerOf(s *craft.OptionSet) Offer {
@@ -88,11 +123,13 @@ type Negotiated struct {
 	SACK bool
 }
 
-func negotiate(ours, theirs Offer) Negotiated {
+// negotiate settles what both SYNs offered; defMSS is the remote's MSS when
+// its SYN carried none (defaultSendMSSFor).
+func negotiate(ours, theirs Offer, defMSS uint16) Negotiated {
 	n := Negotiated{Done: true, SendMSS: theirs.MSS, Timestamps: ours.Timestamps && theirs.Timestamps,
 		WindowScale: ours.WindowScale && theirs.WindowScale, SACK: ours.SACKPermitted && theirs.SACKPermitted}
 	if n.SendMSS == 0 {
-		n.SendMSS = defaultSendMSS
+		n.SendMSS = defMSS
 	}
 	if n.WindowScale {
 		n.SndShift, n.RcvShift = theirs.WindowShift, ours.WindowShift

@@ -59,7 +59,7 @@ func trySYN(ctx context.Context, p *probe.Prober, port uint16, wait time.Duratio
 	defer f.Close()
 	c := tcpconn.New(f, nil)
 	defer c.Tidy()
-	if err := c.SendSYNWith(c.ISS, []craft.Option{craft.MSS(tcpconn.DefaultMSS)}, "find a closed port"); err != nil {
+	if err := c.SendSYNWith(c.ISS, []craft.Option{craft.MSS(tcpconn.DefaultMSSFor(f.Remote.Addr()))}, "find a closed port"); err != nil {
 		return "", err
 	}
 	c.SndNxt = c.ISS + 1

@@ -131,7 +131,7 @@ func (d *connectBack) Dial(ctx context.Context, port uint16) error {
 	var conn net.Conn
 	dial := func() error {
 		nd := net.Dialer{Timeout: 3 * time.Second}
-		c, err := nd.DialContext(ctx, "tcp4", d.server.String())
+		c, err := nd.DialContext(ctx, "tcp", d.server.String())
 		conn = c
 		return err
 	}

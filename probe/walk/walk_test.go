@@ -15,11 +15,38 @@ import (
 )
 
 // labWalk opens a prober in a fresh lab and returns the walk config with the
-// lab trigger and the sock_diag oracle.
+// lab trigger and the sock_diag oracle, over IPv4.
 func labWalk(t *testing.T) (walk.Config, *lab.Lab) {
 	t.Helper()
+	return labWalkFamily(t, families[0])
+}
+
+// family is one address family of the dual-stack lab.
+type family struct {
+	name   string
+	target func(*lab.Lab) netip.Addr
+}
+
+var families = []family{
+	{"IPv4", func(l *lab.Lab) netip.Addr { return l.TargetAddr }},
+	{"IPv6", func(l *lab.Lab) netip.Addr { return l.TargetAddr6 }},
+}
+
+// eachFamily runs fn as a subtest per family.
+func eachFamily(t *testing.T, fn func(t *testing.T, f family)) {
+	for _, f := range families {
+		t.Run(f.name, func(t *testing.T) { fn(t, f) })
+	}
+}
+
+// labWalkFamily is labWalk towards the lab target's address of family f:
+// the prober, the lab's app control and dial trigger, and the sock_diag
+// oracle all speak that family.
+func labWalkFamily(t *testing.T, f family) (walk.Config, *lab.Lab) {
+	t.Helper()
 	l := labtest.New(t)
-	p, err := probe.Open(probe.Config{Remote: l.TargetAddr, NetNS: l.Prober, Warn: func(m string) { t.Logf("warning: %s", m) }})
+	target := f.target(l)
+	p, err := probe.Open(probe.Config{Remote: target, NetNS: l.Prober, Warn: func(m string) { t.Logf("warning: %s", m) }})
 	if err != nil {
 		t.Fatalf("probe.Open: %v", err)
 	}
@@ -27,7 +54,7 @@ func labWalk(t *testing.T) (walk.Config, *lab.Lab) {
 	return walk.Config{
 		Prober:  p,
 		Port:    lab.PortHold,
-		Trigger: &walk.LabTarget{Addr: l.TargetAddr, NS: l.Prober},
+		Trigger: &walk.LabTarget{Addr: target, NS: l.Prober},
 		Oracle:  walk.SockDiag{NS: l.Target},
 	}, l
 }
@@ -46,8 +73,10 @@ func portProber(t *testing.T, l *lab.Lab, port uint16) *probe.Prober {
 	return p
 }
 
-func TestAllScenariosAgainstLinux(t *testing.T) {
-	cfg, _ := labWalk(t)
+func TestAllScenariosAgainstLinux(t *testing.T) { eachFamily(t, testAllScenariosAgainstLinux) }
+
+func testAllScenariosAgainstLinux(t *testing.T, f family) {
+	cfg, _ := labWalkFamily(t, f)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res := walk.Run(ctx, cfg, walk.Scenarios())
@@ -71,9 +100,11 @@ func TestAllScenariosAgainstLinux(t *testing.T) {
 
 // TestElevenStatesWireEqualsKernel runs every walk and asserts that each of
 // the 11 states of RFC 9293 §3.3.2 was inferred from the wire by a passing
-// check whose kernel state (sock_diag) is the same.
-func TestElevenStatesWireEqualsKernel(t *testing.T) {
-	cfg, _ := labWalk(t)
+// check whose kernel state (sock_diag) is the same, over IPv4 and IPv6.
+func TestElevenStatesWireEqualsKernel(t *testing.T) { eachFamily(t, testElevenStatesWireEqualsKernel) }
+
+func testElevenStatesWireEqualsKernel(t *testing.T, f family) {
+	cfg, _ := labWalkFamily(t, f)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res := walk.Run(ctx, cfg, walk.Scenarios())
