@@ -14,46 +14,51 @@ import (
 )
 
 // TestRunCLI runs every shipped script with `tcpwalk run` against a fresh
-// lab's Linux target: exit status 0, a PASS line per script, and one JUnit
-// test case per script.
+// lab's Linux target, over IPv4 and over IPv6 (a bare address of either
+// family): exit status 0, a PASS line per script, and one JUnit test case
+// per script.
 func TestRunCLI(t *testing.T) {
 	l := labtest.New(t)
 	scripts, err := filepath.Glob("scripts/conformance/*.pkt")
 	if err != nil || len(scripts) == 0 {
 		t.Fatalf("no scripts in scripts/conformance (%v)", err)
 	}
-	dir := t.TempDir()
-	junit, pcap := filepath.Join(dir, "run.xml"), filepath.Join(dir, "run.pcapng")
-	// The slack: other tests share the machine's two cores.
-	args := append([]string{"--netns", l.Prober.Name, "run", "--slack", "100ms", "--junit", junit, "--pcap", pcap,
-		l.TargetAddr.String()}, scripts...)
-	r := runApp(t, args...)
-	if r.code != exitOK {
-		t.Fatalf("exit status %d, want 0; stderr: %s", r.code, r.stderr)
-	}
-	for _, s := range scripts {
-		if !strings.Contains(r.stdout, "PASS         "+s+"  (") {
-			t.Errorf("no PASS line for %s", s)
-		}
-	}
-	b, err := os.ReadFile(junit)
-	if err != nil {
-		t.Fatalf("--junit: %v", err)
-	}
-	var suites struct {
-		Suites []struct {
-			Tests    int `xml:"tests,attr"`
-			Failures int `xml:"failures,attr"`
-		} `xml:"testsuite"`
-	}
-	if err := xml.Unmarshal(b, &suites); err != nil || len(suites.Suites) != 1 {
-		t.Fatalf("--junit does not parse as one suite: %v", err)
-	}
-	if s := suites.Suites[0]; s.Tests != len(scripts) || s.Failures != 0 {
-		t.Errorf("JUnit: %d tests, %d failures; want %d, 0", s.Tests, s.Failures, len(scripts))
-	}
-	if fi, err := os.Stat(pcap); err != nil || fi.Size() == 0 {
-		t.Errorf("--pcap: %v (size %v)", err, fi)
+	for _, target := range []string{l.TargetAddr.String(), l.TargetAddr6.String()} {
+		t.Run(target, func(t *testing.T) {
+			dir := t.TempDir()
+			junit, pcap := filepath.Join(dir, "run.xml"), filepath.Join(dir, "run.pcapng")
+			// The slack: other tests share the machine's two cores.
+			args := append([]string{"--netns", l.Prober.Name, "run", "--slack", "100ms", "--junit", junit, "--pcap", pcap,
+				target}, scripts...)
+			r := runApp(t, args...)
+			if r.code != exitOK {
+				t.Fatalf("exit status %d, want 0; stderr: %s", r.code, r.stderr)
+			}
+			for _, s := range scripts {
+				if !strings.Contains(r.stdout, "PASS         "+s+"  (") {
+					t.Errorf("no PASS line for %s", s)
+				}
+			}
+			b, err := os.ReadFile(junit)
+			if err != nil {
+				t.Fatalf("--junit: %v", err)
+			}
+			var suites struct {
+				Suites []struct {
+					Tests    int `xml:"tests,attr"`
+					Failures int `xml:"failures,attr"`
+				} `xml:"testsuite"`
+			}
+			if err := xml.Unmarshal(b, &suites); err != nil || len(suites.Suites) != 1 {
+				t.Fatalf("--junit does not parse as one suite: %v", err)
+			}
+			if s := suites.Suites[0]; s.Tests != len(scripts) || s.Failures != 0 {
+				t.Errorf("JUnit: %d tests, %d failures; want %d, 0", s.Tests, s.Failures, len(scripts))
+			}
+			if fi, err := os.Stat(pcap); err != nil || fi.Size() == 0 {
+				t.Errorf("--pcap: %v (size %v)", err, fi)
+			}
+		})
 	}
 }
 
@@ -82,7 +87,7 @@ func TestRunCLIIPVersion(t *testing.T) {
 		paths = append(paths, path)
 		want[path] = f.target
 	}
-	for _, given := range []string{l.TargetAddr.String()} {
+	for _, given := range []string{l.TargetAddr.String(), "[" + l.TargetAddr6.String() + "]"} {
 		// The address given sets the one for the script without the
 		// option.
 		want[paths[2]] = given + ":7001"
