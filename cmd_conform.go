@@ -70,6 +70,7 @@ Examples:
    tcpwalk conform --json --junit conform.xml --pcap conform.pcapng 198.18.0.2:7001
    tcpwalk conform --html conform.html 198.18.0.2:7001
    tcpwalk conform --only 'TIME_WAIT/*' --oracle-netns tcpwalk-target 198.18.0.2:7001
+   tcpwalk conform [2001:2::2]:7001
 
 Exit status: 0 every check passed (deviations and skips allowed, unless
 --strict), 1 a check failed or was inconclusive (with --strict: or deviated),

@@ -215,6 +215,7 @@ func labUp(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "try:  tcpwalk %swalk all %s:%d\n      tcpwalk %ssend --flags S %s:%d\n", via, l.TargetAddr, lab.PortHold, via, l.TargetAddr, lab.PortHold)
 	if l.TargetAddr6.IsValid() {
+		fmt.Fprintf(w, "      tcpwalk %swalk all %s\n", via, netip.AddrPortFrom(l.TargetAddr6, lab.PortHold))
 		fmt.Fprintf(w, "      tcpwalk %ssend --flags S %s\n", via, netip.AddrPortFrom(l.TargetAddr6, lab.PortHold))
 	}
 	fmt.Fprintf(w, "      tcpwalk lab down%s\n", prefixFlag(prefix))

@@ -59,6 +59,8 @@ Examples:
    tcpwalk walk all --junit walks.xml --pcap walks.pcapng 198.18.0.2:7001
    tcpwalk walk syn-sent --dial-trigger wait:8000:30s 198.18.0.2:7001
    tcpwalk walk all --html walks.html 198.18.0.2:7001
+   tcpwalk walk all [2001:2::2]:7001
+   tcpwalk walk handshake -p 7001 2001:2::2
 
 Exit status: 0 every walk passed (or was skipped), 1 a walk failed or was
 inconclusive, 2 bad usage, 3 environment error.`,

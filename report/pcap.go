@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"net/netip"
 	"runtime"
 	"slices"
 	"strings"
@@ -114,24 +115,38 @@ func WritePcap(w io.Writer, results []walk.Result) error {
 	return nil
 }
 
-// fillOffloadChecksum returns a copy of an IPv4 TCP packet whose checksum
-// field holds only the folded pseudo-header sum (CHECKSUM_PARTIAL: the
-// sender left the rest to a NIC that a veth never had) with the checksum
-// computed in full, and true; any other packet, a correct or a truly bad
-// checksum included, is left as it is (false).
+// fillOffloadChecksum returns a copy of an IPv4 or IPv6 TCP packet whose
+// checksum field holds only the folded pseudo-header sum (CHECKSUM_PARTIAL:
+// the sender left the rest to a NIC that a veth never had) with the
+// checksum computed in full, and true; any other packet, a correct or a
+// truly bad checksum included, is left as it is (false). The pseudo-header
+// is RFC 9293 §3.1's for IPv4 and RFC 8200 §8.1's for IPv6.
 func fillOffloadChecksum(raw []byte) ([]byte, bool) {
-	p, err := craft.ParsePacket(raw)
-	if err != nil || !p.IP.Source().Is4() {
-		return nil, false
+	var src, dst netip.Addr
+	var tcp craft.TCP
+	off := 0 // where the TCP header starts
+	if len(raw) > 0 && raw[0]>>4 == 6 {
+		p, err := craft.ParseIPv6Packet(raw)
+		if err != nil {
+			return nil, false
+		}
+		src, dst, tcp = p.IP.Source(), p.IP.Destination(), p.TCP
+		// TCP ends the payload, after any extension headers.
+		off = craft.IPv6HeaderSize + int(p.IP.PayloadLength()) - len(tcp)
+	} else {
+		p, err := craft.ParsePacket(raw)
+		if err != nil || !p.IP.Source().Is4() {
+			return nil, false
+		}
+		src, dst, tcp = p.IP.Source(), p.IP.Destination(), p.TCP
+		off = p.IP.HeaderLength()
 	}
-	tcp := p.TCP
-	pseudo := craft.PseudoHeaderSum(p.IP.Source(), p.IP.Destination(), craft.ProtocolTCP, uint16(len(tcp)))
+	pseudo := craft.PseudoHeaderSum(src, dst, craft.ProtocolTCP, uint16(len(tcp)))
 	if craft.Checksum(tcp, pseudo) == 0xffff || tcp.Checksum() != craft.Checksum(nil, pseudo) {
 		return nil, false
 	}
 	out := slices.Clone(raw)
-	hl := craft.IPv4(out).HeaderLength()
-	t := craft.TCP(out[hl : hl+len(tcp)])
+	t := craft.TCP(out[off : off+len(tcp)])
 	t.SetChecksum(0)
 	t.SetChecksum(^craft.Checksum(t, pseudo))
 	return out, true

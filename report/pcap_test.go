@@ -509,6 +509,12 @@ func TestWritePcapIPv6Walks(t *testing.T) {
 		if port := uint16(tcp.DstPort); src == l.ProberAddr6 && port != lab.PortHold && port != lab.PortClosed {
 			t.Errorf("packet %d to port %d, want %d or %d", n, port, lab.PortHold, lab.PortClosed)
 		}
+		// The target's segments left its kernel with only the pseudo-header
+		// sum (veth offload); the file has them whole (RFC 8200 §8.1).
+		if cp, err := craft.ParseIPv6Packet(data); err != nil ||
+			craft.Checksum(cp.TCP, craft.PseudoHeaderSum(src, dst, craft.ProtocolTCP, uint16(len(cp.TCP)))) != 0xffff {
+			t.Errorf("packet %d from %v: TCP checksum does not verify (%v)", n, src, err)
+		}
 	}
 	if n < 4 {
 		t.Errorf("%d packets in the pcapng of a handshake and a closed-port walk over IPv6, want at least 4", n)

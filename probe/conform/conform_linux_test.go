@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/conform"
@@ -27,7 +31,14 @@ func labConfig(t *testing.T) conform.Config {
 func labAndConfig(t *testing.T) (conform.Config, *lab.Lab) {
 	t.Helper()
 	l := labtest.New(t)
-	p, err := probe.Open(probe.Config{Remote: l.TargetAddr, NetNS: l.Prober, Warn: func(m string) { t.Logf("warning: %s", m) }})
+	return configTo(t, l, l.TargetAddr), l
+}
+
+// configTo is the conform config towards target, the lab's IPv4 or IPv6
+// address: prober, trigger and oracle all speak its family.
+func configTo(t *testing.T, l *lab.Lab, target netip.Addr) conform.Config {
+	t.Helper()
+	p, err := probe.Open(probe.Config{Remote: target, NetNS: l.Prober, Warn: func(m string) { t.Logf("warning: %s", m) }})
 	if err != nil {
 		labtest.SkipUnlessPermitted(t, err)
 		t.Fatalf("probe.Open: %v", err)
@@ -36,9 +47,41 @@ func labAndConfig(t *testing.T) (conform.Config, *lab.Lab) {
 	return conform.Config{Walk: walk.Config{
 		Prober:  p,
 		Port:    lab.PortHold,
-		Trigger: &walk.LabTarget{Addr: l.TargetAddr, NS: l.Prober},
+		Trigger: &walk.LabTarget{Addr: target, NS: l.Prober},
 		Oracle:  walk.SockDiag{NS: l.Target},
-	}}, l
+	}}
+}
+
+// TestConformSameOverIPv6: the lab's Linux gives the same verdict, with
+// the same named deviations, to every check over IPv6 as over IPv4: TCP's
+// rules do not depend on the family (RFC 9293 §3.1 only changes the
+// pseudo-header, RFC 8200 §8.1), so neither may tcpwalk's judgement.
+func TestConformSameOverIPv6(t *testing.T) {
+	l := labtest.New(t)
+	run := func(target netip.Addr) []string {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		rep, err := conform.Run(ctx, configTo(t, l, target))
+		if err != nil {
+			t.Fatalf("conform %v: %v", target, err)
+		}
+		var out []string
+		for _, r := range rep.Results {
+			if r.Verdict != walk.Pass && r.Verdict != walk.Deviation {
+				logResult(t, r)
+			}
+			out = append(out, fmt.Sprintf("%s %s %v", r.Scenario, r.Verdict, conform.Deviations(r)))
+		}
+		return out
+	}
+	v4 := run(l.TargetAddr)
+	v6 := run(l.TargetAddr6)
+	if len(v4) != len(conform.Checks()) {
+		t.Fatalf("%d results over IPv4, want %d", len(v4), len(conform.Checks()))
+	}
+	if diff := cmp.Diff(v4, v6); diff != "" {
+		t.Errorf("verdicts over IPv6 differ from IPv4's (-IPv4 +IPv6):\n%s", diff)
+	}
 }
 
 // logResult writes a check's steps and, when it did not pass, its segments.

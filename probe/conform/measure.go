@@ -563,15 +563,15 @@ func repeatedACK(segs []walk.Segment) string {
 // shows nothing: a gap counts only between IDs less than 64 apart, which
 // random IDs rarely are. A remote data retransmission (our ACK of its data
 // was lost) also disturbs the FIN's timer, so it too makes the connection
-// unbelieved. Over IPv6 there are no IDs to read.
+// unbelieved.
 func lostSegment(segs []walk.Segment) (lost string, counted bool) {
 	var prev uint16
 	have := false
 	steps, ones := 0, 0
 	for _, s := range segs {
+		// IPv6 has no IP ID outside a fragment header (RFC 8200 §4.5):
+		// over IPv6 nothing is counted.
 		if s.Dir != walk.In || s.ICMP != "" || s.Duplicate || len(s.Raw) < 20 || s.Raw[0]>>4 != 4 {
-			// An IPv6 packet has no IP ID (only a fragment
-			// header does, RFC 8200 §4.5): it shows nothing.
 			continue
 		}
 		if s.Retransmission && s.Len > 0 {

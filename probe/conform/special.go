@@ -105,7 +105,7 @@ func optionsText(seg *walk.Segment) string {
 // that comes MUST echo our TSval.
 func optionsOffered(ctx context.Context, e *env) error {
 	c := e.c
-	r, err := e.s.ExpectSYNACK(ctx, "LISTEN → SYN_RCVD", ruleListen, "SYN x <mss 1460,sackOK,TS,nop,wscale 7>", c.SendSYN)
+	r, err := e.s.ExpectSYNACK(ctx, "LISTEN → SYN_RCVD", ruleListen, fmt.Sprintf("SYN x <mss %d,sackOK,TS,nop,wscale 7>", c.Offer.MSS), c.SendSYN)
 	if err != nil {
 		return err
 	}

@@ -45,14 +45,14 @@ type Segment struct {
 	ICMP        string `json:"icmp,omitempty"`
 	LocalState  string `json:"local_state"`
 	RemoteState string `json:"remote_state"`
-	// Raw is the whole IPv4 or IPv6 packet, for pcap files (see TCP).
+	// Raw is the whole IPv4 or IPv6 packet, for pcap files.
 	Raw []byte `json:"-"`
 }
 
-// TCP returns the TCP header and payload in Raw, an IPv4 or an IPv6 packet
-// (its version nibble says which).
+// TCP returns the TCP header and payload of Raw, an IPv4 or IPv6 packet
+// (told apart by its version field).
 func (s *Segment) TCP() (craft.TCP, error) {
-	if len(s.Raw) > 0 && s.Raw[0]>>4 == craft.IPv6Version {
+	if len(s.Raw) > 0 && s.Raw[0]>>4 == 6 {
 		p, err := craft.ParseIPv6Packet(s.Raw)
 		return p.TCP, err
 	}
