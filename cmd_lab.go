@@ -37,9 +37,9 @@ target is 198.18.2.2 and 2001:2:0:2::2, behind a router that forwards both):
 
 Servers run in the target namespace with fixed behaviours, on real kernel
 sockets on both addresses, or with --stack gvisor on gVisor's netstack (a
-second, independent TCP implementation in user space, behind a TUN device;
-its sockets are invisible to sock_diag, so walks against it read no kernel
-states):
+second, independent TCP implementation in user space, behind a TUN device,
+owning both target addresses; its sockets are invisible to sock_diag, so
+walks against it read no kernel states):
    7001 hold        accept, read and discard, never close
    7002 close       read one request, answer "HTTP/1.0 200 OK", close (the remote closes first)
    7003 control     line commands: close, shutdown, rst, echo TEXT, close-after-fin [MS]

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
+	"github.com/tcpwalk/tcpwalk/probe/netns"
 	"github.com/tcpwalk/tcpwalk/probe/script"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 	"github.com/tcpwalk/tcpwalk/report"
@@ -69,7 +70,11 @@ ESTABLISHED with an HTTP request, the script's sequence numbers offset by
 the request's and the answer's lengths); getsockopt(), read() and the like are local observations, noted;
 sysctl lines and options are assumptions about the remote, shown with the
 verdict; sockstat state counts are %expect-state; #ifdef STANDARD branches
-are taken. A line with no remote equivalent skips the script, saying why
+are taken. A script runs over the target address's family;
+--ip_version=ipv4 or ipv6 pins it to one (against the dual-stack lab, its
+address of that family; elsewhere a script of the other family is
+skipped); ipv4-mapped-ipv6 is IPv4 on the wire. A line with no remote
+equivalent skips the script, saying why
 (scripts/freebsd-suite.md has the whole mapping). The language is
 described in scripts/README.md; ready-made
 scripts for the 11 states and RFC 5961 are in scripts/conformance.
@@ -88,6 +93,7 @@ than we sent, still FAIL.
 
 Examples:
    tcpwalk run 198.18.0.2 scripts/conformance/*.pkt
+   tcpwalk run 2001:2::2 scripts/conformance/*.pkt
    tcpwalk run --junit run.xml --pcap run.pcapng 198.18.0.2 my.pkt
    tcpwalk run --oracle-netns tcpwalk-target 198.18.0.2:7001 handshake.pkt
    tcpwalk run --lossy 198.18.0.2 scripts/conformance/*.pkt
@@ -169,7 +175,7 @@ func runScripts(c *cli.Context) error {
 		if labNS == nil {
 			labNS = l.Prober
 		}
-		cfg.Lab = &walk.LabTarget{Addr: l.TargetAddr, NS: labNS}
+		cfg.Lab = &walk.LabTarget{Addr: target, NS: labNS} // the lab's address of target's family
 		if loss, dup, err := l.Impairment(); err == nil && (loss > 0 || dup > 0) {
 			cfg.Lossy = true // lab up --loss/--dup
 		}
@@ -214,8 +220,60 @@ func runScripts(c *cli.Context) error {
 	}
 	defer p.Close()
 	cfg.Prober = p
-	results := script.RunAll(c.Context, cfg, scripts, parallel)
+	var alt netip.Addr // the lab's target address of the other family
+	if isLab {
+		alt = l.TargetAddr6
+		if target.Is6() {
+			alt = l.TargetAddr
+		}
+	}
+	results, err := runFamilies(c, cfg, scripts, parallel, alt, ns)
+	if err != nil {
+		return err
+	}
 	return writeScripts(c, target, results)
+}
+
+// runFamilies runs the scripts against cfg's target, and those whose
+// --ip_version names the other family against alt (the same dual-stack
+// lab's address of that family) when it is valid: packetdrill's
+// --ip_version chooses the family. Without alt such a script is skipped
+// and says which address to give. Results keep the scripts' order.
+func runFamilies(c *cli.Context, cfg script.Config, scripts []*script.Script, parallel int, alt netip.Addr, ns *netns.NS) ([]walk.Result, error) {
+	var same, other []*script.Script
+	var otherAt []int
+	for i, s := range scripts {
+		if f := s.Family(); alt.IsValid() && f != 0 && (f == 6) != cfg.Prober.Remote().Is6() {
+			other, otherAt = append(other, s), append(otherAt, i)
+			continue
+		}
+		same = append(same, s)
+	}
+	if len(other) == 0 {
+		return script.RunAll(c.Context, cfg, scripts, parallel), nil
+	}
+	p, err := probe.Open(probe.Config{Remote: alt, NetNS: ns, NoGuard: c.Bool("no-rst-guard"),
+		Warn: func(msg string) { fmt.Fprintf(c.App.ErrWriter, "tcpwalk: warning: %s\n", msg) }})
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	alts := cfg
+	alts.Prober = p
+	if lt, ok := cfg.Lab.(*walk.LabTarget); ok {
+		alts.Lab = &walk.LabTarget{Addr: alt, NS: lt.NS}
+	}
+	out := make([]walk.Result, len(scripts))
+	rs, ro := script.RunAll(c.Context, cfg, same, parallel), script.RunAll(c.Context, alts, other, parallel)
+	for i, j := 0, 0; i < len(scripts); i++ {
+		if j < len(otherAt) && otherAt[j] == i {
+			out[i] = ro[j]
+			j++
+			continue
+		}
+		out[i], rs = rs[0], rs[1:]
+	}
+	return out, nil
 }
 
 // parseRunTarget reads HOST or HOST:PORT; a zero port leaves it to the

@@ -73,25 +73,35 @@ func TestLabUpGVisor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c net.Conn
-	err = l.Prober.Do(func() error {
-		var err error
-		d := net.Dialer{Timeout: 2 * time.Second, KeepAlive: -1}
-		c, err = d.Dial("tcp4", netip.AddrPortFrom(l.TargetAddr, lab.PortControl).String())
-		return err
-	})
+	// The served lab is dual-stack: the control port answers on both
+	// target addresses.
+	for _, a := range []netip.Addr{l.TargetAddr, l.TargetAddr6} {
+		var c net.Conn
+		err = l.Prober.Do(func() error {
+			var err error
+			// A first IPv6 packet may wait for a lost neighbour
+			// solicitation's retransmission (1 s, RFC 4861 §10).
+			d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: -1}
+			c, err = d.Dial("tcp", netip.AddrPortFrom(a, lab.PortControl).String())
+			return err
+		})
+		if err != nil {
+			l.Release()
+			t.Fatalf("dial the control port at %s from the prober: %v", a, err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("echo hi\n")); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if err != nil || line != "hi\n" {
+			t.Errorf("control port at %s answered %q, %v; want %q", a, line, err, "hi\n")
+		}
+	}
 	l.Release()
-	if err != nil {
-		t.Fatalf("dial the control port from the prober: %v", err)
-	}
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte("echo hi\n")); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	c.Close()
-	if err != nil || line != "hi\n" {
-		t.Errorf("control port answered %q, %v; want %q", line, err, "hi\n")
+	if !strings.Contains(r.stdout, lab.DefaultTargetAddr6.Addr().String()) {
+		t.Errorf("lab status does not show the IPv6 target address: %s", r.stdout)
 	}
 
 	// A killed server leaves the persistent TUN device and the namespaces.

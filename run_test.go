@@ -14,46 +14,105 @@ import (
 )
 
 // TestRunCLI runs every shipped script with `tcpwalk run` against a fresh
-// lab's Linux target: exit status 0, a PASS line per script, and one JUnit
-// test case per script.
+// lab's Linux target, over IPv4 and over IPv6 (a bare address of either
+// family): exit status 0, a PASS line per script, and one JUnit test case
+// per script.
 func TestRunCLI(t *testing.T) {
 	l := labtest.New(t)
 	scripts, err := filepath.Glob("scripts/conformance/*.pkt")
 	if err != nil || len(scripts) == 0 {
 		t.Fatalf("no scripts in scripts/conformance (%v)", err)
 	}
-	dir := t.TempDir()
-	junit, pcap := filepath.Join(dir, "run.xml"), filepath.Join(dir, "run.pcapng")
-	// The slack: other tests share the machine's two cores.
-	args := append([]string{"--netns", l.Prober.Name, "run", "--slack", "100ms", "--junit", junit, "--pcap", pcap,
-		l.TargetAddr.String()}, scripts...)
-	r := runApp(t, args...)
-	if r.code != exitOK {
-		t.Fatalf("exit status %d, want 0; stderr: %s", r.code, r.stderr)
+	for _, target := range []string{l.TargetAddr.String(), l.TargetAddr6.String()} {
+		t.Run(target, func(t *testing.T) {
+			dir := t.TempDir()
+			junit, pcap := filepath.Join(dir, "run.xml"), filepath.Join(dir, "run.pcapng")
+			// The slack: other tests share the machine's two cores.
+			args := append([]string{"--netns", l.Prober.Name, "run", "--slack", "100ms", "--junit", junit, "--pcap", pcap,
+				target}, scripts...)
+			r := runApp(t, args...)
+			if r.code != exitOK {
+				t.Fatalf("exit status %d, want 0; stderr: %s", r.code, r.stderr)
+			}
+			for _, s := range scripts {
+				if !strings.Contains(r.stdout, "PASS         "+s+"  (") {
+					t.Errorf("no PASS line for %s", s)
+				}
+			}
+			b, err := os.ReadFile(junit)
+			if err != nil {
+				t.Fatalf("--junit: %v", err)
+			}
+			var suites struct {
+				Suites []struct {
+					Tests    int `xml:"tests,attr"`
+					Failures int `xml:"failures,attr"`
+				} `xml:"testsuite"`
+			}
+			if err := xml.Unmarshal(b, &suites); err != nil || len(suites.Suites) != 1 {
+				t.Fatalf("--junit does not parse as one suite: %v", err)
+			}
+			if s := suites.Suites[0]; s.Tests != len(scripts) || s.Failures != 0 {
+				t.Errorf("JUnit: %d tests, %d failures; want %d, 0", s.Tests, s.Failures, len(scripts))
+			}
+			if fi, err := os.Stat(pcap); err != nil || fi.Size() == 0 {
+				t.Errorf("--pcap: %v (size %v)", err, fi)
+			}
+		})
 	}
-	for _, s := range scripts {
-		if !strings.Contains(r.stdout, "PASS         "+s+"  (") {
-			t.Errorf("no PASS line for %s", s)
-		}
-	}
-	b, err := os.ReadFile(junit)
+}
+
+// TestRunCLIIPVersion: against the dual-stack lab, packetdrill's
+// --ip_version chooses the family: an ipv6 script runs against the lab's
+// IPv6 address whatever address was given, an ipv4 one against the IPv4
+// address, one without the option against the address given.
+func TestRunCLIIPVersion(t *testing.T) {
+	l := labtest.New(t)
+	src, err := os.ReadFile("scripts/conformance/listen.pkt")
 	if err != nil {
-		t.Fatalf("--junit: %v", err)
+		t.Fatal(err)
 	}
-	var suites struct {
-		Suites []struct {
-			Tests    int `xml:"tests,attr"`
-			Failures int `xml:"failures,attr"`
-		} `xml:"testsuite"`
+	dir := t.TempDir()
+	want := map[string]string{}
+	var paths []string
+	for _, f := range []struct{ name, opt, target string }{
+		{"v6.pkt", "--ip_version=ipv6\n", "[" + l.TargetAddr6.String() + "]:7001"},
+		{"v4.pkt", "--ip_version=ipv4\n", l.TargetAddr.String() + ":7001"},
+		{"any.pkt", "", ""},
+	} {
+		path := filepath.Join(dir, f.name)
+		if err := os.WriteFile(path, append([]byte(f.opt), src...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, path)
+		want[path] = f.target
 	}
-	if err := xml.Unmarshal(b, &suites); err != nil || len(suites.Suites) != 1 {
-		t.Fatalf("--junit does not parse as one suite: %v", err)
-	}
-	if s := suites.Suites[0]; s.Tests != len(scripts) || s.Failures != 0 {
-		t.Errorf("JUnit: %d tests, %d failures; want %d, 0", s.Tests, s.Failures, len(scripts))
-	}
-	if fi, err := os.Stat(pcap); err != nil || fi.Size() == 0 {
-		t.Errorf("--pcap: %v (size %v)", err, fi)
+	for _, given := range []string{l.TargetAddr.String(), "[" + l.TargetAddr6.String() + "]"} {
+		// The address given sets the one for the script without the
+		// option.
+		want[paths[2]] = given + ":7001"
+		args := append([]string{"--netns", l.Prober.Name, "run", "--json", "--slack", "100ms", given + ":7001"}, paths...)
+		r := runApp(t, args...)
+		if r.code != exitOK {
+			t.Fatalf("run %s: exit status %d, want 0; stdout: %s stderr: %s", given, r.code, r.stdout, r.stderr)
+		}
+		seen := 0
+		sc := bufio.NewScanner(strings.NewReader(r.stdout))
+		for sc.Scan() {
+			var res struct {
+				Scenario, Verdict, Target string
+			}
+			if json.Unmarshal(sc.Bytes(), &res) != nil || res.Scenario == "" {
+				continue
+			}
+			seen++
+			if res.Verdict != "pass" || res.Target != want[res.Scenario] {
+				t.Errorf("run %s: %s: %s against %s, want pass against %s", given, res.Scenario, res.Verdict, res.Target, want[res.Scenario])
+			}
+		}
+		if seen != len(paths) {
+			t.Errorf("run %s: %d results, want %d: %s", given, seen, len(paths), r.stdout)
+		}
 	}
 }
 

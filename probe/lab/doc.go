@@ -34,19 +34,28 @@
 // implementation:
 //
 //	namespace PREFIX-prober            namespace PREFIX-target
-//	  tw-HASH-p 198.18.0.1/24  <-veth->  tw-HASH-t  (up, no address)
-//	                                       | kernel forwards, proxy ARP
-//	                                     tw-HASH-n  TUN, route 198.18.0.2/32
+//	  tw-HASH-p 198.18.0.1/24  <-veth->  tw-HASH-t  (up, no lab address)
+//	            2001:2::1/64               | kernel forwards, proxy ARP/NDP
+//	                                     tw-HASH-n  TUN, routes 198.18.0.2/32
+//	                                       |             and 2001:2::2/128
 //	                                       | IP packets
 //	                                     netstack owning 198.18.0.2
+//	                                                 and 2001:2::2
 //
-// The target's kernel has no address at all, so it has no TCP of its own to
-// answer with: it answers ARP for 198.18.0.2 on the veth (proxy_arp, with
-// proxy_delay 0), forwards between veth and TUN (ip_forward; redirects
-// off), and reaches the prober through a permanent neighbour entry and a
-// scope-link route for the prober's subnet. Segments from netstack
-// therefore arrive at the prober with TTL 63 (netstack's 64, forwarded
-// once). A TUN device has no checksum offload, so the kernel completes
+// The target's kernel has no lab address at all (on IPv6 only its own
+// link-local one), so it has no TCP of its own to answer with: it answers
+// ARP for 198.18.0.2 on the veth (proxy_arp, with proxy_delay 0) and
+// neighbour solicitations for 2001:2::2 (proxy_ndp and a proxy entry, with
+// proxy_delay 0; Linux answers for a proxy entry only with IPv6 forwarding
+// on, which sends no router advertisements by itself), forwards between
+// veth and TUN (ip_forward and IPv6 forwarding; IPv4 redirects off), and
+// reaches the prober through permanent neighbour entries and scope-link
+// routes for the prober's subnets. Segments from netstack therefore arrive
+// at the prober with TTL and hop limit 63 (netstack's 64, forwarded once).
+// Netstack's IPv6 does no duplicate address detection, sends no router
+// solicitations, ignores router advertisements and has no link-local
+// address; on the TUN device it resolves no neighbours. A TUN device has
+// no checksum offload, so the kernel completes
 // checksums before netstack reads a packet. Create makes the TUN device
 // persistent; the servers' netstack ([StartNetstackServers], in the
 // process that runs them) attaches to it, and a killed server process
@@ -88,9 +97,11 @@
 // namespace, one behaviour per port, so a prober can drive the target's TCP
 // into each RFC 9293 state. [StartDualServers] (what [Lab.StartServers] uses
 // on a dual-stack lab) runs each on both families, the IPv6 ones on
-// IPV6_V6ONLY sockets of their own; [StartNetstackServers] runs the same
-// server code on netstack's connections (the [Conn] interface), so both
-// stacks serve the same ports, behaviours and control protocol:
+// IPV6_V6ONLY sockets of their own; [StartNetstackServers] and
+// [StartDualNetstackServers] (both families, what a gvisor lab uses) run
+// the same server code on netstack's connections (the [Conn] interface),
+// so both stacks serve the same ports, behaviours and control protocol on
+// both families:
 //
 //	PortHold      7001  accept; read and discard; never close. After the
 //	                    peer's FIN the server socket stays in CLOSE_WAIT.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,7 +25,14 @@ import (
 // port and returns the first segment that answers it.
 func synReply(t *testing.T, l *lab.Lab, port uint16) craft.Packet {
 	t.Helper()
-	p, err := probe.Open(probe.Config{Remote: l.TargetAddr, NetNS: l.Prober, Warn: func(m string) { t.Logf("prober: %s", m) }})
+	return synReplyTo(t, l, l.TargetAddr, port).Seg
+}
+
+// synReplyTo is synReply to the target address remote (IPv4 or IPv6):
+// the answer as a cloned event, with its network header.
+func synReplyTo(t *testing.T, l *lab.Lab, remote netip.Addr, port uint16) *probe.Event {
+	t.Helper()
+	p, err := probe.Open(probe.Config{Remote: remote, NetNS: l.Prober, Warn: func(m string) { t.Logf("prober: %s", m) }})
 	if err != nil {
 		t.Fatalf("probe.Open: %v", err)
 	}
@@ -41,7 +49,7 @@ func synReply(t *testing.T, l *lab.Lab, port uint16) craft.Packet {
 	e, err := f.Expect(context.Background(), time.Now().Add(3*time.Second),
 		func(e *probe.Event) bool { return e.Kind == probe.EventSegment }, nil)
 	if err != nil {
-		t.Fatalf("SYN to %s:%d: no answer within 3 s: %v", l.TargetAddr, port, err)
+		t.Fatalf("SYN to %s: no answer within 3 s: %v", netip.AddrPortFrom(remote, port), err)
 	}
 	e = e.Clone()
 	if got := e.Seg.TCP.AckNumber(); got != x+1 {
@@ -51,7 +59,7 @@ func synReply(t *testing.T, l *lab.Lab, port uint16) craft.Packet {
 	if e.Seg.TCP.Flags()&craft.FlagRST == 0 {
 		f.Send(&craft.Segment{Seq: x + 1, Flags: craft.FlagRST})
 	}
-	return e.Seg
+	return e
 }
 
 // optionKinds lists the TCP option kinds of a segment in wire order.
@@ -86,22 +94,36 @@ func TestGVisorIsAnotherStack(t *testing.T) {
 		t.Fatalf("lab stack %q, TUN %q; want gvisor with a TUN device", gl.Stack, gl.TUNIf)
 	}
 	ll := labtest.New(t)
-	g := synReply(t, gl, lab.PortHold)
-	k := synReply(t, ll, lab.PortHold)
-	for name, p := range map[string]craft.Packet{"gvisor": g, "linux": k} {
-		if f := p.TCP.Flags(); f != craft.FlagSYN|craft.FlagACK {
-			t.Fatalf("%s: answer to SYN is %s, want S.", name, f)
+	// The same on both families: netstack answers at the IPv6 target
+	// address too, through the target kernel's forwarding (hop limit
+	// 64, less one: RFC 8200 §3).
+	for _, fam := range []struct {
+		name   string
+		g, l   netip.Addr
+		family int
+	}{{"IPv4", gl.TargetAddr, ll.TargetAddr, unix.AF_INET}, {"IPv6", gl.TargetAddr6, ll.TargetAddr6, unix.AF_INET6}} {
+		ge := synReplyTo(t, gl, fam.g, lab.PortHold)
+		ke := synReplyTo(t, ll, fam.l, lab.PortHold)
+		g, k := ge.Seg, ke.Seg
+		for name, p := range map[string]craft.Packet{"gvisor": g, "linux": k} {
+			if f := p.TCP.Flags(); f != craft.FlagSYN|craft.FlagACK {
+				t.Fatalf("%s %s: answer to SYN is %s, want S.", fam.name, name, f)
+			}
+		}
+		if ge.IsIPv6() != (fam.family == unix.AF_INET6) || ke.IsIPv6() != ge.IsIPv6() {
+			t.Errorf("%s: answers came over IPv6 %v (gvisor), %v (linux)", fam.name, ge.IsIPv6(), ke.IsIPv6())
+		}
+		gk, kk := optionKinds(g), optionKinds(k)
+		t.Logf("%s: gvisor SYN,ACK: hop limit %d window %d options %v; linux: hop limit %d window %d options %v",
+			fam.name, ge.HopLimit(), g.TCP.WindowSize(), gk, ke.HopLimit(), k.TCP.WindowSize(), kk)
+		if string(gk) == string(kk) && g.TCP.WindowSize() == k.TCP.WindowSize() {
+			t.Errorf("%s: gvisor SYN,ACK has Linux's option layout %v and window %d: is the kernel answering?", fam.name, kk, k.TCP.WindowSize())
+		}
+		if ge.HopLimit() != ke.HopLimit()-1 {
+			t.Errorf("%s: gvisor SYN,ACK hop limit %d, want %d (netstack's 64, forwarded once by the target's kernel)", fam.name, ge.HopLimit(), ke.HopLimit()-1)
 		}
 	}
-	gk, kk := optionKinds(g), optionKinds(k)
-	t.Logf("gvisor SYN,ACK: TTL %d window %d options %v; linux: TTL %d window %d options %v",
-		g.IP.TTL(), g.TCP.WindowSize(), gk, k.IP.TTL(), k.TCP.WindowSize(), kk)
-	if string(gk) == string(kk) && g.TCP.WindowSize() == k.TCP.WindowSize() {
-		t.Errorf("gvisor SYN,ACK has Linux's option layout %v and window %d: is the kernel answering?", kk, k.TCP.WindowSize())
-	}
-	if g.IP.TTL() != k.IP.TTL()-1 {
-		t.Errorf("gvisor SYN,ACK TTL %d, want %d (netstack's 64, forwarded once by the target's kernel)", g.IP.TTL(), k.IP.TTL()-1)
-	}
+	// sock_diag dumps both families.
 	socks, err := sockdiag.Dump(gl.Target)
 	if err != nil {
 		t.Fatal(err)
@@ -112,13 +134,15 @@ func TestGVisorIsAnotherStack(t *testing.T) {
 }
 
 // TestGVisorClosedPort: netstack answers a SYN to a port nobody listens on
-// with RST,ACK (RFC 9293 §3.10.7.1).
+// with RST,ACK (RFC 9293 §3.10.7.1), on both families.
 func TestGVisorClosedPort(t *testing.T) {
 	t.Parallel()
 	l := labtest.NewStack(t, lab.StackGVisor)
-	p := synReply(t, l, lab.PortClosed)
-	if f := p.TCP.Flags(); f != craft.FlagRST|craft.FlagACK {
-		t.Errorf("answer to SYN on closed port %d: %s, want R.", lab.PortClosed, f)
+	for _, a := range []netip.Addr{l.TargetAddr, l.TargetAddr6} {
+		p := synReplyTo(t, l, a, lab.PortClosed).Seg
+		if f := p.TCP.Flags(); f != craft.FlagRST|craft.FlagACK {
+			t.Errorf("answer to SYN on closed port %s: %s, want R.", netip.AddrPortFrom(a, lab.PortClosed), f)
+		}
 	}
 }
 
@@ -228,6 +252,9 @@ func TestGVisorCloseLeavesNothing(t *testing.T) {
 	}
 	if o.Stack != lab.StackGVisor || o.TargetAddr != l.TargetAddr || o.TUNIf != lab.TUNName(prefix) {
 		t.Errorf("Open found stack %q target %s TUN %q; want gvisor %s %s", o.Stack, o.TargetAddr, o.TUNIf, l.TargetAddr, lab.TUNName(prefix))
+	}
+	if o.TargetAddr6 != lab.DefaultTargetAddr6.Addr() || o.ProberAddr6 != lab.DefaultProberAddr6.Addr() {
+		t.Errorf("Open found IPv6 addresses %s, %s; want %s, %s (the gvisor lab is dual-stack)", o.ProberAddr6, o.TargetAddr6, lab.DefaultProberAddr6.Addr(), lab.DefaultTargetAddr6.Addr())
 	}
 	o.Release()
 	if err := l.Close(); err != nil {

@@ -41,91 +41,109 @@ func dial6(t *testing.T, l *lab.Lab, port uint16) *net.TCPConn {
 	return c.(*net.TCPConn)
 }
 
-// The lab is dual-stack: the servers answer on the target's IPv6 address
-// too, over neighbour discovery on the veth, from the first packet (the
-// addresses skip duplicate address detection).
-func TestIPv6Echo(t *testing.T) {
-	l := labtest.New(t)
-	if l.ProberAddr6 != lab.DefaultProberAddr6.Addr() || l.TargetAddr6 != lab.DefaultTargetAddr6.Addr() {
-		t.Fatalf("lab IPv6 addresses %v, %v; want the defaults", l.ProberAddr6, l.TargetAddr6)
-	}
-	c := dial6(t, l, lab.PortEcho)
-	write(t, c, "ping over IPv6\n")
-	if got := readLine(t, c); got != "ping over IPv6\n" {
-		t.Errorf("echo = %q", got)
-	}
-	if got := c.LocalAddr().(*net.TCPAddr).AddrPort().Addr(); got != l.ProberAddr6 {
-		t.Errorf("client address = %s, want %s", got, l.ProberAddr6)
-	}
-	c.CloseWrite()
-	if got := readAll(t, c); got != "" {
-		t.Errorf("after FIN read %q, want EOF", got)
-	}
-	// Neighbour discovery resolved the target's address on the veth.
-	h, err := netlink.NewHandleAt(vnetns.NsHandle(l.Prober.Fd()), unix.NETLINK_ROUTE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	link, err := h.LinkByName(l.ProberIf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	neighs, err := h.NeighList(link.Attrs().Index, unix.AF_INET6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, n := range neighs {
-		if a, _ := netip.AddrFromSlice(n.IP); a == l.TargetAddr6 && len(n.HardwareAddr) == 6 {
-			found = true
-		}
-	}
-	if !found {
-		t.Errorf("no neighbour entry with a MAC address for %s on %s: %v", l.TargetAddr6, l.ProberIf, neighs)
+// eachStack runs fn as a parallel subtest on a lab of every stack, with
+// its servers: the IPv6 tests hold for the Linux and the gvisor lab alike.
+func eachStack(t *testing.T, fn func(t *testing.T, l *lab.Lab)) {
+	t.Parallel()
+	for _, st := range lab.Stacks {
+		t.Run(string(st), func(t *testing.T) {
+			t.Parallel()
+			fn(t, labtest.NewStack(t, st))
+		})
 	}
 }
 
-func TestIPv6ClosedPort(t *testing.T) {
-	l := labtest.New(t)
-	err := l.Prober.Do(func() error {
-		c, err := net.DialTimeout("tcp6", netip.AddrPortFrom(l.TargetAddr6, lab.PortClosed).String(), 2*time.Second)
-		if err == nil {
-			c.Close()
+// The lab is dual-stack: the servers answer on the target's IPv6 address
+// too, over neighbour discovery on the veth (the target kernel's own, or
+// its proxy NDP in front of netstack), from the first packet (the
+// addresses skip duplicate address detection).
+func TestIPv6Echo(t *testing.T) {
+	eachStack(t, func(t *testing.T, l *lab.Lab) {
+		if l.ProberAddr6 != lab.DefaultProberAddr6.Addr() || l.TargetAddr6 != lab.DefaultTargetAddr6.Addr() {
+			t.Fatalf("lab IPv6 addresses %v, %v; want the defaults", l.ProberAddr6, l.TargetAddr6)
 		}
-		return err
+		c := dial6(t, l, lab.PortEcho)
+		write(t, c, "ping over IPv6\n")
+		if got := readLine(t, c); got != "ping over IPv6\n" {
+			t.Errorf("echo = %q", got)
+		}
+		if got := c.LocalAddr().(*net.TCPAddr).AddrPort().Addr(); got != l.ProberAddr6 {
+			t.Errorf("client address = %s, want %s", got, l.ProberAddr6)
+		}
+		c.CloseWrite()
+		if got := readAll(t, c); got != "" {
+			t.Errorf("after FIN read %q, want EOF", got)
+		}
+		// Neighbour discovery resolved the target's address on the veth.
+		h, err := netlink.NewHandleAt(vnetns.NsHandle(l.Prober.Fd()), unix.NETLINK_ROUTE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		link, err := h.LinkByName(l.ProberIf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		neighs, err := h.NeighList(link.Attrs().Index, unix.AF_INET6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, n := range neighs {
+			if a, _ := netip.AddrFromSlice(n.IP); a == l.TargetAddr6 && len(n.HardwareAddr) == 6 {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no neighbour entry with a MAC address for %s on %s: %v", l.TargetAddr6, l.ProberIf, neighs)
+		}
 	})
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Errorf("dial the closed port over IPv6: err = %v, want ECONNREFUSED", err)
-	}
+}
+
+func TestIPv6ClosedPort(t *testing.T) {
+	eachStack(t, func(t *testing.T, l *lab.Lab) {
+		err := l.Prober.Do(func() error {
+			// As dial6: the first packet may wait for a lost
+			// neighbour solicitation's retransmission.
+			c, err := net.DialTimeout("tcp6", netip.AddrPortFrom(l.TargetAddr6, lab.PortClosed).String(), 5*time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("dial the closed port over IPv6: err = %v, want ECONNREFUSED", err)
+		}
+	})
 }
 
 // A dial command that came in over IPv6 dials the prober over IPv6.
 func TestIPv6Dialer(t *testing.T) {
-	l := labtest.New(t)
-	var ln *net.TCPListener
-	if err := l.Prober.Do(func() error {
-		a, err := net.ListenTCP("tcp6", net.TCPAddrFromAddrPort(netip.AddrPortFrom(l.ProberAddr6, 0)))
-		ln = a
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c := dial6(t, l, lab.PortDialer)
-	write(t, c, "dial "+strconv.Itoa(int(ln.Addr().(*net.TCPAddr).AddrPort().Port()))+"\n")
-	if got := readLine(t, c); got != "dialing\n" {
-		t.Fatalf("answer = %q, want %q", got, "dialing\n")
-	}
-	ln.SetDeadline(time.Now().Add(5 * time.Second))
-	in, err := ln.AcceptTCP()
-	if err != nil {
-		t.Fatalf("accept the target's IPv6 connection: %v", err)
-	}
-	defer in.Close()
-	if got := in.RemoteAddr().(*net.TCPAddr).AddrPort().Addr(); got != l.TargetAddr6 {
-		t.Errorf("dialer came from %s, want %s", got, l.TargetAddr6)
-	}
+	eachStack(t, func(t *testing.T, l *lab.Lab) {
+		var ln *net.TCPListener
+		if err := l.Prober.Do(func() error {
+			a, err := net.ListenTCP("tcp6", net.TCPAddrFromAddrPort(netip.AddrPortFrom(l.ProberAddr6, 0)))
+			ln = a
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		c := dial6(t, l, lab.PortDialer)
+		write(t, c, "dial "+strconv.Itoa(int(ln.Addr().(*net.TCPAddr).AddrPort().Port()))+"\n")
+		if got := readLine(t, c); got != "dialing\n" {
+			t.Fatalf("answer = %q, want %q", got, "dialing\n")
+		}
+		ln.SetDeadline(time.Now().Add(5 * time.Second))
+		in, err := ln.AcceptTCP()
+		if err != nil {
+			t.Fatalf("accept the target's IPv6 connection: %v", err)
+		}
+		defer in.Close()
+		if got := in.RemoteAddr().(*net.TCPAddr).AddrPort().Addr(); got != l.TargetAddr6 {
+			t.Errorf("dialer came from %s, want %s", got, l.TargetAddr6)
+		}
+	})
 }
 
 // No default route for IPv6 either, no router advertisements taken, no

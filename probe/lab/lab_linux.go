@@ -185,9 +185,8 @@ func Create(cfg *Config) (*Lab, error) {
 		Stack:       c.Stack,
 	}
 	if c.Stack == StackGVisor {
-		// netstack owns the target's IPv4 address only: the lab's
-		// target has no IPv6 servers, so no IPv6 address is claimed.
-		l.TUNIf, l.TargetAddr6 = TUNName(c.Prefix), netip.Addr{}
+		// netstack owns both target addresses, behind the TUN device.
+		l.TUNIf = TUNName(c.Prefix)
 	}
 	fail := func(err error) (*Lab, error) {
 		// Remove only what this call made: a namespace that existed before
@@ -244,7 +243,7 @@ func Create(cfg *Config) (*Lab, error) {
 		if err != nil {
 			return fail(fmt.Errorf("find %s: %w", pif, err))
 		}
-		if err := configureGVisorTarget(l.Target, th, tif, l.TUNIf, c.TargetAddr, c.ProberAddr, plink.Attrs().HardwareAddr); err != nil {
+		if err := configureGVisorTarget(l.Target, th, tif, l.TUNIf, c.TargetAddr, c.ProberAddr, c.TargetAddr6, c.ProberAddr6, plink.Attrs().HardwareAddr); err != nil {
 			return fail(fmt.Errorf("namespace %s: %w", tns, err))
 		}
 	} else if err := configure(th, tif, c.TargetAddr, c.TargetAddr6); err != nil {
@@ -385,7 +384,14 @@ func Open(prefix string) (*Lab, error) {
 	}
 	// A lab without IPv6 (a gvisor target, or made by an older tcpwalk) has none.
 	l.ProberAddr6, _ = ifAddr6(l.Prober, pif)
-	l.TargetAddr6, _ = ifAddr6(l.Target, tif)
+	if l.Stack == StackGVisor {
+		l.TargetAddr6, _ = gvisorTargetAddr6(l.Target, l.TUNIf)
+	} else {
+		l.TargetAddr6, _ = ifAddr6(l.Target, tif)
+	}
+	if !l.ProberAddr6.IsValid() || !l.TargetAddr6.IsValid() {
+		l.ProberAddr6, l.TargetAddr6 = netip.Addr{}, netip.Addr{}
+	}
 	return l, nil
 }
 
@@ -459,7 +465,7 @@ func (l *Lab) StartServers() (*Servers, error) {
 	var s *Servers
 	var err error
 	if l.Stack == StackGVisor {
-		s, err = StartNetstackServers(l.Target, l.TUNIf, l.TargetAddr, l.ProberAddr)
+		s, err = StartDualNetstackServers(l.Target, l.TUNIf, l.TargetAddr, l.ProberAddr, l.TargetAddr6, l.ProberAddr6)
 	} else {
 		s, err = StartDualServers(l.Target, l.TargetAddr, l.ProberAddr, l.TargetAddr6, l.ProberAddr6)
 	}

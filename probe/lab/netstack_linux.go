@@ -15,6 +15,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
 	"gvisor.dev/gvisor/pkg/tcpip/link/tun"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -39,16 +40,26 @@ const listenBacklog = 1024
 // on the lab's TUN device (see the package doc's layout), which the target
 // namespace's kernel routes TargetAddr to.
 type netstackNet struct {
-	st   *stack.Stack
-	fd   int
-	addr netip.Addr
+	st    *stack.Stack
+	fd    int
+	addr  netip.Addr
+	addr6 netip.Addr // invalid: IPv4 only
 }
 
 // openNetstack attaches to the persistent TUN device tunIf in ns and runs a
-// netstack that owns addr on it. SACK is on; timestamps and window scaling
-// are negotiated as gVisor ships them (always offered, used when the peer
-// offers them too). Keep-alive is off on every endpoint by default.
-func openNetstack(ns *netns.NS, tunIf string, addr netip.Addr) (*netstackNet, error) {
+// netstack that owns addr on it, and addr6 too when valid. SACK is on;
+// timestamps and window scaling are negotiated as gVisor ships them (always
+// offered, used when the peer offers them too). Keep-alive is off on every
+// endpoint by default.
+//
+// IPv6 runs with gVisor's zero NDP and DAD configurations: no duplicate
+// address detection (the address is usable at once, as the kernel lab's
+// IFA_F_NODAD ones), no router solicitations sent and router
+// advertisements ignored, no link-local address made. A TUN device carries
+// bare IP packets, so netstack resolves no neighbours itself: neighbour
+// discovery on the veth is the target kernel's proxy NDP (see the package
+// doc).
+func openNetstack(ns *netns.NS, tunIf string, addr, addr6 netip.Addr) (*netstackNet, error) {
 	fd := -1
 	err := ns.Do(func() error {
 		var err error
@@ -69,10 +80,10 @@ func openNetstack(ns *netns.NS, tunIf string, addr netip.Addr) (*netstackNet, er
 		return nil, fmt.Errorf("netstack link endpoint on %s: %w", tunIf, err)
 	}
 	st := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocolWithOptions(ipv6.Options{})},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
 	})
-	n := &netstackNet{st: st, fd: fd, addr: addr}
+	n := &netstackNet{st: st, fd: fd, addr: addr, addr6: addr6}
 	fail := func(what string, e tcpip.Error) (*netstackNet, error) {
 		st.Close()
 		st.Wait()
@@ -89,44 +100,76 @@ func openNetstack(ns *netns.NS, tunIf string, addr netip.Addr) (*netstackNet, er
 	if e := st.AddProtocolAddress(netstackNIC, pa, stack.AddressProperties{}); e != nil {
 		return fail("add address "+addr.String(), e)
 	}
-	// One route, for the lab's range: like the kernel side, no default route.
-	subnet, serr := tcpip.NewSubnet(tcpip.AddrFrom4(benchNet.Addr().As4()), tcpip.MaskFromBytes(net.CIDRMask(benchNet.Bits(), 32)))
-	if serr != nil {
-		st.Close()
-		st.Wait()
-		return nil, fmt.Errorf("netstack: route %s: %w", benchNet, serr)
+	if addr6.IsValid() {
+		pa6 := tcpip.ProtocolAddress{Protocol: ipv6.ProtocolNumber, AddressWithPrefix: tcpip.AddrFrom16(addr6.As16()).WithPrefix()}
+		if e := st.AddProtocolAddress(netstackNIC, pa6, stack.AddressProperties{}); e != nil {
+			return fail("add address "+addr6.String(), e)
+		}
 	}
-	st.SetRouteTable([]tcpip.Route{{Destination: subnet, NIC: netstackNIC}})
+	// One route per family, for the lab's range: like the kernel side, no
+	// default route.
+	var routes []tcpip.Route
+	for _, p := range []netip.Prefix{benchNet, benchNet6} {
+		if p.Addr().Is6() && !addr6.IsValid() {
+			continue
+		}
+		subnet, serr := tcpip.NewSubnet(tcpip.AddrFromSlice(p.Addr().AsSlice()), tcpip.MaskFromBytes(net.CIDRMask(p.Bits(), p.Addr().BitLen())))
+		if serr != nil {
+			st.Close()
+			st.Wait()
+			return nil, fmt.Errorf("netstack: route %s: %w", p, serr)
+		}
+		routes = append(routes, tcpip.Route{Destination: subnet, NIC: netstackNIC})
+	}
+	st.SetRouteTable(routes)
 	ok = true
 	return n, nil
 }
 
-// listen listens on the netstack's own address, which speaks IPv4 only.
-func (n *netstackNet) listen(local netip.Addr, port uint16) (listener, error) {
-	if local != n.addr {
-		return nil, fmt.Errorf("netstack listen on %s: the netstack lab has address %s only", local, n.addr)
+// tcpipAddr is a's netstack address and network protocol.
+func tcpipAddr(a netip.Addr) (tcpip.Address, tcpip.NetworkProtocolNumber) {
+	if a.Is4() {
+		return tcpip.AddrFrom4(a.As4()), ipv4.ProtocolNumber
 	}
+	return tcpip.AddrFrom16(a.As16()), ipv6.ProtocolNumber
+}
+
+// listen listens on one of the netstack's own addresses (an IPv6 endpoint
+// bound to the IPv6 address takes IPv6 only, as the kernel's IPV6_V6ONLY
+// listeners).
+func (n *netstackNet) listen(local netip.Addr, port uint16) (listener, error) {
+	if local != n.addr && (!n.addr6.IsValid() || local != n.addr6) {
+		return nil, fmt.Errorf("netstack listen on %s: the netstack lab has addresses %s and %s only", local, n.addr, n.addr6)
+	}
+	a, proto := tcpipAddr(local)
 	var wq waiter.Queue
-	ep, e := n.st.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	ep, e := n.st.NewEndpoint(tcp.ProtocolNumber, proto, &wq)
 	if e != nil {
 		return nil, fmt.Errorf("netstack endpoint: %s", e)
 	}
 	ep.SocketOptions().SetReuseAddress(true)
-	if e := ep.Bind(tcpip.FullAddress{NIC: netstackNIC, Addr: tcpip.AddrFrom4(n.addr.As4()), Port: port}); e != nil {
+	if proto == ipv6.ProtocolNumber {
+		ep.SocketOptions().SetV6Only(true)
+	}
+	if e := ep.Bind(tcpip.FullAddress{NIC: netstackNIC, Addr: a, Port: port}); e != nil {
 		ep.Close()
-		return nil, fmt.Errorf("netstack bind %s:%d: %s", n.addr, port, e)
+		return nil, fmt.Errorf("netstack bind %s: %s", netip.AddrPortFrom(local, port), e)
 	}
 	if e := ep.Listen(listenBacklog); e != nil {
 		ep.Close()
-		return nil, fmt.Errorf("netstack listen on %s:%d: %s", n.addr, port, e)
+		return nil, fmt.Errorf("netstack listen on %s: %s", netip.AddrPortFrom(local, port), e)
 	}
 	return &netstackListener{ep: ep, wq: &wq, done: make(chan struct{})}, nil
 }
 
-func (n *netstackNet) dial(ctx context.Context, _ netip.Addr, to netip.AddrPort) (net.Conn, error) {
-	local := tcpip.FullAddress{NIC: netstackNIC, Addr: tcpip.AddrFrom4(n.addr.As4())}
-	remote := tcpip.FullAddress{NIC: netstackNIC, Addr: tcpip.AddrFrom4(to.Addr().As4()), Port: to.Port()}
-	return gonet.DialTCPWithBind(ctx, n.st, local, remote, ipv4.ProtocolNumber)
+// dial connects from local (the netstack's address of to's family).
+func (n *netstackNet) dial(ctx context.Context, local netip.Addr, to netip.AddrPort) (net.Conn, error) {
+	if !local.IsValid() || local.Is4() != to.Addr().Is4() {
+		return nil, fmt.Errorf("netstack dial %s: no local address of its family", to)
+	}
+	la, proto := tcpipAddr(local)
+	ra, _ := tcpipAddr(to.Addr())
+	return gonet.DialTCPWithBind(ctx, n.st, tcpip.FullAddress{NIC: netstackNIC, Addr: la}, tcpip.FullAddress{NIC: netstackNIC, Addr: ra, Port: to.Port()}, proto)
 }
 
 // close ends every endpoint, stops the link's packet dispatcher and

@@ -131,7 +131,18 @@ func StartDualServers(ns *netns.NS, addr, proberAddr, addr6, proberAddr6 netip.A
 // (made by Create with StackGVisor) and owns addr there. Close stops the
 // servers and netstack and detaches from the TUN device.
 func StartNetstackServers(ns *netns.NS, tunIf string, addr, proberAddr netip.Addr) (*Servers, error) {
-	n, err := openNetstack(ns, tunIf, addr)
+	return StartDualNetstackServers(ns, tunIf, addr, proberAddr, netip.Addr{}, netip.Addr{})
+}
+
+// StartDualNetstackServers is StartNetstackServers on both families, as
+// StartDualServers is StartServers: netstack owns addr6 too and every
+// server port listens on it (an IPv6-only endpoint). An invalid addr6
+// means IPv4 only.
+func StartDualNetstackServers(ns *netns.NS, tunIf string, addr, proberAddr, addr6, proberAddr6 netip.Addr) (*Servers, error) {
+	if !proberAddr6.IsValid() {
+		addr6 = netip.Addr{}
+	}
+	n, err := openNetstack(ns, tunIf, addr, addr6)
 	if err != nil {
 		return nil, fmt.Errorf("lab: start netstack servers in %s: %w", ns.Name, err)
 	}
@@ -142,7 +153,7 @@ func StartNetstackServers(ns *netns.NS, tunIf string, addr, proberAddr netip.Add
 		n.close()
 		return nil, fmt.Errorf("lab: start netstack servers in %s: %w", ns.Name, err)
 	}
-	s, err := startServers(n, addr, proberAddr, netip.Addr{}, netip.Addr{})
+	s, err := startServers(n, addr, proberAddr, addr6, proberAddr6)
 	if err != nil {
 		return nil, fmt.Errorf("lab: start netstack servers in %s: %w", ns.Name, err)
 	}

@@ -68,13 +68,16 @@ func TUNName(prefix string) string {
 // package doc): the veth end tif up without an address, a persistent TUN
 // device tunIf with a /32 route to target, forwarding between them, proxy
 // ARP on the veth for target, and the prober's address as a permanent
-// neighbour.
-func configureGVisorTarget(ns *netns.NS, h *netlink.Handle, tif, tunIf string, target, prober netip.Prefix, proberMAC net.HardwareAddr) error {
+// neighbour. With valid target6 and prober6 the same for IPv6: a /128
+// route to target6 on the TUN device, IPv6 forwarding, proxy NDP on the
+// veth for target6 and prober6 a permanent neighbour.
+func configureGVisorTarget(ns *netns.NS, h *netlink.Handle, tif, tunIf string, target, prober, target6, prober6 netip.Prefix, proberMAC net.HardwareAddr) error {
+	v6 := target6.IsValid() && prober6.IsValid()
 	err := ns.Do(func() error {
 		if err := makePersistentTUN(tunIf); err != nil {
 			return err
 		}
-		for _, kv := range [][2]string{
+		kvs := [][2]string{
 			{"/proc/sys/net/ipv4/ip_forward", "1"},
 			{"/proc/sys/net/ipv4/conf/" + tif + "/proxy_arp", "1"},
 			// Answer ARP for the target at once, not after up to 0.8 s.
@@ -82,7 +85,20 @@ func configureGVisorTarget(ns *netns.NS, h *netlink.Handle, tif, tunIf string, t
 			// The kernel sends no redirects between its two links.
 			{"/proc/sys/net/ipv4/conf/all/send_redirects", "0"},
 			{"/proc/sys/net/ipv4/conf/" + tif + "/send_redirects", "0"},
-		} {
+		}
+		if v6 {
+			kvs = append(kvs,
+				// Linux answers neighbour solicitations for a proxy
+				// entry only on a forwarding interface. Forwarding
+				// sends no router advertisements (no radvd), and
+				// accept_ra stays 0.
+				[2]string{"/proc/sys/net/ipv6/conf/all/forwarding", "1"},
+				[2]string{"/proc/sys/net/ipv6/conf/" + tif + "/proxy_ndp", "1"},
+				// Answer at once, not after up to 0.8 s.
+				[2]string{"/proc/sys/net/ipv6/neigh/" + tif + "/proxy_delay", "0"},
+			)
+		}
+		for _, kv := range kvs {
 			if err := os.WriteFile(kv[0], []byte(kv[1]+"\n"), 0); err != nil {
 				return fmt.Errorf("set %s: %w", strings.TrimPrefix(kv[0], "/proc/sys/"), err)
 			}
@@ -113,21 +129,38 @@ func configureGVisorTarget(ns *netns.NS, h *netlink.Handle, tif, tunIf string, t
 		{LinkIndex: tunLink.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: prefixNet(netip.PrefixFrom(target.Addr(), 32))},
 		{LinkIndex: veth.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: prefixNet(prober.Masked())},
 	}
+	neighs := []*netlink.Neigh{{LinkIndex: veth.Attrs().Index, Family: unix.AF_INET, State: netlink.NUD_PERMANENT,
+		IP: prober.Addr().AsSlice(), HardwareAddr: proberMAC}}
+	if v6 {
+		routes = append(routes,
+			&netlink.Route{LinkIndex: tunLink.Attrs().Index, Dst: prefixNet(netip.PrefixFrom(target6.Addr(), 128))},
+			&netlink.Route{LinkIndex: veth.Attrs().Index, Dst: prefixNet(prober6.Masked())})
+		neighs = append(neighs,
+			&netlink.Neigh{LinkIndex: veth.Attrs().Index, Family: unix.AF_INET6, State: netlink.NUD_PERMANENT,
+				IP: prober6.Addr().AsSlice(), HardwareAddr: proberMAC},
+			// `ip -6 neigh add proxy TARGET6 dev tif`
+			&netlink.Neigh{LinkIndex: veth.Attrs().Index, Family: unix.AF_INET6, Flags: netlink.NTF_PROXY,
+				IP: target6.Addr().AsSlice()})
+	}
 	for _, r := range routes {
 		if err := h.RouteAdd(r); err != nil {
 			return fmt.Errorf("add route %s: %w", r.Dst, err)
 		}
 	}
-	neigh := &netlink.Neigh{LinkIndex: veth.Attrs().Index, Family: unix.AF_INET, State: netlink.NUD_PERMANENT,
-		IP: prober.Addr().AsSlice(), HardwareAddr: proberMAC}
-	if err := h.NeighAdd(neigh); err != nil {
-		return fmt.Errorf("add neighbour %s on %s: %w", prober.Addr(), tif, err)
+	for _, n := range neighs {
+		if err := h.NeighAdd(n); err != nil {
+			what := "neighbour"
+			if n.Flags&netlink.NTF_PROXY != 0 {
+				what = "proxy neighbour"
+			}
+			return fmt.Errorf("add %s %s on %s: %w", what, n.IP, tif, err)
+		}
 	}
 	return nil
 }
 
 func prefixNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
 // makePersistentTUN creates the TUN device name in the calling thread's
@@ -156,6 +189,23 @@ func makePersistentTUN(name string) error {
 // gvisorTargetAddr finds a gvisor lab's target address: the /32 route to
 // the TUN device tunIf in ns. fs.ErrNotExist means there is no such device.
 func gvisorTargetAddr(ns *netns.NS, tunIf string) (netip.Addr, error) {
+	return tunRouteAddr(ns, tunIf, unix.AF_INET)
+}
+
+// gvisorTargetAddr6 finds a gvisor lab's IPv6 target address: the /128
+// route to tunIf, which a lab made before the gvisor stack spoke IPv6
+// lacks.
+func gvisorTargetAddr6(ns *netns.NS, tunIf string) (netip.Addr, error) {
+	return tunRouteAddr(ns, tunIf, unix.AF_INET6)
+}
+
+// tunRouteAddr finds the host route of family to tunIf in ns whose address
+// lies in the lab's range.
+func tunRouteAddr(ns *netns.NS, tunIf string, family int) (netip.Addr, error) {
+	bits, within := 32, benchNet
+	if family == unix.AF_INET6 {
+		bits, within = 128, benchNet6
+	}
 	h, err := netlink.NewHandleAt(vnetns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("open rtnetlink in %s: %w", ns.Name, err)
@@ -169,7 +219,7 @@ func gvisorTargetAddr(ns *netns.NS, tunIf string) (netip.Addr, error) {
 		}
 		return netip.Addr{}, fmt.Errorf("find %s in %s: %w", tunIf, ns.Name, err)
 	}
-	routes, err := h.RouteList(link, unix.AF_INET)
+	routes, err := h.RouteList(link, family)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("routes of %s in %s: %w", tunIf, ns.Name, err)
 	}
@@ -177,14 +227,18 @@ func gvisorTargetAddr(ns *netns.NS, tunIf string) (netip.Addr, error) {
 		if r.Dst == nil {
 			continue
 		}
-		if ones, _ := r.Dst.Mask.Size(); ones != 32 {
+		if ones, _ := r.Dst.Mask.Size(); ones != bits {
 			continue
 		}
-		if a, ok := netip.AddrFromSlice(r.Dst.IP); ok && benchNet.Contains(a.Unmap()) {
-			return a.Unmap(), nil
+		a, ok := netip.AddrFromSlice(r.Dst.IP)
+		if family == unix.AF_INET {
+			a = a.Unmap()
+		}
+		if ok && within.Contains(a) {
+			return a, nil
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("%s in %s has no /32 route to a target address", tunIf, ns.Name)
+	return netip.Addr{}, fmt.Errorf("%s in %s has no /%d route to a target address", tunIf, ns.Name, bits)
 }
 
 // waitTUNUp waits until the TUN device has carrier (a netstack attached)

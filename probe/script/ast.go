@@ -24,6 +24,11 @@ type Script struct {
 	// or late, as in packetdrill.
 	Tolerance        time.Duration
 	TolerancePercent float64
+	// IPVersion is packetdrill's --ip_version: "ipv4", "ipv6" or
+	// "ipv4-mapped-ipv6" (IPv4 on the wire); "" runs over the family of
+	// the target address. A script run against a target of the other
+	// family is skipped (see Family).
+	IPVersion string
 	// Dials is true when the script asks the remote to connect (%dial).
 	Dials bool
 	// NeedsLab is "%needs lab": the script talks the lab's control
@@ -213,4 +218,17 @@ type Option struct {
 	TSVal, TSEcr uint32
 	// Blocks are SACK blocks, relative to the receiver's ISS.
 	Blocks []craft.SACKBlock
+}
+
+// Family is the IP version the script must run over: 4 or 6 from
+// --ip_version (4 for ipv4-mapped-ipv6, which is IPv4 on the wire), 0 when
+// it names none and runs over either.
+func (s *Script) Family() int {
+	switch s.IPVersion {
+	case "ipv4", "ipv4-mapped-ipv6":
+		return 4
+	case "ipv6":
+		return 6
+	}
+	return 0
 }

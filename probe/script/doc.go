@@ -121,6 +121,15 @@
 // fields are refused with a message at file:line:col. Comments are //,
 // /* */ and # (but #ifdef, #ifndef, #else and #endif).
 //
+// A script runs over the family of Config.Prober's remote, IPv4 or IPv6,
+// with the same lines and the same verdicts (the engine encodes each
+// family's header and pseudo-header checksum, RFC 8200 §8.1; the script's
+// options go out as written). packetdrill's --ip_version (Script.IPVersion,
+// Script.Family) pins a script to one family: against a target of the
+// other it is skipped, saying which address to give (`tcpwalk run` against
+// the dual-stack lab runs it against the lab's address of that family).
+// ipv4-mapped-ipv6 is IPv4 on the wire.
+//
 // # Results
 //
 // One script is one connection and one walk.Result: Scenario is the

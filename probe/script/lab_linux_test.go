@@ -255,3 +255,29 @@ func TestDialTimedFromTheRequest(t *testing.T) {
 		t.Fatalf("verdict %s (%s), want pass", r.Verdict, r.Reason)
 	}
 }
+
+// TestRunOtherFamilySkipped: a script whose --ip_version names the other
+// family than the target address's is skipped, saying which address to
+// give; one that names the target's family runs (and passes).
+func TestRunOtherFamilySkipped(t *testing.T) {
+	cfg := labConfig(t) // an IPv4 target
+	body := "%port 7001\n0 < S 0:0(0) win 65535 <mss 1460>\n+0 > S. 0:0(0) ack 1 <mss *>\n+0 < R 1:1(0) win 0\n"
+	for _, tc := range []struct {
+		opt     string
+		verdict walk.Verdict
+		reason  string
+	}{
+		{"--ip_version=ipv6\n", walk.Skipped, "the script is for IPv6 (--ip_version=ipv6) and the target 198.18.0.2 is IPv4: give the target's IPv6 address"},
+		{"--ip_version=ipv4-mapped-ipv6\n", walk.Pass, ""},
+		{"--ip_version=ipv4\n", walk.Pass, ""},
+	} {
+		s, err := script.Parse("fam.pkt", []byte(tc.opt+body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := script.Run(context.Background(), cfg, s)
+		if r.Verdict != tc.verdict || r.Reason != tc.reason {
+			t.Errorf("%q: %s (%s), want %s (%s)", tc.opt, r.Verdict, r.Reason, tc.verdict, tc.reason)
+		}
+	}
+}

@@ -426,10 +426,21 @@ func (p *parser) option() error {
 		}
 		p.s.TolerancePercent = f
 	case "ip_version":
-		if val != "ipv4" {
-			return p.fail(start, "--ip_version=%s: tcpwalk's scripts run over IPv4 (--ip_version=ipv4)", val)
+		// packetdrill's family: the remote must be reached over it
+		// (the target address says which one a run uses).
+		switch val {
+		case "ipv4":
+			p.assume("the machine under test speaks IPv4 (--ip_version=ipv4)")
+		case "ipv6":
+			p.assume("the machine under test speaks IPv6 (--ip_version=ipv6)")
+		case "ipv4-mapped-ipv6":
+			// packetdrill's own socket is AF_INET6 with
+			// ::ffff:a.b.c.d addresses; on the wire it is IPv4.
+			p.assume("--ip_version=ipv4-mapped-ipv6: packetdrill's socket is AF_INET6 with IPv4-mapped addresses; on the wire, and for the remote, it is IPv4")
+		default:
+			return p.fail(start, "--ip_version=%s: want ipv4, ipv6 or ipv4-mapped-ipv6", val)
 		}
-		p.assume("the machine under test speaks IPv4 (--ip_version=ipv4)")
+		p.s.IPVersion = val
 	default:
 		// packetdrill's other options set up its own end (addresses,
 		// devices, the local stack): an assumption, not refused.

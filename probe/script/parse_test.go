@@ -146,7 +146,7 @@ func TestParseErrors(t *testing.T) {
 		{"syscall only", "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3", "e.pkt:1:1: no events"},
 		{"unclosed call", "0 < S 0:0(0)\n+0 listen(3, 1 = 0", "e.pkt:2:10: the argument list of listen( is not closed"},
 		{"unclosed shell", "0 < S 0:0(0)\n+0 `sysctl -w a=1", "e.pkt:2:4: the shell command is not closed"},
-		{"ip version 6", "--ip_version=ipv6\n0 < S 0:0(0)", "e.pkt:1:1: --ip_version=ipv6: tcpwalk's scripts run over IPv4"},
+		{"ip version 5", "--ip_version=ipv5\n0 < S 0:0(0)", "e.pkt:1:1: --ip_version=ipv5: want ipv4, ipv6 or ipv4-mapped-ipv6"},
 		{"connect twice", "0 connect(3, ..., ...) = 0\n+0 connect(3, ..., ...) = 0", "e.pkt:2:4: connect() given twice"},
 		{"packet without time", "< S 0:0(0)", "e.pkt:1:1: want the time before '<'"},
 		{"bad flags", "0 < SX 0:0(0)", "e.pkt:1:5: want TCP flags from S . F R P U E W"},
@@ -305,6 +305,39 @@ func TestNegotiatedOptions(t *testing.T) {
 	} {
 		if got := negotiatedOptions(tt.got, want); got != tt.ok {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.ok)
+		}
+	}
+}
+
+// TestIPVersion: packetdrill's --ip_version names the family a script runs
+// over; ipv4-mapped-ipv6 is IPv4 on the wire (packetdrill's own socket is
+// AF_INET6), and a script without the option runs over either.
+func TestIPVersion(t *testing.T) {
+	for _, tc := range []struct {
+		opt    string
+		family int
+		assume string
+	}{
+		{"", 0, ""},
+		{"--ip_version=ipv4\n", 4, "speaks IPv4"},
+		{"--ip_version=ipv6\n", 6, "speaks IPv6"},
+		{"--ip_version=ipv4-mapped-ipv6\n", 4, "on the wire, and for the remote, it is IPv4"},
+	} {
+		s, err := Parse("v.pkt", []byte(tc.opt+"0 < S 0:0(0) win 100\n"))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.opt, err)
+		}
+		if got := s.Family(); got != tc.family {
+			t.Errorf("%q: Family() = %d, want %d", tc.opt, got, tc.family)
+		}
+		found := tc.assume == ""
+		for _, a := range s.Assumptions {
+			if tc.assume != "" && strings.Contains(a.Text, tc.assume) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%q: assumptions %v lack %q", tc.opt, s.Assumptions, tc.assume)
 		}
 	}
 }

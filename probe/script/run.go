@@ -145,6 +145,15 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 		return end(walk.Inconclusive, "no prober")
 	}
 	res.Target = netip.AddrPortFrom(cfg.Prober.Remote(), port)
+	if f := s.Family(); f != 0 && (f == 6) != cfg.Prober.Remote().Is6() {
+		// packetdrill's --ip_version picks the family; here the
+		// target address does, and it is the other one.
+		have := 4
+		if cfg.Prober.Remote().Is6() {
+			have = 6
+		}
+		return end(walk.Skipped, fmt.Sprintf("the script is for IPv%d (--ip_version=%s) and the target %s is IPv%d: give the target's IPv%d address", f, s.IPVersion, cfg.Prober.Remote(), have, f))
+	}
 	if s.NeedsLab && cfg.Lab == nil {
 		return end(walk.Skipped, "the script needs the lab (%needs lab: its control port or client), and the target is not the lab (run against it, or with --lab)")
 	}
@@ -513,11 +522,10 @@ func (r *runner) read(ctx context.Context, deadline time.Time) (*in, error) {
 	if rp.Seg.ICMP != "" {
 		return &in{seg: rp.Seg, icmp: rp.Seg.ICMP, at: rp.Seg.At}, nil
 	}
-	p, err := craft.ParsePacket(rp.Seg.Raw)
+	t, err := rp.Seg.TCP()
 	if err != nil {
 		return nil, err
 	}
-	t := p.TCP
 	if !r.connected {
 		if err := r.flow.Connect(t.SourcePort()); err != nil {
 			return nil, err
