@@ -150,7 +150,7 @@ func TestMessagesSayWhatToDo(t *testing.T) {
 		want    string // in the stderr line
 		notWant string
 	}{
-		{"IPv6 target without brackets", []string{"send", "2001:db8::1:80"}, exitUsage, "too many colons", "<nil>"},
+		{"IPv6 target without brackets", []string{"send", "2001:db8::1:80"}, exitUsage, "an IPv6 address goes in brackets", "<nil>"},
 		{"missing netns", []string{"--netns", "tcpwalk-test-nosuch", "send", "198.18.0.2:80"}, exitEnv, "ip netns add", "netns.Create"},
 		{"sport 0", []string{"send", "--sport", "0", "198.18.0.2:80"}, exitUsage, "--sport 0: want 1 to 65535", ""},
 		{"sport 70000", []string{"send", "--sport", "70000", "198.18.0.2:80"}, exitUsage, "--sport 70000: want 1 to 65535", ""},
