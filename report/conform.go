@@ -98,7 +98,7 @@ func WriteConformTableWidth(w io.Writer, rep conform.Report, color bool, width i
 		} else if note == "" && r.Verdict != walk.Pass {
 			note = c.Reason
 		}
-		row := fmt.Sprintf("%s  %s  %s", padRight(r.Scenario, idW), p.paint(conformColor(r.Verdict), padRight(string(r.Verdict), 12)),
+		row := fmt.Sprintf("%s  %s  %s", padRight(r.Scenario, idW), p.paint(conformColor(r.Verdict), padRight(r.Verdict.String(), 12)),
 			padRight(ruleSection(ruleOf(r)), ruleW))
 		// A note that does not fit on the row goes under it, wrapped.
 		avail := conformWidth - idW - ruleW - 18

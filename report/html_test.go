@@ -260,7 +260,7 @@ func TestHTMLChecksLinkToSegments(t *testing.T) {
 		fmt.Sscanf(id, "w%d-c%d", &wi, &ci)
 		c := rep.Results[wi].Checks[ci-1]
 		txt := textOf(tr)
-		for _, part := range []string{c.Name, c.Rule, string(c.Verdict)} {
+		for _, part := range []string{c.Name, c.Rule, c.Verdict.String()} {
 			if !strings.Contains(txt, part) {
 				t.Errorf("check row %s lacks %q: %q", id, part, txt)
 			}
@@ -312,7 +312,7 @@ func TestHTMLMatrixAndCoverage(t *testing.T) {
 			t.Errorf("no cell for %s", r.Scenario)
 			continue
 		}
-		if !hasClass(td, "v-"+string(r.Verdict)) || strings.TrimSpace(textOf(td)) != string(r.Verdict) {
+		if !hasClass(td, "v-"+r.Verdict.String()) || strings.TrimSpace(textOf(td)) != r.Verdict.String() {
 			t.Errorf("cell %s: class %q text %q, want verdict %s", r.Scenario, attr(td, "class"), textOf(td), r.Verdict)
 		}
 		if a := findAll(td, byTag("a")); len(a) != 1 || attr(a[0], "href") != "#"+sectionOf[r.Scenario] || sectionOf[r.Scenario] == "" {

@@ -426,7 +426,7 @@ func wrap(s string, n int) []string {
 
 func (l *ladderWriter) verdict(r walk.Result) {
 	_, code := verdictMark(r.Verdict)
-	v := strings.ToUpper(string(r.Verdict))
+	v := strings.ToUpper(r.Verdict.String())
 	if v == "" {
 		v = "NONE"
 	}

@@ -63,13 +63,9 @@ func (s State) String() string {
 // Valid reports whether s is one of the 11 states.
 func (s State) Valid() bool { return s > NoState && s < numStates }
 
-// MarshalText writes [State.String]; a value that is no state is an error.
-func (s State) MarshalText() ([]byte, error) {
-	if s >= numStates {
-		return nil, fmt.Errorf("result: %d is no TCP state", uint8(s))
-	}
-	return []byte(stateNames[s]), nil
-}
+// MarshalText writes [State.String]; a value that is no state is written
+// as "State(N)", which [ParseState] rejects.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // UnmarshalText reads a name that [State.MarshalText] writes.
 func (s *State) UnmarshalText(b []byte) error {

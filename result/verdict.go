@@ -58,14 +58,10 @@ func (v Verdict) String() string {
 // Valid reports whether v is one of the decided verdicts.
 func (v Verdict) Valid() bool { return v > Undecided && v < numVerdicts }
 
-// MarshalText writes the verdict's name (see [Verdict.String]); a value
-// that is no verdict is an error, never a made-up name.
-func (v Verdict) MarshalText() ([]byte, error) {
-	if v >= numVerdicts {
-		return nil, fmt.Errorf("result: %d is no verdict", uint8(v))
-	}
-	return []byte(verdictNames[v]), nil
-}
+// MarshalText writes the verdict's name (see [Verdict.String]). A value
+// that is no verdict is written as "Verdict(N)", which no reader takes for
+// a verdict: a report with a broken verdict is still written, never hidden.
+func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
 
 // UnmarshalText reads a name that [Verdict.MarshalText] writes.
 func (v *Verdict) UnmarshalText(b []byte) error {

@@ -213,7 +213,7 @@ func TestReportTallies(t *testing.T) {
 			{Scenario: "c", Verdict: walk.Fail},
 			{Scenario: "d", Verdict: walk.Skipped},
 			{Scenario: "e", Verdict: walk.Inconclusive},
-			{Scenario: "f", Verdict: "bogus"},
+			{Scenario: "f", Verdict: walk.Verdict(200)},
 		},
 		Measurements: []Measurement{{ID: MeasureSynAckSchedule, Duration: 3 * time.Second, Result: m}, {ID: MeasureTWFingerprint},
 			{ID: MeasureFINBackoff, Result: m, Sessions: []walk.Result{*m, {Scenario: MeasureFINBackoff}, {Scenario: MeasureFINBackoff}}}},

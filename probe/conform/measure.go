@@ -627,7 +627,7 @@ func reasonOf(r walk.Result) string {
 			return c.Name + ": " + c.Reason
 		}
 	}
-	return string(r.Verdict)
+	return r.Verdict.String()
 }
 
 // probeSynCookies sends a SYN with MSS, SACK-permitted and window scale but

@@ -15,6 +15,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // Config says where scripts run and what helps them.
@@ -224,13 +225,13 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 
 // finish computes the overall verdict as package walk does.
 func finish(r *walk.Result) {
-	if r.Verdict == "" && len(r.Checks) == 0 {
+	if r.Verdict == result.Undecided && len(r.Checks) == 0 {
 		r.Verdict = walk.Inconclusive
 		if r.Reason == "" {
 			r.Reason = "no check ran: the script expects nothing (add a `>` line, %wait or %expect-state)"
 		}
 	}
-	if r.Verdict == "" {
+	if r.Verdict == result.Undecided {
 		r.Verdict = walk.Pass
 	}
 	judged := 0

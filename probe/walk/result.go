@@ -3,54 +3,28 @@ package walk
 import (
 	"net/netip"
 	"time"
+
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
-// Verdict is the outcome of one expected transition.
-type Verdict string
+// Verdict is the outcome of one expected transition (see result.Verdict).
+type Verdict = result.Verdict
 
-// Verdicts. Inconclusive means no answer came after our retries: a reason is
-// given, never a guess. Skipped means the walk needs a remote application
-// action tcpwalk cannot cause on this target. Interrupted means the user
-// stopped tcpwalk (SIGINT, SIGTERM) before the check or walk was decided:
-// unfinished work is never a pass, whatever passed before the signal.
-// Deviation is a documented behaviour that differs from the RFC (the check
-// names it, e.g. Linux answering a retransmitted SYN in SYN_RCVD with a
-// SYN-ACK): not a failure unless the user asks for strictness.
+// Verdicts (see result.Verdict for what each means).
 const (
-	Pass         Verdict = "pass"
-	Deviation    Verdict = "deviation"
-	Fail         Verdict = "fail"
-	Inconclusive Verdict = "inconclusive"
-	Skipped      Verdict = "skipped"
-	Interrupted  Verdict = "interrupted"
+	Pass         = result.Pass
+	Deviation    = result.Deviation
+	Fail         = result.Fail
+	Inconclusive = result.Inconclusive
+	Skipped      = result.Skipped
+	Interrupted  = result.Interrupted
 )
 
 // Verdicts lists the verdicts from best to worst, for counts and reports.
-var Verdicts = []Verdict{Pass, Deviation, Skipped, Inconclusive, Interrupted, Fail}
-
-// rank orders verdicts from best to worst for a walk's overall verdict. The
-// zero Verdict is "not decided yet" and ranks below all: Worse("", v) is v.
-// An unknown verdict ranks worst, so that it is never hidden. A fail found
-// before an interruption is still a fail: it was decided.
-func (v Verdict) rank() int {
-	if v == "" {
-		return -1
-	}
-	for i, k := range Verdicts {
-		if v == k {
-			return i
-		}
-	}
-	return len(Verdicts)
-}
+var Verdicts = result.Verdicts
 
 // Worse returns the worse of two verdicts.
-func Worse(a, b Verdict) Verdict {
-	if b.rank() > a.rank() {
-		return b
-	}
-	return a
-}
+func Worse(a, b Verdict) Verdict { return result.Worse(a, b) }
 
 // Check is one expected transition or state and what came of it.
 type Check struct {
@@ -118,7 +92,7 @@ type Result struct {
 
 // finish computes the overall verdict.
 func (r *Result) finish() {
-	if r.Verdict == "" {
+	if r.Verdict == result.Undecided {
 		r.Verdict = Pass
 	}
 	if len(r.Checks) == 0 && r.Verdict == Pass {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // TestMarkKernelAhead: a kernel read that is already in the state the wire
@@ -69,15 +71,15 @@ func TestMarkKernelAhead(t *testing.T) {
 // any verdict but a fail, which was decided before the signal.
 func TestWorseAndUnfinished(t *testing.T) {
 	for _, tc := range []struct{ a, b, want Verdict }{
-		{"", Interrupted, Interrupted},
-		{"", Inconclusive, Inconclusive},
+		{result.Undecided, Interrupted, Interrupted},
+		{result.Undecided, Inconclusive, Inconclusive},
 		{Pass, Interrupted, Interrupted},
 		{Interrupted, Pass, Interrupted},
 		{Inconclusive, Interrupted, Interrupted},
 		{Fail, Interrupted, Fail},
 		{Interrupted, Fail, Fail},
 		{Skipped, Interrupted, Interrupted},
-		{Pass, "bogus", "bogus"},
+		{Pass, Verdict(200), Verdict(200)},
 	} {
 		if got := Worse(tc.a, tc.b); got != tc.want {
 			t.Errorf("Worse(%q, %q) = %q, want %q", tc.a, tc.b, got, tc.want)
