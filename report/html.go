@@ -231,7 +231,7 @@ func walkView(i int, r walk.Result) walkHTML {
 	var prevL, prevR string
 	for j, s := range r.Segments {
 		y := svgTop + j*svgRowH
-		sv := segHTML{ID: fmt.Sprintf("%s-s%d", id, j+1), Dir: s.Dir, Flags: s.Flags, Note: s.Note, Seq: uint32(s.Seq), Ack: uint32(s.Ack),
+		sv := segHTML{ID: fmt.Sprintf("%s-s%d", id, j+1), Dir: s.Dir, Flags: flagText(s), Note: s.Note, Seq: uint32(s.Seq), Ack: uint32(s.Ack),
 			RelSeq: s.RelSeq, RelAck: s.RelAck, Len: s.Len, Time: elapsed(s.At.Sub(base)) + " ms", TimeY: y + svgSlope/2 + 4,
 			StateY: y + svgSlope + 4, Y1: y, Y2: y + svgSlope}
 		if j == 0 || s.LocalState != prevL {

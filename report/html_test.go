@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/net/html"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/conform"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
@@ -161,7 +162,7 @@ func TestHTMLLadderArrowsMatchSegments(t *testing.T) {
 			if s.ICMP != "" {
 				dir = walk.In
 			}
-			want := map[string]string{"data-dir": string(dir), "data-flags": s.Flags, "data-seq": fmt.Sprint(s.Seq),
+			want := map[string]string{"data-dir": string(dir), "data-flags": flagText(s), "data-seq": fmt.Sprint(s.Seq),
 				"data-ack": fmt.Sprint(s.Ack), "data-rel-seq": fmt.Sprint(s.RelSeq), "data-rel-ack": fmt.Sprint(s.RelAck), "data-len": fmt.Sprint(s.Len)}
 			for k, v := range want {
 				if got := attr(g, k); got != v {
@@ -194,7 +195,7 @@ func TestHTMLLadderArrowsMatchSegments(t *testing.T) {
 			wantLabel := fmt.Sprintf("%s seq %d", s.Flags, s.RelSeq)
 			if s.ICMP != "" {
 				wantLabel = "ICMP " + s.ICMP
-			} else if strings.Contains(s.Flags, ".") {
+			} else if s.Flags.Has(craft.FlagACK) {
 				wantLabel += fmt.Sprintf(" ack %d", s.RelAck)
 			}
 			if !strings.HasPrefix(label, wantLabel) {

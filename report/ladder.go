@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -269,9 +270,9 @@ func (l *ladderWriter) arrowLine(rw row, c columns) string {
 // reader compares between SYN and SYN-ACK), and NOPs are left out.
 func segmentLabel(s walk.Segment, short bool) string {
 	var b strings.Builder
-	b.WriteString(s.Flags)
+	b.WriteString(flagText(s))
 	fmt.Fprintf(&b, " seq %d", s.RelSeq)
-	if strings.Contains(s.Flags, ".") {
+	if s.Flags.Has(craft.FlagACK) {
 		fmt.Fprintf(&b, " ack %d", s.RelAck)
 	}
 	fmt.Fprintf(&b, " len %d", s.Len)
@@ -506,4 +507,13 @@ func padLeft(s string, n int) string {
 		return strings.Repeat(" ", k) + s
 	}
 	return s
+}
+
+// flagText is a segment's flags as tcpdump prints them ("S.", "F."), and ""
+// for an ICMP error, which carries no TCP flags of its own.
+func flagText(s walk.Segment) string {
+	if s.ICMP != "" {
+		return ""
+	}
+	return s.Flags.String()
 }

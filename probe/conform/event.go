@@ -77,11 +77,11 @@ func synTimes(segs []walk.Segment) (last time.Time, rtt time.Duration) {
 	var firstSynAck time.Time
 	for _, s := range segs {
 		switch {
-		case s.Dir == walk.Out && s.Flags == "S":
+		case s.Dir == walk.Out && s.Flags == craft.FlagSYN:
 			if s.At.After(last) {
 				last = s.At
 			}
-		case s.Dir == walk.In && s.Flags == "S." && firstSynAck.IsZero():
+		case s.Dir == walk.In && s.Flags == craft.FlagSYN|craft.FlagACK && firstSynAck.IsZero():
 			firstSynAck = s.At
 		}
 	}
@@ -90,7 +90,7 @@ func synTimes(segs []walk.Segment) (last time.Time, rtt time.Duration) {
 	}
 	var before time.Time
 	for _, s := range segs {
-		if s.Dir == walk.Out && s.Flags == "S" && !s.At.After(firstSynAck) && s.At.After(before) {
+		if s.Dir == walk.Out && s.Flags == craft.FlagSYN && !s.At.After(firstSynAck) && s.At.After(before) {
 			before = s.At
 		}
 	}

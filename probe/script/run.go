@@ -294,7 +294,7 @@ func (r *runner) noListener() bool {
 	segs := r.c.Rec.Snapshot()
 	for i := len(segs) - 1; i >= 0; i-- {
 		if s := segs[i]; s.Dir == walk.In && s.ICMP == "" {
-			return s.Flags == "R." && uint32(s.Ack) == r.iss+syn.Segment.Start+1
+			return s.Flags == craft.FlagRST|craft.FlagACK && uint32(s.Ack) == r.iss+syn.Segment.Start+1
 		}
 	}
 	return false

@@ -1,6 +1,9 @@
 package tcpconn
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -19,15 +22,15 @@ const (
 // Segment is one recorded segment, with the states of both ends right after
 // it as far as the caller has established them.
 type Segment struct {
-	At     time.Time `json:"time"`
-	Dir    Dir       `json:"dir"`
-	Flags  string    `json:"flags"`
-	Seq    Seq       `json:"seq"`
-	Ack    Seq       `json:"ack"`
-	RelSeq uint32    `json:"rel_seq"` // relative to the sender's ISN
-	RelAck uint32    `json:"rel_ack"` // relative to the receiver's ISN
-	Win    uint16    `json:"win"`
-	Len    int       `json:"len"`
+	At     time.Time   `json:"time"`
+	Dir    Dir         `json:"dir"`
+	Flags  craft.Flags `json:"flags"` // tcpdump's form in JSON: "S.", "F."
+	Seq    Seq         `json:"seq"`
+	Ack    Seq         `json:"ack"`
+	RelSeq uint32      `json:"rel_seq"` // relative to the sender's ISN
+	RelAck uint32      `json:"rel_ack"` // relative to the receiver's ISN
+	Win    uint16      `json:"win"`
+	Len    int         `json:"len"`
 	// Options in tcpdump's words; empty when none.
 	Options []string `json:"options,omitempty"`
 	// Note says what the segment is for ("KA1", "retransmission", ...).
@@ -47,6 +50,48 @@ type Segment struct {
 	RemoteState string `json:"remote_state"`
 	// Raw is the whole IPv4 packet, for pcap files.
 	Raw []byte `json:"-"`
+}
+
+// MarshalJSON writes the segment with its flags in tcpdump's form ("S.",
+// "F."), as JSON has always carried them; the record of an ICMP error has no
+// TCP flags and writes "".
+func (s Segment) MarshalJSON() ([]byte, error) {
+	type plain Segment
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // the caller's encoder escapes, or not, as it is set
+	if err := enc.Encode(plain(s)); err != nil {
+		return nil, err
+	}
+	out := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	if s.ICMP != "" && s.Flags == 0 {
+		// The one unescaped "flags" key: every quote inside a string value
+		// is escaped.
+		out = bytes.Replace(out, []byte(`"flags":"none"`), []byte(`"flags":""`), 1)
+	}
+	return out, nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes: flags in any form
+// craft.ParseFlags takes, "" for none (an ICMP error's record).
+func (s *Segment) UnmarshalJSON(b []byte) error {
+	type plain Segment
+	aux := struct {
+		*plain
+		Flags string `json:"flags"`
+	}{plain: (*plain)(s)}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	s.Flags = 0
+	if aux.Flags != "" {
+		f, err := craft.ParseFlags(aux.Flags)
+		if err != nil {
+			return fmt.Errorf("tcpconn: segment flags: %w", err)
+		}
+		s.Flags = f
+	}
+	return nil
 }
 
 // Recorder keeps every segment of a connection, both ways, with relative
@@ -103,7 +148,7 @@ func (r *Recorder) States(local, remote string) {
 func (r *Recorder) sent(at time.Time, s *craft.Segment, raw []byte, note string) *Segment {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	seg := &Segment{At: at, Dir: Out, Flags: s.Flags.String(), Seq: Seq(s.Seq), Ack: Seq(s.Ack), Win: s.Window,
+	seg := &Segment{At: at, Dir: Out, Flags: s.Flags, Seq: Seq(s.Seq), Ack: Seq(s.Ack), Win: s.Window,
 		Len: len(s.Payload), Note: note, LocalState: r.local, RemoteState: r.remote, Raw: append([]byte(nil), raw...)}
 	if c := r.conn; c != nil {
 		seg.RelSeq = uint32(c.ISS.Size(seg.Seq))
@@ -137,7 +182,7 @@ func (r *Recorder) Received(at time.Time, p *craft.Packet, raw []byte) *Segment 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t := p.TCP
-	seg := &Segment{At: at, Dir: In, Flags: t.Flags().String(), Seq: Seq(t.SequenceNumber()), Ack: Seq(t.AckNumber()),
+	seg := &Segment{At: at, Dir: In, Flags: t.Flags(), Seq: Seq(t.SequenceNumber()), Ack: Seq(t.AckNumber()),
 		Win: t.WindowSize(), Len: len(t.Payload()), LocalState: r.local, RemoteState: r.remote, Raw: append([]byte(nil), raw...)}
 	for it := t.Options(); it.Next(); {
 		seg.Options = append(seg.Options, it.Option().String())
@@ -197,10 +242,7 @@ func (r *Recorder) Received(at time.Time, p *craft.Packet, raw []byte) *Segment 
 // connection (an answer to our next SYN), not as a retransmission, repeat or
 // copy of this one.
 func (r *Recorder) Forget(seg *Segment) {
-	f, err := craft.ParseFlags(seg.Flags)
-	if err != nil {
-		return
-	}
+	f := seg.Flags
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.answers, [4]uint32{uint32(f), uint32(seg.Seq), uint32(seg.Ack), uint32(seg.Len)})
@@ -276,16 +318,11 @@ func (r *Recorder) LastFIN() *Segment {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := len(r.segs) - 1; i >= 0; i-- {
-		if s := r.segs[i]; s.Dir == In && s.ICMP == "" && hasFIN(s.Flags) {
+		if s := r.segs[i]; s.Dir == In && s.ICMP == "" && s.Flags.Has(craft.FlagFIN) {
 			return s
 		}
 	}
 	return nil
-}
-
-func hasFIN(flags string) bool {
-	f, err := craft.ParseFlags(flags)
-	return err == nil && f.Has(craft.FlagFIN)
 }
 
 // Snapshot returns a copy of what was recorded so far, in recording order.

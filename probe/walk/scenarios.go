@@ -133,8 +133,8 @@ func (w *walker) resetStale() error {
 	if last == nil || last.Dir != In || last.ICMP != "" {
 		return nil
 	}
-	f, err := craft.ParseFlags(last.Flags)
-	if err != nil || !staleAnswerOrSYNACK.Match(last, f) || f.Has(craft.FlagSYN) && last.Ack == w.conn.ISS+1 {
+	f := last.Flags
+	if !staleAnswerOrSYNACK.Match(last, f) || f.Has(craft.FlagSYN) && last.Ack == w.conn.ISS+1 {
 		return nil
 	}
 	w.rec.forget(last, f)
@@ -151,7 +151,7 @@ func closedPort(ctx context.Context, w *walker) error {
 	if _, err := w.expectStep(ctx, "CLOSED: SYN → RST,ACK", ruleClosed, "SYN x",
 		func(bool) error { return c.SendRaw(craft.FlagSYN, x, 0, nil, "") },
 		Want{Flags: craft.FlagRST | craft.FlagACK, Seq: 0, Ack: x + 1, Beyond: &open}, "CLOSED"); err != nil {
-		if last, seg := &w.res.Checks[len(w.res.Checks)-1], w.rec.last(); last.Verdict == Inconclusive && seg != nil && seg.Dir == In && seg.Flags == "S." && seg.Ack == x+1 {
+		if last, seg := &w.res.Checks[len(w.res.Checks)-1], w.rec.last(); last.Verdict == Inconclusive && seg != nil && seg.Dir == In && seg.Flags == craft.FlagSYN|craft.FlagACK && seg.Ack == x+1 {
 			last.Received = describe(seg)
 			last.Reason = fmt.Sprintf("port %d answered with a SYN,ACK: it is open, not closed (reset); pass --closed-port with a port that has no listener", w.remote.Port())
 			_ = c.SendRaw(craft.FlagRST, x+1, 0, nil, "reset the open port's connection")

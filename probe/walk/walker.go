@@ -530,7 +530,7 @@ func describe(s *Segment) string {
 	if s.ICMP != "" {
 		return s.ICMP
 	}
-	f, _ := craft.ParseFlags(s.Flags)
+	f := s.Flags
 	var b strings.Builder
 	fmt.Fprintf(&b, "<SEQ=%d>", s.Seq)
 	if f.Has(craft.FlagACK) {
