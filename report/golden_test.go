@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tcpwalk/tcpwalk/probe/firewall"
+	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
 var update = flag.Bool("update", false, "rewrite report/testdata/*.golden from today's output")
@@ -37,8 +38,20 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
+// kernelErrorWalk has a check whose kernel read failed: JSON and text say
+// "error: " and the error, as they always have.
+func kernelErrorWalk() walk.Result {
+	r := handshakeWalk()
+	r.Scenario, r.Verdict = "kernel-error", walk.Pass
+	r.Checks = append([]walk.Check(nil), r.Checks...)
+	r.Checks[1].Kernel = "error: sockdiag: dump TCP sockets in namespace mdl-t: permission denied"
+	r.Checks[1].Disagree = true
+	r.Disagreements = 1
+	return r
+}
+
 func TestGoldenWalk(t *testing.T) {
-	walks := someWalks()
+	walks := append(someWalks(), kernelErrorWalk())
 	var j, x, s, l bytes.Buffer
 	if err := WriteWalkJSON(&j, walks); err != nil {
 		t.Fatal(err)
