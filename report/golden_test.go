@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"net/netip"
 	"os"
@@ -44,7 +45,8 @@ func kernelErrorWalk() walk.Result {
 	r := handshakeWalk()
 	r.Scenario, r.Verdict = "kernel-error", walk.Pass
 	r.Checks = append([]walk.Check(nil), r.Checks...)
-	r.Checks[1].Kernel = "error: sockdiag: dump TCP sockets in namespace mdl-t: permission denied"
+	r.Checks[1].Kernel = ""
+	r.Checks[1].KernelErr = errors.New("sockdiag: dump TCP sockets in namespace mdl-t: permission denied")
 	r.Checks[1].Disagree = true
 	r.Disagreements = 1
 	return r

@@ -279,7 +279,7 @@ func checkViews(id string, r walk.Result, segs []segHTML) []checkHTML {
 		mark, _ := verdictMark(c.Verdict)
 		cv := checkHTML{ID: fmt.Sprintf("%s-c%d", id, k+1), Name: c.Name, Rule: c.Rule, Verdict: c.Verdict.String(),
 			Class: verdictClass(c.Verdict), Mark: mark, Expected: orNothing(c.Expected), Received: orNothing(c.Received),
-			Reason: c.Reason, Probe: c.Probe, Wire: c.Wire, Kernel: c.Kernel, Deviation: c.Deviation, Disagree: c.Disagree,
+			Reason: c.Reason, Probe: c.Probe, Wire: c.Wire, Kernel: kernelText(c), Deviation: c.Deviation, Disagree: c.Disagree,
 			Failed: c.Verdict != walk.Pass && c.Verdict != walk.Skipped}
 		if !c.At.IsZero() {
 			latest := -1 // the last segment at or before the check

@@ -335,13 +335,13 @@ func (l *ladderWriter) checks(r walk.Result) {
 			l.pair(indent, "expected: "+orNothing(c.Expected), "received: "+orNothing(c.Received))
 			l.wrapped(indent, "reason: ", c.Reason, "")
 		}
-		if c.Kernel != "" {
+		if kernel := kernelText(c); kernel != "" {
 			wire := c.Wire
 			if wire == "" {
 				wire = "-"
 			}
 			const flag = "!! DISAGREEMENT"
-			s := truncate("wire says "+wire+" / kernel says "+c.Kernel, l.width-len(indent)-2-len(flag))
+			s := truncate("wire says "+wire+" / kernel says "+kernel, l.width-len(indent)-2-len(flag))
 			switch {
 			case c.Disagree:
 				s += "  " + l.p.paint(sgrAlarm, flag)
@@ -516,4 +516,13 @@ func flagText(s walk.Segment) string {
 		return ""
 	}
 	return s.Flags.String()
+}
+
+// kernelText is what the kernel (the oracle) said of a check: its state,
+// "error: " and why it could not be read, or "" when it was not asked.
+func kernelText(c walk.Check) string {
+	if c.KernelErr != nil {
+		return "error: " + c.KernelErr.Error()
+	}
+	return c.Kernel
 }

@@ -398,11 +398,17 @@ func (e *env) apart(ctx context.Context) error {
 func (e *env) record(chk walk.Check, wire string) {
 	if chk.Verdict == walk.Pass || chk.Verdict == walk.Deviation {
 		if wire != "" && e.cfg.Walk.Oracle != nil {
-			if k := e.s.Kernel(); k != wire {
+			k, kerr := e.s.Kernel()
+			switch {
+			case kerr != nil:
+				chk.Verdict = walk.Inconclusive
+				chk.Reason = fmt.Sprintf("the wire says %s, the kernel (sock_diag) could not be read: %v", wire, kerr)
+				chk.Wire, chk.KernelErr, chk.Disagree = wire, kerr, true
+			case k != wire:
 				chk.Verdict = walk.Inconclusive
 				chk.Reason = fmt.Sprintf("the wire says %s, the kernel (sock_diag) says %s", wire, k)
 				chk.Wire, chk.Kernel, chk.Disagree = wire, k, true
-			} else {
+			default:
 				chk.Kernel = k
 			}
 		}

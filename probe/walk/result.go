@@ -1,7 +1,11 @@
 package walk
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/tcpwalk/tcpwalk/result"
@@ -56,6 +60,11 @@ type Check struct {
 	Wire     string `json:"wire_state,omitempty"`
 	Kernel   string `json:"kernel_state,omitempty"`
 	Disagree bool   `json:"disagree,omitempty"`
+	// KernelErr is why the kernel could not be read, when the oracle
+	// failed (Kernel is then ""). A failed read is a disagreement: the
+	// wire's state is not confirmed. JSON writes it in kernel_state as
+	// "error: " and the error, as it always has.
+	KernelErr error `json:"-"`
 	// KernelAhead says the kernel was already in the state the wire shows
 	// next in this walk: the remote moved on (its app closed at once)
 	// between its reply and the oracle's read. Not a disagreement: the
@@ -67,6 +76,40 @@ type Check struct {
 	// a disagreement may be the remote having moved on, not the wire wrong.
 	KernelLag time.Duration `json:"kernel_lag_ns,omitempty"`
 	At        time.Time     `json:"time"`
+}
+
+// kernelErrPrefix starts kernel_state in JSON when the kernel could not be
+// read.
+const kernelErrPrefix = "error: "
+
+// MarshalJSON writes the check with KernelErr in kernel_state.
+func (c Check) MarshalJSON() ([]byte, error) {
+	type plain Check
+	p := plain(c)
+	if c.KernelErr != nil {
+		p.Kernel = kernelErrPrefix + c.KernelErr.Error()
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // the caller's encoder escapes, or not, as it is set
+	if err := enc.Encode(p); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes: a kernel_state that starts
+// "error: " is a KernelErr.
+func (c *Check) UnmarshalJSON(b []byte) error {
+	type plain Check
+	c.KernelErr = nil
+	if err := json.Unmarshal(b, (*plain)(c)); err != nil {
+		return err
+	}
+	if msg, ok := strings.CutPrefix(c.Kernel, kernelErrPrefix); ok {
+		c.Kernel, c.KernelErr = "", errors.New(msg)
+	}
+	return nil
 }
 
 // Result is one walk.

@@ -41,12 +41,12 @@ func (w *walker) open(ctx context.Context) error {
 	c := w.conn
 	// The kernel's view of LISTEN is read before the SYN changes anything;
 	// the wire's comes from the reply to the SYN.
-	kernelListen := ""
+	kernelListen, listenErr := "", error(nil)
 	if w.cfg.Oracle != nil {
 		ok, err := w.cfg.Oracle.Listening(w.remote)
 		switch {
 		case err != nil:
-			kernelListen = "error: " + err.Error()
+			listenErr = err
 		case ok:
 			kernelListen = "LISTEN"
 		default:
@@ -56,7 +56,7 @@ func (w *walker) open(ctx context.Context) error {
 	at := len(w.res.Checks)
 	r, err := w.expectSYNACK(ctx, "LISTEN → SYN_RCVD", ruleListen, "SYN x", c.SendSYN)
 	listen := Check{Name: "LISTEN", Rule: ruleListen, Probe: "SYN x", Expected: "a SYN,ACK: a socket listens",
-		Kernel: kernelListen, At: time.Now()}
+		Kernel: kernelListen, KernelErr: listenErr, At: time.Now()}
 	syn := w.res.Checks[len(w.res.Checks)-1]
 	switch {
 	case err == nil:
@@ -67,7 +67,7 @@ func (w *walker) open(ctx context.Context) error {
 	default:
 		listen.Verdict, listen.Received, listen.Reason = syn.Verdict, syn.Received, syn.Reason
 	}
-	listen.Disagree = listen.Kernel != "" && listen.Wire != "" && listen.Kernel != listen.Wire
+	listen.Disagree = listen.Wire != "" && (listen.KernelErr != nil || listen.Kernel != "" && listen.Kernel != listen.Wire)
 	w.res.Checks = append(w.res.Checks[:at], append([]Check{listen}, w.res.Checks[at:]...)...)
 	if err != nil {
 		return err

@@ -349,8 +349,9 @@ func (s *Session) ExpectSilence(ctx context.Context, name, rule, expected string
 	return s.w.expectSilence(ctx, name, rule, expected, d, bad, wire)
 }
 
-// Kernel reads the oracle's state of the connection ("" without an oracle).
-func (s *Session) Kernel() string { return s.w.kernel() }
+// Kernel reads the oracle's state of the connection ("" without an oracle),
+// or why it could not.
+func (s *Session) Kernel() (string, error) { return s.w.kernel() }
 
 // ExpectSYNACK sends a SYN at ISS with send and expects the listener's
 // SYN,ACK acknowledging it. An answer of an earlier connection on the same
@@ -382,15 +383,11 @@ func (w *walker) tidy() {
 }
 
 // kernel reads the oracle's state of this connection.
-func (w *walker) kernel() string {
+func (w *walker) kernel() (string, error) {
 	if w.cfg.Oracle == nil {
-		return ""
+		return "", nil
 	}
-	st, err := w.cfg.Oracle.State(w.remote, w.flow.Local)
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	return st
+	return w.cfg.Oracle.State(w.remote, w.flow.Local)
 }
 
 // check records one judged step. wire is the remote state the wire implies
@@ -402,8 +399,8 @@ func (w *walker) check(c Check, wire string) Check {
 		w.rec.states("", wire)
 	}
 	if w.cfg.Oracle != nil && c.Verdict == Pass && wire != "" {
-		c.Kernel = w.kernel()
-		c.Disagree = c.Kernel != c.Wire
+		c.Kernel, c.KernelErr = w.kernel()
+		c.Disagree = c.KernelErr != nil || c.Kernel != c.Wire
 		if at := w.rec.lastIn(); !at.IsZero() {
 			c.KernelLag = time.Since(at)
 		}
