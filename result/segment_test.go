@@ -1,4 +1,4 @@
-package tcpconn
+package result
 
 import (
 	"encoding/json"
