@@ -1,11 +1,6 @@
 package walk
 
-import (
-	"net/netip"
-	"time"
-
-	"github.com/tcpwalk/tcpwalk/result"
-)
+import "github.com/tcpwalk/tcpwalk/result"
 
 // Verdict is the outcome of one expected transition (see result.Verdict).
 type Verdict = result.Verdict
@@ -30,105 +25,15 @@ func Worse(a, b Verdict) Verdict { return result.Worse(a, b) }
 // result.Check).
 type Check = result.Check
 
-// Result is one walk.
-type Result struct {
-	Scenario string         `json:"scenario"`
-	Summary  string         `json:"summary"`
-	Target   netip.AddrPort `json:"target"`
-	Local    netip.AddrPort `json:"local"`
-	Start    time.Time      `json:"start"`
-	Duration time.Duration  `json:"duration_ns"`
-	Verdict  Verdict        `json:"verdict"`
-	Reason   string         `json:"reason,omitempty"`
-	Oracle   bool           `json:"oracle"`
-	Checks   []Check        `json:"checks"`
-	Segments []Segment      `json:"segments"`
-	// Disagreements counts checks where the wire and the kernel differ.
-	Disagreements int `json:"disagreements"`
-	// Assumptions are what the result rests on and was not checked: the
-	// settings and set-up a script (a packetdrill one) takes for granted
-	// on the machine under test, and its observations left unchecked.
-	Assumptions []string `json:"assumptions,omitempty"`
-}
+// Result is one walk (see result.Walk).
+type Result = result.Walk
 
-// finish computes the overall verdict.
-func (r *Result) finish() {
-	if r.Verdict == result.Undecided {
-		r.Verdict = Pass
-	}
-	if len(r.Checks) == 0 && r.Verdict == Pass {
-		r.Verdict = Inconclusive
-		if r.Reason == "" {
-			r.Reason = "no check ran"
-		}
-	}
-	markKernelAhead(r.Checks)
-	for _, c := range r.Checks {
-		r.Verdict = Worse(r.Verdict, c.Verdict)
-		if c.Disagree {
-			r.Disagreements++
-		}
-	}
-}
+// States are the 11 states of RFC 9293 §3.3.2, in the RFC's order, by name.
+var States = result.StateNames()
 
-// markKernelAhead clears Disagree where the kernel's state is the very next
-// state the wire shows after the check's own (never a state further on:
-// that would excuse a kernel that skipped states or lost the socket).
-func markKernelAhead(cs []Check) {
-	for i := range cs {
-		c := &cs[i]
-		if !c.Disagree || c.Kernel == "" {
-			continue
-		}
-		for _, later := range cs[i+1:] {
-			if later.Verdict != Pass || later.Wire == "" || later.Wire == c.Wire {
-				continue
-			}
-			if later.Wire == c.Kernel {
-				c.Disagree, c.KernelAhead = false, true
-			}
-			break
-		}
-	}
-}
-
-// States are the 11 states of RFC 9293 §3.3.2, in the RFC's order.
-var States = []string{"CLOSED", "LISTEN", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
-	"CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT"}
-
-// Coverage says, for one state, which walks confirmed it from the wire and
-// whether the kernel agreed each time.
-type Coverage struct {
-	State string `json:"state"`
-	// By lists the walks with a passing check that put the remote in State.
-	By []string `json:"by"`
-	// Kernel is true when an oracle saw the same state at every such check.
-	Kernel bool `json:"kernel_agrees"`
-}
+// Coverage says, for one state, which walks confirmed it (see
+// result.Coverage).
+type Coverage = result.Coverage
 
 // StateCoverage lists the 11 states and the walks that confirmed each.
-func StateCoverage(results []Result) []Coverage {
-	out := make([]Coverage, len(States))
-	for i, s := range States {
-		out[i] = Coverage{State: s, Kernel: true}
-		for _, r := range results {
-			hit := false
-			for _, c := range r.Checks {
-				if c.Verdict != Pass || c.Wire != s {
-					continue
-				}
-				hit = true
-				if c.Kernel != s { // also when the kernel was already ahead
-					out[i].Kernel = false
-				}
-			}
-			if hit {
-				out[i].By = append(out[i].By, r.Scenario)
-			}
-		}
-		if len(out[i].By) == 0 {
-			out[i].Kernel = false
-		}
-	}
-	return out
-}
+func StateCoverage(results []Result) []Coverage { return result.StateCoverage(results) }

@@ -47,7 +47,7 @@ func TestMarkKernelAhead(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := Result{Scenario: "x", Checks: tt.checks}
-			r.finish()
+			r.Finish()
 			for i, c := range r.Checks {
 				if c.Disagree != tt.disagree[i] || c.KernelAhead != tt.ahead[i] {
 					t.Errorf("check %d (wire %s, kernel %s): disagree %v ahead %v, want %v %v",
@@ -100,7 +100,7 @@ func TestWorseAndUnfinished(t *testing.T) {
 		}
 	}
 	r := Result{Checks: []Check{{Verdict: Pass}, {Verdict: Interrupted}}}
-	r.finish()
+	r.Finish()
 	if r.Verdict != Interrupted {
 		t.Errorf("a walk with a passed and an interrupted check: %s, want interrupted", r.Verdict)
 	}

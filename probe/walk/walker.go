@@ -259,7 +259,7 @@ func (s *Session) Finish(err error) Result {
 	}
 	res.Segments = w.rec.snapshot()
 	res.Duration = time.Since(res.Start)
-	res.finish()
+	res.Finish()
 	return *res
 }
 
