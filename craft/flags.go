@@ -57,6 +57,21 @@ func (f Flags) AppendText(b []byte) []byte {
 	return b
 }
 
+// MarshalText writes the tcpdump form of f (see [Flags.String]), so that
+// flags in JSON read as tcpdump prints them: "S.", "F.", "none".
+func (f Flags) MarshalText() ([]byte, error) { return f.AppendText(nil), nil }
+
+// UnmarshalText reads any form [ParseFlags] accepts, and so every form
+// MarshalText writes.
+func (f *Flags) UnmarshalText(b []byte) error {
+	v, err := ParseFlags(string(b))
+	if err != nil {
+		return err
+	}
+	*f = v
+	return nil
+}
+
 // flagNames are the names ParseFlags accepts, lower case.
 var flagNames = map[string]Flags{
 	"fin": FlagFIN, "syn": FlagSYN, "rst": FlagRST, "reset": FlagRST,

@@ -119,3 +119,22 @@ func TestParseFlagsStringRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// Flags marshal as tcpdump's letters and read back from any form
+// ParseFlags takes.
+func TestFlagsText(t *testing.T) {
+	for f := 0; f < 256; f++ {
+		b, err := Flags(f).MarshalText()
+		if err != nil || string(b) != Flags(f).String() {
+			t.Fatalf("Flags(%#x).MarshalText() = %q, %v, want %q", f, b, err, Flags(f).String())
+		}
+		var back Flags
+		if err := back.UnmarshalText(b); err != nil || back != Flags(f) {
+			t.Fatalf("UnmarshalText(%q) = %v, %v, want %v", b, back, err, Flags(f))
+		}
+	}
+	var f Flags
+	if err := f.UnmarshalText([]byte("SQ")); err == nil {
+		t.Error("UnmarshalText(\"SQ\") did not fail")
+	}
+}

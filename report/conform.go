@@ -98,7 +98,7 @@ func WriteConformTableWidth(w io.Writer, rep conform.Report, color bool, width i
 		} else if note == "" && r.Verdict != walk.Pass {
 			note = c.Reason
 		}
-		row := fmt.Sprintf("%s  %s  %s", padRight(r.Scenario, idW), p.paint(conformColor(r.Verdict), padRight(string(r.Verdict), 12)),
+		row := fmt.Sprintf("%s  %s  %s", padRight(r.Scenario, idW), p.paint(conformColor(r.Verdict), padRight(r.Verdict.String(), 12)),
 			padRight(ruleSection(ruleOf(r)), ruleW))
 		// A note that does not fit on the row goes under it, wrapped.
 		avail := conformWidth - idW - ruleW - 18
@@ -307,7 +307,7 @@ func WriteConformJSON(w io.Writer, rep conform.Report) error {
 		c, _ := decisive(r)
 		jc := jsonCheck{ID: r.Scenario, State: state, Event: event, Summary: r.Summary, Rule: ruleOf(r), Verdict: r.Verdict,
 			Deviations: conform.Deviations(r), Reason: r.Reason, Probe: c.Probe, Expected: c.Expected, Received: c.Received,
-			Wire: c.Wire, Kernel: c.Kernel, DurationNS: int64(r.Duration), Steps: r.Checks}
+			Wire: c.Wire, Kernel: kernelText(c), DurationNS: int64(r.Duration), Steps: r.Checks}
 		if r.Local.IsValid() {
 			jc.Local = r.Local.String()
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe/conform"
 	"github.com/tcpwalk/tcpwalk/probe/firewall"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // HTMLReport is what one HTML page shows. The page is self-contained: its
@@ -208,14 +209,14 @@ type coverageRow struct{ State, Mark, Class, By string }
 func verdictClass(v walk.Verdict) string {
 	switch v {
 	case walk.Pass, walk.Deviation, walk.Fail, walk.Inconclusive, walk.Skipped:
-		return "v-" + string(v)
+		return "v-" + v.String()
 	}
 	return "v-fail"
 }
 
 func walkView(i int, r walk.Result) walkHTML {
 	id := fmt.Sprintf("w%d", i)
-	wv := walkHTML{ID: id, Scenario: r.Scenario, Summary: r.Summary, Verdict: string(r.Verdict), Class: verdictClass(r.Verdict),
+	wv := walkHTML{ID: id, Scenario: r.Scenario, Summary: r.Summary, Verdict: r.Verdict.String(), Class: verdictClass(r.Verdict),
 		Reason: r.Reason, Local: "tcpwalk", Remote: "target", Duration: seconds(r.Duration)}
 	if r.Local.IsValid() {
 		wv.Local += " " + r.Local.String()
@@ -230,7 +231,7 @@ func walkView(i int, r walk.Result) walkHTML {
 	var prevL, prevR string
 	for j, s := range r.Segments {
 		y := svgTop + j*svgRowH
-		sv := segHTML{ID: fmt.Sprintf("%s-s%d", id, j+1), Dir: s.Dir, Flags: s.Flags, Note: s.Note, Seq: uint32(s.Seq), Ack: uint32(s.Ack),
+		sv := segHTML{ID: fmt.Sprintf("%s-s%d", id, j+1), Dir: s.Dir, Flags: flagText(s), Note: s.Note, Seq: uint32(s.Seq), Ack: uint32(s.Ack),
 			RelSeq: s.RelSeq, RelAck: s.RelAck, Len: s.Len, Time: elapsed(s.At.Sub(base)) + " ms", TimeY: y + svgSlope/2 + 4,
 			StateY: y + svgSlope + 4, Y1: y, Y2: y + svgSlope}
 		if j == 0 || s.LocalState != prevL {
@@ -276,9 +277,9 @@ func checkViews(id string, r walk.Result, segs []segHTML) []checkHTML {
 	var prev time.Time
 	for k, c := range r.Checks {
 		mark, _ := verdictMark(c.Verdict)
-		cv := checkHTML{ID: fmt.Sprintf("%s-c%d", id, k+1), Name: c.Name, Rule: c.Rule, Verdict: string(c.Verdict),
+		cv := checkHTML{ID: fmt.Sprintf("%s-c%d", id, k+1), Name: c.Name, Rule: c.Rule, Verdict: c.Verdict.String(),
 			Class: verdictClass(c.Verdict), Mark: mark, Expected: orNothing(c.Expected), Received: orNothing(c.Received),
-			Reason: c.Reason, Probe: c.Probe, Wire: c.Wire, Kernel: c.Kernel, Deviation: c.Deviation, Disagree: c.Disagree,
+			Reason: c.Reason, Probe: c.Probe, Wire: c.Wire, Kernel: kernelText(c), Deviation: c.Deviation, Disagree: c.Disagree,
 			Failed: c.Verdict != walk.Pass && c.Verdict != walk.Skipped}
 		if !c.At.IsZero() {
 			latest := -1 // the last segment at or before the check
@@ -326,13 +327,13 @@ func matrixView(rep conform.Report, walks []walkHTML) *matrixHTML {
 		if !ok {
 			continue
 		}
-		title := r.Scenario + ": " + string(r.Verdict)
+		title := r.Scenario + ": " + r.Verdict.String()
 		if d := conform.Deviations(r); len(d) > 0 {
 			title += " (" + strings.Join(d, ", ") + ")"
 		} else if r.Reason != "" {
 			title += " (" + r.Reason + ")"
 		}
-		cells[key{st, ev}] = matrixCell{Verdict: string(r.Verdict), Class: verdictClass(r.Verdict), Href: sectionOf[r.Scenario], Title: title}
+		cells[key{st, ev}] = matrixCell{Verdict: r.Verdict.String(), Class: verdictClass(r.Verdict), Href: sectionOf[r.Scenario], Title: title}
 		states[st] = true
 		if !seenEvent[ev] {
 			seenEvent[ev] = true
@@ -383,7 +384,7 @@ type firewallRow struct {
 // verdict when a policy was judged, else by its outcome.
 func firewallView(m *firewall.Matrix) *firewallHTML {
 	v := &firewallHTML{Target: m.Target.String(), Local: m.Local.String(), How: "answers only (no capture)",
-		Policy: string(m.Policy), Verdict: string(m.Verdict)}
+		Policy: string(m.Policy), Verdict: m.Verdict.String()}
 	if m.Capture {
 		v.How = "a capture at the target"
 	}
@@ -418,7 +419,7 @@ func firewallView(m *firewall.Matrix) *firewallHTML {
 			text += " by " + c.RejectedBy.String()
 		}
 		class := "o-" + strings.ReplaceAll(string(c.Outcome), " ", "-")
-		if m.Policy != "" && c.Verdict != "" {
+		if m.Policy != "" && c.Verdict != result.Undecided {
 			class = verdictClass(c.Verdict)
 		}
 		title := c.Sent + ": " + c.Detail

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/net/html"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/conform"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
@@ -161,7 +162,7 @@ func TestHTMLLadderArrowsMatchSegments(t *testing.T) {
 			if s.ICMP != "" {
 				dir = walk.In
 			}
-			want := map[string]string{"data-dir": string(dir), "data-flags": s.Flags, "data-seq": fmt.Sprint(s.Seq),
+			want := map[string]string{"data-dir": string(dir), "data-flags": flagText(s), "data-seq": fmt.Sprint(s.Seq),
 				"data-ack": fmt.Sprint(s.Ack), "data-rel-seq": fmt.Sprint(s.RelSeq), "data-rel-ack": fmt.Sprint(s.RelAck), "data-len": fmt.Sprint(s.Len)}
 			for k, v := range want {
 				if got := attr(g, k); got != v {
@@ -194,7 +195,7 @@ func TestHTMLLadderArrowsMatchSegments(t *testing.T) {
 			wantLabel := fmt.Sprintf("%s seq %d", s.Flags, s.RelSeq)
 			if s.ICMP != "" {
 				wantLabel = "ICMP " + s.ICMP
-			} else if strings.Contains(s.Flags, ".") {
+			} else if s.Flags.Has(craft.FlagACK) {
 				wantLabel += fmt.Sprintf(" ack %d", s.RelAck)
 			}
 			if !strings.HasPrefix(label, wantLabel) {
@@ -260,7 +261,7 @@ func TestHTMLChecksLinkToSegments(t *testing.T) {
 		fmt.Sscanf(id, "w%d-c%d", &wi, &ci)
 		c := rep.Results[wi].Checks[ci-1]
 		txt := textOf(tr)
-		for _, part := range []string{c.Name, c.Rule, string(c.Verdict)} {
+		for _, part := range []string{c.Name, c.Rule, c.Verdict.String()} {
 			if !strings.Contains(txt, part) {
 				t.Errorf("check row %s lacks %q: %q", id, part, txt)
 			}
@@ -312,7 +313,7 @@ func TestHTMLMatrixAndCoverage(t *testing.T) {
 			t.Errorf("no cell for %s", r.Scenario)
 			continue
 		}
-		if !hasClass(td, "v-"+string(r.Verdict)) || strings.TrimSpace(textOf(td)) != string(r.Verdict) {
+		if !hasClass(td, "v-"+r.Verdict.String()) || strings.TrimSpace(textOf(td)) != r.Verdict.String() {
 			t.Errorf("cell %s: class %q text %q, want verdict %s", r.Scenario, attr(td, "class"), textOf(td), r.Verdict)
 		}
 		if a := findAll(td, byTag("a")); len(a) != 1 || attr(a[0], "href") != "#"+sectionOf[r.Scenario] || sectionOf[r.Scenario] == "" {

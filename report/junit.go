@@ -133,14 +133,14 @@ func WriteJUnitProperties(w io.Writer, suite string, results []walk.Result, prop
 		case walk.Pass, walk.Deviation:
 		case walk.Fail:
 			s.Failures++
-			c.Failure = &junitProblem{Message: junitMessage(r, walk.Fail), Type: string(walk.Fail),
+			c.Failure = &junitProblem{Message: junitMessage(r, walk.Fail), Type: walk.Fail.String(),
 				Body: xmlText(junitBody(r, walk.Fail))}
 		case walk.Skipped:
 			s.Skipped++
 			c.Skipped = &junitSkipped{Message: orElse(r.Reason, "skipped")}
 		default:
 			s.Errors++
-			typ := string(r.Verdict)
+			typ := r.Verdict.String()
 			if typ == "" {
 				typ = "no verdict"
 			}
@@ -185,7 +185,7 @@ func junitMessage(r walk.Result, v walk.Verdict) string {
 		}
 		return fmt.Sprintf("%s: expected %s, received %s", c.Name, orNothing(c.Expected), orNothing(c.Received))
 	}
-	return fmt.Sprintf("walk %s: %s", r.Scenario, orElse(string(v), "no verdict"))
+	return fmt.Sprintf("walk %s: %s", r.Scenario, orElse(v.String(), "no verdict"))
 }
 
 // junitBody lists the checks with verdict v, expected against received,
@@ -201,7 +201,7 @@ func junitBody(r walk.Result, v walk.Verdict) string {
 		writeJUnitCheck(&b, c)
 	}
 	if n == 0 {
-		fmt.Fprintf(&b, "walk %s: %s: %s\n", r.Scenario, orElse(string(v), "no verdict"), orElse(r.Reason, "no reason given"))
+		fmt.Fprintf(&b, "walk %s: %s: %s\n", r.Scenario, orElse(v.String(), "no verdict"), orElse(r.Reason, "no reason given"))
 	}
 	return b.String()
 }
@@ -211,7 +211,7 @@ func writeJUnitCheck(b *strings.Builder, c walk.Check) {
 	if c.Rule != "" {
 		fmt.Fprintf(b, " (%s)", c.Rule)
 	}
-	fmt.Fprintf(b, ": %s\n", orElse(string(c.Verdict), "no verdict"))
+	fmt.Fprintf(b, ": %s\n", orElse(c.Verdict.String(), "no verdict"))
 	if c.Probe != "" {
 		fmt.Fprintf(b, "  probe:    %s\n", c.Probe)
 	}
@@ -234,7 +234,7 @@ func writeJUnitCheck(b *strings.Builder, c walk.Check) {
 		fmt.Fprintf(b, "  optional: %s: %s\n", c.Optional, map[bool]string{true: "implemented", false: "not implemented (optional)"}[c.Has])
 	}
 	if c.Disagree {
-		fmt.Fprintf(b, "  DISAGREE: wire says %s, kernel says %s\n", orNothing(c.Wire), orNothing(c.Kernel))
+		fmt.Fprintf(b, "  DISAGREE: wire says %s, kernel says %s\n", orNothing(c.Wire), orNothing(kernelText(c)))
 	}
 }
 
@@ -242,7 +242,7 @@ func writeJUnitCheck(b *strings.Builder, c walk.Check) {
 // by name, then every check.
 func junitOut(r walk.Result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "walk %s: %s\n", r.Scenario, orElse(string(r.Verdict), "no verdict"))
+	fmt.Fprintf(&b, "walk %s: %s\n", r.Scenario, orElse(r.Verdict.String(), "no verdict"))
 	if r.Summary != "" {
 		fmt.Fprintf(&b, "%s\n", r.Summary)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -269,9 +270,9 @@ func (l *ladderWriter) arrowLine(rw row, c columns) string {
 // reader compares between SYN and SYN-ACK), and NOPs are left out.
 func segmentLabel(s walk.Segment, short bool) string {
 	var b strings.Builder
-	b.WriteString(s.Flags)
+	b.WriteString(flagText(s))
 	fmt.Fprintf(&b, " seq %d", s.RelSeq)
-	if strings.Contains(s.Flags, ".") {
+	if s.Flags.Has(craft.FlagACK) {
 		fmt.Fprintf(&b, " ack %d", s.RelAck)
 	}
 	fmt.Fprintf(&b, " len %d", s.Len)
@@ -334,13 +335,13 @@ func (l *ladderWriter) checks(r walk.Result) {
 			l.pair(indent, "expected: "+orNothing(c.Expected), "received: "+orNothing(c.Received))
 			l.wrapped(indent, "reason: ", c.Reason, "")
 		}
-		if c.Kernel != "" {
+		if kernel := kernelText(c); kernel != "" {
 			wire := c.Wire
 			if wire == "" {
 				wire = "-"
 			}
 			const flag = "!! DISAGREEMENT"
-			s := truncate("wire says "+wire+" / kernel says "+c.Kernel, l.width-len(indent)-2-len(flag))
+			s := truncate("wire says "+wire+" / kernel says "+kernel, l.width-len(indent)-2-len(flag))
 			switch {
 			case c.Disagree:
 				s += "  " + l.p.paint(sgrAlarm, flag)
@@ -426,7 +427,7 @@ func wrap(s string, n int) []string {
 
 func (l *ladderWriter) verdict(r walk.Result) {
 	_, code := verdictMark(r.Verdict)
-	v := strings.ToUpper(string(r.Verdict))
+	v := strings.ToUpper(r.Verdict.String())
 	if v == "" {
 		v = "NONE"
 	}
@@ -506,4 +507,22 @@ func padLeft(s string, n int) string {
 		return strings.Repeat(" ", k) + s
 	}
 	return s
+}
+
+// flagText is a segment's flags as tcpdump prints them ("S.", "F."), and ""
+// for an ICMP error, which carries no TCP flags of its own.
+func flagText(s walk.Segment) string {
+	if s.ICMP != "" {
+		return ""
+	}
+	return s.Flags.String()
+}
+
+// kernelText is what the kernel (the oracle) said of a check: its state,
+// "error: " and why it could not be read, or "" when it was not asked.
+func kernelText(c walk.Check) string {
+	if c.KernelErr != nil {
+		return "error: " + c.KernelErr.Error()
+	}
+	return c.Kernel
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -33,11 +34,11 @@ func handshakeWalk() walk.Result {
 		Scenario: "handshake", Summary: "LISTEN → SYN_RCVD → ESTABLISHED: the three-way handshake (§3.5)",
 		Target: theirs, Local: ours, Start: t0, Duration: 12345 * time.Microsecond, Verdict: walk.Pass, Oracle: true,
 		Segments: []walk.Segment{
-			{At: at(0.5), Dir: walk.Out, Flags: "S", Seq: 1000, Options: synOpts, LocalState: "SYN_SENT", RemoteState: "LISTEN"},
-			{At: at(0.9), Dir: walk.In, Flags: "S.", Seq: 5000, Ack: 1001, RelAck: 1, Options: synOpts, LocalState: "SYN_SENT", RemoteState: "SYN_RCVD"},
-			{At: at(1.2), Dir: walk.Out, Flags: ".", Seq: 1001, Ack: 5001, RelSeq: 1, RelAck: 1, LocalState: "ESTABLISHED", RemoteState: "SYN_RCVD"},
-			{At: at(1.3), Dir: walk.Out, Flags: ".", Seq: 1000, Ack: 5001, RelSeq: 0, RelAck: 1, Len: 1, Note: "KA1", LocalState: "ESTABLISHED", RemoteState: "SYN_RCVD"},
-			{At: at(1.4), Dir: walk.In, Flags: ".", Seq: 5001, Ack: 1001, RelSeq: 1, RelAck: 1, LocalState: "ESTABLISHED", RemoteState: "ESTABLISHED"},
+			{At: at(0.5), Dir: walk.Out, Flags: craft.FlagSYN, Seq: 1000, Options: synOpts, LocalState: "SYN_SENT", RemoteState: "LISTEN"},
+			{At: at(0.9), Dir: walk.In, Flags: craft.FlagSYN | craft.FlagACK, Seq: 5000, Ack: 1001, RelAck: 1, Options: synOpts, LocalState: "SYN_SENT", RemoteState: "SYN_RCVD"},
+			{At: at(1.2), Dir: walk.Out, Flags: craft.FlagACK, Seq: 1001, Ack: 5001, RelSeq: 1, RelAck: 1, LocalState: "ESTABLISHED", RemoteState: "SYN_RCVD"},
+			{At: at(1.3), Dir: walk.Out, Flags: craft.FlagACK, Seq: 1000, Ack: 5001, RelSeq: 0, RelAck: 1, Len: 1, Note: "KA1", LocalState: "ESTABLISHED", RemoteState: "SYN_RCVD"},
+			{At: at(1.4), Dir: walk.In, Flags: craft.FlagACK, Seq: 5001, Ack: 1001, RelSeq: 1, RelAck: 1, LocalState: "ESTABLISHED", RemoteState: "ESTABLISHED"},
 		},
 		Checks: []walk.Check{
 			{Name: "LISTEN → SYN_RCVD", Rule: "RFC 9293 §3.10.7.2 (LISTEN: SYN → SYN,ACK <SEQ=ISS><ACK=RCV.NXT>)", Verdict: walk.Pass,
@@ -57,13 +58,13 @@ func closeWalk() walk.Result {
 		Target: theirs, Local: ours, Start: t0, Duration: 2*time.Second + 500*time.Millisecond, Verdict: walk.Fail,
 		Oracle: true, Disagreements: 1,
 		Segments: []walk.Segment{
-			{At: at(10), Dir: walk.Out, Flags: "F.", RelSeq: 1, RelAck: 1, LocalState: "FIN_WAIT_1", RemoteState: "ESTABLISHED"},
-			{At: at(10.2), Dir: walk.In, Flags: ".", RelSeq: 1, RelAck: 2, LocalState: "FIN_WAIT_2", RemoteState: "CLOSE_WAIT"},
-			{At: at(20), Dir: walk.In, Flags: "F.", RelSeq: 1, RelAck: 2, LocalState: "FIN_WAIT_2", RemoteState: "LAST_ACK"},
-			{At: at(220), Dir: walk.In, Flags: "F.", RelSeq: 1, RelAck: 2, Retransmission: true, Note: "retransmission", LocalState: "FIN_WAIT_2", RemoteState: "LAST_ACK"},
-			{At: at(230), Dir: walk.Out, Flags: ".", RelSeq: 1, RelAck: 1, Len: 1, Note: "KA1", LocalState: "FIN_WAIT_2", RemoteState: "LAST_ACK"},
-			{At: at(230.4), Dir: walk.In, Flags: ".", RelSeq: 2, RelAck: 2, LocalState: "FIN_WAIT_2", RemoteState: "LAST_ACK"},
-			{At: at(240), Dir: walk.Out, Flags: ".", RelSeq: 2, RelAck: 2, Note: "ACK of FIN", LocalState: "TIME_WAIT", RemoteState: "CLOSED"},
+			{At: at(10), Dir: walk.Out, Flags: craft.FlagFIN | craft.FlagACK, RelSeq: 1, RelAck: 1, LocalState: "FIN_WAIT_1", RemoteState: "ESTABLISHED"},
+			{At: at(10.2), Dir: walk.In, Flags: craft.FlagACK, RelSeq: 1, RelAck: 2, LocalState: "FIN_WAIT_2", RemoteState: "CLOSE_WAIT"},
+			{At: at(20), Dir: walk.In, Flags: craft.FlagFIN | craft.FlagACK, RelSeq: 1, RelAck: 2, LocalState: "FIN_WAIT_2", RemoteState: "LAST_ACK"},
+			{At: at(220), Dir: walk.In, Flags: craft.FlagFIN | craft.FlagACK, RelSeq: 1, RelAck: 2, Retransmission: true, Note: "retransmission", LocalState: "FIN_WAIT_2", RemoteState: "LAST_ACK"},
+			{At: at(230), Dir: walk.Out, Flags: craft.FlagACK, RelSeq: 1, RelAck: 1, Len: 1, Note: "KA1", LocalState: "FIN_WAIT_2", RemoteState: "LAST_ACK"},
+			{At: at(230.4), Dir: walk.In, Flags: craft.FlagACK, RelSeq: 2, RelAck: 2, LocalState: "FIN_WAIT_2", RemoteState: "LAST_ACK"},
+			{At: at(240), Dir: walk.Out, Flags: craft.FlagACK, RelSeq: 2, RelAck: 2, Note: "ACK of FIN", LocalState: "TIME_WAIT", RemoteState: "CLOSED"},
 			{At: at(250), Dir: walk.In, ICMP: "198.18.0.2 protocol 6 port 7001 unreachable", LocalState: "TIME_WAIT", RemoteState: "CLOSED"},
 		},
 		Checks: []walk.Check{
@@ -387,7 +388,7 @@ func TestLadderNoPanicOnOddInput(t *testing.T) {
 	odd := []walk.Result{
 		{},
 		{Segments: []walk.Segment{{}}, Checks: []walk.Check{{}}},
-		{Start: t0, Segments: []walk.Segment{{At: t0.Add(-time.Second), Dir: "sideways", Flags: strings.Repeat("X", 300),
+		{Start: t0, Segments: []walk.Segment{{At: t0.Add(-time.Second), Dir: "sideways", Flags: 0xff,
 			LocalState: strings.Repeat("S", 40), RemoteState: "é"}}},
 	}
 	for i, r := range odd {
@@ -417,7 +418,8 @@ func FuzzWriteLadder(f *testing.F) {
 	f.Add("", "", "", "", "", "", "", 0, int64(0))
 	f.Add("F.", "FIN_WAIT_1ééé", "→→→", "KA1", "TS val 1 ecr 2", "ü", "<SEQ=1>", 72, int64(-3))
 	f.Add("R.", strings.Repeat("X", 80), "Y", strings.Repeat("n ", 60), strings.Repeat("o", 200), "c", "e", 1, int64(1<<40))
-	f.Fuzz(func(t *testing.T, flags, ls, rs, note, opt, name, exp string, width int, us int64) {
+	f.Fuzz(func(t *testing.T, flagText, ls, rs, note, opt, name, exp string, width int, us int64) {
+		flags, _ := craft.ParseFlags(flagText) // any byte: a bad text is no flags
 		r := walk.Result{Scenario: name, Summary: note, Start: t0, Verdict: walk.Fail, Reason: exp, Oracle: true,
 			Segments: []walk.Segment{
 				{At: t0.Add(time.Duration(us) * time.Microsecond), Dir: walk.Out, Flags: flags, LocalState: ls, RemoteState: rs, Note: note, Options: []string{opt, "nop"}},
@@ -431,8 +433,8 @@ func FuzzWriteLadder(f *testing.F) {
 		if err := WriteLadder(&b, r, LadderOptions{Width: width, Color: width%2 == 0}); err != nil {
 			t.Fatal(err)
 		}
-		if width < 80 || width > 1000 || strings.ContainsAny(flags+ls+rs+note+opt+name+exp, "\n\r\t\x1b") ||
-			!utf8.ValidString(flags+ls+rs+note+opt+name+exp) {
+		if width < 80 || width > 1000 || strings.ContainsAny(flagText+ls+rs+note+opt+name+exp, "\n\r\t\x1b") ||
+			!utf8.ValidString(flagText+ls+rs+note+opt+name+exp) {
 			return
 		}
 		for _, ln := range strings.Split(ansiRE.ReplaceAllString(b.String(), ""), "\n") {

@@ -167,8 +167,8 @@ func pcapComment(scenario string, s walk.Segment) string {
 	case s.ICMP != "":
 		b.WriteString("ICMP ")
 		b.WriteString(s.ICMP)
-	case s.Flags != "":
-		b.WriteString(s.Flags)
+	case s.Flags != 0:
+		b.WriteString(s.Flags.String())
 	default:
 		b.WriteString("(no flags)")
 	}

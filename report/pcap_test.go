@@ -66,15 +66,15 @@ func pcapResults(t *testing.T) []walk.Result {
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms)*time.Millisecond + 123) }
 	return []walk.Result{
 		{Scenario: "handshake", Segments: []walk.Segment{
-			{At: at(0), Dir: walk.Out, Flags: "S", RemoteState: "LISTEN", Raw: tcpPacket(t, true, craft.FlagSYN, 1000, 0)},
-			{At: at(2), Dir: walk.In, Flags: "S.", RemoteState: "SYN_RCVD", Raw: tcpPacket(t, false, craft.FlagSYN|craft.FlagACK, 5000, 1001)},
-			{At: at(4), Dir: walk.Out, Flags: ".", Note: "ACK of SYN", RemoteState: "ESTABLISHED", Raw: tcpPacket(t, true, craft.FlagACK, 1001, 5001)},
+			{At: at(0), Dir: walk.Out, Flags: craft.FlagSYN, RemoteState: "LISTEN", Raw: tcpPacket(t, true, craft.FlagSYN, 1000, 0)},
+			{At: at(2), Dir: walk.In, Flags: craft.FlagSYN | craft.FlagACK, RemoteState: "SYN_RCVD", Raw: tcpPacket(t, false, craft.FlagSYN|craft.FlagACK, 5000, 1001)},
+			{At: at(4), Dir: walk.Out, Flags: craft.FlagACK, Note: "ACK of SYN", RemoteState: "ESTABLISHED", Raw: tcpPacket(t, true, craft.FlagACK, 1001, 5001)},
 		}},
 		{Scenario: "closed-port", Segments: []walk.Segment{
-			{At: at(1), Dir: walk.Out, Flags: "S", Raw: tcpPacket(t, true, craft.FlagSYN, 1, 0)},
-			{At: at(3), Dir: walk.In, Flags: "R.", RemoteState: "CLOSED", Raw: tcpPacket(t, false, craft.FlagRST|craft.FlagACK, 0, 2)},
+			{At: at(1), Dir: walk.Out, Flags: craft.FlagSYN, Raw: tcpPacket(t, true, craft.FlagSYN, 1, 0)},
+			{At: at(3), Dir: walk.In, Flags: craft.FlagRST | craft.FlagACK, RemoteState: "CLOSED", Raw: tcpPacket(t, false, craft.FlagRST|craft.FlagACK, 0, 2)},
 			{At: at(5), Dir: walk.In, ICMP: "port unreachable", RemoteState: "CLOSED", Raw: icmpPacket(t)},
-			{At: at(6), Dir: walk.In, Flags: "R", Note: "not captured"},
+			{At: at(6), Dir: walk.In, Flags: craft.FlagRST, Note: "not captured"},
 		}},
 	}
 }
@@ -408,8 +408,8 @@ func TestWritePcapFillsOffloadChecksum(t *testing.T) {
 	bp, _ := craft.ParsePacket(bad)
 	bp.TCP.SetChecksum(bp.TCP.Checksum() ^ 0x0101)
 	res := []walk.Result{{Scenario: "handshake", Segments: []walk.Segment{
-		{At: t0.Add(time.Millisecond), Dir: walk.In, Flags: "S.", Raw: partial},
-		{At: t0.Add(2 * time.Millisecond), Dir: walk.In, Flags: "R", Raw: bad},
+		{At: t0.Add(time.Millisecond), Dir: walk.In, Flags: craft.FlagSYN | craft.FlagACK, Raw: partial},
+		{At: t0.Add(2 * time.Millisecond), Dir: walk.In, Flags: craft.FlagRST, Raw: bad},
 	}}}
 	var b bytes.Buffer
 	if err := report.WritePcap(&b, res); err != nil {

@@ -18,7 +18,7 @@ func WriteScriptResult(w io.Writer, r walk.Result) {
 	if len(r.Checks) == 1 {
 		checks = "check"
 	}
-	fmt.Fprintf(w, "%-12s %s  (%d %s, %.3f s)\n", strings.ToUpper(string(r.Verdict)), r.Scenario, len(r.Checks), checks, r.Duration.Seconds())
+	fmt.Fprintf(w, "%-12s %s  (%d %s, %.3f s)\n", strings.ToUpper(r.Verdict.String()), r.Scenario, len(r.Checks), checks, r.Duration.Seconds())
 	for _, ch := range r.Checks {
 		if ch.Verdict == walk.Skipped {
 			fmt.Fprintf(w, "    %s: %s\n", strings.TrimPrefix(ch.Rule, "script "), ch.Reason)

@@ -68,7 +68,7 @@ func WalkSummary(w io.Writer, results []walk.Result, color bool) error {
 			dis = fmt.Sprint(r.Disagreements)
 		}
 		row := fmt.Sprintf("%s  %s  %-7s  %9s  %-8s", padRight(r.Scenario, nameW),
-			p.paint(code, padRight(string(r.Verdict), 12)), fmt.Sprintf("%d/%d", passed, len(r.Checks)), seconds(r.Duration), dis)
+			p.paint(code, padRight(r.Verdict.String(), 12)), fmt.Sprintf("%d/%d", passed, len(r.Checks)), seconds(r.Duration), dis)
 		if r.Reason != "" {
 			used := nameW + 2 + 12 + 2 + 7 + 2 + 9 + 2 + 8 + 2
 			row += "  " + truncate(r.Reason, summaryWidth-used)

@@ -56,7 +56,7 @@ func TestRenderRealWalks(t *testing.T) {
 		if n != len(r.Segments) {
 			t.Errorf("%s: %d arrows for %d segments", r.Scenario, n, len(r.Segments))
 		}
-		if !strings.Contains(out, "verdict "+strings.ToUpper(string(r.Verdict))) {
+		if !strings.Contains(out, "verdict "+strings.ToUpper(r.Verdict.String())) {
 			t.Errorf("%s: no verdict line", r.Scenario)
 		}
 	}

@@ -77,11 +77,11 @@ func synTimes(segs []walk.Segment) (last time.Time, rtt time.Duration) {
 	var firstSynAck time.Time
 	for _, s := range segs {
 		switch {
-		case s.Dir == walk.Out && s.Flags == "S":
+		case s.Dir == walk.Out && s.Flags == craft.FlagSYN:
 			if s.At.After(last) {
 				last = s.At
 			}
-		case s.Dir == walk.In && s.Flags == "S." && firstSynAck.IsZero():
+		case s.Dir == walk.In && s.Flags == craft.FlagSYN|craft.FlagACK && firstSynAck.IsZero():
 			firstSynAck = s.At
 		}
 	}
@@ -90,7 +90,7 @@ func synTimes(segs []walk.Segment) (last time.Time, rtt time.Duration) {
 	}
 	var before time.Time
 	for _, s := range segs {
-		if s.Dir == walk.Out && s.Flags == "S" && !s.At.After(firstSynAck) && s.At.After(before) {
+		if s.Dir == walk.Out && s.Flags == craft.FlagSYN && !s.At.After(firstSynAck) && s.At.After(before) {
 			before = s.At
 		}
 	}
@@ -398,11 +398,17 @@ func (e *env) apart(ctx context.Context) error {
 func (e *env) record(chk walk.Check, wire string) {
 	if chk.Verdict == walk.Pass || chk.Verdict == walk.Deviation {
 		if wire != "" && e.cfg.Walk.Oracle != nil {
-			if k := e.s.Kernel(); k != wire {
+			k, kerr := e.s.Kernel()
+			switch {
+			case kerr != nil:
+				chk.Verdict = walk.Inconclusive
+				chk.Reason = fmt.Sprintf("the wire says %s, the kernel (sock_diag) could not be read: %v", wire, kerr)
+				chk.Wire, chk.KernelErr, chk.Disagree = wire, kerr, true
+			case k != wire:
 				chk.Verdict = walk.Inconclusive
 				chk.Reason = fmt.Sprintf("the wire says %s, the kernel (sock_diag) says %s", wire, k)
 				chk.Wire, chk.Kernel, chk.Disagree = wire, k, true
-			} else {
+			default:
 				chk.Kernel = k
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -17,7 +18,7 @@ func TestLostSegmentFamilies(t *testing.T) {
 			raw := make([]byte, 60)
 			raw[0] = version << 4
 			binary.BigEndian.PutUint16(raw[4:6], w)
-			out = append(out, walk.Segment{Dir: walk.In, Flags: ".", Raw: raw})
+			out = append(out, walk.Segment{Dir: walk.In, Flags: craft.FlagACK, Raw: raw})
 		}
 		return out
 	}

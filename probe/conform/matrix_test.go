@@ -103,7 +103,7 @@ func TestSelect(t *testing.T) {
 
 // seg makes a recorded remote segment for matching.
 func seg(flags craft.Flags, seq, ack uint32) *walk.Reply {
-	return &walk.Reply{Seg: &walk.Segment{Dir: walk.In, Flags: flags.String(), Seq: tcpconn.Seq(seq), Ack: tcpconn.Seq(ack)}, Flags: flags}
+	return &walk.Reply{Seg: &walk.Segment{Dir: walk.In, Flags: flags, Seq: tcpconn.Seq(seq), Ack: tcpconn.Seq(ack)}, Flags: flags}
 }
 
 func TestOutcomeMatches(t *testing.T) {
@@ -213,7 +213,7 @@ func TestReportTallies(t *testing.T) {
 			{Scenario: "c", Verdict: walk.Fail},
 			{Scenario: "d", Verdict: walk.Skipped},
 			{Scenario: "e", Verdict: walk.Inconclusive},
-			{Scenario: "f", Verdict: "bogus"},
+			{Scenario: "f", Verdict: walk.Verdict(200)},
 		},
 		Measurements: []Measurement{{ID: MeasureSynAckSchedule, Duration: 3 * time.Second, Result: m}, {ID: MeasureTWFingerprint},
 			{ID: MeasureFINBackoff, Result: m, Sessions: []walk.Result{*m, {Scenario: MeasureFINBackoff}, {Scenario: MeasureFINBackoff}}}},
@@ -302,8 +302,8 @@ var errProbe = errors.New("no SYN,ACK")
 // TestGuardCookies: with SYN cookies in use no SYN_RCVD check is judged
 // (its SYN,ACK may be a cookie's), and SYNs sent again are noticed.
 func TestGuardCookies(t *testing.T) {
-	resent := []walk.Segment{{Dir: walk.Out, Flags: "S"}, {Dir: walk.Out, Flags: "S"}, {Dir: walk.In, Flags: "S."}}
-	once := []walk.Segment{{Dir: walk.Out, Flags: "S"}, {Dir: walk.In, Flags: "S."}, {Dir: walk.Out, Flags: "S"}}
+	resent := []walk.Segment{{Dir: walk.Out, Flags: craft.FlagSYN}, {Dir: walk.Out, Flags: craft.FlagSYN}, {Dir: walk.In, Flags: craft.FlagSYN | craft.FlagACK}}
+	once := []walk.Segment{{Dir: walk.Out, Flags: craft.FlagSYN}, {Dir: walk.In, Flags: craft.FlagSYN | craft.FlagACK}, {Dir: walk.Out, Flags: craft.FlagSYN}}
 	rep := Report{
 		Results: []walk.Result{
 			{Scenario: "SYN_RCVD/bad-ack", Verdict: walk.Pass, Segments: once},

@@ -348,7 +348,7 @@ func measureSynAck(ctx context.Context, cfg *Config, sh *shared) (m Measurement)
 		}
 		// The SYN,ACK that answered our last SYN: Linux restarts the
 		// timer on answering a retransmitted SYN (tcp_check_req).
-		first := lastIn(e.s.Segments(), "S.")
+		first := lastIn(e.s.Segments(), craft.FlagSYN|craft.FlagACK)
 		iss := t.sndNxt - 1
 		at, err := collectRetransmissions(ctx, e.c, first, func(r *walk.Reply) bool {
 			return r.Flags == craft.FlagSYN|craft.FlagACK && r.Seg.Seq == iss
@@ -421,7 +421,7 @@ func measureFINBackoff(ctx context.Context, cfg *Config, sh *shared) (m Measurem
 		if err != nil {
 			return schedule{}, err
 		}
-		first := lastIn(e.s.Segments(), "F")
+		first := lastIn(e.s.Segments(), craft.FlagFIN)
 		at, err := collectRetransmissions(ctx, e.c, first, func(r *walk.Reply) bool {
 			return r.Flags.Has(craft.FlagFIN) && r.Seg.Seq.Add(tcpconn.Size(r.Seg.Len)) == f
 		}, want, first.Add(wait), 0)
@@ -504,9 +504,9 @@ func lateACK(segs []walk.Segment) time.Duration {
 	var lastIn time.Time
 	for _, s := range segs {
 		switch {
-		case s.Dir == walk.In && !s.Duplicate && (s.Len > 0 || s.Flags == "S."):
+		case s.Dir == walk.In && !s.Duplicate && (s.Len > 0 || s.Flags == craft.FlagSYN|craft.FlagACK):
 			lastIn = s.At
-		case s.Dir == walk.Out && s.Flags == "." && !lastIn.IsZero():
+		case s.Dir == walk.Out && s.Flags == craft.FlagACK && !lastIn.IsZero():
 			late = max(late, s.At.Sub(lastIn))
 			lastIn = time.Time{}
 		}
@@ -525,7 +525,7 @@ func finBeforeDataACK(segs []walk.Segment) time.Duration {
 	var rexmit, acked time.Time
 	for _, s := range segs {
 		switch {
-		case s.Dir == walk.In && s.Retransmission && !s.Duplicate && strings.Contains(s.Flags, "F") && rexmit.IsZero():
+		case s.Dir == walk.In && s.Retransmission && !s.Duplicate && s.Flags.Has(craft.FlagFIN) && rexmit.IsZero():
 			rexmit = s.At
 		case s.Dir == walk.Out && s.Note == "ack data":
 			acked = s.At
@@ -544,7 +544,7 @@ func finBeforeDataACK(segs []walk.Segment) time.Duration {
 func repeatedACK(segs []walk.Segment) string {
 	n := 0
 	for _, s := range segs {
-		if s.Dir == walk.Out && s.Flags == "." && s.RelSeq == 1 && s.RelAck == 1 && s.Len == 0 {
+		if s.Dir == walk.Out && s.Flags == craft.FlagACK && s.RelSeq == 1 && s.RelAck == 1 && s.Len == 0 {
 			n++
 		}
 	}
@@ -599,19 +599,19 @@ func lostSegment(segs []walk.Segment) (lost string, counted bool) {
 func synsSent(segs []walk.Segment) int {
 	n := 0
 	for _, s := range segs {
-		if s.Dir == walk.Out && s.Flags == "S" {
+		if s.Dir == walk.Out && s.Flags == craft.FlagSYN {
 			n++
 		}
 	}
 	return n
 }
 
-// lastIn is the time of the last remote segment whose flags contain flags
-// (in tcpdump's letters, "S." or "F"), zero if none.
-func lastIn(segs []walk.Segment, flags string) time.Time {
+// lastIn is the time of the last remote segment that has all of flags
+// (SYN,ACK or FIN), zero if none.
+func lastIn(segs []walk.Segment, flags craft.Flags) time.Time {
 	var at time.Time
 	for _, s := range segs {
-		if s.Dir == walk.In && strings.Contains(s.Flags, flags) && !s.Retransmission {
+		if s.Dir == walk.In && s.Flags.Has(flags) && !s.Retransmission {
 			at = s.At
 		}
 	}
@@ -629,7 +629,7 @@ func reasonOf(r walk.Result) string {
 			return c.Name + ": " + c.Reason
 		}
 	}
-	return string(r.Verdict)
+	return r.Verdict.String()
 }
 
 // probeSynCookies sends a SYN with MSS, SACK-permitted and window scale but

@@ -186,7 +186,7 @@ func synackOptions(results []walk.Result) (string, []string) {
 			continue
 		}
 		for _, s := range r.Segments {
-			if s.Dir == walk.In && s.Flags == "S." {
+			if s.Dir == walk.In && s.Flags == craft.FlagSYN|craft.FlagACK {
 				return optionsText(&s), []string{r.Scenario}
 			}
 		}
@@ -206,8 +206,8 @@ func rstFormat(results []walk.Result) (string, []string) {
 			if s.Dir != walk.In || s.ICMP != "" || s.Duplicate {
 				continue
 			}
-			f, err := craft.ParseFlags(s.Flags)
-			if err != nil || !f.Has(craft.FlagRST) {
+			f := s.Flags
+			if !f.Has(craft.FlagRST) {
 				continue
 			}
 			n++
@@ -255,7 +255,7 @@ func issPattern(results []walk.Result) (string, []string) {
 	var ev []string
 	for _, r := range results {
 		for _, s := range r.Segments {
-			if s.Dir == walk.In && s.Flags == "S." && !s.Retransmission && !s.Repeat {
+			if s.Dir == walk.In && s.Flags == craft.FlagSYN|craft.FlagACK && !s.Retransmission && !s.Repeat {
 				ss = append(ss, sample{s.At, uint32(s.Seq)})
 				ev = append(ev, r.Scenario)
 				break

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -371,7 +372,7 @@ func firstSYNUnanswered(segs []walk.Segment) bool {
 	syns := 0
 	for _, s := range segs {
 		switch {
-		case s.Dir == walk.Out && s.Flags == "S":
+		case s.Dir == walk.Out && s.Flags == craft.FlagSYN:
 			syns++
 			if syns > 1 {
 				return true

@@ -117,7 +117,7 @@ func optionsOffered(ctx context.Context, e *env) error {
 	ourTS := map[uint32]bool{}
 	var lastTS uint32
 	for _, s := range e.s.Segments() {
-		if s.Dir == walk.Out && s.Flags == "S" {
+		if s.Dir == walk.Out && s.Flags == craft.FlagSYN {
 			if opts, err := synOptions(&s); err == nil {
 				lastTS, _ = opts[craft.OptTimestamps].Timestamps()
 				ourTS[lastTS] = true

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -14,8 +15,10 @@ import (
 func TestSynTimes(t *testing.T) {
 	t0 := time.Date(2026, 12, 2, 8, 45, 35, 0, time.UTC)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	out := func(ms int) walk.Segment { return walk.Segment{Dir: walk.Out, Flags: "S", At: at(ms)} }
-	in := func(ms int) walk.Segment { return walk.Segment{Dir: walk.In, Flags: "S.", At: at(ms)} }
+	out := func(ms int) walk.Segment { return walk.Segment{Dir: walk.Out, Flags: craft.FlagSYN, At: at(ms)} }
+	in := func(ms int) walk.Segment {
+		return walk.Segment{Dir: walk.In, Flags: craft.FlagSYN | craft.FlagACK, At: at(ms)}
+	}
 	tests := []struct {
 		name string
 		segs []walk.Segment

@@ -224,3 +224,32 @@ func ownPacket(e *probe.Event) (craft.Packet, error) {
 	}
 	return craft.ParsePacket(append([]byte(nil), e.Bytes()...))
 }
+
+// hear records e, a segment read while bringing the connection into its
+// state.
+func (c *conn) hear(e *probe.Event) {
+	if e.Kind != probe.EventSegment {
+		return
+	}
+	t := e.Seg.TCP
+	c.heard = append(c.heard, heardSeg{seq: t.SequenceNumber(), flags: t.Flags(), len: len(t.Payload()),
+		ttl: e.HopLimit(), at: e.At})
+}
+
+// drain reads what is already queued for the flow (a path's duplicate of a
+// segment the setup took, a window update, a retransmission), so that the
+// probe's listening starts clean; what it reads is heard, and goes through
+// the engine like every segment of the setup (it belongs to the
+// connection, not to the probe).
+func (c *conn) drain(ctx context.Context, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for {
+		e, err := c.e.Flow.Next(ctx, deadline)
+		if err != nil {
+			return
+		}
+		c.hear(e)
+		c.e.Take(e)
+		c.e.Flow.Release(e)
+	}
+}

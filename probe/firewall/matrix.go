@@ -8,6 +8,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // State is the state of the connection a probe is sent on, as both the
@@ -324,7 +325,7 @@ func (m *Matrix) Results() []walk.Result {
 			switch {
 			case c.Outcome == Interrupted:
 				v = walk.Interrupted
-			case v == "":
+			case v == result.Undecided:
 				v = walk.Pass // no --expect: an outcome, not a judgement
 			}
 			received := string(c.Outcome) + ": " + c.Detail

@@ -10,12 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// broadcastAddr is an address the scanning namespace treats as a broadcast address, and why.
-type broadcastAddr struct {
-	addr uint32
-	why  string
-}
-
 // limitedBroadcast is 255.255.255.255 (RFC 919, RFC 1122 §3.2.1.3).
 const limitedBroadcast = 0xffff_ffff
 

@@ -7,6 +7,12 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe/internal/addrspan"
 )
 
+// broadcastAddr is an address the scanning namespace treats as a broadcast address, and why.
+type broadcastAddr struct {
+	addr uint32
+	why  string
+}
+
 // SkippedHost is an address of the scan that got no probe: TCP is unicast, and a segment to a broadcast address
 // is to be dropped by its receivers (RFC 9293 §3.9.1, RFC 1122 §4.2.3.10); the kernel refuses to send one without
 // SO_BROADCAST anyway.

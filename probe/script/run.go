@@ -15,6 +15,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // Config says where scripts run and what helps them.
@@ -240,13 +241,13 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 
 // finish computes the overall verdict as package walk does.
 func finish(r *walk.Result) {
-	if r.Verdict == "" && len(r.Checks) == 0 {
+	if r.Verdict == result.Undecided && len(r.Checks) == 0 {
 		r.Verdict = walk.Inconclusive
 		if r.Reason == "" {
 			r.Reason = "no check ran: the script expects nothing (add a `>` line, %wait or %expect-state)"
 		}
 	}
-	if r.Verdict == "" {
+	if r.Verdict == result.Undecided {
 		r.Verdict = walk.Pass
 	}
 	judged := 0
@@ -309,7 +310,7 @@ func (r *runner) noListener() bool {
 	segs := r.c.Rec.Snapshot()
 	for i := len(segs) - 1; i >= 0; i-- {
 		if s := segs[i]; s.Dir == walk.In && s.ICMP == "" {
-			return s.Flags == "R." && uint32(s.Ack) == r.iss+syn.Segment.Start+1
+			return s.Flags == craft.FlagRST|craft.FlagACK && uint32(s.Ack) == r.iss+syn.Segment.Start+1
 		}
 	}
 	return false
@@ -474,16 +475,12 @@ func (r *runner) check(c walk.Check) walk.Check {
 	return c
 }
 
-// kernel reads the oracle's state of our connection.
-func (r *runner) kernel() string {
+// kernel reads the oracle's state of our connection, or why it could not.
+func (r *runner) kernel() (string, error) {
 	if r.cfg.Oracle == nil || !r.connected {
-		return ""
+		return "", nil
 	}
-	st, err := r.cfg.Oracle.State(r.flow.Remote, r.flow.Local)
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	return st
+	return r.cfg.Oracle.State(r.flow.Remote, r.flow.Local)
 }
 
 // in is a received segment or ICMP error, parsed before its buffer went
@@ -1231,7 +1228,7 @@ func (r *runner) expectState(ctx context.Context, ev *Event) error {
 	wire := r.m.state
 	c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.State, Wire: wire}
 	if r.cfg.Oracle != nil && r.connected {
-		k, err := r.settle(ctx, ev.State, oracleSettle)
+		k, kerr, err := r.settle(ctx, ev.State, oracleSettle)
 		if err != nil {
 			return err
 		}
@@ -1249,13 +1246,17 @@ func (r *runner) expectState(ctx context.Context, ev *Event) error {
 			if n > 0 && (from == 0 || n < from) {
 				from = n
 			}
-			if k, err = r.settle(ctx, ev.State, lossWait); err != nil {
+			if k, kerr, err = r.settle(ctx, ev.State, lossWait); err != nil {
 				return err
 			}
 		}
-		c.Kernel, c.Disagree = k, wire != "" && wire != k
+		c.Kernel, c.KernelErr, c.Disagree = k, kerr, wire != "" && (kerr != nil || wire != k)
 		c.Received = "kernel: " + k + ", wire: " + orUnknown(wire)
 		switch {
+		case kerr != nil:
+			// Our oracle failed, not the target: nothing is judged.
+			c.Received = "kernel: error: " + kerr.Error() + ", wire: " + orUnknown(wire)
+			c.Verdict, c.Reason = walk.Inconclusive, fmt.Sprintf("the remote kernel (sock_diag) could not be read: %v", kerr)
 		case k == ev.State && from > 0 && from <= r.matchedAt:
 			// The segment the kernel missed went out before a ">" line
 			// matched: that line's answer came from the state loss left.
@@ -1305,38 +1306,38 @@ func (r *runner) expectState(ctx context.Context, ev *Event) error {
 
 // settle polls the oracle for up to d until it reads want, and returns the
 // last reading: our last segment may still be on its way through the
-// remote's stack.
-func (r *runner) settle(ctx context.Context, want string, d time.Duration) (string, error) {
+// remote's stack. kerr is why the last reading failed (k is then "").
+func (r *runner) settle(ctx context.Context, want string, d time.Duration) (k string, kerr, err error) {
 	deadline := time.Now().Add(d)
-	k := r.kernelFor(want)
+	k, kerr = r.kernelFor(want)
 	for k != want && time.Now().Before(deadline) {
 		t := time.NewTimer(10 * time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return k, ctx.Err()
+			return k, kerr, ctx.Err()
 		case <-t.C:
 		}
-		k = r.kernelFor(want)
+		k, kerr = r.kernelFor(want)
 	}
-	return k, nil
+	return k, kerr, nil
 }
 
 // kernelFor reads the oracle for %expect-state want: LISTEN is not a state
 // of our 4-tuple (it has no socket: CLOSED) but of the port.
-func (r *runner) kernelFor(want string) string {
-	k := r.kernel()
-	if want != "LISTEN" || k != "CLOSED" {
-		return k
+func (r *runner) kernelFor(want string) (string, error) {
+	k, err := r.kernel()
+	if err != nil || want != "LISTEN" || k != "CLOSED" {
+		return k, err
 	}
 	ok, err := r.cfg.Oracle.Listening(r.flow.Remote)
 	switch {
 	case err != nil:
-		return "error: " + err.Error()
+		return "", err
 	case ok:
-		return "LISTEN"
+		return "LISTEN", nil
 	}
-	return k
+	return k, nil
 }
 
 func orUnknown(s string) string {

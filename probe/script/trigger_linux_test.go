@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/script"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
@@ -83,19 +84,19 @@ func TestCloseTriggerOffsetsOnTheWire(t *testing.T) {
 	for i := range r.Segments {
 		g := &r.Segments[i]
 		switch {
-		case g.Dir == tcpconn.Out && g.Flags == "S":
+		case g.Dir == tcpconn.Out && g.Flags == craft.FlagSYN:
 			iss = g.Seq
-		case g.Dir == tcpconn.In && g.Flags == "S.":
+		case g.Dir == tcpconn.In && g.Flags == craft.FlagSYN|craft.FlagACK:
 			irs = g.Seq
 		case g.Dir == tcpconn.Out && g.Len > 0:
 			req = g
 		case g.Dir == tcpconn.In && g.Len > 0:
 			m += uint32(g.Len)
-		case g.Dir == tcpconn.In && strings.Contains(g.Flags, "F"):
+		case g.Dir == tcpconn.In && g.Flags.Has(craft.FlagFIN):
 			fin = g
-		case g.Dir == tcpconn.Out && g.Flags == "F.":
+		case g.Dir == tcpconn.Out && g.Flags == craft.FlagFIN|craft.FlagACK:
 			ourFIN = g
-		case g.Dir == tcpconn.In && g.Flags == "." && ourFIN != nil:
+		case g.Dir == tcpconn.In && g.Flags == craft.FlagACK && ourFIN != nil:
 			lastACK = g
 		}
 	}

@@ -30,7 +30,7 @@ func outcome(r walk.Result) string {
 	}
 	sort.Strings(devs)
 	if len(devs) == 0 {
-		return string(r.Verdict)
+		return r.Verdict.String()
 	}
 	return fmt.Sprintf("%s (%s)", r.Verdict, strings.Join(devs, ", "))
 }

@@ -5,60 +5,20 @@ import (
 	"time"
 
 	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
-// Dir is the direction of a recorded segment.
-type Dir string
+// Dir is the direction of a recorded segment (see result.Dir).
+type Dir = result.Dir
 
 // Directions.
 const (
-	Out Dir = "out" // we sent it
-	In  Dir = "in"  // the remote sent it
+	Out = result.Out // we sent it
+	In  = result.In  // the remote sent it
 )
 
-// Segment is one recorded segment, with the states of both ends right after
-// it as far as the caller has established them.
-type Segment struct {
-	At     time.Time `json:"time"`
-	Dir    Dir       `json:"dir"`
-	Flags  string    `json:"flags"`
-	Seq    Seq       `json:"seq"`
-	Ack    Seq       `json:"ack"`
-	RelSeq uint32    `json:"rel_seq"` // relative to the sender's ISN
-	RelAck uint32    `json:"rel_ack"` // relative to the receiver's ISN
-	Win    uint16    `json:"win"`
-	Len    int       `json:"len"`
-	// Options in tcpdump's words; empty when none.
-	Options []string `json:"options,omitempty"`
-	// Note says what the segment is for ("KA1", "retransmission", ...).
-	Note string `json:"note,omitempty"`
-	// Retransmission marks a remote segment that brings no new transition:
-	// its SYN or FIN came before, or, with neither, all of its data did.
-	Retransmission bool `json:"retransmission,omitempty"`
-	// Duplicate marks a byte-identical copy, made by the path, of a remote
-	// segment that came moments before; the engine passes it over.
-	Duplicate bool `json:"duplicate,omitempty"`
-	// Repeat marks a remote segment with the same flags, numbers and length
-	// as an earlier one: an answer to a copy of one of our segments, or a
-	// duplicate. It may still be an expected answer, never a wrong one.
-	Repeat      bool   `json:"repeat,omitempty"`
-	ICMP        string `json:"icmp,omitempty"`
-	LocalState  string `json:"local_state"`
-	RemoteState string `json:"remote_state"`
-	// Raw is the whole IPv4 or IPv6 packet, for pcap files.
-	Raw []byte `json:"-"`
-}
-
-// TCP returns the TCP header and payload of Raw, an IPv4 or IPv6 packet
-// (told apart by its version field).
-func (s *Segment) TCP() (craft.TCP, error) {
-	if len(s.Raw) > 0 && s.Raw[0]>>4 == 6 {
-		p, err := craft.ParseIPv6Packet(s.Raw)
-		return p.TCP, err
-	}
-	p, err := craft.ParsePacket(s.Raw)
-	return p.TCP, err
-}
+// Segment is one recorded segment (see result.Segment).
+type Segment = result.Segment
 
 // Recorder keeps every segment of a connection, both ways, with relative
 // numbers and the states both ends are in after it, and decides for each
@@ -114,7 +74,7 @@ func (r *Recorder) States(local, remote string) {
 func (r *Recorder) sent(at time.Time, s *craft.Segment, raw []byte, note string) *Segment {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	seg := &Segment{At: at, Dir: Out, Flags: s.Flags.String(), Seq: Seq(s.Seq), Ack: Seq(s.Ack), Win: s.Window,
+	seg := &Segment{At: at, Dir: Out, Flags: s.Flags, Seq: Seq(s.Seq), Ack: Seq(s.Ack), Win: s.Window,
 		Len: len(s.Payload), Note: note, LocalState: r.local, RemoteState: r.remote, Raw: append([]byte(nil), raw...)}
 	if c := r.conn; c != nil {
 		seg.RelSeq = uint32(c.ISS.Size(seg.Seq))
@@ -148,7 +108,7 @@ func (r *Recorder) Received(at time.Time, p *craft.Packet, raw []byte) *Segment 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t := p.TCP
-	seg := &Segment{At: at, Dir: In, Flags: t.Flags().String(), Seq: Seq(t.SequenceNumber()), Ack: Seq(t.AckNumber()),
+	seg := &Segment{At: at, Dir: In, Flags: t.Flags(), Seq: Seq(t.SequenceNumber()), Ack: Seq(t.AckNumber()),
 		Win: t.WindowSize(), Len: len(t.Payload()), LocalState: r.local, RemoteState: r.remote, Raw: append([]byte(nil), raw...)}
 	for it := t.Options(); it.Next(); {
 		seg.Options = append(seg.Options, it.Option().String())
@@ -208,10 +168,7 @@ func (r *Recorder) Received(at time.Time, p *craft.Packet, raw []byte) *Segment 
 // connection (an answer to our next SYN), not as a retransmission, repeat or
 // copy of this one.
 func (r *Recorder) Forget(seg *Segment) {
-	f, err := craft.ParseFlags(seg.Flags)
-	if err != nil {
-		return
-	}
+	f := seg.Flags
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.answers, [4]uint32{uint32(f), uint32(seg.Seq), uint32(seg.Ack), uint32(seg.Len)})
@@ -287,16 +244,11 @@ func (r *Recorder) LastFIN() *Segment {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := len(r.segs) - 1; i >= 0; i-- {
-		if s := r.segs[i]; s.Dir == In && s.ICMP == "" && hasFIN(s.Flags) {
+		if s := r.segs[i]; s.Dir == In && s.ICMP == "" && s.Flags.Has(craft.FlagFIN) {
 			return s
 		}
 	}
 	return nil
-}
-
-func hasFIN(flags string) bool {
-	f, err := craft.ParseFlags(flags)
-	return err == nil && f.Has(craft.FlagFIN)
 }
 
 // Snapshot returns a copy of what was recorded so far, in recording order.

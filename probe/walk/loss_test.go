@@ -199,7 +199,7 @@ func repeatsMarked(segs []walk.Segment, checks []walk.Check) []string {
 		if s.Dir != walk.In || s.ICMP != "" {
 			continue
 		}
-		k := key{s.Flags, s.Seq, s.Ack, s.Len}
+		k := key{s.Flags.String(), s.Seq, s.Ack, s.Len}
 		prev, seen := last[k]
 		if s.Duplicate && (!seen || s.At.Sub(prev) > 100*time.Millisecond || !s.Retransmission) {
 			out = append(out, fmt.Sprintf("%s seq=%d len=%d is marked as a duplicate without an original just before", s.Flags, s.RelSeq, s.Len))
@@ -207,7 +207,7 @@ func repeatsMarked(segs []walk.Segment, checks []walk.Check) []string {
 		if s.Repeat != seen {
 			out = append(out, fmt.Sprintf("%s seq=%d ack=%d len=%d: repeat=%v, but seen before=%v", s.Flags, s.RelSeq, s.RelAck, s.Len, s.Repeat, seen))
 		}
-		f, _ := craft.ParseFlags(s.Flags)
+		f := s.Flags
 		if s.Retransmission && !s.Duplicate && !f.Has(craft.FlagSYN) && !f.Has(craft.FlagFIN) && s.Len == 0 {
 			out = append(out, fmt.Sprintf("a pure %s is marked as a retransmission", s.Flags))
 		}

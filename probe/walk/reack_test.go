@@ -61,7 +61,7 @@ func TestDataAckedAgain(t *testing.T) {
 	}
 	acked := false
 	for _, seg := range s.Segments() {
-		if seg.Dir == walk.Out && !seg.At.Before(rx.Seg.At) && seg.Flags == "." && seg.Ack == c.RcvNxt && seg.Note == "ack data again" {
+		if seg.Dir == walk.Out && !seg.At.Before(rx.Seg.At) && seg.Flags == craft.FlagACK && seg.Ack == c.RcvNxt && seg.Note == "ack data again" {
 			acked = true
 		}
 	}

@@ -1,199 +1,39 @@
 package walk
 
-import (
-	"net/netip"
-	"time"
-)
+import "github.com/tcpwalk/tcpwalk/result"
 
-// Verdict is the outcome of one expected transition.
-type Verdict string
+// Verdict is the outcome of one expected transition (see result.Verdict).
+type Verdict = result.Verdict
 
-// Verdicts. Inconclusive means no answer came after our retries: a reason is
-// given, never a guess. Skipped means the walk needs a remote application
-// action tcpwalk cannot cause on this target. Interrupted means the user
-// stopped tcpwalk (SIGINT, SIGTERM) before the check or walk was decided:
-// unfinished work is never a pass, whatever passed before the signal.
-// Deviation is a documented behaviour that differs from the RFC (the check
-// names it, e.g. Linux answering a retransmitted SYN in SYN_RCVD with a
-// SYN-ACK): not a failure unless the user asks for strictness.
+// Verdicts (see result.Verdict for what each means).
 const (
-	Pass         Verdict = "pass"
-	Deviation    Verdict = "deviation"
-	Fail         Verdict = "fail"
-	Inconclusive Verdict = "inconclusive"
-	Skipped      Verdict = "skipped"
-	Interrupted  Verdict = "interrupted"
+	Pass         = result.Pass
+	Deviation    = result.Deviation
+	Fail         = result.Fail
+	Inconclusive = result.Inconclusive
+	Skipped      = result.Skipped
+	Interrupted  = result.Interrupted
 )
 
 // Verdicts lists the verdicts from best to worst, for counts and reports.
-var Verdicts = []Verdict{Pass, Deviation, Skipped, Inconclusive, Interrupted, Fail}
-
-// rank orders verdicts from best to worst for a walk's overall verdict. The
-// zero Verdict is "not decided yet" and ranks below all: Worse("", v) is v.
-// An unknown verdict ranks worst, so that it is never hidden. A fail found
-// before an interruption is still a fail: it was decided.
-func (v Verdict) rank() int {
-	if v == "" {
-		return -1
-	}
-	for i, k := range Verdicts {
-		if v == k {
-			return i
-		}
-	}
-	return len(Verdicts)
-}
+var Verdicts = result.Verdicts
 
 // Worse returns the worse of two verdicts.
-func Worse(a, b Verdict) Verdict {
-	if b.rank() > a.rank() {
-		return b
-	}
-	return a
-}
+func Worse(a, b Verdict) Verdict { return result.Worse(a, b) }
 
-// Check is one expected transition or state and what came of it.
-type Check struct {
-	// Name is the transition or property, e.g. "LISTEN → SYN_RCVD".
-	Name string `json:"name"`
-	// Rule is where the expectation comes from, e.g. "RFC 9293 §3.10.7.2".
-	Rule     string  `json:"rule"`
-	Probe    string  `json:"probe,omitempty"`
-	Expected string  `json:"expected"`
-	Received string  `json:"received"`
-	Verdict  Verdict `json:"verdict"`
-	Reason   string  `json:"reason,omitempty"`
-	// Deviation names the documented non-RFC behaviour seen, by what it
-	// does, e.g. "synack-on-retransmitted-syn": with Level SHOULD its
-	// Verdict is Deviation (a failure only with --strict), with MUST Fail.
-	Deviation string `json:"deviation,omitempty"`
-	// Level is the RFC keyword the deviation departs from: MUST, SHOULD.
-	Level string `json:"level,omitempty"`
-	// SeenOn lists the stacks the deviation has been seen on.
-	SeenOn []string `json:"seen_on,omitempty"`
-	// Optional names an optional mechanism (a MAY) the check saw in use or
-	// not, e.g. "RFC 5961 §3.2 challenge ACK to an in-window RST"; Has says
-	// which. A missing one is "not implemented (optional)", never a fail.
-	Optional string `json:"optional,omitempty"`
-	Has      bool   `json:"implemented,omitempty"`
-	// Wire is the remote's state inferred from the wire after this check;
-	// Kernel is what the remote kernel reports (sock_diag), when an oracle
-	// is available. A disagreement is reported, never hidden.
-	Wire     string `json:"wire_state,omitempty"`
-	Kernel   string `json:"kernel_state,omitempty"`
-	Disagree bool   `json:"disagree,omitempty"`
-	// KernelAhead says the kernel was already in the state the wire shows
-	// next in this walk: the remote moved on (its app closed at once)
-	// between its reply and the oracle's read. Not a disagreement: the
-	// wire confirms that state itself one step later.
-	KernelAhead bool `json:"kernel_ahead,omitempty"`
-	// KernelLag is how long after the latest segment from the remote the
-	// kernel was read. A remote may leave a state by itself (its app
-	// closes, a timer fires); when a loaded machine reads the kernel late,
-	// a disagreement may be the remote having moved on, not the wire wrong.
-	KernelLag time.Duration `json:"kernel_lag_ns,omitempty"`
-	At        time.Time     `json:"time"`
-}
+// Check is one expected transition or state and what came of it (see
+// result.Check).
+type Check = result.Check
 
-// Result is one walk.
-type Result struct {
-	Scenario string         `json:"scenario"`
-	Summary  string         `json:"summary"`
-	Target   netip.AddrPort `json:"target"`
-	Local    netip.AddrPort `json:"local"`
-	Start    time.Time      `json:"start"`
-	Duration time.Duration  `json:"duration_ns"`
-	Verdict  Verdict        `json:"verdict"`
-	Reason   string         `json:"reason,omitempty"`
-	Oracle   bool           `json:"oracle"`
-	Checks   []Check        `json:"checks"`
-	Segments []Segment      `json:"segments"`
-	// Disagreements counts checks where the wire and the kernel differ.
-	Disagreements int `json:"disagreements"`
-	// Assumptions are what the result rests on and was not checked: the
-	// settings and set-up a script (a packetdrill one) takes for granted
-	// on the machine under test, and its observations left unchecked.
-	Assumptions []string `json:"assumptions,omitempty"`
-}
+// Result is one walk (see result.Walk).
+type Result = result.Walk
 
-// finish computes the overall verdict.
-func (r *Result) finish() {
-	if r.Verdict == "" {
-		r.Verdict = Pass
-	}
-	if len(r.Checks) == 0 && r.Verdict == Pass {
-		r.Verdict = Inconclusive
-		if r.Reason == "" {
-			r.Reason = "no check ran"
-		}
-	}
-	markKernelAhead(r.Checks)
-	for _, c := range r.Checks {
-		r.Verdict = Worse(r.Verdict, c.Verdict)
-		if c.Disagree {
-			r.Disagreements++
-		}
-	}
-}
+// States are the 11 states of RFC 9293 §3.3.2, in the RFC's order, by name.
+var States = result.StateNames()
 
-// markKernelAhead clears Disagree where the kernel's state is the very next
-// state the wire shows after the check's own (never a state further on:
-// that would excuse a kernel that skipped states or lost the socket).
-func markKernelAhead(cs []Check) {
-	for i := range cs {
-		c := &cs[i]
-		if !c.Disagree || c.Kernel == "" {
-			continue
-		}
-		for _, later := range cs[i+1:] {
-			if later.Verdict != Pass || later.Wire == "" || later.Wire == c.Wire {
-				continue
-			}
-			if later.Wire == c.Kernel {
-				c.Disagree, c.KernelAhead = false, true
-			}
-			break
-		}
-	}
-}
-
-// States are the 11 states of RFC 9293 §3.3.2, in the RFC's order.
-var States = []string{"CLOSED", "LISTEN", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
-	"CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT"}
-
-// Coverage says, for one state, which walks confirmed it from the wire and
-// whether the kernel agreed each time.
-type Coverage struct {
-	State string `json:"state"`
-	// By lists the walks with a passing check that put the remote in State.
-	By []string `json:"by"`
-	// Kernel is true when an oracle saw the same state at every such check.
-	Kernel bool `json:"kernel_agrees"`
-}
+// Coverage says, for one state, which walks confirmed it (see
+// result.Coverage).
+type Coverage = result.Coverage
 
 // StateCoverage lists the 11 states and the walks that confirmed each.
-func StateCoverage(results []Result) []Coverage {
-	out := make([]Coverage, len(States))
-	for i, s := range States {
-		out[i] = Coverage{State: s, Kernel: true}
-		for _, r := range results {
-			hit := false
-			for _, c := range r.Checks {
-				if c.Verdict != Pass || c.Wire != s {
-					continue
-				}
-				hit = true
-				if c.Kernel != s { // also when the kernel was already ahead
-					out[i].Kernel = false
-				}
-			}
-			if hit {
-				out[i].By = append(out[i].By, r.Scenario)
-			}
-		}
-		if len(out[i].By) == 0 {
-			out[i].Kernel = false
-		}
-	}
-	return out
-}
+func StateCoverage(results []Result) []Coverage { return result.StateCoverage(results) }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // TestMarkKernelAhead: a kernel read that is already in the state the wire
@@ -45,7 +47,7 @@ func TestMarkKernelAhead(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := Result{Scenario: "x", Checks: tt.checks}
-			r.finish()
+			r.Finish()
 			for i, c := range r.Checks {
 				if c.Disagree != tt.disagree[i] || c.KernelAhead != tt.ahead[i] {
 					t.Errorf("check %d (wire %s, kernel %s): disagree %v ahead %v, want %v %v",
@@ -69,15 +71,15 @@ func TestMarkKernelAhead(t *testing.T) {
 // any verdict but a fail, which was decided before the signal.
 func TestWorseAndUnfinished(t *testing.T) {
 	for _, tc := range []struct{ a, b, want Verdict }{
-		{"", Interrupted, Interrupted},
-		{"", Inconclusive, Inconclusive},
+		{result.Undecided, Interrupted, Interrupted},
+		{result.Undecided, Inconclusive, Inconclusive},
 		{Pass, Interrupted, Interrupted},
 		{Interrupted, Pass, Interrupted},
 		{Inconclusive, Interrupted, Interrupted},
 		{Fail, Interrupted, Fail},
 		{Interrupted, Fail, Fail},
 		{Skipped, Interrupted, Interrupted},
-		{Pass, "bogus", "bogus"},
+		{Pass, Verdict(200), Verdict(200)},
 	} {
 		if got := Worse(tc.a, tc.b); got != tc.want {
 			t.Errorf("Worse(%q, %q) = %q, want %q", tc.a, tc.b, got, tc.want)
@@ -98,7 +100,7 @@ func TestWorseAndUnfinished(t *testing.T) {
 		}
 	}
 	r := Result{Checks: []Check{{Verdict: Pass}, {Verdict: Interrupted}}}
-	r.finish()
+	r.Finish()
 	if r.Verdict != Interrupted {
 		t.Errorf("a walk with a passed and an interrupted check: %s, want interrupted", r.Verdict)
 	}

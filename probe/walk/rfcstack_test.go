@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/internal/hostilepeer"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
@@ -92,7 +93,7 @@ func TestClosedPortNeverJudgesAnOpenPort(t *testing.T) {
 	}
 	var reset bool
 	for _, seg := range r.Segments {
-		reset = reset || seg.Dir == walk.Out && seg.Flags == "R"
+		reset = reset || seg.Dir == walk.Out && seg.Flags == craft.FlagRST
 	}
 	if !reset {
 		t.Errorf("the half-open connection was not reset: %+v", r.Segments)

@@ -41,12 +41,12 @@ func (w *Session) Open(ctx context.Context) error {
 	c := w.conn
 	// The kernel's view of LISTEN is read before the SYN changes anything;
 	// the wire's comes from the reply to the SYN.
-	kernelListen := ""
+	kernelListen, listenErr := "", error(nil)
 	if w.cfg.Oracle != nil {
 		ok, err := w.cfg.Oracle.Listening(w.remote)
 		switch {
 		case err != nil:
-			kernelListen = "error: " + err.Error()
+			listenErr = err
 		case ok:
 			kernelListen = "LISTEN"
 		default:
@@ -56,7 +56,7 @@ func (w *Session) Open(ctx context.Context) error {
 	at := len(w.res.Checks)
 	r, err := w.ExpectSYNACK(ctx, Step{Name: "LISTEN → SYN_RCVD", Rule: ruleListen, Probe: "SYN x"}, c.SendSYN)
 	listen := Check{Name: "LISTEN", Rule: ruleListen, Probe: "SYN x", Expected: "a SYN,ACK: a socket listens",
-		Kernel: kernelListen, At: time.Now()}
+		Kernel: kernelListen, KernelErr: listenErr, At: time.Now()}
 	syn := w.res.Checks[len(w.res.Checks)-1]
 	switch {
 	case err == nil:
@@ -67,7 +67,7 @@ func (w *Session) Open(ctx context.Context) error {
 	default:
 		listen.Verdict, listen.Received, listen.Reason = syn.Verdict, syn.Received, syn.Reason
 	}
-	listen.Disagree = listen.Kernel != "" && listen.Wire != "" && listen.Kernel != listen.Wire
+	listen.Disagree = listen.Wire != "" && (listen.KernelErr != nil || listen.Kernel != "" && listen.Kernel != listen.Wire)
 	w.res.Checks = append(w.res.Checks[:at], append([]Check{listen}, w.res.Checks[at:]...)...)
 	if err != nil {
 		return err
@@ -134,8 +134,8 @@ func (w *Session) resetStale() error {
 	if last == nil || last.Dir != In || last.ICMP != "" {
 		return nil
 	}
-	f, err := craft.ParseFlags(last.Flags)
-	if err != nil || !staleAnswerOrSYNACK.Match(last, f) || f.Has(craft.FlagSYN) && last.Ack == w.conn.ISS+1 {
+	f := last.Flags
+	if !staleAnswerOrSYNACK.Match(last, f) || f.Has(craft.FlagSYN) && last.Ack == w.conn.ISS+1 {
 		return nil
 	}
 	w.rec.forget(last, f)
@@ -152,7 +152,7 @@ func closedPort(ctx context.Context, w *Session) error {
 	if _, err := w.ExpectStep(ctx, Step{Name: "CLOSED: SYN → RST,ACK", Rule: ruleClosed, Probe: "SYN x", Wire: "CLOSED"},
 		func(bool) error { return c.SendRaw(craft.FlagSYN, x, 0, nil, "") },
 		Want{Flags: craft.FlagRST | craft.FlagACK, Seq: 0, Ack: x + 1, Beyond: &open}); err != nil {
-		if last, seg := &w.res.Checks[len(w.res.Checks)-1], w.rec.last(); last.Verdict == Inconclusive && seg != nil && seg.Dir == In && seg.Flags == "S." && seg.Ack == x+1 {
+		if last, seg := &w.res.Checks[len(w.res.Checks)-1], w.rec.last(); last.Verdict == Inconclusive && seg != nil && seg.Dir == In && seg.Flags == craft.FlagSYN|craft.FlagACK && seg.Ack == x+1 {
 			last.Received = describe(seg)
 			last.Reason = fmt.Sprintf("port %d answered with a SYN,ACK: it is open, not closed (reset); pass --closed-port with a port that has no listener", w.remote.Port())
 			_ = c.SendRaw(craft.FlagRST, x+1, 0, nil, "reset the open port's connection")

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
@@ -33,7 +34,7 @@ func TestSimultaneousOpenSynAckLost(t *testing.T) {
 	challenged := false
 	for _, s := range r.Segments {
 		t.Logf("%s %s %s seq %d ack %d %s", s.At.Format("15:04:05.000"), s.Dir, s.Flags, s.RelSeq, s.RelAck, s.Note)
-		challenged = challenged || s.Dir == walk.In && s.Flags == "." && s.RelSeq == 1 && s.RelAck == 1
+		challenged = challenged || s.Dir == walk.In && s.Flags == craft.FlagACK && s.RelSeq == 1 && s.RelAck == 1
 	}
 	for _, c := range r.Checks {
 		t.Logf("%s: %s (%s) got %s", c.Name, c.Verdict, c.Reason, c.Received)

@@ -69,7 +69,7 @@ func TestStaleConnectionIsReset(t *testing.T) {
 			// of the connection our SYN opened (its IRS from the SYN,ACK).
 			var irs uint32
 			for _, s := range r.Segments {
-				if s.Dir == walk.In && s.Flags == "S." {
+				if s.Dir == walk.In && s.Flags == craft.FlagSYN|craft.FlagACK {
 					irs = uint32(s.Seq)
 				}
 			}
@@ -195,14 +195,14 @@ func TestStaleHalfOpenIsReset(t *testing.T) {
 	r := res[0]
 	var staleAck tcpconn.Seq
 	for _, s := range r.Segments {
-		if s.Dir == walk.In && s.Flags == "S." && staleAck == 0 {
+		if s.Dir == walk.In && s.Flags == craft.FlagSYN|craft.FlagACK && staleAck == 0 {
 			staleAck = s.Ack
 		}
 	}
 	reset := false
 	for _, s := range r.Segments {
 		t.Logf("%s %s seq %d ack %d %s", s.Dir, s.Flags, s.Seq, s.Ack, s.Note)
-		reset = reset || s.Dir == walk.Out && s.Flags == "R" && s.Seq == staleAck && strings.HasPrefix(s.Note, "reset a stale connection")
+		reset = reset || s.Dir == walk.Out && s.Flags == craft.FlagRST && s.Seq == staleAck && strings.HasPrefix(s.Note, "reset a stale connection")
 	}
 	if r.Verdict != walk.Pass {
 		for _, c := range r.Checks {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
@@ -124,7 +125,7 @@ func testElevenStatesWireEqualsKernel(t *testing.T, f family) {
 	}
 	fin := func(r walk.Result, dir walk.Dir) (walk.Segment, bool) {
 		for _, s := range r.Segments {
-			if s.Dir == dir && strings.Contains(s.Flags, "F") {
+			if s.Dir == dir && s.Flags.Has(craft.FlagFIN) {
 				return s, true
 			}
 		}
@@ -167,7 +168,7 @@ func testElevenStatesWireEqualsKernel(t *testing.T, f family) {
 	sr := byName["syn-rcvd"]
 	var synacks []walk.Segment
 	for _, s := range sr.Segments {
-		if s.Dir == walk.In && s.Flags == "S." {
+		if s.Dir == walk.In && s.Flags == craft.FlagSYN|craft.FlagACK {
 			synacks = append(synacks, s)
 		}
 	}

@@ -268,7 +268,7 @@ func (w *Session) Finish(err error) Result {
 	}
 	res.Segments = w.rec.snapshot()
 	res.Duration = time.Since(res.Start)
-	res.finish()
+	res.Finish()
 	return *res
 }
 
@@ -348,16 +348,13 @@ func (w *Session) tidy() {
 	w.conn.Tidy()
 }
 
-// Kernel reads the oracle's state of the connection ("" without an oracle).
-func (w *Session) Kernel() string {
+// Kernel reads the oracle's state of the connection ("" without an oracle),
+// or why it could not.
+func (w *Session) Kernel() (string, error) {
 	if w.cfg.Oracle == nil {
-		return ""
+		return "", nil
 	}
-	st, err := w.cfg.Oracle.State(w.remote, w.flow.Local)
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	return st
+	return w.cfg.Oracle.State(w.remote, w.flow.Local)
 }
 
 // Check records a judged check; wire is the remote state it implies when it
@@ -369,8 +366,8 @@ func (w *Session) Check(c Check, wire string) Check {
 		w.rec.states("", wire)
 	}
 	if w.cfg.Oracle != nil && c.Verdict == Pass && wire != "" {
-		c.Kernel = w.Kernel()
-		c.Disagree = c.Kernel != c.Wire
+		c.Kernel, c.KernelErr = w.Kernel()
+		c.Disagree = c.KernelErr != nil || c.Kernel != c.Wire
 		if at := w.rec.lastIn(); !at.IsZero() {
 			c.KernelLag = time.Since(at)
 		}
@@ -502,7 +499,7 @@ func describe(s *Segment) string {
 	if s.ICMP != "" {
 		return s.ICMP
 	}
-	f, _ := craft.ParseFlags(s.Flags)
+	f := s.Flags
 	var b strings.Builder
 	fmt.Fprintf(&b, "<SEQ=%d>", s.Seq)
 	if f.Has(craft.FlagACK) {

@@ -1,4 +1,4 @@
-package tcpconn
+package craft
 
 import (
 	"math"
