@@ -129,7 +129,7 @@ func runScripts(c *cli.Context) error {
 	if c.NArg() < 2 {
 		return usageErr("run: want HOST[:PORT] SCRIPT..., e.g. tcpwalk run 198.18.0.2 scripts/conformance/*.pkt")
 	}
-	target, port, err := parseRunTarget(c.Args().Get(0))
+	target, port, err := parseRunTarget(c, c.Args().Get(0))
 	if err != nil {
 		return err
 	}
@@ -278,14 +278,20 @@ func runFamilies(c *cli.Context, cfg script.Config, scripts []*script.Script, pa
 	return out, nil
 }
 
-// parseRunTarget reads HOST or HOST:PORT; a zero port leaves it to the
+// parseRunTarget reads HOST or HOST:PORT ([IPV6]:PORT, or a bare IPv6
+// address), a name's family picked by -4/-6; a zero port leaves it to the
 // scripts' %port.
-func parseRunTarget(s string) (netip.Addr, uint16, error) {
+func parseRunTarget(c *cli.Context, s string) (netip.Addr, uint16, error) {
+	fam, err := targetFamily(c)
+	if err != nil {
+		return netip.Addr{}, 0, err
+	}
+	opt := probe.TargetOptions{Family: fam}
 	if _, _, err := net.SplitHostPort(s); err == nil {
-		ap, err := probe.ParseTarget(s)
+		ap, err := probe.ParseTarget(s, opt)
 		return ap.Addr(), ap.Port(), err
 	}
-	a, err := probe.ResolveHost(s)
+	a, err := probe.ResolveHost(s, opt)
 	return a, 0, err
 }
 

@@ -25,6 +25,8 @@ func TestFamilyFlags(t *testing.T) {
 		{[]string{"send", "2001:2::2"}, "has no port: write [2001:2::2]:PORT"},
 		{[]string{"walk", "all", "2001:2::2:7001"}, "an IPv6 address goes in brackets"},
 		{[]string{"send", "-p", "0", "2001:2::2"}, "-p 0: want a port from 1 to 65535"},
+		{[]string{"run", "-6", "198.18.0.2:7001", "scripts/conformance/established.pkt"}, "198.18.0.2 is not an IPv6 address"},
+		{[]string{"-4", "run", "2001:2::2", "scripts/conformance/established.pkt"}, "2001:2::2 is not an IPv4 address"},
 	} {
 		r := runApp(t, tt.args...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, tt.want) {
