@@ -195,11 +195,20 @@ func repeatsMarked(segs []walk.Segment, checks []walk.Check) []string {
 	last := map[key]time.Time{}
 	var out []string
 	sawTimer := false // a retransmission that is no duplicate
+	var lastIn key
 	for _, s := range segs {
+		if s.Dir == walk.Out && s.Flags == craft.FlagRST && strings.HasPrefix(s.Note, "reset a stale connection") {
+			// The walk reset the connection the remote's last segment
+			// belonged to and forgot that segment (Recorder.Forget): the
+			// same segment again, our RST having been lost, is no repeat.
+			delete(last, lastIn)
+			continue
+		}
 		if s.Dir != walk.In || s.ICMP != "" {
 			continue
 		}
 		k := key{s.Flags.String(), s.Seq, s.Ack, s.Len}
+		lastIn = k
 		prev, seen := last[k]
 		if s.Duplicate && (!seen || s.At.Sub(prev) > 100*time.Millisecond || !s.Retransmission) {
 			out = append(out, fmt.Sprintf("%s seq=%d len=%d is marked as a duplicate without an original just before", s.Flags, s.RelSeq, s.Len))
