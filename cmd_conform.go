@@ -25,7 +25,7 @@ func conformCommand() *cli.Command {
 			if line != "" {
 				list.WriteString(line + "\n")
 			}
-			line = "   " + ch.State + ":"
+			line = "   " + ch.State.String() + ":"
 		}
 		if len(line)+1+len(ch.Event) > 78 {
 			list.WriteString(line + "\n")

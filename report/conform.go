@@ -307,7 +307,7 @@ func WriteConformJSON(w io.Writer, rep conform.Report) error {
 		c, _ := decisive(r)
 		jc := jsonCheck{ID: r.Scenario, State: state, Event: event, Summary: r.Summary, Rule: ruleOf(r), Verdict: r.Verdict,
 			Deviations: conform.Deviations(r), Reason: r.Reason, Probe: c.Probe, Expected: c.Expected, Received: c.Received,
-			Wire: c.Wire, Kernel: kernelText(c), DurationNS: int64(r.Duration), Steps: r.Checks}
+			Wire: c.Wire.String(), Kernel: kernelText(c), DurationNS: int64(r.Duration), Steps: r.Checks}
 		if r.Local.IsValid() {
 			jc.Local = r.Local.String()
 		}

@@ -12,11 +12,12 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/probe/conform"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // someConform is a run with one check of each verdict and two measurements.
 func someConform() conform.Report {
-	reach := walk.Check{Name: "LISTEN → SYN_RCVD", Rule: "RFC 9293 §3.10.7.2 (LISTEN: SYN → SYN,ACK)", Verdict: walk.Pass, Wire: "SYN_RCVD"}
+	reach := walk.Check{Name: "LISTEN → SYN_RCVD", Rule: "RFC 9293 §3.10.7.2 (LISTEN: SYN → SYN,ACK)", Verdict: walk.Pass, Wire: result.SynRcvd}
 	local := netip.MustParseAddrPort("198.18.0.1:61001")
 	return conform.Report{
 		Target: netip.MustParseAddrPort("198.18.0.2:7001"), Trigger: "lab", Oracle: true,
@@ -25,7 +26,7 @@ func someConform() conform.Report {
 			{Scenario: "ESTABLISHED/rst-in-window", Summary: "ESTABLISHED: RST in window → challenge ACK", Verdict: walk.Pass,
 				Local: local, Duration: 20 * time.Millisecond,
 				Checks: []walk.Check{reach, {Name: "ESTABLISHED: RSTin", Rule: "RFC 5961 §3.2 (RST in the window → challenge ACK)",
-					Verdict: walk.Pass, Expected: "<SEQ=1><ACK=2><CTL=ACK>", Received: "<SEQ=1><ACK=2><CTL=ACK>", Wire: "ESTABLISHED", Kernel: "ESTABLISHED"}}},
+					Verdict: walk.Pass, Expected: "<SEQ=1><ACK=2><CTL=ACK>", Received: "<SEQ=1><ACK=2><CTL=ACK>", Wire: result.Established, Kernel: result.Established}}},
 			{Scenario: "SYN_RCVD/syn-retransmit", Verdict: walk.Deviation, Local: local, Duration: 40 * time.Millisecond,
 				Checks: []walk.Check{reach, {Name: "SYN_RCVD: SYN again", Rule: "RFC 9293 §3.10.7.4 (first: ...)", Verdict: walk.Deviation,
 					Deviation: "synack-on-retransmitted-syn", Reason: "tcp_check_req"}}},

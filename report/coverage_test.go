@@ -8,13 +8,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 func TestWriteCoverage(t *testing.T) {
 	cov := []walk.Coverage{
-		{State: "LISTEN", By: []string{"handshake", "syn-rcvd"}, Kernel: true},
-		{State: "CLOSING", By: []string{"simultaneous-close"}},
-		{State: "SYN_SENT", Kernel: true},
+		{State: result.Listen, By: []string{"handshake", "syn-rcvd"}, Kernel: true},
+		{State: result.Closing, By: []string{"simultaneous-close"}},
+		{State: result.SynSent, Kernel: true},
 	}
 	for _, tc := range []struct {
 		name   string

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/probe/firewall"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 var update = flag.Bool("update", false, "rewrite report/testdata/*.golden from today's output")
@@ -45,7 +46,7 @@ func kernelErrorWalk() walk.Result {
 	r := handshakeWalk()
 	r.Scenario, r.Verdict = "kernel-error", walk.Pass
 	r.Checks = append([]walk.Check(nil), r.Checks...)
-	r.Checks[1].Kernel = ""
+	r.Checks[1].Kernel = result.NoState
 	r.Checks[1].KernelErr = errors.New("sockdiag: dump TCP sockets in namespace mdl-t: permission denied")
 	r.Checks[1].Disagree = true
 	r.Disagreements = 1

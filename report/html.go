@@ -98,7 +98,7 @@ func WriteHTML(w io.Writer, rep HTMLReport) error {
 		v.Firewall = firewallView(rep.Firewall)
 	}
 	for _, c := range rep.Coverage {
-		cv := coverageRow{State: c.State, By: strings.Join(c.By, ", "), Mark: "confirmed", Class: "v-pass"}
+		cv := coverageRow{State: c.State.String(), By: strings.Join(c.By, ", "), Mark: "confirmed", Class: "v-pass"}
 		switch {
 		case len(c.By) == 0:
 			cv.Mark, cv.Class = "not seen", "v-fail"
@@ -228,17 +228,17 @@ func walkView(i int, r walk.Result) walkHTML {
 	if base.IsZero() && len(r.Segments) > 0 {
 		base = r.Segments[0].At
 	}
-	var prevL, prevR string
+	var prevL, prevR result.State
 	for j, s := range r.Segments {
 		y := svgTop + j*svgRowH
 		sv := segHTML{ID: fmt.Sprintf("%s-s%d", id, j+1), Dir: s.Dir, Flags: flagText(s), Note: s.Note, Seq: uint32(s.Seq), Ack: uint32(s.Ack),
 			RelSeq: s.RelSeq, RelAck: s.RelAck, Len: s.Len, Time: elapsed(s.At.Sub(base)) + " ms", TimeY: y + svgSlope/2 + 4,
 			StateY: y + svgSlope + 4, Y1: y, Y2: y + svgSlope}
 		if j == 0 || s.LocalState != prevL {
-			sv.LocalSt = s.LocalState
+			sv.LocalSt = s.LocalState.String()
 		}
 		if j == 0 || s.RemoteState != prevR {
-			sv.RemoteSt = s.RemoteState
+			sv.RemoteSt = s.RemoteState.String()
 		}
 		prevL, prevR = s.LocalState, s.RemoteState
 		if s.ICMP != "" {
@@ -279,7 +279,7 @@ func checkViews(id string, r walk.Result, segs []segHTML) []checkHTML {
 		mark, _ := verdictMark(c.Verdict)
 		cv := checkHTML{ID: fmt.Sprintf("%s-c%d", id, k+1), Name: c.Name, Rule: c.Rule, Verdict: c.Verdict.String(),
 			Class: verdictClass(c.Verdict), Mark: mark, Expected: orNothing(c.Expected), Received: orNothing(c.Received),
-			Reason: c.Reason, Probe: c.Probe, Wire: c.Wire, Kernel: kernelText(c), Deviation: c.Deviation, Disagree: c.Disagree,
+			Reason: c.Reason, Probe: c.Probe, Wire: c.Wire.String(), Kernel: kernelText(c), Deviation: c.Deviation, Disagree: c.Disagree,
 			Failed: c.Verdict != walk.Pass && c.Verdict != walk.Skipped}
 		if !c.At.IsZero() {
 			latest := -1 // the last segment at or before the check
@@ -322,7 +322,7 @@ func matrixView(rep conform.Report, walks []walkHTML) *matrixHTML {
 	for _, r := range rep.Results {
 		st, ev, ok := strings.Cut(r.Scenario, "/")
 		if ch, found := conform.Lookup(r.Scenario); found {
-			st, ev, ok = ch.State, ch.Event, true
+			st, ev, ok = ch.State.String(), ch.Event, true
 		}
 		if !ok {
 			continue

@@ -234,7 +234,7 @@ func writeJUnitCheck(b *strings.Builder, c walk.Check) {
 		fmt.Fprintf(b, "  optional: %s: %s\n", c.Optional, map[bool]string{true: "implemented", false: "not implemented (optional)"}[c.Has])
 	}
 	if c.Disagree {
-		fmt.Fprintf(b, "  DISAGREE: wire says %s, kernel says %s\n", orNothing(c.Wire), orNothing(kernelText(c)))
+		fmt.Fprintf(b, "  DISAGREE: wire says %s, kernel says %s\n", orNothing(c.Wire.String()), orNothing(kernelText(c)))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // LadderOptions says how to draw a ladder.
@@ -167,14 +168,14 @@ func (l *ladderWriter) diagram(r walk.Result) {
 	rows := make([]row, len(r.Segments))
 	c := columns{time: len("ms"), local: len("local"), remote: len("remote")}
 	longest := 0
-	var prevL, prevR string
+	var prevL, prevR result.State
 	for i, s := range r.Segments {
 		rw := row{time: elapsed(s.At.Sub(base)), dir: s.Dir}
 		if i == 0 || s.LocalState != prevL {
-			rw.local = s.LocalState
+			rw.local = s.LocalState.String()
 		}
 		if i == 0 || s.RemoteState != prevR {
-			rw.remote = s.RemoteState
+			rw.remote = s.RemoteState.String()
 		}
 		prevL, prevR = s.LocalState, s.RemoteState
 		if s.ICMP != "" {
@@ -336,7 +337,7 @@ func (l *ladderWriter) checks(r walk.Result) {
 			l.wrapped(indent, "reason: ", c.Reason, "")
 		}
 		if kernel := kernelText(c); kernel != "" {
-			wire := c.Wire
+			wire := c.Wire.String()
 			if wire == "" {
 				wire = "-"
 			}
@@ -524,5 +525,5 @@ func kernelText(c walk.Check) string {
 	if c.KernelErr != nil {
 		return "error: " + c.KernelErr.Error()
 	}
-	return c.Kernel
+	return c.Kernel.String()
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 var (
@@ -34,17 +35,17 @@ func handshakeWalk() walk.Result {
 		Scenario: "handshake", Summary: "LISTEN → SYN_RCVD → ESTABLISHED: the three-way handshake (§3.5)",
 		Target: theirs, Local: ours, Start: t0, Duration: 12345 * time.Microsecond, Verdict: walk.Pass, Oracle: true,
 		Segments: []walk.Segment{
-			{At: at(0.5), Dir: walk.Out, Flags: craft.FlagSYN, Seq: 1000, Options: synOpts, LocalState: "SYN_SENT", RemoteState: "LISTEN"},
-			{At: at(0.9), Dir: walk.In, Flags: craft.FlagSYN | craft.FlagACK, Seq: 5000, Ack: 1001, RelAck: 1, Options: synOpts, LocalState: "SYN_SENT", RemoteState: "SYN_RCVD"},
-			{At: at(1.2), Dir: walk.Out, Flags: craft.FlagACK, Seq: 1001, Ack: 5001, RelSeq: 1, RelAck: 1, LocalState: "ESTABLISHED", RemoteState: "SYN_RCVD"},
-			{At: at(1.3), Dir: walk.Out, Flags: craft.FlagACK, Seq: 1000, Ack: 5001, RelSeq: 0, RelAck: 1, Len: 1, Note: "KA1", LocalState: "ESTABLISHED", RemoteState: "SYN_RCVD"},
-			{At: at(1.4), Dir: walk.In, Flags: craft.FlagACK, Seq: 5001, Ack: 1001, RelSeq: 1, RelAck: 1, LocalState: "ESTABLISHED", RemoteState: "ESTABLISHED"},
+			{At: at(0.5), Dir: walk.Out, Flags: craft.FlagSYN, Seq: 1000, Options: synOpts, LocalState: result.SynSent, RemoteState: result.Listen},
+			{At: at(0.9), Dir: walk.In, Flags: craft.FlagSYN | craft.FlagACK, Seq: 5000, Ack: 1001, RelAck: 1, Options: synOpts, LocalState: result.SynSent, RemoteState: result.SynRcvd},
+			{At: at(1.2), Dir: walk.Out, Flags: craft.FlagACK, Seq: 1001, Ack: 5001, RelSeq: 1, RelAck: 1, LocalState: result.Established, RemoteState: result.SynRcvd},
+			{At: at(1.3), Dir: walk.Out, Flags: craft.FlagACK, Seq: 1000, Ack: 5001, RelSeq: 0, RelAck: 1, Len: 1, Note: "KA1", LocalState: result.Established, RemoteState: result.SynRcvd},
+			{At: at(1.4), Dir: walk.In, Flags: craft.FlagACK, Seq: 5001, Ack: 1001, RelSeq: 1, RelAck: 1, LocalState: result.Established, RemoteState: result.Established},
 		},
 		Checks: []walk.Check{
 			{Name: "LISTEN → SYN_RCVD", Rule: "RFC 9293 §3.10.7.2 (LISTEN: SYN → SYN,ACK <SEQ=ISS><ACK=RCV.NXT>)", Verdict: walk.Pass,
-				Expected: "<SEQ=*><ACK=1001><CTL=SYN,ACK>", Received: "<SEQ=5000><ACK=1001><CTL=SYN,ACK>", Wire: "SYN_RCVD", Kernel: "SYN_RCVD"},
+				Expected: "<SEQ=*><ACK=1001><CTL=SYN,ACK>", Received: "<SEQ=5000><ACK=1001><CTL=SYN,ACK>", Wire: result.SynRcvd, Kernel: result.SynRcvd},
 			{Name: "SYN_RCVD → ESTABLISHED", Rule: "RFC 9293 §3.10.7.4 (SYN-RECEIVED: acceptable ACK → ESTABLISHED)", Verdict: walk.Pass,
-				Expected: "<SEQ=5001><ACK=1001><CTL=ACK>", Received: "<SEQ=5001><ACK=1001><CTL=ACK>", Wire: "ESTABLISHED", Kernel: "ESTABLISHED"},
+				Expected: "<SEQ=5001><ACK=1001><CTL=ACK>", Received: "<SEQ=5001><ACK=1001><CTL=ACK>", Wire: result.Established, Kernel: result.Established},
 		},
 	}
 }
@@ -58,23 +59,23 @@ func closeWalk() walk.Result {
 		Target: theirs, Local: ours, Start: t0, Duration: 2*time.Second + 500*time.Millisecond, Verdict: walk.Fail,
 		Oracle: true, Disagreements: 1,
 		Segments: []walk.Segment{
-			{At: at(10), Dir: walk.Out, Flags: craft.FlagFIN | craft.FlagACK, RelSeq: 1, RelAck: 1, LocalState: "FIN_WAIT_1", RemoteState: "ESTABLISHED"},
-			{At: at(10.2), Dir: walk.In, Flags: craft.FlagACK, RelSeq: 1, RelAck: 2, LocalState: "FIN_WAIT_2", RemoteState: "CLOSE_WAIT"},
-			{At: at(20), Dir: walk.In, Flags: craft.FlagFIN | craft.FlagACK, RelSeq: 1, RelAck: 2, LocalState: "FIN_WAIT_2", RemoteState: "LAST_ACK"},
-			{At: at(220), Dir: walk.In, Flags: craft.FlagFIN | craft.FlagACK, RelSeq: 1, RelAck: 2, Retransmission: true, Note: "retransmission", LocalState: "FIN_WAIT_2", RemoteState: "LAST_ACK"},
-			{At: at(230), Dir: walk.Out, Flags: craft.FlagACK, RelSeq: 1, RelAck: 1, Len: 1, Note: "KA1", LocalState: "FIN_WAIT_2", RemoteState: "LAST_ACK"},
-			{At: at(230.4), Dir: walk.In, Flags: craft.FlagACK, RelSeq: 2, RelAck: 2, LocalState: "FIN_WAIT_2", RemoteState: "LAST_ACK"},
-			{At: at(240), Dir: walk.Out, Flags: craft.FlagACK, RelSeq: 2, RelAck: 2, Note: "ACK of FIN", LocalState: "TIME_WAIT", RemoteState: "CLOSED"},
-			{At: at(250), Dir: walk.In, ICMP: "198.18.0.2 protocol 6 port 7001 unreachable", LocalState: "TIME_WAIT", RemoteState: "CLOSED"},
+			{At: at(10), Dir: walk.Out, Flags: craft.FlagFIN | craft.FlagACK, RelSeq: 1, RelAck: 1, LocalState: result.FinWait1, RemoteState: result.Established},
+			{At: at(10.2), Dir: walk.In, Flags: craft.FlagACK, RelSeq: 1, RelAck: 2, LocalState: result.FinWait2, RemoteState: result.CloseWait},
+			{At: at(20), Dir: walk.In, Flags: craft.FlagFIN | craft.FlagACK, RelSeq: 1, RelAck: 2, LocalState: result.FinWait2, RemoteState: result.LastAck},
+			{At: at(220), Dir: walk.In, Flags: craft.FlagFIN | craft.FlagACK, RelSeq: 1, RelAck: 2, Retransmission: true, Note: "retransmission", LocalState: result.FinWait2, RemoteState: result.LastAck},
+			{At: at(230), Dir: walk.Out, Flags: craft.FlagACK, RelSeq: 1, RelAck: 1, Len: 1, Note: "KA1", LocalState: result.FinWait2, RemoteState: result.LastAck},
+			{At: at(230.4), Dir: walk.In, Flags: craft.FlagACK, RelSeq: 2, RelAck: 2, LocalState: result.FinWait2, RemoteState: result.LastAck},
+			{At: at(240), Dir: walk.Out, Flags: craft.FlagACK, RelSeq: 2, RelAck: 2, Note: "ACK of FIN", LocalState: result.TimeWait, RemoteState: result.Closed},
+			{At: at(250), Dir: walk.In, ICMP: "198.18.0.2 protocol 6 port 7001 unreachable", LocalState: result.TimeWait, RemoteState: result.Closed},
 		},
 		Checks: []walk.Check{
 			{Name: "ESTABLISHED → CLOSE_WAIT", Rule: "RFC 9293 §3.10.7.4 (eighth: FIN in ESTABLISHED → CLOSE-WAIT, ACK it)", Verdict: walk.Pass,
-				Wire: "CLOSE_WAIT", Kernel: "CLOSE_WAIT"},
+				Wire: result.CloseWait, Kernel: result.CloseWait},
 			{Name: "LAST_ACK: FIN sent, ours acknowledged", Rule: "RFC 9293 §3.8.4 / §3.10.7.4 (unacceptable segment → <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>)",
-				Verdict: walk.Pass, Wire: "LAST_ACK", Kernel: "LAST_ACK"},
+				Verdict: walk.Pass, Wire: result.LastAck, Kernel: result.LastAck},
 			{Name: "LAST_ACK → CLOSED: no reply to the ACK of its FIN", Rule: "RFC 9293 §3.10.7.4 (LAST-ACK: ACK of our FIN → CLOSED)",
 				Expected: "nothing", Received: "<SEQ=2>(ICMP) port unreachable", Verdict: walk.Fail,
-				Reason: "the remote sent a segment it must not send here", Wire: "CLOSED", Kernel: "LAST_ACK", Disagree: true},
+				Reason: "the remote sent a segment it must not send here", Wire: result.Closed, Kernel: result.LastAck, Disagree: true},
 			{Name: "CLOSED: ACK → RST", Rule: "RFC 9293 §3.10.7.1 (CLOSED: ACK → <SEQ=SEG.ACK><CTL=RST>)", Expected: "<SEQ=2><CTL=RST>",
 				Received: "nothing", Verdict: walk.Inconclusive, Reason: "no reply after 3 tries, 200ms apart"},
 		},
@@ -389,7 +390,7 @@ func TestLadderNoPanicOnOddInput(t *testing.T) {
 		{},
 		{Segments: []walk.Segment{{}}, Checks: []walk.Check{{}}},
 		{Start: t0, Segments: []walk.Segment{{At: t0.Add(-time.Second), Dir: "sideways", Flags: 0xff,
-			LocalState: strings.Repeat("S", 40), RemoteState: "é"}}},
+			LocalState: result.State(200), RemoteState: result.State(255)}}}, // no states: "State(N)"
 	}
 	for i, r := range odd {
 		for _, w := range []int{-5, 1, 10, 100} {
@@ -420,14 +421,23 @@ func FuzzWriteLadder(f *testing.F) {
 	f.Add("R.", strings.Repeat("X", 80), "Y", strings.Repeat("n ", 60), strings.Repeat("o", 200), "c", "e", 1, int64(1<<40))
 	f.Fuzz(func(t *testing.T, flagText, ls, rs, note, opt, name, exp string, width int, us int64) {
 		flags, _ := craft.ParseFlags(flagText) // any byte: a bad text is no flags
+		// A state's name is a state; any other text a number that is no
+		// state (written "State(N)"), or none.
+		state := func(s string) result.State {
+			if st, err := result.ParseState(s); err == nil {
+				return st
+			}
+			return result.State(len(s))
+		}
+		lst, rst := state(ls), state(rs)
 		r := walk.Result{Scenario: name, Summary: note, Start: t0, Verdict: walk.Fail, Reason: exp, Oracle: true,
 			Segments: []walk.Segment{
-				{At: t0.Add(time.Duration(us) * time.Microsecond), Dir: walk.Out, Flags: flags, LocalState: ls, RemoteState: rs, Note: note, Options: []string{opt, "nop"}},
-				{At: t0, Dir: walk.In, ICMP: note, LocalState: rs, RemoteState: ls},
+				{At: t0.Add(time.Duration(us) * time.Microsecond), Dir: walk.Out, Flags: flags, LocalState: lst, RemoteState: rst, Note: note, Options: []string{opt, "nop"}},
+				{At: t0, Dir: walk.In, ICMP: note, LocalState: rst, RemoteState: lst},
 				{Dir: walk.In, Flags: flags, Retransmission: true},
 			},
 			Checks: []walk.Check{{Name: name, Rule: opt, Expected: exp, Received: note, Verdict: walk.Fail, Reason: note,
-				Wire: ls, Kernel: rs, Disagree: true}},
+				Wire: lst, Kernel: rst, Disagree: true}},
 		}
 		var b bytes.Buffer
 		if err := WriteLadder(&b, r, LadderOptions{Width: width, Color: width%2 == 0}); err != nil {
@@ -449,9 +459,9 @@ func FuzzWriteLadder(f *testing.F) {
 // flagged as a disagreement.
 func TestLadderKernelAhead(t *testing.T) {
 	r := closeWalk()
-	r.Checks[0].Kernel, r.Checks[0].Disagree, r.Checks[0].KernelAhead = "LAST_ACK", false, true
+	r.Checks[0].Kernel, r.Checks[0].Disagree, r.Checks[0].KernelAhead = result.LastAck, false, true
 	got := ladder(t, r, LadderOptions{Width: 120})
-	want := "wire says " + r.Checks[0].Wire + " / kernel says LAST_ACK (already: the remote moved on before the kernel was read)"
+	want := "wire says " + r.Checks[0].Wire.String() + " / kernel says LAST_ACK (already: the remote moved on before the kernel was read)"
 	if !strings.Contains(got, want) {
 		t.Errorf("missing %q in\n%s", want, got)
 	}

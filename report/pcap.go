@@ -15,6 +15,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // The pcapng format (IETF draft-ietf-opsawg-pcapng, "PCAP Next Generation
@@ -180,9 +181,9 @@ func pcapComment(scenario string, s walk.Segment) string {
 		b.WriteString(s.Note)
 		b.WriteString(")")
 	}
-	if s.RemoteState != "" {
+	if s.RemoteState != result.NoState {
 		b.WriteString(" → remote ")
-		b.WriteString(s.RemoteState)
+		b.WriteString(s.RemoteState.String())
 	}
 	return truncate(b.String(), maxpcapComment)
 }

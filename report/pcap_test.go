@@ -25,6 +25,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe/lab/labtest"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 	"github.com/tcpwalk/tcpwalk/report"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 var (
@@ -66,14 +67,14 @@ func pcapResults(t *testing.T) []walk.Result {
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms)*time.Millisecond + 123) }
 	return []walk.Result{
 		{Scenario: "handshake", Segments: []walk.Segment{
-			{At: at(0), Dir: walk.Out, Flags: craft.FlagSYN, RemoteState: "LISTEN", Raw: tcpPacket(t, true, craft.FlagSYN, 1000, 0)},
-			{At: at(2), Dir: walk.In, Flags: craft.FlagSYN | craft.FlagACK, RemoteState: "SYN_RCVD", Raw: tcpPacket(t, false, craft.FlagSYN|craft.FlagACK, 5000, 1001)},
-			{At: at(4), Dir: walk.Out, Flags: craft.FlagACK, Note: "ACK of SYN", RemoteState: "ESTABLISHED", Raw: tcpPacket(t, true, craft.FlagACK, 1001, 5001)},
+			{At: at(0), Dir: walk.Out, Flags: craft.FlagSYN, RemoteState: result.Listen, Raw: tcpPacket(t, true, craft.FlagSYN, 1000, 0)},
+			{At: at(2), Dir: walk.In, Flags: craft.FlagSYN | craft.FlagACK, RemoteState: result.SynRcvd, Raw: tcpPacket(t, false, craft.FlagSYN|craft.FlagACK, 5000, 1001)},
+			{At: at(4), Dir: walk.Out, Flags: craft.FlagACK, Note: "ACK of SYN", RemoteState: result.Established, Raw: tcpPacket(t, true, craft.FlagACK, 1001, 5001)},
 		}},
 		{Scenario: "closed-port", Segments: []walk.Segment{
 			{At: at(1), Dir: walk.Out, Flags: craft.FlagSYN, Raw: tcpPacket(t, true, craft.FlagSYN, 1, 0)},
-			{At: at(3), Dir: walk.In, Flags: craft.FlagRST | craft.FlagACK, RemoteState: "CLOSED", Raw: tcpPacket(t, false, craft.FlagRST|craft.FlagACK, 0, 2)},
-			{At: at(5), Dir: walk.In, ICMP: "port unreachable", RemoteState: "CLOSED", Raw: icmpPacket(t)},
+			{At: at(3), Dir: walk.In, Flags: craft.FlagRST | craft.FlagACK, RemoteState: result.Closed, Raw: tcpPacket(t, false, craft.FlagRST|craft.FlagACK, 0, 2)},
+			{At: at(5), Dir: walk.In, ICMP: "port unreachable", RemoteState: result.Closed, Raw: icmpPacket(t)},
 			{At: at(6), Dir: walk.In, Flags: craft.FlagRST, Note: "not captured"},
 		}},
 	}

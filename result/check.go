@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -35,11 +36,11 @@ type Check struct {
 	// Wire is the remote's state inferred from the wire after this check;
 	// Kernel is what the remote kernel reports (sock_diag), when an oracle
 	// is available. A disagreement is reported, never hidden.
-	Wire     string `json:"wire_state,omitempty"`
-	Kernel   string `json:"kernel_state,omitempty"`
-	Disagree bool   `json:"disagree,omitempty"`
+	Wire     State `json:"wire_state,omitempty"`
+	Kernel   State `json:"kernel_state,omitempty"`
+	Disagree bool  `json:"disagree,omitempty"`
 	// KernelErr is why the kernel could not be read, when the oracle
-	// failed (Kernel is then ""). A failed read is a disagreement: the
+	// failed (Kernel is then NoState). A failed read is a disagreement: the
 	// wire's state is not confirmed. JSON writes it in kernel_state as
 	// "error: " and the error, as it always has.
 	KernelErr error `json:"-"`
@@ -65,27 +66,65 @@ func (c Check) MarshalJSON() ([]byte, error) {
 	type plain Check
 	p := plain(c)
 	if c.KernelErr != nil {
-		p.Kernel = kernelErrPrefix + c.KernelErr.Error()
+		p.Kernel = NoState // omitted: the error goes in its place below
 	}
+	out, err := encode(p)
+	if err != nil || c.KernelErr == nil {
+		return out, err
+	}
+	v, err := encode(kernelErrPrefix + c.KernelErr.Error())
+	if err != nil {
+		return nil, err
+	}
+	// kernel_state comes right before the first of the keys that follow
+	// it in Check; "time" is always written. A key's quotes are the only
+	// unescaped ones (every quote inside a string value is escaped), and
+	// Check has no nested object, so the first match is the key.
+	at := -1
+	for _, k := range []string{`,"disagree":`, `,"kernel_ahead":`, `,"kernel_lag_ns":`, `,"time":`} {
+		if i := bytes.Index(out, []byte(k)); i >= 0 && (at < 0 || i < at) {
+			at = i
+		}
+	}
+	if at < 0 {
+		return nil, errors.New("result: check JSON has no \"time\" key")
+	}
+	field := append([]byte(`,"kernel_state":`), v...)
+	return append(out[:at:at], append(field, out[at:]...)...), nil
+}
+
+// encode writes v as JSON without the trailing newline and without HTML
+// escapes (the caller's encoder escapes, or not, as it is set).
+func encode(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // the caller's encoder escapes, or not, as it is set
-	if err := enc.Encode(p); err != nil {
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // UnmarshalJSON reads what MarshalJSON writes: a kernel_state that starts
-// "error: " is a KernelErr.
+// "error: " is a KernelErr, any other is a state name.
 func (c *Check) UnmarshalJSON(b []byte) error {
 	type plain Check
+	aux := struct {
+		*plain
+		Kernel string `json:"kernel_state,omitempty"`
+	}{plain: (*plain)(c)}
 	c.KernelErr = nil
-	if err := json.Unmarshal(b, (*plain)(c)); err != nil {
+	if err := json.Unmarshal(b, &aux); err != nil {
 		return err
 	}
-	if msg, ok := strings.CutPrefix(c.Kernel, kernelErrPrefix); ok {
-		c.Kernel, c.KernelErr = "", errors.New(msg)
+	if msg, ok := strings.CutPrefix(aux.Kernel, kernelErrPrefix); ok {
+		c.Kernel, c.KernelErr = NoState, errors.New(msg)
+		return nil
 	}
+	k, err := ParseState(aux.Kernel)
+	if err != nil {
+		return fmt.Errorf("result: check kernel_state: %w", err)
+	}
+	c.Kernel = k
 	return nil
 }

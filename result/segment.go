@@ -43,10 +43,12 @@ type Segment struct {
 	// Repeat marks a remote segment with the same flags, numbers and length
 	// as an earlier one: an answer to a copy of one of our segments, or a
 	// duplicate. It may still be an expected answer, never a wrong one.
-	Repeat      bool   `json:"repeat,omitempty"`
-	ICMP        string `json:"icmp,omitempty"`
-	LocalState  string `json:"local_state"`
-	RemoteState string `json:"remote_state"`
+	Repeat bool   `json:"repeat,omitempty"`
+	ICMP   string `json:"icmp,omitempty"`
+	// LocalState and RemoteState are NoState (written "") until the
+	// caller has established them.
+	LocalState  State `json:"local_state"`
+	RemoteState State `json:"remote_state"`
 	// Raw is the whole IPv4 or IPv6 packet, for pcap files.
 	Raw []byte `json:"-"`
 }

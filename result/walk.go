@@ -55,11 +55,11 @@ func (r *Walk) Finish() {
 func markKernelAhead(cs []Check) {
 	for i := range cs {
 		c := &cs[i]
-		if !c.Disagree || c.Kernel == "" {
+		if !c.Disagree || c.Kernel == NoState {
 			continue
 		}
 		for _, later := range cs[i+1:] {
-			if later.Verdict != Pass || later.Wire == "" || later.Wire == c.Wire {
+			if later.Verdict != Pass || later.Wire == NoState || later.Wire == c.Wire {
 				continue
 			}
 			if later.Wire == c.Kernel {
@@ -83,7 +83,7 @@ func StateNames() []string {
 // Coverage says, for one state, which walks confirmed it from the wire and
 // whether the kernel agreed each time.
 type Coverage struct {
-	State string `json:"state"`
+	State State `json:"state"`
 	// By lists the walks with a passing check that put the remote in State.
 	By []string `json:"by"`
 	// Kernel is true when an oracle saw the same state at every such check.
@@ -92,9 +92,8 @@ type Coverage struct {
 
 // StateCoverage lists the 11 states and the walks that confirmed each.
 func StateCoverage(results []Walk) []Coverage {
-	names := StateNames()
-	out := make([]Coverage, len(names))
-	for i, s := range names {
+	out := make([]Coverage, len(States))
+	for i, s := range States {
 		out[i] = Coverage{State: s, Kernel: true}
 		for _, r := range results {
 			hit := false

@@ -10,6 +10,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // env is one running check: its session and what it shares with the run.
@@ -297,7 +298,7 @@ func (e *env) event(ctx context.Context, t tcb, ev event) error {
 	if sends > 1 {
 		rcv = fmt.Sprintf("%s (the event sent %d times)", rcv, sends)
 	}
-	chk := walk.Check{Name: t.state + ": " + ev.what, Rule: ev.rule, Probe: ev.probe(t) + ", then " + confirmProbe(t),
+	chk := walk.Check{Name: t.state.String() + ": " + ev.what, Rule: ev.rule, Probe: ev.probe(t) + ", then " + confirmProbe(t),
 		Expected: ev.expected(t.state, t), Received: rcv}
 	switch {
 	case end == endNone:
@@ -333,15 +334,15 @@ func (e *env) event(ctx context.Context, t tcb, ev event) error {
 			}
 		}
 	}
-	wire := ""
+	wire := result.NoState
 	switch end {
 	case endKept:
 		wire = t.state
-		if t.kept != "" {
+		if t.kept != result.NoState {
 			wire = t.kept
 		}
 	case endClosed:
-		wire = "CLOSED"
+		wire = result.Closed
 		c.Forget()
 	}
 	e.record(chk, wire)
@@ -395,9 +396,9 @@ func (e *env) apart(ctx context.Context) error {
 // record adds a judged check. A pass or a deviation whose state the kernel
 // (the oracle) contradicts is inconclusive: the wire inference was wrong,
 // which says nothing of the target.
-func (e *env) record(chk walk.Check, wire string) {
+func (e *env) record(chk walk.Check, wire result.State) {
 	if chk.Verdict == walk.Pass || chk.Verdict == walk.Deviation {
-		if wire != "" && e.cfg.Walk.Oracle != nil {
+		if wire != result.NoState && e.cfg.Walk.Oracle != nil {
 			k, kerr := e.s.Kernel()
 			switch {
 			case kerr != nil:
@@ -413,9 +414,9 @@ func (e *env) record(chk walk.Check, wire string) {
 			}
 		}
 	}
-	if chk.Verdict != walk.Pass && wire != "" {
+	if chk.Verdict != walk.Pass && wire != result.NoState {
 		chk.Wire = wire
-		e.s.States("", wire)
+		e.s.States(result.NoState, wire)
 	}
 	e.s.Check(chk, wire)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/probe/conform"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // lossLevels are the impairments the matrix is run through: loss percent
@@ -189,7 +190,7 @@ func aheadUnconfirmed(checks []walk.Check, i int) bool {
 		return false
 	}
 	_, next, ok := strings.Cut(checks[i+1].Name, " → ")
-	return ok && next == checks[i].Kernel
+	return ok && next == checks[i].Kernel.String()
 }
 
 // numbers matches the numbers in a reason, so that reasons group.
@@ -226,13 +227,13 @@ func (tl *lossTally) add(b baseline, rep conform.Report) {
 				continue
 			}
 			if r.Verdict == walk.Inconclusive && aheadUnconfirmed(r.Checks, i) {
-				tl.aheadUnconfirmed[r.Scenario+": "+c.Name+": wire "+c.Wire+", kernel "+c.Kernel]++
+				tl.aheadUnconfirmed[r.Scenario+": "+c.Name+": wire "+c.Wire.String()+", kernel "+c.Kernel.String()]++
 				continue
 			}
 			wrong = append(wrong, fmt.Sprintf("step %q passed with wire state %s, but the kernel says %s", c.Name, c.Wire, c.Kernel))
 		}
 		if r.Verdict == walk.Pass || r.Verdict == walk.Deviation {
-			if last := r.Checks[len(r.Checks)-1]; last.Wire != "" && last.Kernel != last.Wire {
+			if last := r.Checks[len(r.Checks)-1]; last.Wire != result.NoState && last.Kernel != last.Wire {
 				wrong = append(wrong, fmt.Sprintf("deciding check: wire %s, kernel %q", last.Wire, last.Kernel))
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // Check is one cell of the matrix: an event sent to the remote in one state.
@@ -15,7 +16,7 @@ type Check struct {
 	// ID is "STATE/event", e.g. "ESTABLISHED/rst-in-window"; it is the
 	// Scenario of the check's walk.Result.
 	ID    string
-	State string
+	State result.State
 	Event string
 	// Rule names the RFC section the expectation comes from.
 	Rule string
@@ -83,17 +84,20 @@ const (
 // Stacks a deviation has been seen on.
 var seenLinux = []string{"Linux"}
 
+// anyState keys the choices and deviations of an event in every state.
+const anyState = result.NoState
+
 // tcb is what a check knows of the remote's connection once it is in a
 // state: the remote's SND.NXT and RCV.NXT (spec notation).
 type tcb struct {
-	state          string
+	state          result.State
 	sndNxt, rcvNxt tcpconn.Seq
 	// sndUna is the remote's SND.UNA: what we have acknowledged.
 	sndUna tcpconn.Seq
 	// kept is the state a surviving connection is in after the event and
 	// the confirmation (SYN_RCVD is confirmed by completing the handshake:
 	// ESTABLISHED); usually state.
-	kept string
+	kept result.State
 	// synRcvd: confirm by the final ACK of the handshake instead of KA1.
 	synRcvd bool
 	// remoteFIN: the remote has sent its FIN (a FIN it sends later is news).
@@ -132,7 +136,7 @@ func (o outcome) describe(t tcb) string {
 	}
 	end := "connection kept"
 	if o.closed {
-		end = "CLOSED"
+		end = result.Closed.String()
 	}
 	return strings.Join(alts, " or ") + ", then " + end
 }
@@ -157,7 +161,7 @@ func (o outcome) matches(t tcb, reply *walk.Reply, end endState) bool {
 // state (the RFC's, another the RFC allows, or a known deviation's) closes
 // the connection with an answer: then "closed, no answer seen" may be that
 // outcome with its answer lost.
-func (ev event) closesWithReply(state string) bool {
+func (ev event) closesWithReply(state result.State) bool {
 	if ev.rfc.closed && len(ev.rfc.replies) > 0 {
 		return true
 	}
@@ -214,11 +218,11 @@ type event struct {
 	// rfcOptionalIn names, by state, an optional mechanism the rfc
 	// outcome shows absent there (an exact RST that closes TIME_WAIT:
 	// no RFC 1337 protection).
-	rfcOptionalIn map[string]string
-	// alts are the other outcomes the RFC allows, by state ("*": any).
-	alts map[string][]choice
-	// devs are the deviations known for this event, by state ("*": any).
-	devs map[string][]deviation
+	rfcOptionalIn map[result.State]string
+	// alts are the other outcomes the RFC allows, by state (anyState: any).
+	alts map[result.State][]choice
+	// devs are the deviations known for this event, by state (anyState: any).
+	devs map[result.State][]deviation
 	// copyAfterClose, when set, is the answer a second copy of the event
 	// draws once the first copy closed the connection. On a path seen
 	// duplicating segments it makes the check inconclusive instead of
@@ -244,9 +248,9 @@ var (
 	evRSTExact = event{name: "rst-exact", what: "exact RST (RSTx) → no reply, CLOSED", rule: ruleRSTExact,
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=RST> (RCV.NXT)", t.rcvNxt) },
 		send:  func(c *walk.Conn, t tcb) error { return c.SendRaw(craft.FlagRST, t.rcvNxt, 0, nil, "RSTx") },
-		rfc:   silentClosed, rfcOptionalIn: map[string]string{"TIME_WAIT": OptRFC1337},
-		alts: map[string][]choice{
-			"TIME_WAIT": {{outcome: silentKept, optional: OptRFC1337, has: true,
+		rfc:   silentClosed, rfcOptionalIn: map[result.State]string{result.TimeWait: OptRFC1337},
+		alts: map[result.State][]choice{
+			result.TimeWait: {{outcome: silentKept, optional: OptRFC1337, has: true,
 				note: "RFC 1337 §3 (F1) drops RSTs in TIME-WAIT (Linux: net.ipv4.tcp_rfc1337=1)"}},
 		}}
 	evRSTIn = event{name: "rst-in-window", what: "RST in window (RSTin) → challenge ACK, or a valid reset", rule: ruleRSTIn,
@@ -255,12 +259,12 @@ var (
 			return c.SendRaw(craft.FlagRST, t.rcvNxt+inWindow, 0, nil, "RSTin")
 		},
 		rfc: ackKept, optional: OptRFC5961RST, rfcHas: true,
-		alts: map[string][]choice{
-			"*": {{outcome: silentClosed, optional: OptRFC5961RST,
+		alts: map[result.State][]choice{
+			anyState: {{outcome: silentClosed, optional: OptRFC5961RST,
 				note: "not implemented (optional): without RFC 5961 an in-window RST is a valid reset (RFC 9293 §3.10.7.4, second)"}},
 			// Neither challenged nor taken: TIME-WAIT drops it. Not RFC
 			// 1337's protection, which the exact RST shows.
-			"TIME_WAIT": {{outcome: silentKept,
+			result.TimeWait: {{outcome: silentKept,
 				note: "the RST is dropped in TIME-WAIT, without a challenge ACK (Linux's TIME_WAIT drops one not at RCV.NXT)"}},
 		}}
 	evRSTOut = event{name: "rst-out-of-window", what: "RST out of window → dropped, no reply", rule: ruleRSTOut,
@@ -269,8 +273,8 @@ var (
 			return c.SendRaw(craft.FlagRST, t.rcvNxt+outOfWindow, 0, nil, "RST out of window")
 		},
 		rfc: silentKept,
-		devs: map[string][]deviation{
-			"FIN_WAIT_2": {{name: "acks-out-of-window-rst", level: levelSHOULD, seenOn: seenLinux,
+		devs: map[result.State][]deviation{
+			result.FinWait2: {{name: "acks-out-of-window-rst", level: levelSHOULD, seenOn: seenLinux,
 				why:     "an unacceptable segment draws an ACK \"unless the RST bit is set\" (RFC 9293 §3.10.7.4, first); Linux's orphaned FIN_WAIT_2, a TIME_WAIT mini-socket, answers a RST too (tcp_timewait_state_process)",
 				outcome: ackKept}},
 		}}
@@ -280,8 +284,8 @@ var (
 			return c.SendRaw(craft.FlagRST, t.rcvNxt-1, 0, nil, "RST at RCV.NXT-1")
 		},
 		rfc: silentKept,
-		devs: map[string][]deviation{
-			"*": {{name: "rst-at-rcv-nxt-minus-1-accepted", level: levelSHOULD, seenOn: seenLinux,
+		devs: map[result.State][]deviation{
+			anyState: {{name: "rst-at-rcv-nxt-minus-1-accepted", level: levelSHOULD, seenOn: seenLinux,
 				why:     "a RST is valid only in the window (RFC 9293 §3.10.7.4, second); Linux (tcp_reset_check) accepts one at RCV.NXT−1 after the peer's FIN, as peers that reset right after their FIN use that number",
 				outcome: silentClosed}},
 		}}
@@ -289,8 +293,8 @@ var (
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=SYN> (RCV.NXT+%d)", t.rcvNxt+inWindow, inWindow) },
 		send:  func(c *walk.Conn, t tcb) error { return c.SendRaw(craft.FlagSYN, t.rcvNxt+inWindow, 0, nil, "SYNx") },
 		rfc:   ackKept, optional: OptRFC5961SYN, rfcHas: true,
-		alts: map[string][]choice{
-			"*": {{outcome: resetClosed, optional: OptRFC5961SYN,
+		alts: map[result.State][]choice{
+			anyState: {{outcome: resetClosed, optional: OptRFC5961SYN,
 				note: "not implemented (optional): without RFC 5961 an in-window SYN is answered with a reset and closes the connection (RFC 9293 §3.10.7.4, fourth)"}},
 		},
 		// A stack that closes on a SYN answers a second copy as LISTEN
@@ -306,8 +310,8 @@ var (
 			return c.SendRaw(craft.FlagACK, t.rcvNxt, t.sndNxt+ackAhead, nil, "ACK above SND.NXT")
 		},
 		rfc: ackKept,
-		devs: map[string][]deviation{
-			"*": {{name: "silent-on-ack-above-snd-nxt", level: levelSHOULD, seenOn: []string{"Linux before 6.x", "Linux (orphaned FIN_WAIT_2)", "gVisor netstack (ESTABLISHED)"},
+		devs: map[result.State][]deviation{
+			anyState: {{name: "silent-on-ack-above-snd-nxt", level: levelSHOULD, seenOn: []string{"Linux before 6.x", "Linux (orphaned FIN_WAIT_2)", "gVisor netstack (ESTABLISHED)"},
 				why:     "RFC 9293 §3.10.7.4 (fifth) sends an ACK; Linux before 6.x (tcp_ack: SKB_DROP_REASON_TCP_ACK_UNSENT_DATA), its orphaned FIN_WAIT_2 (a TIME_WAIT mini-socket) and gVisor's netstack in ESTABLISHED drop it without one",
 				outcome: silentKept}},
 		}}
@@ -319,8 +323,8 @@ var (
 			return c.SendRaw(craft.FlagACK, t.rcvNxt, t.sndUna-outOfWindow, nil, "ACK below SND.UNA")
 		},
 		rfc: ackKept, optional: OptRFC5961ACK, rfcHas: true,
-		alts: map[string][]choice{
-			"*": {{outcome: silentKept, optional: OptRFC5961ACK,
+		alts: map[result.State][]choice{
+			anyState: {{outcome: silentKept, optional: OptRFC5961ACK,
 				note: "not implemented (optional): a duplicate ACK can be ignored (RFC 9293 §3.10.7.4, fifth)"}},
 		}}
 	// dataAfterCloseRST notes the RST that data after CLOSE draws.
@@ -335,9 +339,9 @@ var (
 		// data then SHOULD draw a RST to show that it was lost (RFC 1122
 		// §4.2.2.13, RFC 9293 §3.6.1), which ends the connection; RFC
 		// 9293 §3.10.7.4 (seventh) ignores it. Both are the RFC's.
-		alts: map[string][]choice{
-			"CLOSING":  {{outcome: resetClosed, note: dataAfterCloseRST}},
-			"LAST_ACK": {{outcome: resetClosed, note: dataAfterCloseRST}},
+		alts: map[result.State][]choice{
+			result.Closing: {{outcome: resetClosed, note: dataAfterCloseRST}},
+			result.LastAck: {{outcome: resetClosed, note: dataAfterCloseRST}},
 		}}
 	evFINAgain = event{name: "fin-retransmit", what: "our FIN again → acknowledged again", rule: ruleFINAgain,
 		probe: func(t tcb) string { return fmt.Sprintf("<SEQ=%d><CTL=FIN,ACK> (our FIN)", t.rcvNxt-1) },
@@ -356,8 +360,8 @@ var (
 			return c.SendSYNWith(t.rcvNxt-synBehind, nil, "SYN below RCV.NXT")
 		},
 		rfc: ackKept,
-		devs: map[string][]deviation{
-			"TIME_WAIT": {{name: "silent-on-old-syn-in-time-wait", level: levelSHOULD, seenOn: []string{"gVisor netstack"},
+		devs: map[result.State][]deviation{
+			result.TimeWait: {{name: "silent-on-old-syn-in-time-wait", level: levelSHOULD, seenOn: []string{"gVisor netstack"},
 				why:     "RFC 9293 §3.10.7.4 (first) answers an unacceptable segment, here a SYN below RCV.NXT, with an ACK (\"should\"); the stack drops it without one, and TIME_WAIT is kept",
 				outcome: silentKept}},
 		}}
@@ -377,8 +381,8 @@ var (
 			return c.SendRaw(craft.FlagSYN, t.rcvNxt-1, 0, nil, "retransmission of our SYN")
 		},
 		rfc: ackKept,
-		devs: map[string][]deviation{
-			"SYN_RCVD": {{name: "synack-on-retransmitted-syn", level: levelSHOULD, seenOn: seenLinux,
+		devs: map[result.State][]deviation{
+			result.SynRcvd: {{name: "synack-on-retransmitted-syn", level: levelSHOULD, seenOn: seenLinux,
 				why: "an unacceptable segment draws an ACK (RFC 9293 §3.10.7.4, first); Linux (tcp_check_req) answers a retransmitted SYN with its SYN,ACK again (at most one per 500 ms), as if the first were lost",
 				outcome: outcome{replies: []func(tcb) walk.Want{func(t tcb) walk.Want {
 					return walk.Want{Flags: craft.FlagSYN | craft.FlagACK, Seq: t.sndNxt - 1, Ack: t.rcvNxt}
@@ -394,17 +398,17 @@ var (
 var afterFIN = []byte("tcpwalk")
 
 // deviations returns the known deviations of ev in state.
-func (ev event) deviations(state string) []deviation {
-	return append(append([]deviation(nil), ev.devs[state]...), ev.devs["*"]...)
+func (ev event) deviations(state result.State) []deviation {
+	return append(append([]deviation(nil), ev.devs[state]...), ev.devs[anyState]...)
 }
 
 // choices returns the outcomes besides ev.rfc the RFC allows in state.
-func (ev event) choices(state string) []choice {
-	return append(append([]choice(nil), ev.alts[state]...), ev.alts["*"]...)
+func (ev event) choices(state result.State) []choice {
+	return append(append([]choice(nil), ev.alts[state]...), ev.alts[anyState]...)
 }
 
 // expected writes every outcome the RFC allows for ev in state.
-func (ev event) expected(state string, t tcb) string {
+func (ev event) expected(state result.State, t tcb) string {
 	out := ev.rfc.describe(t)
 	for _, c := range ev.choices(state) {
 		out += "; or " + c.outcome.describe(t)
@@ -415,7 +419,7 @@ func (ev event) expected(state string, t tcb) string {
 // stateDef is one row of the matrix: how to reach the state and which
 // events to send there.
 type stateDef struct {
-	name   string
+	name   result.State
 	action walk.Action
 	reach  func(ctx context.Context, e *env) (tcb, error)
 	events []event
@@ -426,14 +430,14 @@ func rows() []stateDef {
 	common := []event{evRSTExact, evRSTIn, evRSTOut, evSYN, evACKAbove, evACKBelow}
 	afterOurFIN := append(append([]event(nil), common...), evDataAfterFIN, evFINAgain)
 	return []stateDef{
-		{name: "SYN_RCVD", reach: reachSynRcvd, events: []event{evSRRSTExact, evRSTOut, evSRBadACK, evSRSynAgain}},
-		{name: "ESTABLISHED", reach: reachEstablished, events: common},
-		{name: "FIN_WAIT_1", action: walk.CloseFirst, reach: reachFinWait1, events: common},
-		{name: "FIN_WAIT_2", action: walk.CloseFirst, reach: reachFinWait2, events: common},
-		{name: "CLOSE_WAIT", reach: reachCloseWait, events: append(afterOurFIN, evRSTMinus1)},
-		{name: "CLOSING", action: walk.CloseFirst, reach: reachClosing, events: append(afterOurFIN, evRSTMinus1)},
-		{name: "LAST_ACK", action: walk.CloseAfterFIN, reach: reachLastAck, events: append(afterOurFIN, evRSTMinus1)},
-		{name: "TIME_WAIT", action: walk.CloseFirst, reach: reachTimeWait,
+		{name: result.SynRcvd, reach: reachSynRcvd, events: []event{evSRRSTExact, evRSTOut, evSRBadACK, evSRSynAgain}},
+		{name: result.Established, reach: reachEstablished, events: common},
+		{name: result.FinWait1, action: walk.CloseFirst, reach: reachFinWait1, events: common},
+		{name: result.FinWait2, action: walk.CloseFirst, reach: reachFinWait2, events: common},
+		{name: result.CloseWait, reach: reachCloseWait, events: append(afterOurFIN, evRSTMinus1)},
+		{name: result.Closing, action: walk.CloseFirst, reach: reachClosing, events: append(afterOurFIN, evRSTMinus1)},
+		{name: result.LastAck, action: walk.CloseAfterFIN, reach: reachLastAck, events: append(afterOurFIN, evRSTMinus1)},
+		{name: result.TimeWait, action: walk.CloseFirst, reach: reachTimeWait,
 			events: []event{evRSTExact, evRSTIn, evRSTOut, evDataAfterFIN, evFINAgain, evTWSynLower}},
 	}
 }
@@ -453,19 +457,19 @@ func Checks() []Check {
 	var out []Check
 	for _, st := range rows() {
 		for _, ev := range st.events {
-			out = append(out, Check{ID: st.name + "/" + ev.name, State: st.name, Event: ev.name, Rule: ev.rule,
-				Summary: st.name + ": " + ev.what, Action: st.action, run: eventRun(st, ev)})
+			out = append(out, Check{ID: st.name.String() + "/" + ev.name, State: st.name, Event: ev.name, Rule: ev.rule,
+				Summary: st.name.String() + ": " + ev.what, Action: st.action, run: eventRun(st, ev)})
 		}
-		if st.name == "TIME_WAIT" {
+		if st.name == result.TimeWait {
 			out = append(out, Check{ID: "TIME_WAIT/syn-higher-seq", State: st.name, Event: "syn-higher-seq", Rule: ruleTWSynHigher,
 				Summary: "TIME_WAIT: SYN above RCV.NXT → SYN,ACK of a new connection, ISS above the old SND.NXT (or refused: an ACK or a RST)",
 				Action:  st.action, run: timeWaitSynHigher})
 		}
 	}
 	out = append(out,
-		Check{ID: "LISTEN/options-offered", State: "LISTEN", Event: "options-offered", Rule: ruleOptions,
+		Check{ID: "LISTEN/options-offered", State: result.Listen, Event: "options-offered", Rule: ruleOptions,
 			Summary: "LISTEN: a SYN offering MSS, SACK-permitted, timestamps and window scale gets MSS and any of the others the stack implements", run: optionsOffered},
-		Check{ID: "LISTEN/options-not-offered", State: "LISTEN", Event: "options-not-offered", Rule: ruleOptions,
+		Check{ID: "LISTEN/options-not-offered", State: result.Listen, Event: "options-not-offered", Rule: ruleOptions,
 			Summary: "LISTEN: a SYN without options gets MSS only", run: optionsNotOffered},
 	)
 	return out

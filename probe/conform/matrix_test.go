@@ -11,6 +11,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 func TestChecksAreWellFormed(t *testing.T) {
@@ -20,7 +21,7 @@ func TestChecksAreWellFormed(t *testing.T) {
 			t.Errorf("%s: ID twice", c.ID)
 		}
 		seen[c.ID] = true
-		if c.ID != c.State+"/"+c.Event {
+		if c.ID != c.State.String()+"/"+c.Event {
 			t.Errorf("%s: ID is not STATE/event (%s, %s)", c.ID, c.State, c.Event)
 		}
 		if !strings.HasPrefix(c.Rule, "RFC ") || c.Summary == "" || c.run == nil {
@@ -107,7 +108,7 @@ func seg(flags craft.Flags, seq, ack uint32) *walk.Reply {
 }
 
 func TestOutcomeMatches(t *testing.T) {
-	tc := tcb{state: "ESTABLISHED", sndNxt: 1000, rcvNxt: 5000}
+	tc := tcb{state: result.Established, sndNxt: 1000, rcvNxt: 5000}
 	ack := seg(craft.FlagACK, 1000, 5000)
 	wrongAck := seg(craft.FlagACK, 1000, 5001)
 	rst := seg(craft.FlagRST, 5000, 0)
@@ -170,7 +171,7 @@ func TestDeviations(t *testing.T) {
 	tc := tcb{sndNxt: 1000, rcvNxt: 5000}
 	for _, st := range rows() {
 		for _, ev := range st.events {
-			id := st.name + "/" + ev.name
+			id := st.name.String() + "/" + ev.name
 			var names []string
 			for _, d := range ev.deviations(st.name) {
 				names = append(names, d.name)
@@ -357,7 +358,7 @@ func TestTailLoss(t *testing.T) {
 // answer of a stack without the optional mechanism passes, though the old,
 // Linux-written outcome (ev.rfc alone) does not match it.
 func TestRFCAlternatives(t *testing.T) {
-	tc := tcb{state: "ESTABLISHED", sndNxt: 1000, rcvNxt: 5000}
+	tc := tcb{state: result.Established, sndNxt: 1000, rcvNxt: 5000}
 	rstACK := seg(craft.FlagRST|craft.FlagACK, 0, 5101)
 	for _, tt := range []struct {
 		ev       event

@@ -10,6 +10,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // Rules of the transitions that put the remote in a state (RFC 9293).
@@ -30,7 +31,7 @@ var errSkip = errors.New("skipped")
 // keepAlive checks, with KA1, that the remote is in state: it answers
 // <SEQ=sndNxt><ACK=rcvNxt><CTL=ACK> at once (KA1 carries a byte, so no rate
 // limit applies).
-func (e *env) keepAlive(ctx context.Context, name, rule, state string, sndNxt, rcvNxt tcpconn.Seq) error {
+func (e *env) keepAlive(ctx context.Context, name, rule string, state result.State, sndNxt, rcvNxt tcpconn.Seq) error {
 	_, err := e.s.ExpectStep(ctx, walk.Step{Name: name, Rule: rule, Probe: "KA1", Wire: state},
 		func(bool) error { return e.c.KeepAlive() },
 		walk.Want{Flags: craft.FlagACK, Seq: sndNxt, Ack: rcvNxt})
@@ -45,8 +46,8 @@ func reachSynRcvd(ctx context.Context, e *env) (tcb, error) {
 		return tcb{}, err
 	}
 	c.RcvNxt = r.Seg.Seq + 1
-	e.s.States("SYN_SENT", "SYN_RCVD")
-	return tcb{state: "SYN_RCVD", kept: "ESTABLISHED", synRcvd: true, sndNxt: c.RcvNxt, rcvNxt: c.SndNxt, sndUna: c.RcvNxt - 1}, nil
+	e.s.States(result.SynSent, result.SynRcvd)
+	return tcb{state: result.SynRcvd, kept: result.Established, synRcvd: true, sndNxt: c.RcvNxt, rcvNxt: c.SndNxt, sndUna: c.RcvNxt - 1}, nil
 }
 
 // reachEstablished does the handshake.
@@ -55,7 +56,7 @@ func reachEstablished(ctx context.Context, e *env) (tcb, error) {
 		return tcb{}, err
 	}
 	c := e.c
-	return tcb{state: "ESTABLISHED", sndNxt: c.RcvNxt, rcvNxt: c.SndNxt, sndUna: c.RcvNxt}, nil
+	return tcb{state: result.Established, sndNxt: c.RcvNxt, rcvNxt: c.SndNxt, sndUna: c.RcvNxt}, nil
 }
 
 // reachCloseWait sends our FIN to an app that does not close: the remote
@@ -71,7 +72,7 @@ func reachCloseWait(ctx context.Context, e *env) (tcb, error) {
 	if err := c.SendNext(craft.FlagFIN|craft.FlagACK, nil, ""); err != nil {
 		return tcb{}, err
 	}
-	e.s.States("FIN_WAIT_1", "")
+	e.s.States(result.FinWait1, result.NoState)
 	// The ACK of our FIN; an app that closes at once may send its FIN
 	// with it. Unacknowledged, the FIN is sent again, as TCP does
 	// (RFC 9293 §3.8.1): it or its ACK may have been lost.
@@ -89,7 +90,7 @@ func reachCloseWait(ctx context.Context, e *env) (tcb, error) {
 		}
 		if errors.Is(err, probe.ErrTimeout) {
 			e.s.Check(walk.Check{Name: "ESTABLISHED → CLOSE_WAIT", Rule: ruleFinRcvd, Expected: fmt.Sprintf("<ACK=%d>", fin+1),
-				Received: "nothing", Verdict: walk.Inconclusive, Reason: fmt.Sprintf("our FIN was not acknowledged after %d sends, %v apart", sends, e.tm.Reply)}, "")
+				Received: "nothing", Verdict: walk.Inconclusive, Reason: fmt.Sprintf("our FIN was not acknowledged after %d sends, %v apart", sends, e.tm.Reply)}, result.NoState)
 			return tcb{}, walk.ErrStop
 		}
 		if err != nil {
@@ -100,19 +101,19 @@ func reachCloseWait(ctx context.Context, e *env) (tcb, error) {
 		}
 		if r.Flags.Has(craft.FlagACK) && r.Seg.Ack == fin+1 {
 			e.s.Check(walk.Check{Name: "ESTABLISHED → CLOSE_WAIT", Rule: ruleFinRcvd, Expected: fmt.Sprintf("<ACK=%d><CTL=ACK>", fin+1),
-				Received: walk.Describe(r.Seg), Verdict: walk.Pass}, "CLOSE_WAIT")
+				Received: walk.Describe(r.Seg), Verdict: walk.Pass}, result.CloseWait)
 			break
 		}
 	}
-	e.s.States("FIN_WAIT_2", "")
-	err := e.keepAlive(ctx, "CLOSE_WAIT: our FIN acknowledged, no FIN from the remote", ruleKA1, "CLOSE_WAIT", c.RcvNxt, fin+1)
+	e.s.States(result.FinWait2, result.NoState)
+	err := e.keepAlive(ctx, "CLOSE_WAIT: our FIN acknowledged, no FIN from the remote", ruleKA1, result.CloseWait, c.RcvNxt, fin+1)
 	if err != nil && !c.RemoteFINSeen {
 		return tcb{}, err
 	}
 	if c.RemoteFINSeen {
 		return tcb{}, e.skipf("the app on port %d closed right after our FIN: CLOSE_WAIT cannot be held there", e.s.Remote().Port())
 	}
-	return tcb{state: "CLOSE_WAIT", sndNxt: c.RcvNxt, rcvNxt: fin + 1, sndUna: c.RcvNxt}, nil
+	return tcb{state: result.CloseWait, sndNxt: c.RcvNxt, rcvNxt: fin + 1, sndUna: c.RcvNxt}, nil
 }
 
 // reachLastAck sends our FIN to an app that closes after reading it, and
@@ -139,11 +140,11 @@ func reachLastAck(ctx context.Context, e *env) (tcb, error) {
 		flags |= craft.FlagPSH
 		note = "trigger with FIN"
 	}
-	if _, err := e.s.ExpectStep(ctx, walk.Step{Name: "ESTABLISHED → CLOSE_WAIT", Rule: ruleFinRcvd, Probe: "FIN", Wire: "CLOSE_WAIT"},
+	if _, err := e.s.ExpectStep(ctx, walk.Step{Name: "ESTABLISHED → CLOSE_WAIT", Rule: ruleFinRcvd, Probe: "FIN", Wire: result.CloseWait},
 		func(retry bool) error {
 			if !retry {
 				err := c.SendNext(flags, payload, note)
-				e.s.States("FIN_WAIT_1", "")
+				e.s.States(result.FinWait1, result.NoState)
 				return err
 			}
 			return c.Retransmit(flags, trigSeq, c.RcvNxt, payload)
@@ -152,7 +153,7 @@ func reachLastAck(ctx context.Context, e *env) (tcb, error) {
 			// IgnoreFIN: a FIN that does not cover ours (CLOSING) is
 			// told apart below.
 			Retry: &walk.Want{Flags: craft.FlagACK, AnySeq: true, Ack: fin, IgnoreFIN: true},
-			Or:    &walk.Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: fin + 1}, OrWire: "LAST_ACK",
+			Or:    &walk.Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: fin + 1}, OrWire: result.LastAck,
 			OrNote: "our FIN was acknowledged in the remote's own FIN"}); err != nil {
 		if c.RemoteFINSeen && c.RemoteFINAck != fin+1 {
 			return tcb{}, e.closingNotLastAck(fin)
@@ -163,17 +164,17 @@ func reachLastAck(ctx context.Context, e *env) (tcb, error) {
 		return tcb{}, e.closingNotLastAck(fin)
 	}
 	if !c.RemoteFINSeen {
-		if _, err := e.s.ExpectRemote(ctx, walk.Step{Name: "CLOSE_WAIT → LAST_ACK", Rule: ruleCloseCall, Wire: "LAST_ACK"},
+		if _, err := e.s.ExpectRemote(ctx, walk.Step{Name: "CLOSE_WAIT → LAST_ACK", Rule: ruleCloseCall, Wire: result.LastAck},
 			walk.Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: fin + 1}, e.s.Plan().Wait); err != nil {
 			return tcb{}, err
 		}
 	}
-	e.s.States("CLOSING", "")
+	e.s.States(result.Closing, result.NoState)
 	f := c.RemoteFIN
-	if err := e.keepAlive(ctx, "LAST_ACK: FIN sent, ours acknowledged", ruleKA1, "LAST_ACK", f+1, fin+1); err != nil {
+	if err := e.keepAlive(ctx, "LAST_ACK: FIN sent, ours acknowledged", ruleKA1, result.LastAck, f+1, fin+1); err != nil {
 		return tcb{}, err
 	}
-	return tcb{state: "LAST_ACK", sndNxt: f + 1, rcvNxt: fin + 1, sndUna: c.RcvNxt, remoteFIN: true}, nil
+	return tcb{state: result.LastAck, sndNxt: f + 1, rcvNxt: fin + 1, sndUna: c.RcvNxt, remoteFIN: true}, nil
 }
 
 // closingNotLastAck ends a LAST_ACK check whose remote sent its FIN before
@@ -183,7 +184,7 @@ func reachLastAck(ctx context.Context, e *env) (tcb, error) {
 // skipped, not judged in the wrong state.
 func (e *env) closingNotLastAck(fin tcpconn.Seq) error {
 	c := e.c
-	e.s.States("", "CLOSING")
+	e.s.States(result.NoState, result.Closing)
 	return e.skipf("the app on port %d closed before our FIN reached it (its FIN acknowledges %d, not our FIN %d): the remote is in CLOSING, not LAST_ACK; use a trigger after which the app waits for our FIN (the lab's)",
 		e.s.Remote().Port(), c.RemoteFINAck, fin)
 }
@@ -206,10 +207,10 @@ func reachFinWait1(ctx context.Context, e *env) (tcb, error) {
 		return tcb{}, err
 	}
 	c := e.c
-	if err := e.keepAlive(ctx, "FIN_WAIT_1: FIN sent, not yet acknowledged", ruleKA1, "FIN_WAIT_1", f+1, c.SndNxt); err != nil {
+	if err := e.keepAlive(ctx, "FIN_WAIT_1: FIN sent, not yet acknowledged", ruleKA1, result.FinWait1, f+1, c.SndNxt); err != nil {
 		return tcb{}, err
 	}
-	return tcb{state: "FIN_WAIT_1", sndNxt: f + 1, rcvNxt: c.SndNxt, sndUna: c.RcvNxt, remoteFIN: true}, nil
+	return tcb{state: result.FinWait1, sndNxt: f + 1, rcvNxt: c.SndNxt, sndUna: c.RcvNxt, remoteFIN: true}, nil
 }
 
 func reachFinWait2(ctx context.Context, e *env) (tcb, error) {
@@ -222,11 +223,11 @@ func reachFinWait2(ctx context.Context, e *env) (tcb, error) {
 	if err := c.SendRaw(craft.FlagACK, c.SndNxt, c.RcvNxt, nil, "ACK of FIN"); err != nil {
 		return tcb{}, err
 	}
-	e.s.States("CLOSE_WAIT", "FIN_WAIT_2")
-	if err := e.keepAlive(ctx, "FIN_WAIT_1 → FIN_WAIT_2", ruleFinWait1, "FIN_WAIT_2", f+1, c.SndNxt); err != nil {
+	e.s.States(result.CloseWait, result.FinWait2)
+	if err := e.keepAlive(ctx, "FIN_WAIT_1 → FIN_WAIT_2", ruleFinWait1, result.FinWait2, f+1, c.SndNxt); err != nil {
 		return tcb{}, err
 	}
-	return tcb{state: "FIN_WAIT_2", sndNxt: f + 1, rcvNxt: c.SndNxt, sndUna: f + 1, remoteFIN: true}, nil
+	return tcb{state: result.FinWait2, sndNxt: f + 1, rcvNxt: c.SndNxt, sndUna: f + 1, remoteFIN: true}, nil
 }
 
 // reachClosing answers the remote's FIN with ours, not acknowledging its
@@ -238,19 +239,19 @@ func reachClosing(ctx context.Context, e *env) (tcb, error) {
 	}
 	c := e.c
 	fin := c.SndNxt
-	if _, err := e.s.ExpectStep(ctx, walk.Step{Name: "FIN_WAIT_1 → CLOSING", Rule: ruleClosing, Probe: "FIN, ACK F (not F+1)", Wire: "CLOSING"},
+	if _, err := e.s.ExpectStep(ctx, walk.Step{Name: "FIN_WAIT_1 → CLOSING", Rule: ruleClosing, Probe: "FIN, ACK F (not F+1)", Wire: result.Closing},
 		func(retry bool) error {
 			if retry {
 				return c.Retransmit(craft.FlagFIN|craft.FlagACK, fin, f, nil)
 			}
 			err := c.SendNext(craft.FlagFIN|craft.FlagACK, nil, "")
-			e.s.States("CLOSING", "")
+			e.s.States(result.Closing, result.NoState)
 			return err
 		},
 		walk.Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1}); err != nil {
 		return tcb{}, err
 	}
-	return tcb{state: "CLOSING", sndNxt: f + 1, rcvNxt: fin + 1, sndUna: f, remoteFIN: true}, nil
+	return tcb{state: result.Closing, sndNxt: f + 1, rcvNxt: fin + 1, sndUna: f, remoteFIN: true}, nil
 }
 
 // reachTimeWait answers the remote's FIN with ours, acknowledging it.
@@ -262,18 +263,18 @@ func reachTimeWait(ctx context.Context, e *env) (tcb, error) {
 	c := e.c
 	c.RcvNxt = f + 1
 	fin := c.SndNxt
-	if _, err := e.s.ExpectStep(ctx, walk.Step{Name: "FIN_WAIT_1 → TIME_WAIT", Rule: ruleFinWait1TW, Probe: "FIN, ACK F+1", Wire: "TIME_WAIT"},
+	if _, err := e.s.ExpectStep(ctx, walk.Step{Name: "FIN_WAIT_1 → TIME_WAIT", Rule: ruleFinWait1TW, Probe: "FIN, ACK F+1", Wire: result.TimeWait},
 		func(retry bool) error {
 			if retry {
 				return c.Retransmit(craft.FlagFIN|craft.FlagACK, fin, f+1, nil)
 			}
 			err := c.SendNext(craft.FlagFIN|craft.FlagACK, nil, "")
-			e.s.States("LAST_ACK", "")
+			e.s.States(result.LastAck, result.NoState)
 			return err
 		},
 		walk.Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1}); err != nil {
 		return tcb{}, err
 	}
-	e.s.States("CLOSED", "TIME_WAIT")
-	return tcb{state: "TIME_WAIT", sndNxt: f + 1, rcvNxt: fin + 1, sndUna: f + 1, remoteFIN: true}, nil
+	e.s.States(result.Closed, result.TimeWait)
+	return tcb{state: result.TimeWait, sndNxt: f + 1, rcvNxt: fin + 1, sndUna: f + 1, remoteFIN: true}, nil
 }

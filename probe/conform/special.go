@@ -7,6 +7,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // linuxTWOffset is what Linux adds to a TIME_WAIT connection's SND.NXT for
@@ -38,7 +39,7 @@ func timeWaitSynHigher(ctx context.Context, e *env) error {
 		Probe:    fmt.Sprintf("<SEQ=%d><CTL=SYN> (RCV.NXT+%d)", seq, synAhead),
 		Expected: fmt.Sprintf("<SEQ=ISS'><ACK=%d><CTL=SYN,ACK> with any ISS' > %d (old SND.NXT); or refused: %s or a RST", seq+1, t.sndNxt, challengeACK(t)),
 		Received: "nothing", Optional: OptTWReopen}
-	wire := ""
+	wire := result.NoState
 	switch {
 	case reply == nil:
 		chk.Verdict, chk.Reason = walk.Inconclusive, fmt.Sprintf("no answer after %d tries", e.tm.Tries)
@@ -48,7 +49,7 @@ func timeWaitSynHigher(ctx context.Context, e *env) error {
 		chk.Received = fmt.Sprintf("%s: ISS' = old SND.NXT + %d", walk.Describe(reply.Seg), off)
 		chk.Has = true
 		if int32(off) > 0 {
-			chk.Verdict, wire = walk.Pass, "SYN_RCVD"
+			chk.Verdict, wire = walk.Pass, result.SynRcvd
 		} else {
 			deviation{name: "time-wait-reopened-with-lower-iss", level: levelMUST,
 				why: "the new ISS is not above the old SND.NXT: old duplicates could be taken for new data (RFC 1122 §4.2.2.13 (a), RFC 6191 §2)"}.apply(&chk)
@@ -58,7 +59,7 @@ func timeWaitSynHigher(ctx context.Context, e *env) error {
 		c.SndNxt, c.RcvNxt = seq+1, iss+1
 	case reply.Seg.ICMP == "" && challengeACK(t).Match(reply.Seg, reply.Flags):
 		chk.Received = walk.Describe(reply.Seg) + " (TIME_WAIT kept)"
-		chk.Verdict, wire = walk.Pass, "TIME_WAIT"
+		chk.Verdict, wire = walk.Pass, result.TimeWait
 		chk.Reason = "not implemented (optional): TIME_WAIT kept, the SYN answered as an unacceptable segment"
 		e.sh.setFingerprint(0)
 	case reply.Seg.ICMP == "" && reply.Flags.Has(craft.FlagRST):
@@ -110,7 +111,7 @@ func optionsOffered(ctx context.Context, e *env) error {
 		return err
 	}
 	c.RcvNxt = r.Seg.Seq + 1
-	e.s.States("SYN_SENT", "SYN_RCVD")
+	e.s.States(result.SynSent, result.SynRcvd)
 	// Our SYN may have gone out more than once, each copy with its own
 	// TSval (RFC 7323 §5.4: the clock ticks): the SYN,ACK echoes the copy
 	// it answers, whichever that was.
@@ -152,7 +153,7 @@ func optionsNotOffered(ctx context.Context, e *env) error {
 		return err
 	}
 	c.SndNxt, c.RcvNxt = x+1, r.Seg.Seq+1
-	e.s.States("SYN_SENT", "SYN_RCVD")
+	e.s.States(result.SynSent, result.SynRcvd)
 	return e.judgeOptions(r.Seg, []optionWant{
 		{kind: craft.OptMSS, offered: false, rule: ruleOptMSS},
 		{kind: craft.OptSACKPermitted, offered: false, rule: ruleOptSACK},
@@ -182,7 +183,7 @@ func (e *env) judgeOptions(synack *walk.Segment, wants []optionWant) error {
 	opts, err := synOptions(synack)
 	if err != nil {
 		e.record(walk.Check{Name: "SYN,ACK options", Rule: ruleOptMSS, Expected: "well-formed options",
-			Received: optionsText(synack), Verdict: walk.Fail, Reason: err.Error()}, "")
+			Received: optionsText(synack), Verdict: walk.Fail, Reason: err.Error()}, result.NoState)
 		return nil
 	}
 	for _, w := range wants {
@@ -215,7 +216,7 @@ func (e *env) judgeOptions(synack *walk.Segment, wants []optionWant) error {
 					why: name + " sent though our SYN did not offer it: the option is negotiated, a SYN,ACK carries it only in answer to the SYN's (" + w.rule + ")"}.apply(&chk)
 			}
 		}
-		e.record(chk, "SYN_RCVD")
+		e.record(chk, result.SynRcvd)
 	}
 	return nil
 }

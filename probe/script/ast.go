@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // Script is one parsed script file.
@@ -138,7 +139,7 @@ type Event struct {
 	// Segment is the packet of a Packet event.
 	Segment *Segment
 	// State is the state of an ExpectState event, as in walk.States.
-	State string
+	State result.State
 	// Data is the payload of a Send event.
 	Data []byte
 	// Action is an App event's "close", "shutdown", "rst" or "write N";

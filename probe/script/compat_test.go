@@ -65,7 +65,7 @@ func TestCompatMapping(t *testing.T) {
 	}
 	var got []ev
 	for _, e := range s.Events {
-		d := e.State + e.Action
+		d := e.State.String() + e.Action
 		if e.Kind == Packet {
 			d = string(e.Segment.Dir)
 			if e.Segment.AnySeq {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // A script is exact, as packetdrill's are: on a clean path a missing or
@@ -56,7 +57,7 @@ type ourSeg struct {
 	line int
 	// before is the wire model's state when it went out; n counts our
 	// segments (1 for the first).
-	before string
+	before result.State
 	n      int
 }
 
@@ -66,7 +67,7 @@ const maxUnconfirmed = 4
 // keep records seg (copied: the caller's buffers are reused) as our last
 // segment and as one not yet confirmed to have arrived; before is the wire
 // model's state before it.
-func (r *runner) keep(seg *craft.Segment, line int, before string) {
+func (r *runner) keep(seg *craft.Segment, line int, before result.State) {
 	r.nOurs++
 	o := ourSeg{seg: *seg, line: line, before: before, n: r.nOurs}
 	o.seg.ID = 0 // a new IP datagram: SendVerbatim draws a new ID
@@ -91,7 +92,7 @@ const maxOurs = 8
 
 // sentIn is the index in ours of the last segment sent while the wire
 // model was in state; -1 when none.
-func (r *runner) sentIn(state string) int {
+func (r *runner) sentIn(state result.State) int {
 	for j := len(r.ours) - 1; j >= 0; j-- {
 		if r.ours[j].before == state {
 			return j
@@ -104,7 +105,7 @@ func (r *runner) sentIn(state string) int {
 // while the wire model was in state (a kernel still there did not get it)
 // to our last; it returns the count of the first (0: none found, our last
 // one sent again).
-func (r *runner) resendFrom(state, why string) (int, error) {
+func (r *runner) resendFrom(state result.State, why string) (int, error) {
 	i := r.sentIn(state)
 	if i < 0 {
 		return 0, r.resendLast(why)
@@ -167,7 +168,7 @@ func (r *runner) resendOne(o ourSeg, why string) error {
 			out.RelAck = seg.Ack - r.irs
 		}
 	}
-	r.c.Rec.States("", r.m.state)
+	r.c.Rec.States(result.NoState, r.m.state)
 	r.resent++
 	return nil
 }
@@ -229,7 +230,7 @@ func (r *runner) lossExplains(want *Segment, g *in) (string, bool) {
 
 // wasState reports whether the wire model held state s before now: a
 // kernel there is behind the segments we sent, as after one was lost.
-func (r *runner) wasState(s string) bool {
+func (r *runner) wasState(s result.State) bool {
 	for _, h := range r.history {
 		if h == s {
 			return true
@@ -239,7 +240,7 @@ func (r *runner) wasState(s string) bool {
 }
 
 // laterState reports whether a line after ev expects state s.
-func (r *runner) laterState(ev *Event, s string) bool {
+func (r *runner) laterState(ev *Event, s result.State) bool {
 	after := false
 	for i := range r.s.Events {
 		e := &r.s.Events[i]
@@ -257,7 +258,7 @@ func (r *runner) laterState(ev *Event, s string) bool {
 // noteState records the model's state in its history when it changed.
 func (r *runner) noteState() {
 	st := r.m.state
-	if st == "" || len(r.history) > 0 && r.history[len(r.history)-1] == st {
+	if st == result.NoState || len(r.history) > 0 && r.history[len(r.history)-1] == st {
 		return
 	}
 	r.history = append(r.history, st)
@@ -282,13 +283,13 @@ func (r *runner) catchUp(ctx context.Context) error {
 		return nil
 	}
 	want := r.m.state
-	if want == "" {
+	if want == result.NoState {
 		return nil
 	}
-	// A kernel that cannot be read ("" and kerr) is left to the next
+	// A kernel that cannot be read (NoState and kerr) is left to the next
 	// %expect-state to report.
 	k, _, err := r.settle(ctx, want, oracleSettle)
-	for tries := 0; err == nil && k != want && k != "" && r.wasState(k) && tries < lossTries; tries++ {
+	for tries := 0; err == nil && k != want && k != result.NoState && r.wasState(k) && tries < lossTries; tries++ {
 		if _, err = r.resendFrom(k, fmt.Sprintf("the kernel says %s, not %s, before the next line", k, want)); err != nil {
 			return err
 		}

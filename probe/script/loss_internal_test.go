@@ -5,6 +5,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // lossRunner is a runner in ESTABLISHED after a handshake and 6 bytes of
@@ -12,7 +13,7 @@ import (
 // acknowledging 1.
 func lossRunner() *runner {
 	r := &runner{iss: 5000, irs: 9000, haveIRS: true, lastAck: 1, lastAckSent: true,
-		m: &model{state: "ESTABLISHED", ourNext: 7, ourSYN: true, remoteNext: 1, remoteSYN: true}}
+		m: &model{state: result.Established, ourNext: 7, ourSYN: true, remoteNext: 1, remoteSYN: true}}
 	return r
 }
 
@@ -80,26 +81,26 @@ func TestAcknowledgedAndAckOfOurs(t *testing.T) {
 // the latest maxOurs.
 func TestSentIn(t *testing.T) {
 	r := lossRunner()
-	for i, st := range []string{"", "SYN_RCVD", "ESTABLISHED", "SYN_RCVD", "ESTABLISHED"} {
+	for i, st := range []result.State{result.NoState, result.SynRcvd, result.Established, result.SynRcvd, result.Established} {
 		r.keep(&craft.Segment{Seq: r.iss + uint32(i), Flags: craft.FlagACK}, 10+i, st)
 	}
-	if i := r.sentIn("SYN_RCVD"); i != 3 || r.ours[i].line != 13 || r.ours[i].n != 4 {
+	if i := r.sentIn(result.SynRcvd); i != 3 || r.ours[i].line != 13 || r.ours[i].n != 4 {
 		t.Errorf("sentIn(SYN_RCVD) = %d, want 3 (line 13, the 4th segment)", i)
 	}
-	if i := r.sentIn("CLOSE_WAIT"); i != -1 {
+	if i := r.sentIn(result.CloseWait); i != -1 {
 		t.Errorf("sentIn(CLOSE_WAIT) = %d, want -1", i)
 	}
 	for i := range 2 * maxOurs {
-		r.keep(&craft.Segment{Seq: r.iss + uint32(i), Flags: craft.FlagACK}, 100+i, "ESTABLISHED")
+		r.keep(&craft.Segment{Seq: r.iss + uint32(i), Flags: craft.FlagACK}, 100+i, result.Established)
 	}
 	if len(r.ours) != maxOurs || len(r.unconfirmed) != maxUnconfirmed || r.ours[maxOurs-1].line != 100+2*maxOurs-1 {
 		t.Errorf("after %d more: %d kept, %d unconfirmed, last line %d; want %d, %d, %d", 2*maxOurs, len(r.ours), len(r.unconfirmed),
 			r.ours[len(r.ours)-1].line, maxOurs, maxUnconfirmed, 100+2*maxOurs-1)
 	}
 	r.noteState()
-	r.m.state = "CLOSE_WAIT"
+	r.m.state = result.CloseWait
 	r.noteState()
-	if !r.wasState("ESTABLISHED") || !r.wasState("CLOSE_WAIT") || r.wasState("LAST_ACK") {
+	if !r.wasState(result.Established) || !r.wasState(result.CloseWait) || r.wasState(result.LastAck) {
 		t.Errorf("history %v: want ESTABLISHED and CLOSE_WAIT in it, LAST_ACK not", r.history)
 	}
 }
@@ -135,11 +136,11 @@ func TestSYNAgainKeepsTheModel(t *testing.T) {
 	r := lossRunner()
 	r.c = nil
 	r.seen = map[[2]uint32]bool{}
-	r.m.ourNext, r.m.ourFIN, r.m.ourFINSeq, r.m.state = 8, true, 7, "CLOSE_WAIT"
+	r.m.ourNext, r.m.ourFIN, r.m.ourFINSeq, r.m.state = 8, true, 7, result.CloseWait
 	g := r.seg(craft.FlagSYN|craft.FlagACK, 0, 1, 0)
 	g.retrans, g.seg = true, &walk.Segment{}
 	r.observeModel(g)
-	if r.m.ourNext != 8 || r.m.state != "CLOSE_WAIT" || !r.m.ourFIN {
+	if r.m.ourNext != 8 || r.m.state != result.CloseWait || !r.m.ourFIN {
 		t.Errorf("after a SYN,ACK again: ourNext %d, state %s, ourFIN %v; want 8, CLOSE_WAIT, true", r.m.ourNext, r.m.state, r.m.ourFIN)
 	}
 }

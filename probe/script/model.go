@@ -3,6 +3,7 @@ package script
 import (
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // model infers the remote's state from the segments of one script, the way
@@ -17,7 +18,7 @@ import (
 // received: on a lossy path the runner checks that against the oracle, or
 // calls what a lost segment explains inconclusive (loss.go).
 type model struct {
-	state string // "" until something tells
+	state result.State // NoState until something tells
 
 	ourNext    uint32 // our next sequence number (SYN and FIN count one)
 	ourSYN     bool
@@ -32,15 +33,15 @@ type model struct {
 func newModel(dials bool) *model {
 	m := &model{}
 	if dials {
-		m.state = "CLOSED"
+		m.state = result.Closed
 	}
 	return m
 }
 
 // synchronized states: a TCB that an exact RST destroys (RFC 9293 §3.10.7.4).
-func synchronized(s string) bool {
+func synchronized(s result.State) bool {
 	switch s {
-	case "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT":
+	case result.SynRcvd, result.Established, result.FinWait1, result.FinWait2, result.CloseWait, result.Closing, result.LastAck, result.TimeWait:
 		return true
 	}
 	return false
@@ -51,17 +52,17 @@ func synchronized(s string) bool {
 func (m *model) remoteSent(f craft.Flags, seq, ack, n uint32) {
 	if f.Has(craft.FlagRST) {
 		switch m.state {
-		case "":
+		case result.NoState:
 			// A closed port and a listener both reset an ACK; only a
 			// reset of our SYN says CLOSED (RFC 9293 §3.10.7.1-2).
 			if m.ourSYN && !m.remoteSYN && f.Has(craft.FlagACK) {
-				m.state = "CLOSED"
+				m.state = result.Closed
 			}
-		case "SYN_RCVD":
+		case result.SynRcvd:
 			// The reset of an unacceptable ACK: the state is kept
 			// (§3.10.7.4, SYN-RECEIVED).
 		default:
-			m.state = "CLOSED"
+			m.state = result.Closed
 		}
 		return
 	}
@@ -73,27 +74,27 @@ func (m *model) remoteSent(f craft.Flags, seq, ack, n uint32) {
 		m.remoteSYN, m.remoteNext = true, end
 		m.remoteFIN, m.ourFIN = false, false
 		if f.Has(craft.FlagACK) {
-			m.state = "SYN_RCVD" // LISTEN or SYN_SENT got our SYN
+			m.state = result.SynRcvd // LISTEN or SYN_SENT got our SYN
 			m.ourNext = ack
-		} else if m.state == "" || m.state == "CLOSED" {
-			m.state = "SYN_SENT"
+		} else if m.state == result.NoState || m.state == result.Closed {
+			m.state = result.SynSent
 		}
 	}
 	if f.Has(craft.FlagFIN) {
 		if !m.remoteFIN {
 			m.remoteFIN, m.remoteFINq = true, end
 			switch m.state {
-			case "ESTABLISHED", "SYN_RCVD":
-				m.state = "FIN_WAIT_1"
-			case "CLOSE_WAIT":
+			case result.Established, result.SynRcvd:
+				m.state = result.FinWait1
+			case result.CloseWait:
 				// Its FIN's ACK field tells: covering our FIN, the remote
 				// took it first and closed after (LAST_ACK); not, it
 				// closed before our FIN came, which then crossed its own
 				// (FIN_WAIT_1 → CLOSING, RFC 9293 §3.6).
 				if f.Has(craft.FlagACK) && seqGT(ack, m.ourFINSeq) {
-					m.state = "LAST_ACK"
+					m.state = result.LastAck
 				} else {
-					m.state = "CLOSING"
+					m.state = result.Closing
 				}
 			}
 		}
@@ -111,9 +112,9 @@ func (m *model) weSent(f craft.Flags, seq, ack, n uint32, hasAck bool) {
 	if f.Has(craft.FlagRST) {
 		switch {
 		case synchronized(m.state) && seq == m.ourNext:
-			m.state = "CLOSED"
-		case m.state == "SYN_SENT" && hasAck && ack == m.remoteNext:
-			m.state = "CLOSED" // RFC 9293 §3.10.7.3: acceptable ACK
+			m.state = result.Closed
+		case m.state == result.SynSent && hasAck && ack == m.remoteNext:
+			m.state = result.Closed // RFC 9293 §3.10.7.3: acceptable ACK
 		}
 		return
 	}
@@ -121,8 +122,8 @@ func (m *model) weSent(f craft.Flags, seq, ack, n uint32, hasAck bool) {
 		if !m.ourSYN {
 			m.ourSYN, m.ourNext = true, seq+1
 		}
-		if f.Has(craft.FlagACK) && m.state == "SYN_SENT" && hasAck && ack == m.remoteNext {
-			m.state = "ESTABLISHED" // RFC 9293 §3.10.7.3
+		if f.Has(craft.FlagACK) && m.state == result.SynSent && hasAck && ack == m.remoteNext {
+			m.state = result.Established // RFC 9293 §3.10.7.3
 		}
 		return
 	}
@@ -133,17 +134,17 @@ func (m *model) weSent(f craft.Flags, seq, ack, n uint32, hasAck bool) {
 	// then the FIN (eighth).
 	acceptable := hasAck && f.Has(craft.FlagACK) && m.remoteSYN && !seqGT(ack, m.remoteNext)
 	if acceptable {
-		if m.state == "SYN_RCVD" && !seqGT(1, ack) {
-			m.state = "ESTABLISHED"
+		if m.state == result.SynRcvd && !seqGT(1, ack) {
+			m.state = result.Established
 		}
 		if m.remoteFIN && seqGT(ack, m.remoteFINq) {
 			switch m.state {
-			case "FIN_WAIT_1":
-				m.state = "FIN_WAIT_2"
-			case "CLOSING":
-				m.state = "TIME_WAIT"
-			case "LAST_ACK":
-				m.state = "CLOSED"
+			case result.FinWait1:
+				m.state = result.FinWait2
+			case result.Closing:
+				m.state = result.TimeWait
+			case result.LastAck:
+				m.state = result.Closed
 			}
 		}
 	}
@@ -152,12 +153,12 @@ func (m *model) weSent(f craft.Flags, seq, ack, n uint32, hasAck bool) {
 		if !m.ourFIN {
 			m.ourFIN, m.ourFINSeq = true, m.ourNext
 			switch m.state {
-			case "ESTABLISHED":
-				m.state = "CLOSE_WAIT"
-			case "FIN_WAIT_1":
-				m.state = "CLOSING"
-			case "FIN_WAIT_2":
-				m.state = "TIME_WAIT"
+			case result.Established:
+				m.state = result.CloseWait
+			case result.FinWait1:
+				m.state = result.Closing
+			case result.FinWait2:
+				m.state = result.TimeWait
 			}
 		}
 		m.ourNext++

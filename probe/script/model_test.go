@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // step is one segment for the model: ours (we) or the remote's, in relative
@@ -13,7 +14,7 @@ type step struct {
 	flags    string
 	seq, ack uint32
 	n        uint32
-	want     string // the state after it
+	want     result.State // the state after it
 }
 
 // TestModel walks the model through the transitions of RFC 9293 §3.3.2
@@ -29,64 +30,64 @@ func TestModel(t *testing.T) {
 		PA = "P."
 	)
 	handshake := []step{
-		{we: true, flags: S, want: ""},
-		{flags: SA, ack: 1, want: "SYN_RCVD"},
-		{we: true, flags: A, seq: 1, ack: 1, want: "ESTABLISHED"},
+		{we: true, flags: S, want: result.NoState},
+		{flags: SA, ack: 1, want: result.SynRcvd},
+		{we: true, flags: A, seq: 1, ack: 1, want: result.Established},
 	}
 	tests := []struct {
 		name  string
 		dials bool
 		steps []step
 	}{
-		{"closed port", false, []step{{we: true, flags: S, want: ""}, {flags: RA, ack: 1, want: "CLOSED"}}},
-		{"listener resets an ACK: still unknown", false, []step{{we: true, flags: A, ack: 1000, want: ""}, {flags: R, seq: 1000, want: ""}}},
+		{"closed port", false, []step{{we: true, flags: S, want: result.NoState}, {flags: RA, ack: 1, want: result.Closed}}},
+		{"listener resets an ACK: still unknown", false, []step{{we: true, flags: A, ack: 1000, want: result.NoState}, {flags: R, seq: 1000, want: result.NoState}}},
 		{"bad ACK in SYN_RCVD keeps the state", false, []step{
-			{we: true, flags: S}, {flags: SA, ack: 1, want: "SYN_RCVD"},
-			{we: true, flags: A, seq: 1, ack: 5, want: "SYN_RCVD"}, {flags: R, seq: 5, want: "SYN_RCVD"}}},
+			{we: true, flags: S}, {flags: SA, ack: 1, want: result.SynRcvd},
+			{we: true, flags: A, seq: 1, ack: 5, want: result.SynRcvd}, {flags: R, seq: 5, want: result.SynRcvd}}},
 		{"passive close", false, append(append([]step{}, handshake...),
-			step{we: true, flags: FA, seq: 1, ack: 1, want: "CLOSE_WAIT"},
-			step{flags: A, seq: 1, ack: 2, want: "CLOSE_WAIT"},
-			step{flags: FA, seq: 1, ack: 2, want: "LAST_ACK"},
-			step{we: true, flags: A, seq: 2, ack: 2, want: "CLOSED"})},
+			step{we: true, flags: FA, seq: 1, ack: 1, want: result.CloseWait},
+			step{flags: A, seq: 1, ack: 2, want: result.CloseWait},
+			step{flags: FA, seq: 1, ack: 2, want: result.LastAck},
+			step{we: true, flags: A, seq: 2, ack: 2, want: result.Closed})},
 		{"active close", false, append(append([]step{}, handshake...),
-			step{we: true, flags: PA, seq: 1, ack: 1, n: 6, want: "ESTABLISHED"},
-			step{flags: FA, seq: 1, ack: 7, want: "FIN_WAIT_1"},
-			step{we: true, flags: A, seq: 7, ack: 1, want: "FIN_WAIT_1"}, // does not cover its FIN
-			step{we: true, flags: A, seq: 7, ack: 2, want: "FIN_WAIT_2"},
-			step{we: true, flags: FA, seq: 7, ack: 2, want: "TIME_WAIT"},
-			step{we: true, flags: FA, seq: 7, ack: 2, want: "TIME_WAIT"})}, // retransmitted
+			step{we: true, flags: PA, seq: 1, ack: 1, n: 6, want: result.Established},
+			step{flags: FA, seq: 1, ack: 7, want: result.FinWait1},
+			step{we: true, flags: A, seq: 7, ack: 1, want: result.FinWait1}, // does not cover its FIN
+			step{we: true, flags: A, seq: 7, ack: 2, want: result.FinWait2},
+			step{we: true, flags: FA, seq: 7, ack: 2, want: result.TimeWait},
+			step{we: true, flags: FA, seq: 7, ack: 2, want: result.TimeWait})}, // retransmitted
 		{"simultaneous close", false, append(append([]step{}, handshake...),
-			step{flags: FA, seq: 1, ack: 1, want: "FIN_WAIT_1"},
-			step{we: true, flags: FA, seq: 1, ack: 1, want: "CLOSING"},
-			step{we: true, flags: A, seq: 2, ack: 2, want: "TIME_WAIT"})},
+			step{flags: FA, seq: 1, ack: 1, want: result.FinWait1},
+			step{we: true, flags: FA, seq: 1, ack: 1, want: result.Closing},
+			step{we: true, flags: A, seq: 2, ack: 2, want: result.TimeWait})},
 		{"FIN,ACK covering its FIN from FIN_WAIT_1", false, append(append([]step{}, handshake...),
-			step{flags: FA, seq: 1, ack: 1, want: "FIN_WAIT_1"},
-			step{we: true, flags: FA, seq: 1, ack: 2, want: "TIME_WAIT"})},
+			step{flags: FA, seq: 1, ack: 1, want: result.FinWait1},
+			step{we: true, flags: FA, seq: 1, ack: 2, want: result.TimeWait})},
 		{"exact RST closes, others do not", false, append(append([]step{}, handshake...),
-			step{we: true, flags: R, seq: 1001, want: "ESTABLISHED"},
-			step{we: true, flags: A, seq: 1, ack: 1000, want: "ESTABLISHED"}, // above SND.NXT
-			step{we: true, flags: S, seq: 5000, want: "ESTABLISHED"},
-			step{we: true, flags: R, seq: 1, want: "CLOSED"})},
+			step{we: true, flags: R, seq: 1001, want: result.Established},
+			step{we: true, flags: A, seq: 1, ack: 1000, want: result.Established}, // above SND.NXT
+			step{we: true, flags: S, seq: 5000, want: result.Established},
+			step{we: true, flags: R, seq: 1, want: result.Closed})},
 		{"out-of-order FIN is not taken", false, append(append([]step{}, handshake...),
-			step{we: true, flags: FA, seq: 100, ack: 1, want: "ESTABLISHED"})},
+			step{we: true, flags: FA, seq: 100, ack: 1, want: result.Established})},
 		{"TIME_WAIT, then a new SYN", false, append(append([]step{}, handshake...),
-			step{flags: FA, seq: 1, ack: 1, want: "FIN_WAIT_1"},
-			step{we: true, flags: FA, seq: 1, ack: 2, want: "TIME_WAIT"},
-			step{we: true, flags: S, seq: 100000, want: "TIME_WAIT"},
-			step{flags: SA, seq: 65539, ack: 100001, want: "SYN_RCVD"},
-			step{we: true, flags: A, seq: 100001, ack: 65540, want: "ESTABLISHED"})},
+			step{flags: FA, seq: 1, ack: 1, want: result.FinWait1},
+			step{we: true, flags: FA, seq: 1, ack: 2, want: result.TimeWait},
+			step{we: true, flags: S, seq: 100000, want: result.TimeWait},
+			step{flags: SA, seq: 65539, ack: 100001, want: result.SynRcvd},
+			step{we: true, flags: A, seq: 100001, ack: 65540, want: result.Established})},
 		{"remote connects", true, []step{
-			{flags: S, want: "SYN_SENT"},
-			{we: true, flags: SA, ack: 1, want: "ESTABLISHED"}}},
+			{flags: S, want: result.SynSent},
+			{we: true, flags: SA, ack: 1, want: result.Established}}},
 		{"simultaneous open", true, []step{
-			{flags: S, want: "SYN_SENT"},
-			{we: true, flags: S, want: "SYN_SENT"},
-			{flags: SA, ack: 1, want: "SYN_RCVD"},
-			{we: true, flags: A, seq: 1, ack: 1, want: "ESTABLISHED"}}},
+			{flags: S, want: result.SynSent},
+			{we: true, flags: S, want: result.SynSent},
+			{flags: SA, ack: 1, want: result.SynRcvd},
+			{we: true, flags: A, seq: 1, ack: 1, want: result.Established}}},
 		{"reset of a SYN_SENT", true, []step{
-			{flags: S, want: "SYN_SENT"},
-			{we: true, flags: RA, ack: 7, want: "SYN_SENT"},
-			{we: true, flags: RA, ack: 1, want: "CLOSED"}}},
+			{flags: S, want: result.SynSent},
+			{we: true, flags: RA, ack: 7, want: result.SynSent},
+			{we: true, flags: RA, ack: 1, want: result.Closed}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/probe/script"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // brokenOracle fails every read, as sock_diag does without CAP_NET_ADMIN
@@ -19,8 +20,10 @@ type brokenOracle struct{}
 
 var errBroken = errors.New("sockdiag: dump TCP sockets: operation not permitted")
 
-func (brokenOracle) State(remote, local netip.AddrPort) (string, error) { return "", errBroken }
-func (brokenOracle) Listening(remote netip.AddrPort) (bool, error)      { return false, errBroken }
+func (brokenOracle) State(remote, local netip.AddrPort) (result.State, error) {
+	return result.NoState, errBroken
+}
+func (brokenOracle) Listening(remote netip.AddrPort) (bool, error) { return false, errBroken }
 
 // TestExpectStateOracleError: when the kernel cannot be read, %expect-state
 // is inconclusive (our oracle failed, not the target) and keeps the error as
@@ -50,7 +53,7 @@ func TestExpectStateOracleError(t *testing.T) {
 		logResult(t, r)
 		t.Fatalf("no check kept the oracle's error (verdict %s, %s)", r.Verdict, r.Reason)
 	}
-	if !errors.Is(found.KernelErr, errBroken) || found.Kernel != "" || found.Verdict != walk.Inconclusive ||
+	if !errors.Is(found.KernelErr, errBroken) || found.Kernel != result.NoState || found.Verdict != walk.Inconclusive ||
 		!strings.Contains(found.Reason, errBroken.Error()) {
 		t.Errorf("check %+v: want the error kept, no kernel state, inconclusive with the error in the reason", *found)
 	}

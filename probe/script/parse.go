@@ -11,6 +11,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // Error is one mistake in a script, at file:line:col, saying what was
@@ -588,25 +589,25 @@ func (p *parser) directive(ev *Event, timed bool) error {
 	return p.end()
 }
 
-// stateName reads a state in RFC 9293's or Linux's spelling.
-func stateName(w string) (string, bool) {
+// stateName reads a state in RFC 9293's or Linux's spelling ("syn-recv",
+// "FIN_WAIT2", "close" too); false for a word that is none of the 11.
+func stateName(w string) (result.State, bool) {
 	n := strings.ToUpper(strings.ReplaceAll(w, "-", "_"))
 	switch n {
 	case "SYN_RECEIVED", "SYN_RECV":
-		n = "SYN_RCVD"
+		return result.SynRcvd, true
 	case "FIN_WAIT1":
-		n = "FIN_WAIT_1"
+		return result.FinWait1, true
 	case "FIN_WAIT2":
-		n = "FIN_WAIT_2"
+		return result.FinWait2, true
 	case "CLOSE":
-		n = "CLOSED"
+		return result.Closed, true
 	}
-	for _, s := range walk.States {
-		if s == n {
-			return s, true
-		}
+	st, err := result.ParseState(n)
+	if err != nil || !st.Valid() {
+		return result.NoState, false
 	}
-	return "", false
+	return st, true
 }
 
 // number reads a decimal (or 0x hex) integer no larger than max.

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 func TestParsePacketLines(t *testing.T) {
@@ -70,12 +71,12 @@ func TestParsePacketLines(t *testing.T) {
 		{
 			name: "directive with a time",
 			line: "+0.5 %expect-state fin-wait-1",
-			want: Event{Kind: ExpectState, State: "FIN_WAIT_1", Time: Time{Kind: Relative, Start: 500 * time.Millisecond, End: 500 * time.Millisecond}},
+			want: Event{Kind: ExpectState, State: result.FinWait1, Time: Time{Kind: Relative, Start: 500 * time.Millisecond, End: 500 * time.Millisecond}},
 		},
 		{
 			name: "directive without a time is +0",
 			line: "%expect-state SYN_RECV",
-			want: Event{Kind: ExpectState, State: "SYN_RCVD", Time: Time{Kind: Relative}},
+			want: Event{Kind: ExpectState, State: result.SynRcvd, Time: Time{Kind: Relative}},
 		},
 		{
 			name: "wait",

@@ -184,7 +184,7 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 	}
 	// The engine records both ways and tidies; the script's own segments
 	// go out as written (SendVerbatim), as packetdrill sends them.
-	r.c = tcpconn.New(flow, tcpconn.NewRecorder("", r.m.state))
+	r.c = tcpconn.New(flow, tcpconn.NewRecorder(result.NoState, r.m.state))
 	r.flow, r.iss = flow, uint32(r.c.ISS)
 	res.Local = r.flow.Local
 	err = r.run(ctx)
@@ -364,7 +364,7 @@ type runner struct {
 	matchedAt   int      // nOurs when a ">" line last matched
 	resent      int
 	lastAckSent bool
-	history     []string
+	history     []result.State
 	// passedOver counts the remote's retransmissions and repeats passed
 	// over on a lossy path: after one, the remote's timers run from
 	// segments we did not see, and a line's timing tells nothing.
@@ -468,7 +468,7 @@ func (r *runner) name(ev *Event) string {
 // %expect-state, where the script says the remote has settled.
 func (r *runner) check(c walk.Check) walk.Check {
 	c.At = time.Now()
-	if c.Verdict == walk.Pass && c.Wire == "" {
+	if c.Verdict == walk.Pass && c.Wire == result.NoState {
 		c.Wire = r.m.state
 	}
 	r.res.Checks = append(r.res.Checks, c)
@@ -476,9 +476,9 @@ func (r *runner) check(c walk.Check) walk.Check {
 }
 
 // kernel reads the oracle's state of our connection, or why it could not.
-func (r *runner) kernel() (string, error) {
+func (r *runner) kernel() (result.State, error) {
 	if r.cfg.Oracle == nil || !r.connected {
-		return "", nil
+		return result.NoState, nil
 	}
 	return r.cfg.Oracle.State(r.flow.Remote, r.flow.Local)
 }
@@ -561,7 +561,7 @@ func (r *runner) rel(g *in) *wireSeg {
 // observe moves the model for a received segment and stamps the states.
 func (r *runner) observe(g *in) {
 	r.observeModel(g)
-	r.c.Rec.States("", r.m.state)
+	r.c.Rec.States(result.NoState, r.m.state)
 	r.noteState()
 }
 
@@ -1072,7 +1072,7 @@ func (r *runner) sendSegment(s *Segment, ev *Event) error {
 	}
 	r.keep(&seg, ev.Pos.Line, r.m.state)
 	r.m.weSent(s.Flags, s.Start, s.Ack, s.Len(), s.HasAck)
-	r.c.Rec.States("", r.m.state)
+	r.c.Rec.States(result.NoState, r.m.state)
 	r.noteState()
 	if s.Flags.Has(craft.FlagACK) && s.HasAck {
 		r.lastAck, r.lastAckSent = s.Ack, true
@@ -1226,7 +1226,7 @@ func (r *runner) expectState(ctx context.Context, ev *Event) error {
 		r.prev = from
 	}
 	wire := r.m.state
-	c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.State, Wire: wire}
+	c := walk.Check{Name: r.name(ev), Rule: r.rule(ev), Expected: ev.State.String(), Wire: wire}
 	if r.cfg.Oracle != nil && r.connected {
 		k, kerr, err := r.settle(ctx, ev.State, oracleSettle)
 		if err != nil {
@@ -1250,8 +1250,8 @@ func (r *runner) expectState(ctx context.Context, ev *Event) error {
 				return err
 			}
 		}
-		c.Kernel, c.KernelErr, c.Disagree = k, kerr, wire != "" && (kerr != nil || wire != k)
-		c.Received = "kernel: " + k + ", wire: " + orUnknown(wire)
+		c.Kernel, c.KernelErr, c.Disagree = k, kerr, wire != result.NoState && (kerr != nil || wire != k)
+		c.Received = "kernel: " + k.String() + ", wire: " + orUnknown(wire)
 		switch {
 		case kerr != nil:
 			// Our oracle failed, not the target: nothing is judged.
@@ -1260,7 +1260,7 @@ func (r *runner) expectState(ctx context.Context, ev *Event) error {
 		case k == ev.State && from > 0 && from <= r.matchedAt:
 			// The segment the kernel missed went out before a ">" line
 			// matched: that line's answer came from the state loss left.
-			c = r.lossCheck(ev, ev.State, c.Received, fmt.Sprintf("the remote kernel reached %s only after we sent again segments older than the last expected one, whose answer so came from a state a lost segment left", k))
+			c = r.lossCheck(ev, ev.State.String(), c.Received, fmt.Sprintf("the remote kernel reached %s only after we sent again segments older than the last expected one, whose answer so came from a state a lost segment left", k))
 			c.Kernel, c.Wire = k, wire
 		case k == ev.State:
 			c.Verdict = walk.Pass
@@ -1269,12 +1269,12 @@ func (r *runner) expectState(ctx context.Context, ev *Event) error {
 				c.Reason = fmt.Sprintf("after %d retransmissions of line %d (%s)", tries, r.lastLine(), r.lossNote())
 			}
 		case r.lossy() && r.wasState(k) && k != wire:
-			c = r.lossCheck(ev, ev.State, c.Received, fmt.Sprintf("the remote kernel says %s, a state before our segments, after %d retransmissions of line %d: they may have been lost", k, tries, r.lastLine()))
+			c = r.lossCheck(ev, ev.State.String(), c.Received, fmt.Sprintf("the remote kernel says %s, a state before our segments, after %d retransmissions of line %d: they may have been lost", k, tries, r.lastLine()))
 			c.Kernel, c.Wire = k, wire
 		case r.lossy() && r.laterState(ev, k):
 			// Ahead: the remote app acted on its own time (a timer the
 			// script set) while a lost segment held us back.
-			c = r.lossCheck(ev, ev.State, c.Received, fmt.Sprintf("the remote kernel is already in %s, which a later line expects: a lost segment held the script back while the remote moved on", k))
+			c = r.lossCheck(ev, ev.State.String(), c.Received, fmt.Sprintf("the remote kernel is already in %s, which a later line expects: a lost segment held the script back while the remote moved on", k))
 			c.Kernel, c.Wire = k, wire
 		default:
 			c.Verdict, c.Reason = walk.Fail, fmt.Sprintf("the remote kernel says %s", k)
@@ -1284,14 +1284,14 @@ func (r *runner) expectState(ctx context.Context, ev *Event) error {
 		switch wire {
 		case ev.State:
 			c.Verdict = walk.Pass
-		case "":
+		case result.NoState:
 			// Not judged, and not the end of the script: the rest runs.
 			c.Verdict, c.Reason = walk.Skipped, "not checked: nothing on the wire tells the state yet, and there is no oracle (sock_diag: run against the lab or give --oracle-netns)"
 		default:
 			c.Verdict, c.Reason = walk.Fail, fmt.Sprintf("the segments so far put the remote in %s", wire)
 			if r.lossy() {
 				// The wire model takes what we sent as received.
-				c = r.lossCheck(ev, ev.State, c.Received, c.Reason+", but some of them may have been lost")
+				c = r.lossCheck(ev, ev.State.String(), c.Received, c.Reason+", but some of them may have been lost")
 				c.Wire = wire
 			}
 		}
@@ -1307,7 +1307,7 @@ func (r *runner) expectState(ctx context.Context, ev *Event) error {
 // settle polls the oracle for up to d until it reads want, and returns the
 // last reading: our last segment may still be on its way through the
 // remote's stack. kerr is why the last reading failed (k is then "").
-func (r *runner) settle(ctx context.Context, want string, d time.Duration) (k string, kerr, err error) {
+func (r *runner) settle(ctx context.Context, want result.State, d time.Duration) (k result.State, kerr, err error) {
 	deadline := time.Now().Add(d)
 	k, kerr = r.kernelFor(want)
 	for k != want && time.Now().Before(deadline) {
@@ -1325,26 +1325,26 @@ func (r *runner) settle(ctx context.Context, want string, d time.Duration) (k st
 
 // kernelFor reads the oracle for %expect-state want: LISTEN is not a state
 // of our 4-tuple (it has no socket: CLOSED) but of the port.
-func (r *runner) kernelFor(want string) (string, error) {
+func (r *runner) kernelFor(want result.State) (result.State, error) {
 	k, err := r.kernel()
-	if err != nil || want != "LISTEN" || k != "CLOSED" {
+	if err != nil || want != result.Listen || k != result.Closed {
 		return k, err
 	}
 	ok, err := r.cfg.Oracle.Listening(r.flow.Remote)
 	switch {
 	case err != nil:
-		return "", err
+		return result.NoState, err
 	case ok:
-		return "LISTEN", nil
+		return result.Listen, nil
 	}
 	return k, nil
 }
 
-func orUnknown(s string) string {
-	if s == "" {
+func orUnknown(s result.State) string {
+	if s == result.NoState {
 		return "unknown"
 	}
-	return s
+	return s.String()
 }
 
 // tidy leaves no connection behind on the remote: the engine's tidy (an
@@ -1363,7 +1363,7 @@ func (r *runner) tidy() {
 		c.IRS, c.RcvNxt = tcpconn.Seq(r.irs-r.remoteOff), tcpconn.Seq(r.irs+r.m.remoteNext)
 	}
 	// A connection may remain only where the model says so.
-	c.HaveIRS = c.HaveIRS && (synchronized(st) || st == "SYN_SENT")
+	c.HaveIRS = c.HaveIRS && (synchronized(st) || st == result.SynSent)
 	c.Tidy()
 }
 

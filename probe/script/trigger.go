@@ -10,6 +10,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // A close trigger in band (Config.CloseTrigger): on a host without the
@@ -61,7 +62,7 @@ func (r *runner) triggerable(i int) string {
 		return ReasonTriggerOnly
 	case r.m.ourFIN:
 		return ReasonTriggerAfterFIN
-	case r.m.state != "ESTABLISHED":
+	case r.m.state != result.Established:
 		return ReasonTriggerState
 	case r.m.ourNext != 1 || r.m.remoteNext != 1:
 		return ReasonTriggerData

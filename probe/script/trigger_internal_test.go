@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // TestTriggerShiftMapsNumbers: after a close trigger of N = 39 request
@@ -45,7 +46,7 @@ func TestTriggerShiftMapsNumbers(t *testing.T) {
 // no FIN of ours yet; the others name why not.
 func TestTriggerableLines(t *testing.T) {
 	const head = "--ip_version=ipv4\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 listen(3, 1) = 0\n+0 < S 0:0(0) win 32767 <mss 1460>\n+0 > S. 0:0(0) ack 1 <...>\n"
-	est := model{state: "ESTABLISHED", ourNext: 1, ourSYN: true, remoteNext: 1, remoteSYN: true}
+	est := model{state: result.Established, ourNext: 1, ourSYN: true, remoteNext: 1, remoteSYN: true}
 	for _, c := range []struct {
 		name, body string
 		m          model
@@ -54,9 +55,9 @@ func TestTriggerableLines(t *testing.T) {
 		{"shutdown", "+0 shutdown(4, SHUT_WR) = 0\n+0 > F. 1:1(0) ack 1\n", est, ""},
 		{"close", "+0 close(4) = 0\n+0 > F. 1:1(0) ack 1\n", est, ""},
 		{"after our FIN", "+0 close(4) = 0\n+0 > F. 1:1(0) ack 2\n",
-			model{state: "CLOSE_WAIT", ourNext: 2, ourSYN: true, ourFIN: true, ourFINSeq: 1, remoteNext: 1, remoteSYN: true}, ReasonTriggerAfterFIN},
-		{"in SYN_RCVD", "+0 close(4) = 0\n+0 > F. 1:1(0) ack 1\n", model{state: "SYN_RCVD", ourNext: 1, ourSYN: true, remoteNext: 1, remoteSYN: true}, ReasonTriggerState},
-		{"after data", "+0 close(4) = 0\n+0 > F. 11:11(0) ack 1\n", model{state: "ESTABLISHED", ourNext: 1, ourSYN: true, remoteNext: 11, remoteSYN: true}, ReasonTriggerData},
+			model{state: result.CloseWait, ourNext: 2, ourSYN: true, ourFIN: true, ourFINSeq: 1, remoteNext: 1, remoteSYN: true}, ReasonTriggerAfterFIN},
+		{"in SYN_RCVD", "+0 close(4) = 0\n+0 > F. 1:1(0) ack 1\n", model{state: result.SynRcvd, ourNext: 1, ourSYN: true, remoteNext: 1, remoteSYN: true}, ReasonTriggerState},
+		{"after data", "+0 close(4) = 0\n+0 > F. 11:11(0) ack 1\n", model{state: result.Established, ourNext: 1, ourSYN: true, remoteNext: 11, remoteSYN: true}, ReasonTriggerData},
 		{"write", "+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1\n", est, ReasonTriggerOnly},
 		{"shutdown, then our data", "+0 shutdown(4, SHUT_WR) = 0\n+0 > F. 1:1(0) ack 1\n+0 < P. 1:11(10) ack 2 win 32767\n+0 > . 2:2(0) ack 11\n", est, ReasonTriggerReadsOn},
 	} {
@@ -104,7 +105,7 @@ func TestHeldOpen(t *testing.T) {
 			fin = j
 		}
 	}
-	r := &runner{s: s, m: &model{state: "ESTABLISHED"}}
+	r := &runner{s: s, m: &model{state: result.Established}}
 	if !r.heldOpen(fin) {
 		t.Error("without app control: not held open, want the skip")
 	}
@@ -120,7 +121,7 @@ func TestHeldOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r = &runner{s: s2, m: &model{state: "ESTABLISHED"}}
+	r = &runner{s: s2, m: &model{state: result.Established}}
 	if r.heldOpen(fin) {
 		t.Error("a final close(): held open, want the script to run")
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe/script"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // closeTriggerScript is a packetdrill active close of the remote app
@@ -66,10 +67,10 @@ func TestCloseTriggerOffsetsOnTheWire(t *testing.T) {
 	if r.Verdict != walk.Pass {
 		t.Fatalf("verdict %s (%s), want pass", r.Verdict, r.Reason)
 	}
-	for _, st := range []string{"FIN_WAIT_2", "TIME_WAIT"} {
+	for _, st := range []result.State{result.FinWait2, result.TimeWait} {
 		found := false
 		for _, c := range r.Checks {
-			if c.Expected == st && c.Kernel == st && c.Verdict == walk.Pass {
+			if c.Expected == st.String() && c.Kernel == st && c.Verdict == walk.Pass {
 				found = true
 			}
 		}

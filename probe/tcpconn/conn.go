@@ -8,6 +8,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // TCB is the sequence state of our end of the connection, in RFC 9293
@@ -100,7 +101,7 @@ type sentSeg struct {
 // rec, nil for a fresh one (states CLOSED and LISTEN), records it.
 func New(f *probe.Flow, rec *Recorder) *Conn {
 	if rec == nil {
-		rec = NewRecorder("CLOSED", "LISTEN")
+		rec = NewRecorder(result.Closed, result.Listen)
 	}
 	iss := Seq(probe.RandomUint32())
 	offer := LinuxOffer

@@ -28,8 +28,8 @@ type Recorder struct {
 	mu     sync.Mutex
 	segs   []*Segment
 	conn   *Conn // for ISNs
-	local  string
-	remote string
+	local  result.State
+	remote result.State
 
 	// What the remote has sent so far, to tell old segments from new ones.
 	syns    map[synKey]bool      // its SYNs: a SYN,ACK after a bare SYN of the same ISN is news, not a retransmission
@@ -49,20 +49,20 @@ type seqRange struct{ start, end Seq }
 const DupWindow = 100 * time.Millisecond
 
 // NewRecorder returns a recorder whose segments start with the given states.
-func NewRecorder(localState, remoteState string) *Recorder {
+func NewRecorder(localState, remoteState result.State) *Recorder {
 	return &Recorder{local: localState, remote: remoteState, syns: map[synKey]bool{}, fins: map[Seq]bool{},
 		answers: map[[4]uint32]bool{}, copies: map[string]time.Time{}}
 }
 
 // States sets the states from now on and stamps them on the last segment
-// ("" keeps one).
-func (r *Recorder) States(local, remote string) {
+// (result.NoState keeps one).
+func (r *Recorder) States(local, remote result.State) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if local != "" {
+	if local != result.NoState {
 		r.local = local
 	}
-	if remote != "" {
+	if remote != result.NoState {
 		r.remote = remote
 	}
 	if n := len(r.segs); n > 0 {

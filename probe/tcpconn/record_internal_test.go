@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // receive hands the recorder one remote segment as the wire would carry it.
@@ -31,7 +32,7 @@ func receive(t *testing.T, r *Recorder, s craft.Segment) *Segment {
 // segment without ACK gets no rel_ack: its acknowledgment field means
 // nothing (RFC 9293 §3.1).
 func TestRecorderSimultaneousOpen(t *testing.T) {
-	r := NewRecorder("SYN_SENT", "SYN_SENT")
+	r := NewRecorder(result.SynSent, result.SynSent)
 	r.conn = &Conn{TCB: TCB{ISS: 1000, IRS: 5000, HaveIRS: true}}
 	const irs = 5000
 	syn := receive(t, r, craft.Segment{Seq: irs, Ack: 4242, Flags: craft.FlagSYN})

@@ -9,6 +9,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // Timing of our side. Replies to our segments come at once on a healthy path;
@@ -91,7 +92,7 @@ type Want struct {
 	// remote in OrWire: e.g. the ACK of our FIN carried by the remote's own
 	// FIN, when its app closes at once (CLOSE_WAIT lasts no time).
 	Or     *Want
-	OrWire string
+	OrWire result.State
 	// OrNote says what the Or answer means, for the report.
 	OrNote string
 }

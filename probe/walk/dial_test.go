@@ -12,6 +12,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 func TestParseDialTrigger(t *testing.T) {
@@ -68,7 +69,7 @@ func synSentOK(t *testing.T, r walk.Result) {
 		t.Fatalf("syn-sent: %s (%s)", r.Verdict, r.Reason)
 	}
 	for _, c := range r.Checks {
-		if c.Wire == "SYN_SENT" && c.Kernel != "SYN_SENT" {
+		if c.Wire == result.SynSent && c.Kernel != result.SynSent {
 			t.Errorf("%s: wire SYN_SENT, kernel %s", c.Name, c.Kernel)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/tcpwalk/tcpwalk/craft"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // ackAheadProbe is how far above the remote's SND.NXT the ACK that tells
@@ -56,7 +57,7 @@ func (w *Session) confirmEstablished(ctx context.Context) error {
 	if !errors.Is(err, errNoReply) || other != nil {
 		// A wrong answer, an ICMP error, our ACK lost every time, or an
 		// error of ours: judged as any step.
-		w.Check(w.judgeExchange(Check{Name: name, Rule: ruleSynRcvdAck, Probe: probeDesc, Expected: want.String()}, other, err), "")
+		w.Check(w.judgeExchange(Check{Name: name, Rule: ruleSynRcvdAck, Probe: probeDesc, Expected: want.String()}, other, err), result.NoState)
 		return errStop
 	}
 	// No answer at all: no reset from SYN-RECEIVED. KA1 shows the
@@ -66,7 +67,7 @@ func (w *Session) confirmEstablished(ctx context.Context) error {
 		return w.passEstablished(name, probeDesc+", then KA1", want, r,
 			fmt.Sprintf("no answer to %d ACKs above SND.NXT, each after our final ACK: not SYN-RECEIVED, which MUST reset them (RFC 9293 §3.10.7.4, fifth); ESTABLISHED should acknowledge them", c.tm.Tries))
 	}
-	w.Check(w.judgeExchange(Check{Name: name, Rule: ruleSynRcvdAck, Probe: probeDesc + ", then KA1", Expected: want.String()}, other, err), "")
+	w.Check(w.judgeExchange(Check{Name: name, Rule: ruleSynRcvdAck, Probe: probeDesc + ", then KA1", Expected: want.String()}, other, err), result.NoState)
 	return errStop
 }
 
@@ -77,7 +78,7 @@ func (w *Session) confirmEstablished(ctx context.Context) error {
 // connection's app can send.
 func established(c *Conn) Want {
 	return Want{Flags: craft.FlagACK, AnySeq: true, Ack: c.SndNxt,
-		Or: &Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: c.SndNxt}, OrWire: "FIN_WAIT_1",
+		Or: &Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: c.SndNxt}, OrWire: result.FinWait1,
 		OrNote: "the remote's app closed at once: its FIN shows the connection was ESTABLISHED"}
 }
 
@@ -88,7 +89,7 @@ func withRetry(w Want, retry Want) Want {
 
 // passEstablished records the passing check; note, when set, is its reason.
 func (w *Session) passEstablished(name, probeDesc string, want Want, r *Reply, note string) error {
-	wire := "ESTABLISHED"
+	wire := result.Established
 	chk := Check{Name: name, Rule: ruleSynRcvdAck, Probe: probeDesc, Expected: want.String(), Received: describe(r.Seg), Verdict: Pass, Reason: note}
 	if !want.Match(r.Seg, r.Flags) {
 		wire, chk.Reason = want.OrWire, want.OrNote

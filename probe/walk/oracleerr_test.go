@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // brokenOracle fails every read, as sock_diag does without CAP_NET_ADMIN
@@ -18,11 +19,13 @@ type brokenOracle struct{}
 
 var errBroken = errors.New("sockdiag: dump TCP sockets: operation not permitted")
 
-func (brokenOracle) State(remote, local netip.AddrPort) (string, error) { return "", errBroken }
-func (brokenOracle) Listening(remote netip.AddrPort) (bool, error)      { return false, errBroken }
+func (brokenOracle) State(remote, local netip.AddrPort) (result.State, error) {
+	return result.NoState, errBroken
+}
+func (brokenOracle) Listening(remote netip.AddrPort) (bool, error) { return false, errBroken }
 
 // TestOracleErrorKeptAsError: a kernel read that fails is kept as the error
-// itself (Kernel stays "", no state is made of it), counts as a
+// itself (Kernel stays NoState, no state is made of it), counts as a
 // disagreement, and is written in JSON as kernel_state "error: ...".
 func TestOracleErrorKeptAsError(t *testing.T) {
 	cfg, _ := labWalk(t)
@@ -36,11 +39,11 @@ func TestOracleErrorKeptAsError(t *testing.T) {
 	r := res[0]
 	n := 0
 	for _, c := range r.Checks {
-		if c.Wire == "" {
+		if c.Wire == result.NoState {
 			continue
 		}
 		n++
-		if !errors.Is(c.KernelErr, errBroken) || c.Kernel != "" || !c.Disagree {
+		if !errors.Is(c.KernelErr, errBroken) || c.Kernel != result.NoState || !c.Disagree {
 			t.Errorf("%s: KernelErr=%v Kernel=%q Disagree=%v, want the oracle's error, no state, a disagreement", c.Name, c.KernelErr, c.Kernel, c.Disagree)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // Segment is one recorded segment: the engine's record (see
@@ -24,11 +25,11 @@ const (
 // the steps use.
 type recorder struct{ *tcpconn.Recorder }
 
-func newRecorder(localState, remoteState string) recorder {
+func newRecorder(localState, remoteState result.State) recorder {
 	return recorder{tcpconn.NewRecorder(localState, remoteState)}
 }
 
-func (r recorder) states(local, remote string)        { r.States(local, remote) }
+func (r recorder) states(local, remote result.State)  { r.States(local, remote) }
 func (r recorder) forget(seg *Segment, _ craft.Flags) { r.Forget(seg) }
 func (r recorder) lastIn() time.Time                  { return r.LastIn() }
 func (r recorder) last() *Segment                     { return r.Last() }

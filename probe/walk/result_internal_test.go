@@ -12,37 +12,37 @@ import (
 // TestMarkKernelAhead: a kernel read that is already in the state the wire
 // shows next is not a disagreement; any other difference stays one.
 func TestMarkKernelAhead(t *testing.T) {
-	pass := func(wire, kernel string) Check {
-		return Check{Verdict: Pass, Wire: wire, Kernel: kernel, Disagree: kernel != "" && kernel != wire}
+	pass := func(wire, kernel result.State) Check {
+		return Check{Verdict: Pass, Wire: wire, Kernel: kernel, Disagree: kernel != result.NoState && kernel != wire}
 	}
 	tests := []struct {
 		name      string
 		checks    []Check
 		disagree  []bool
 		ahead     []bool
-		coverage  map[string]bool // state → kernel agrees
+		coverage  map[result.State]bool // state → kernel agrees
 		disagrees int
 	}{
 		{"app closed at once: CLOSE_WAIT read as LAST_ACK",
-			[]Check{pass("ESTABLISHED", "ESTABLISHED"), pass("CLOSE_WAIT", "LAST_ACK"), pass("LAST_ACK", "LAST_ACK")},
+			[]Check{pass(result.Established, result.Established), pass(result.CloseWait, result.LastAck), pass(result.LastAck, result.LastAck)},
 			[]bool{false, false, false}, []bool{false, true, false},
-			map[string]bool{"CLOSE_WAIT": false, "LAST_ACK": true}, 0},
+			map[result.State]bool{result.CloseWait: false, result.LastAck: true}, 0},
 		{"kernel in a state the wire never shows next",
-			[]Check{pass("CLOSE_WAIT", "CLOSING"), pass("LAST_ACK", "CLOSING")},
+			[]Check{pass(result.CloseWait, result.Closing), pass(result.LastAck, result.Closing)},
 			[]bool{true, true}, []bool{false, false},
-			map[string]bool{"CLOSE_WAIT": false, "LAST_ACK": false}, 2},
+			map[result.State]bool{result.CloseWait: false, result.LastAck: false}, 2},
 		{"a state further on than the next does not count",
-			[]Check{pass("ESTABLISHED", "CLOSED"), pass("CLOSE_WAIT", "CLOSE_WAIT"), pass("CLOSED", "CLOSED")},
+			[]Check{pass(result.Established, result.Closed), pass(result.CloseWait, result.CloseWait), pass(result.Closed, result.Closed)},
 			[]bool{true, false, false}, []bool{false, false, false},
-			map[string]bool{"ESTABLISHED": false, "CLOSED": true}, 1},
+			map[result.State]bool{result.Established: false, result.Closed: true}, 1},
 		{"a failed later check shows no state",
-			[]Check{pass("CLOSE_WAIT", "LAST_ACK"), {Verdict: Fail, Wire: "LAST_ACK"}},
+			[]Check{pass(result.CloseWait, result.LastAck), {Verdict: Fail, Wire: result.LastAck}},
 			[]bool{true, false}, []bool{false, false},
-			map[string]bool{"CLOSE_WAIT": false}, 1},
+			map[result.State]bool{result.CloseWait: false}, 1},
 		{"the last check has nothing after it",
-			[]Check{pass("ESTABLISHED", "ESTABLISHED"), pass("LAST_ACK", "CLOSED")},
+			[]Check{pass(result.Established, result.Established), pass(result.LastAck, result.Closed)},
 			[]bool{false, true}, []bool{false, false},
-			map[string]bool{"LAST_ACK": false}, 1},
+			map[result.State]bool{result.LastAck: false}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

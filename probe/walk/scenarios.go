@@ -9,6 +9,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // The RFC sections every expectation comes from (RFC 9293 unless named).
@@ -41,16 +42,16 @@ func (w *Session) Open(ctx context.Context) error {
 	c := w.conn
 	// The kernel's view of LISTEN is read before the SYN changes anything;
 	// the wire's comes from the reply to the SYN.
-	kernelListen, listenErr := "", error(nil)
+	kernelListen, listenErr := result.NoState, error(nil)
 	if w.cfg.Oracle != nil {
 		ok, err := w.cfg.Oracle.Listening(w.remote)
 		switch {
 		case err != nil:
 			listenErr = err
 		case ok:
-			kernelListen = "LISTEN"
+			kernelListen = result.Listen
 		default:
-			kernelListen = "CLOSED"
+			kernelListen = result.Closed
 		}
 	}
 	at := len(w.res.Checks)
@@ -60,20 +61,20 @@ func (w *Session) Open(ctx context.Context) error {
 	syn := w.res.Checks[len(w.res.Checks)-1]
 	switch {
 	case err == nil:
-		listen.Verdict, listen.Received, listen.Wire = Pass, syn.Received, "LISTEN"
+		listen.Verdict, listen.Received, listen.Wire = Pass, syn.Received, result.Listen
 	case syn.Verdict == Fail:
-		listen.Verdict, listen.Received, listen.Wire = Fail, syn.Received, "CLOSED"
+		listen.Verdict, listen.Received, listen.Wire = Fail, syn.Received, result.Closed
 		listen.Reason = "no listener answered the SYN"
 	default:
 		listen.Verdict, listen.Received, listen.Reason = syn.Verdict, syn.Received, syn.Reason
 	}
-	listen.Disagree = listen.Wire != "" && (listen.KernelErr != nil || listen.Kernel != "" && listen.Kernel != listen.Wire)
+	listen.Disagree = listen.Wire != result.NoState && (listen.KernelErr != nil || listen.Kernel != result.NoState && listen.Kernel != listen.Wire)
 	w.res.Checks = append(w.res.Checks[:at], append([]Check{listen}, w.res.Checks[at:]...)...)
 	if err != nil {
 		return err
 	}
 	c.RcvNxt = r.Seg.Seq + 1
-	w.rec.states("SYN_SENT", "SYN_RCVD")
+	w.rec.states(result.SynSent, result.SynRcvd)
 	if err := c.SendNext(craft.FlagACK, nil, ""); err != nil {
 		return err
 	}
@@ -81,7 +82,7 @@ func (w *Session) Open(ctx context.Context) error {
 		w.afterFinalACK = nil
 		f()
 	}
-	w.rec.states("ESTABLISHED", "")
+	w.rec.states(result.Established, result.NoState)
 	return w.confirmEstablished(ctx)
 }
 
@@ -108,7 +109,7 @@ var staleAnswerOrSYNACK = Want{Flags: craft.FlagACK, AnySeq: true, AnyAck: true,
 func (w *Session) ExpectSYNACK(ctx context.Context, st Step, send func() error) (*Reply, error) {
 	stale := staleAnswerOrSYNACK
 	try := 0
-	st.Wire = "SYN_RCVD"
+	st.Wire = result.SynRcvd
 	return w.ExpectStep(ctx, st,
 		func(retry bool) error {
 			if retry {
@@ -144,12 +145,12 @@ func (w *Session) resetStale() error {
 
 func closedPort(ctx context.Context, w *Session) error {
 	c := w.conn
-	w.rec.states("CLOSED", "CLOSED")
+	w.rec.states(result.Closed, result.Closed)
 	x := c.ISS
 	// A SYN,ACK is no wrong CLOSED: the port is open. It is reset, and
 	// nothing is judged (Beyond ends the step inconclusive).
 	open := Want{Flags: craft.FlagSYN | craft.FlagACK, AnySeq: true, Ack: x + 1}
-	if _, err := w.ExpectStep(ctx, Step{Name: "CLOSED: SYN → RST,ACK", Rule: ruleClosed, Probe: "SYN x", Wire: "CLOSED"},
+	if _, err := w.ExpectStep(ctx, Step{Name: "CLOSED: SYN → RST,ACK", Rule: ruleClosed, Probe: "SYN x", Wire: result.Closed},
 		func(bool) error { return c.SendRaw(craft.FlagSYN, x, 0, nil, "") },
 		Want{Flags: craft.FlagRST | craft.FlagACK, Seq: 0, Ack: x + 1, Beyond: &open}); err != nil {
 		if last, seg := &w.res.Checks[len(w.res.Checks)-1], w.rec.last(); last.Verdict == Inconclusive && seg != nil && seg.Dir == In && seg.Flags == craft.FlagSYN|craft.FlagACK && seg.Ack == x+1 {
@@ -163,7 +164,7 @@ func closedPort(ctx context.Context, w *Session) error {
 	if err := c.spaceProbe(ctx); err != nil {
 		return err
 	}
-	_, err := w.ExpectStep(ctx, Step{Name: "CLOSED: ACK → RST", Rule: ruleClosedProbe, Probe: "ACK y", Wire: "CLOSED"},
+	_, err := w.ExpectStep(ctx, Step{Name: "CLOSED: ACK → RST", Rule: ruleClosedProbe, Probe: "ACK y", Wire: result.Closed},
 		func(bool) error { return c.SendRaw(craft.FlagACK, x+1, y, nil, "") },
 		Want{Flags: craft.FlagRST, Seq: y})
 	return err
@@ -182,15 +183,15 @@ func synRcvd(ctx context.Context, w *Session) error {
 	}
 	remoteISS := r.Seg.Seq
 	c.RcvNxt = remoteISS + 1
-	w.rec.states("SYN_SENT", "SYN_RCVD")
+	w.rec.states(result.SynSent, result.SynRcvd)
 	// Withhold the final ACK: the remote retransmits its SYN-ACK with the
 	// same ISS (Linux: after 1 s, then 3, 7, 15, 31 s).
-	if _, err := w.ExpectRemote(ctx, Step{Name: "SYN_RCVD: SYN,ACK retransmitted with the same ISS", Rule: ruleRetransmit, Wire: "SYN_RCVD"},
+	if _, err := w.ExpectRemote(ctx, Step{Name: "SYN_RCVD: SYN,ACK retransmitted with the same ISS", Rule: ruleRetransmit, Wire: result.SynRcvd},
 		Want{Flags: craft.FlagSYN | craft.FlagACK, Seq: remoteISS, Ack: iss + 1}, w.cfg.Timing.RemoteRetransmit); err != nil {
 		return err
 	}
 	bad := remoteISS + 5
-	_, err = w.ExpectStep(ctx, Step{Name: "SYN_RCVD: bad ACK → RST, state kept", Rule: ruleSynRcvdBad, Probe: "ACK ISS+5", Wire: "SYN_RCVD"},
+	_, err = w.ExpectStep(ctx, Step{Name: "SYN_RCVD: bad ACK → RST, state kept", Rule: ruleSynRcvdBad, Probe: "ACK ISS+5", Wire: result.SynRcvd},
 		func(bool) error { return c.SendRaw(craft.FlagACK, iss+1, bad, nil, "bad ACK") },
 		Want{Flags: craft.FlagRST, Seq: bad})
 	return err
@@ -224,11 +225,11 @@ func passiveClose(ctx context.Context, w *Session) error {
 		finFlags |= craft.FlagPSH
 		note = "trigger (" + w.cfg.Trigger.Name() + ") with FIN"
 	}
-	if _, err := w.ExpectStep(ctx, Step{Name: "ESTABLISHED → CLOSE_WAIT", Rule: ruleFinRcvd, Probe: "FIN", Wire: "CLOSE_WAIT"},
+	if _, err := w.ExpectStep(ctx, Step{Name: "ESTABLISHED → CLOSE_WAIT", Rule: ruleFinRcvd, Probe: "FIN", Wire: result.CloseWait},
 		func(retry bool) error {
 			if !retry {
 				err := c.SendNext(finFlags, w.plan.Payload, note)
-				w.rec.states("FIN_WAIT_1", "")
+				w.rec.states(result.FinWait1, result.NoState)
 				return err
 			}
 			return c.Retransmit(finFlags, trigSeq, c.RcvNxt, w.plan.Payload)
@@ -240,14 +241,14 @@ func passiveClose(ctx context.Context, w *Session) error {
 		// way the remote took our FIN (CLOSE_WAIT) and closed (LAST_ACK).
 		Want{Flags: craft.FlagACK, AnySeq: true, Ack: finSeq + 1,
 			Retry: &Want{Flags: craft.FlagACK, AnySeq: true, Ack: finSeq},
-			Or:    &Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: finSeq + 1}, OrWire: "LAST_ACK",
+			Or:    &Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: finSeq + 1}, OrWire: result.LastAck,
 			OrNote: "our FIN was acknowledged in the remote's own FIN: CLOSE_WAIT lasted no time (its app closed on EOF)"}); err != nil {
 		return err
 	}
-	w.rec.states("FIN_WAIT_2", "")
+	w.rec.states(result.FinWait2, result.NoState)
 	// The remote app closes: its FIN comes, its ACK covering ours.
 	if !c.RemoteFINSeen {
-		if _, err := w.ExpectRemote(ctx, Step{Name: "CLOSE_WAIT → LAST_ACK", Rule: ruleCloseCall, Wire: "LAST_ACK"},
+		if _, err := w.ExpectRemote(ctx, Step{Name: "CLOSE_WAIT → LAST_ACK", Rule: ruleCloseCall, Wire: result.LastAck},
 			Want{Flags: craft.FlagFIN | craft.FlagACK, AnySeq: true, Ack: finSeq + 1}, w.plan.Wait); err != nil {
 			return err
 		}
@@ -257,15 +258,15 @@ func passiveClose(ctx context.Context, w *Session) error {
 		w.Check(Check{Name: "CLOSE_WAIT → LAST_ACK", Rule: ruleCloseCall,
 			Expected: fmt.Sprintf("<FIN> after our FIN, <ACK=%d>", finSeq+1),
 			Received: fmt.Sprintf("<FIN> with <ACK=%d>", c.RemoteFINAck), Verdict: Inconclusive,
-			Reason: "the remote app closed before our FIN reached it: a simultaneous close (CLOSING), not a passive close; use a trigger after which the app waits for our FIN (--close-trigger lab in the lab)"}, "CLOSING")
+			Reason: "the remote app closed before our FIN reached it: a simultaneous close (CLOSING), not a passive close; use a trigger after which the app waits for our FIN (--close-trigger lab in the lab)"}, result.Closing)
 		return errStop
 	} else {
 		w.Check(Check{Name: "CLOSE_WAIT → LAST_ACK", Rule: ruleCloseCall, Expected: "<FIN> after our FIN",
-			Received: "FIN", Verdict: Pass}, "LAST_ACK")
+			Received: "FIN", Verdict: Pass}, result.LastAck)
 	}
 	f := c.RemoteFIN
 	// Withhold our ACK of F: KA1 shows LAST_ACK, <SEQ=F+1><ACK=x+1>.
-	if _, err := w.ExpectStep(ctx, Step{Name: "LAST_ACK: FIN sent, ours acknowledged", Rule: ruleKeepAlive, Probe: "KA1", Wire: "LAST_ACK"},
+	if _, err := w.ExpectStep(ctx, Step{Name: "LAST_ACK: FIN sent, ours acknowledged", Rule: ruleKeepAlive, Probe: "KA1", Wire: result.LastAck},
 		func(bool) error { return c.KeepAlive() },
 		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: finSeq + 1}); err != nil {
 		return err
@@ -274,7 +275,7 @@ func passiveClose(ctx context.Context, w *Session) error {
 	if err := c.SendRaw(craft.FlagACK, c.SndNxt, c.RcvNxt, nil, "ACK of FIN"); err != nil {
 		return err
 	}
-	w.rec.states("TIME_WAIT", "CLOSED")
+	w.rec.states(result.TimeWait, result.Closed)
 	// Nothing may answer our ACK (a retransmission of its FIN means our
 	// ACK was lost). The silence shows no state by itself: a lost ACK is
 	// silent too. A reset <SEQ=F+1> is what CLOSED answers to a second
@@ -291,7 +292,7 @@ func passiveClose(ctx context.Context, w *Session) error {
 	}
 	// Then any segment draws a RST: CLOSED. LAST_ACK's answer to KA1
 	// instead means our ACK was lost: send it again.
-	_, err := w.ExpectStep(ctx, Step{Name: "CLOSED: ACK → RST", Rule: ruleClosedProbe, Probe: "KA1", Wire: "CLOSED"},
+	_, err := w.ExpectStep(ctx, Step{Name: "CLOSED: ACK → RST", Rule: ruleClosedProbe, Probe: "KA1", Wire: result.Closed},
 		func(retry bool) error {
 			if retry {
 				if err := c.Retransmit(craft.FlagACK, c.SndNxt, c.RcvNxt, nil); err != nil {
@@ -338,14 +339,14 @@ func (w *Session) RemoteCloses(ctx context.Context) error {
 			if err != nil {
 				w.Check(Check{Name: "ESTABLISHED → FIN_WAIT_1", Rule: ruleActiveClose, Expected: "a FIN from the remote",
 					Received: "nothing", Verdict: Inconclusive,
-					Reason: fmt.Sprintf("the remote app did not close within %v (trigger %s)", w.plan.Wait, w.cfg.Trigger.Name())}, "")
+					Reason: fmt.Sprintf("the remote app did not close within %v (trigger %s)", w.plan.Wait, w.cfg.Trigger.Name())}, result.NoState)
 				return errStop
 			}
 		}
 	}
 	w.Check(Check{Name: "ESTABLISHED → FIN_WAIT_1", Rule: ruleActiveClose, Expected: "<CTL=FIN,ACK> from the remote",
-		Received: describe(w.rec.lastFIN()), Verdict: Pass}, "FIN_WAIT_1")
-	w.rec.states("CLOSE_WAIT", "")
+		Received: describe(w.rec.lastFIN()), Verdict: Pass}, result.FinWait1)
+	w.rec.states(result.CloseWait, result.NoState)
 	return nil
 }
 
@@ -359,11 +360,11 @@ func activeClose(ctx context.Context, w *Session) error {
 	}
 	f := c.RemoteFIN
 	// We do not ACK F: it is retransmitted; KA1 shows <SEQ=F+1>.
-	if _, err := w.ExpectRemote(ctx, Step{Name: "FIN_WAIT_1: FIN retransmitted", Rule: ruleRetransmit, Wire: "FIN_WAIT_1"},
+	if _, err := w.ExpectRemote(ctx, Step{Name: "FIN_WAIT_1: FIN retransmitted", Rule: ruleRetransmit, Wire: result.FinWait1},
 		Want{Flags: craft.FlagFIN | craft.FlagACK, Seq: f, AnyAck: true, IgnoreData: true}, w.cfg.Timing.RemoteRetransmit); err != nil {
 		return err
 	}
-	if _, err := w.ExpectStep(ctx, Step{Name: "FIN_WAIT_1: FIN sent, not yet acknowledged", Rule: ruleKeepAlive, Probe: "KA1", Wire: "FIN_WAIT_1"},
+	if _, err := w.ExpectStep(ctx, Step{Name: "FIN_WAIT_1: FIN sent, not yet acknowledged", Rule: ruleKeepAlive, Probe: "KA1", Wire: result.FinWait1},
 		func(bool) error { return c.KeepAlive() },
 		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: c.SndNxt}); err != nil {
 		return err
@@ -373,27 +374,27 @@ func activeClose(ctx context.Context, w *Session) error {
 	if err := c.SendRaw(craft.FlagACK, c.SndNxt, c.RcvNxt, nil, "ACK of FIN"); err != nil {
 		return err
 	}
-	w.rec.states("CLOSE_WAIT", "FIN_WAIT_2")
-	if _, err := w.ExpectStep(ctx, Step{Name: "FIN_WAIT_1 → FIN_WAIT_2", Rule: ruleFinWait1, Probe: "ACK F+1, then KA1", Wire: "FIN_WAIT_2"},
+	w.rec.states(result.CloseWait, result.FinWait2)
+	if _, err := w.ExpectStep(ctx, Step{Name: "FIN_WAIT_1 → FIN_WAIT_2", Rule: ruleFinWait1, Probe: "ACK F+1, then KA1", Wire: result.FinWait2},
 		func(bool) error { return c.KeepAlive() },
 		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: c.SndNxt}); err != nil {
 		return err
 	}
 	// Our FIN: TIME_WAIT.
 	fin := c.SndNxt
-	if _, err := w.ExpectStep(ctx, Step{Name: "FIN_WAIT_2 → TIME_WAIT", Rule: ruleFinWait2, Probe: "FIN", Wire: "TIME_WAIT"},
+	if _, err := w.ExpectStep(ctx, Step{Name: "FIN_WAIT_2 → TIME_WAIT", Rule: ruleFinWait2, Probe: "FIN", Wire: result.TimeWait},
 		func(retry bool) error {
 			if retry {
 				return c.Retransmit(craft.FlagFIN|craft.FlagACK, fin, c.RcvNxt, nil)
 			}
 			err := c.SendNext(craft.FlagFIN|craft.FlagACK, nil, "")
-			w.rec.states("LAST_ACK", "")
+			w.rec.states(result.LastAck, result.NoState)
 			return err
 		},
 		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1}); err != nil {
 		return err
 	}
-	w.rec.states("CLOSED", "TIME_WAIT")
+	w.rec.states(result.Closed, result.TimeWait)
 	return w.timeWaitReACK(ctx, "TIME_WAIT: retransmitted FIN re-acknowledged", ruleTimeWait, f, fin)
 }
 
@@ -406,7 +407,7 @@ func (w *Session) timeWaitReACK(ctx context.Context, name, rule string, f, fin t
 	if err := c.spaceProbe(ctx); err != nil {
 		return err
 	}
-	_, err := w.ExpectStep(ctx, Step{Name: name, Rule: rule, Probe: "our FIN again", Wire: "TIME_WAIT"},
+	_, err := w.ExpectStep(ctx, Step{Name: name, Rule: rule, Probe: "our FIN again", Wire: result.TimeWait},
 		func(bool) error { return c.Retransmit(craft.FlagFIN|craft.FlagACK, fin, f+1, nil) },
 		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1})
 	return err
@@ -424,13 +425,13 @@ func simultaneousClose(ctx context.Context, w *Session) error {
 	// Our FIN acknowledges the data before F, not F: the remote is CLOSING
 	// and acknowledges our FIN <SEQ=F+1><ACK=fin+1>.
 	fin := c.SndNxt
-	if _, err := w.ExpectStep(ctx, Step{Name: "FIN_WAIT_1 → CLOSING", Rule: ruleClosing, Probe: "FIN, ACK F (not F+1)", Wire: "CLOSING"},
+	if _, err := w.ExpectStep(ctx, Step{Name: "FIN_WAIT_1 → CLOSING", Rule: ruleClosing, Probe: "FIN, ACK F (not F+1)", Wire: result.Closing},
 		func(retry bool) error {
 			if retry {
 				return c.Retransmit(craft.FlagFIN|craft.FlagACK, fin, f, nil)
 			}
 			err := c.SendNext(craft.FlagFIN|craft.FlagACK, nil, "")
-			w.rec.states("CLOSING", "")
+			w.rec.states(result.Closing, result.NoState)
 			return err
 		},
 		Want{Flags: craft.FlagACK, Seq: f + 1, Ack: fin + 1}); err != nil {
@@ -441,7 +442,7 @@ func simultaneousClose(ctx context.Context, w *Session) error {
 	if err := c.SendRaw(craft.FlagACK, c.SndNxt, c.RcvNxt, nil, "ACK of FIN"); err != nil {
 		return err
 	}
-	w.rec.states("TIME_WAIT", "TIME_WAIT")
+	w.rec.states(result.TimeWait, result.TimeWait)
 	return w.timeWaitReACK(ctx, "CLOSING → TIME_WAIT", ruleClosingAck, f, fin)
 }
 
@@ -460,7 +461,7 @@ func halfClose(ctx context.Context, w *Session) error {
 	if err := c.SendNext(craft.FlagFIN|craft.FlagPSH|craft.FlagACK, w.plan.Payload, "trigger ("+w.cfg.Trigger.Name()+") with FIN"); err != nil {
 		return err
 	}
-	w.rec.states("FIN_WAIT_1", "")
+	w.rec.states(result.FinWait1, result.NoState)
 	// Only data that acknowledges our FIN (SEG.ACK = our FIN + 1) was sent
 	// after the remote took it.
 	finAck := c.OurFIN + 1
@@ -508,9 +509,9 @@ func halfClose(ctx context.Context, w *Session) error {
 	// With its FIN sent after ours was taken (and not yet acknowledged by
 	// us) the remote is in LAST_ACK. Without its FIN it may be in
 	// CLOSE_WAIT or its FIN may be lost: no state is claimed.
-	wire := ""
+	wire := result.NoState
 	if finAcked {
-		wire = "LAST_ACK"
+		wire = result.LastAck
 	}
 	w.Check(chk, wire)
 	if chk.Verdict != Pass {
@@ -524,7 +525,7 @@ func halfClose(ctx context.Context, w *Session) error {
 	if err := c.SendRaw(craft.FlagACK, c.SndNxt, c.RcvNxt, nil, "ACK of FIN"); err != nil {
 		return err
 	}
-	w.rec.states("TIME_WAIT", "CLOSED")
+	w.rec.states(result.TimeWait, result.Closed)
 	c.HaveIRS = false
 	return nil
 }
@@ -537,7 +538,7 @@ func reset(ctx context.Context, w *Session) error {
 	if err := c.SendRaw(craft.FlagRST, c.SndNxt, 0, nil, "RSTx"); err != nil {
 		return err
 	}
-	w.rec.states("CLOSED", "CLOSED")
+	w.rec.states(result.Closed, result.Closed)
 	// Silence shows no state by itself: a lost RST is silent too.
 	if err := w.ExpectSilence(ctx, Step{Name: "ESTABLISHED → CLOSED on an exact RST", Rule: ruleExactRST}, "no reply to a RST (§3.10.7.4)",
 		w.cfg.Timing.Quiet, func(r *Reply) bool { return !r.Seg.Retransmission }); err != nil {
@@ -545,7 +546,7 @@ func reset(ctx context.Context, w *Session) error {
 	}
 	// ESTABLISHED's answer to KA1 instead of a reset means our RST was
 	// lost (or ignored): send it again.
-	_, err := w.ExpectStep(ctx, Step{Name: "CLOSED: ACK → RST", Rule: ruleClosedProbe, Probe: "KA1", Wire: "CLOSED"},
+	_, err := w.ExpectStep(ctx, Step{Name: "CLOSED: ACK → RST", Rule: ruleClosedProbe, Probe: "KA1", Wire: result.Closed},
 		func(retry bool) error {
 			if retry {
 				if err := c.SendRaw(craft.FlagRST, c.SndNxt, 0, nil, "RSTx again"); err != nil {
@@ -561,11 +562,11 @@ func reset(ctx context.Context, w *Session) error {
 
 func synSent(ctx context.Context, w *Session) error {
 	c := w.conn
-	w.rec.states("LISTEN", "CLOSED")
+	w.rec.states(result.Listen, result.Closed)
 	if err := w.dial.Dial(ctx, w.flow.Local.Port()); err != nil {
 		c := Check{Name: "CLOSED → SYN_SENT", Rule: ruleSynSent, Expected: "a SYN from the remote", Received: "nothing"}
 		c.Verdict, c.Reason = Unfinished(err)
-		w.Check(c, "")
+		w.Check(c, result.NoState)
 		return errStop
 	}
 	// The client's SYN: learn its port and ISS.
@@ -575,7 +576,7 @@ func synSent(ctx context.Context, w *Session) error {
 		r, err := c.next(ctx, deadline)
 		if err != nil {
 			w.Check(Check{Name: "CLOSED → SYN_SENT", Rule: ruleSynSent, Expected: "a SYN from the remote", Received: "nothing",
-				Verdict: Inconclusive, Reason: fmt.Sprintf("no SYN within %v", w.plan.Wait)}, "")
+				Verdict: Inconclusive, Reason: fmt.Sprintf("no SYN within %v", w.plan.Wait)}, result.NoState)
 			return errStop
 		}
 		if r.Flags == craft.FlagSYN {
@@ -590,15 +591,15 @@ func synSent(ctx context.Context, w *Session) error {
 	irs := syn.Seg.Seq
 	c.RcvNxt = irs + 1
 	w.Check(Check{Name: "CLOSED → SYN_SENT", Rule: ruleSynSent, Expected: "<SEQ=ISS><CTL=SYN> from the remote",
-		Received: describe(syn.Seg), Verdict: Pass}, "SYN_SENT")
+		Received: describe(syn.Seg), Verdict: Pass}, result.SynSent)
 	// Stay silent: the SYN comes again with the same ISS (Linux: after 1 s).
-	if _, err := w.ExpectRemote(ctx, Step{Name: "SYN_SENT: SYN retransmitted with the same ISS", Rule: ruleRetransmit, Wire: "SYN_SENT"},
+	if _, err := w.ExpectRemote(ctx, Step{Name: "SYN_SENT: SYN retransmitted with the same ISS", Rule: ruleRetransmit, Wire: result.SynSent},
 		Want{Flags: craft.FlagSYN, Seq: irs}, w.cfg.Timing.RemoteRetransmit); err != nil {
 		return err
 	}
 	// Simultaneous open: our bare SYN draws <SEQ=ISS><ACK=x+1><CTL=SYN,ACK>.
 	iss := c.ISS
-	_, err := w.ExpectStep(ctx, Step{Name: "SYN_SENT → SYN_RCVD (simultaneous open)", Rule: ruleSimOpen, Probe: "SYN x", Wire: "SYN_RCVD"},
+	_, err := w.ExpectStep(ctx, Step{Name: "SYN_SENT → SYN_RCVD (simultaneous open)", Rule: ruleSimOpen, Probe: "SYN x", Wire: result.SynRcvd},
 		func(retry bool) error {
 			if retry {
 				c.SndNxt = iss
@@ -613,7 +614,7 @@ func synSent(ctx context.Context, w *Session) error {
 			Retry:     &Want{Flags: craft.FlagACK, Seq: irs + 1, Ack: iss + 1},
 			RetryWait: w.cfg.Timing.RemoteRetransmit})
 	if err == nil {
-		w.rec.states("SYN_RCVD", "SYN_RCVD")
+		w.rec.states(result.SynRcvd, result.SynRcvd)
 	}
 	return err
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/tcpwalk/tcpwalk/probe/send"
 	"github.com/tcpwalk/tcpwalk/probe/tcpconn"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // TestStaleConnectionIsReset: the target still holds a connection on the
@@ -129,7 +130,7 @@ func makeStale(t *testing.T, l *lab.Lab, remote, local netip.AddrPort) {
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		st, err := oracle.State(remote, local)
-		if err == nil && st == "FIN_WAIT_1" {
+		if err == nil && st == result.FinWait1 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -138,7 +139,7 @@ func makeStale(t *testing.T, l *lab.Lab, remote, local netip.AddrPort) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond) // let a FIN retransmission come too
-	if st, err := oracle.State(remote, local); err != nil || st != "FIN_WAIT_1" {
+	if st, err := oracle.State(remote, local); err != nil || st != result.FinWait1 {
 		t.Fatalf("the target's stale connection went from FIN_WAIT_1 to %q (%v) by itself", st, err)
 	}
 }
@@ -182,7 +183,7 @@ func TestStaleHalfOpenIsReset(t *testing.T) {
 	if acks != 1 {
 		t.Fatalf("the second SYN drew %d ACKs, want the half-open connection's one", acks)
 	}
-	if st, err := (walk.SockDiag{NS: l.Target}).State(remote, local); err != nil || st != "SYN_RCVD" {
+	if st, err := (walk.SockDiag{NS: l.Target}).State(remote, local); err != nil || st != result.SynRcvd {
 		t.Fatalf("the target's connection is %q (%v), want SYN_RCVD", st, err)
 	}
 

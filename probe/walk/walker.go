@@ -11,6 +11,7 @@ import (
 
 	"github.com/tcpwalk/tcpwalk/craft"
 	"github.com/tcpwalk/tcpwalk/probe"
+	"github.com/tcpwalk/tcpwalk/result"
 )
 
 // Config is what every walk needs.
@@ -127,8 +128,8 @@ type Step struct {
 	Rule string
 	// Probe is what we send, in the spec's notation ("" when we only wait).
 	Probe string
-	// Wire is the remote state the wire implies when the step passes ("" for none).
-	Wire string
+	// Wire is the remote state the wire implies when the step passes (NoState for none).
+	Wire result.State
 }
 
 func runOne(ctx context.Context, cfg Config, s Scenario) Result {
@@ -180,7 +181,7 @@ func NewSession(cfg Config, name string, action Action, port uint16) (*Session, 
 
 func newSession(cfg Config, name, summary string, action Action, port uint16) (*Session, *Result) {
 	res := Result{Scenario: name, Summary: summary, Start: time.Now(), Oracle: cfg.Oracle != nil}
-	w := &Session{cfg: cfg, res: &res, rec: newRecorder("CLOSED", "LISTEN")}
+	w := &Session{cfg: cfg, res: &res, rec: newRecorder(result.Closed, result.Listen)}
 	if action == Connect {
 		return w.connectSession()
 	}
@@ -323,9 +324,9 @@ func (w *Session) Local() netip.AddrPort { return w.flow.Local }
 // and oracle reads end.
 func (w *Session) AfterFinalACK(f func()) { w.afterFinalACK = f }
 
-// States sets the states the ladder shows from the last segment on ("" keeps
-// one).
-func (w *Session) States(local, remote string) { w.rec.states(local, remote) }
+// States sets the states the ladder shows from the last segment on
+// (result.NoState keeps one).
+func (w *Session) States(local, remote result.State) { w.rec.states(local, remote) }
 
 // Segments returns what was recorded so far.
 func (w *Session) Segments() []Segment { return w.rec.snapshot() }
@@ -348,24 +349,24 @@ func (w *Session) tidy() {
 	w.conn.Tidy()
 }
 
-// Kernel reads the oracle's state of the connection ("" without an oracle),
+// Kernel reads the oracle's state of the connection (NoState without an oracle),
 // or why it could not.
-func (w *Session) Kernel() (string, error) {
+func (w *Session) Kernel() (result.State, error) {
 	if w.cfg.Oracle == nil {
-		return "", nil
+		return result.NoState, nil
 	}
 	return w.cfg.Oracle.State(w.remote, w.flow.Local)
 }
 
 // Check records a judged check; wire is the remote state it implies when it
 // passed (the oracle is read then).
-func (w *Session) Check(c Check, wire string) Check {
+func (w *Session) Check(c Check, wire result.State) Check {
 	c.At = time.Now()
 	if c.Verdict == Pass {
 		c.Wire = wire
-		w.rec.states("", wire)
+		w.rec.states(result.NoState, wire)
 	}
-	if w.cfg.Oracle != nil && c.Verdict == Pass && wire != "" {
+	if w.cfg.Oracle != nil && c.Verdict == Pass && wire != result.NoState {
 		c.Kernel, c.KernelErr = w.Kernel()
 		c.Disagree = c.KernelErr != nil || c.Kernel != c.Wire
 		if at := w.rec.lastIn(); !at.IsZero() {
