@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -381,5 +382,64 @@ func TestGuardSparesLocalClientRST(t *testing.T) {
 	}
 	if w := warned.containing(fmt.Sprintf("from port %d", clientPort)); len(w) != 0 {
 		t.Errorf("the prober called the local client's RST its own leak: %q", w)
+	}
+}
+
+// TestGuardSharedListenElement: a flow that Connect pinned keeps its guard
+// element (remote address, any port, local port), and a new listening flow
+// on the same local port needs the same element. Closing the first must
+// leave the second covered: the target's SYN to that port then draws the
+// local kernel's RST (no socket, RFC 9293 §3.10.7.1), and the guard must
+// still drop it. Before the prober counted the flows behind an element,
+// the first Close removed it and the RST reached the target.
+func TestGuardSharedListenElement(t *testing.T) {
+	t.Parallel()
+	l := labtest.New(t)
+	capt := captureRSTs(t, l, l.ProberAddr)
+	p, warned := openProber(t, l, false)
+	a, err := p.Listen(0)
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	t.Cleanup(a.Close)
+	if err := a.Connect(40000); err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	b, err := p.Listen(a.Local.Port())
+	if err != nil {
+		t.Fatalf("Listen(%d) beside a pinned flow: %v", a.Local.Port(), err)
+	}
+	t.Cleanup(b.Close)
+	a.Close()
+
+	// The target dials the shared port: a SYN the local kernel resets.
+	var fd int
+	err = l.Target.Do(func() error {
+		s, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		fd = s
+		err = unix.Connect(s, &unix.SockaddrInet4{Port: int(b.Local.Port()), Addr: l.ProberAddr.As4()})
+		if errors.Is(err, unix.EINPROGRESS) {
+			return nil
+		}
+		return err
+	})
+	if fd > 0 {
+		defer unix.Close(fd)
+	}
+	if err != nil {
+		t.Fatalf("the target's connect to %s: %v", b.Local, err)
+	}
+	got, _ := expect(t, b, 2*time.Second)
+	if got.Flags != craft.FlagSYN {
+		t.Fatalf("the listening flow got %s, want the target's SYN", got.Flags)
+	}
+	if sport, seq, ok := capt.next(t, time.Now().Add(1500*time.Millisecond)); ok {
+		t.Errorf("a RST from port %d seq %d reached the target: closing the pinned flow uncovered the listening one", sport, seq)
+	}
+	if w := warned.containing("local kernel sent a RST"); len(w) != 0 {
+		t.Errorf("the prober's watch saw a local RST escape the guard: %q", w)
 	}
 }

@@ -43,6 +43,14 @@ type Prober struct {
 	portMu sync.Mutex
 	ports  map[uint16]*reservation // local ports held, see reservePort
 
+	// coverMu orders the guard's set changes, and covered counts the
+	// flows behind each element the guard holds (see cover): a flow that
+	// Connect pinned keeps its listening element (remote address, port 0,
+	// local port), which a new listening flow on that port shares, and the
+	// first of them to go must not uncover the other.
+	coverMu sync.Mutex
+	covered map[flowKey]int
+
 	pool sync.Pool
 	wg   sync.WaitGroup
 	done chan struct{}
@@ -454,12 +462,43 @@ func (p *Prober) cover(f *Flow) (*Flow, error) {
 	if p.guard == nil {
 		return f, nil
 	}
-	if err := p.guard.Add(f.Remote, f.Local.Port()); err != nil {
+	k := flowKey{f.Remote, f.Local.Port()}
+	p.coverMu.Lock()
+	err := error(nil)
+	if p.covered[k] == 0 {
+		err = p.guard.Add(f.Remote, f.Local.Port())
+	}
+	if err == nil {
+		if p.covered == nil {
+			p.covered = make(map[flowKey]int)
+		}
+		p.covered[k]++
+		f.guarded = f.Remote
+	}
+	p.coverMu.Unlock()
+	if err != nil {
 		p.removeFlow(f)
 		return nil, envf(err)
 	}
-	f.guarded = f.Remote
 	return f, nil
+}
+
+// uncover drops f's use of its guard element, and the element itself
+// with the last flow that uses it.
+func (p *Prober) uncover(f *Flow) {
+	if !f.guarded.IsValid() {
+		return
+	}
+	k := flowKey{f.guarded, f.Local.Port()}
+	p.coverMu.Lock()
+	defer p.coverMu.Unlock()
+	f.guarded = netip.AddrPort{}
+	if p.covered[k]--; p.covered[k] > 0 {
+		return
+	}
+	delete(p.covered, k)
+	// Best effort: the table goes with the prober anyway.
+	p.guard.Remove(k.remote, k.localPort)
 }
 
 // busy reports whether a flow to remote from localPort is open.
@@ -585,11 +624,7 @@ func (p *Prober) removeFlow(f *Flow) {
 	}
 	p.mu.Unlock()
 	if mine {
-		if f.guarded.IsValid() {
-			// Best effort: the table goes with the prober anyway.
-			p.guard.Remove(f.guarded, f.Local.Port())
-			f.guarded = netip.AddrPort{}
-		}
+		p.uncover(f)
 		p.releasePort(f.Local.Port())
 	}
 }
