@@ -5,8 +5,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -15,12 +13,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/tcpwalk/tcpwalk/probe/lab"
-	"github.com/tcpwalk/tcpwalk/probe/netns"
-	"github.com/tcpwalk/tcpwalk/probe/privs"
-	"github.com/tcpwalk/tcpwalk/probe/sockdiag"
 )
 
 func labCommand() *cli.Command {
@@ -94,7 +88,6 @@ func labUp(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	w := c.App.Writer
 	// Every option is checked first, also when the lab is up already.
 	stack, err := parseStack(c)
 	if err != nil {
@@ -120,90 +113,23 @@ func labUp(c *cli.Context) error {
 	if l, err := lab.Open(prefix); err == nil {
 		defer l.Release()
 		if c.IsSet("stack") && l.Stack != stack {
-			return usageErr("lab %s is already up with stack %s, not %s: run `tcpwalk lab down%s` first", prefix, l.Stack, stack, prefixFlag(prefix))
+			return usageErr("lab %s is already up with stack %s, not %s: run `%s` first", prefix, l.Stack, stack, lab.DownCommand(prefix))
 		}
 		return labReconfigure(c, l, loss, dup)
 	}
-	var l *lab.Lab
-	if c.IsSet("firewall") {
-		var r *lab.Routed
-		if r, err = lab.CreateRouted(&lab.RoutedConfig{Prefix: prefix, Firewall: fw}); err == nil {
-			l = r.Lab
-			for _, rt := range r.Routers {
-				rt.NS.Close()
-			}
-		}
-	} else {
-		l, err = lab.Create(&lab.Config{Prefix: prefix, Stack: stack})
+	cfg := lab.UpConfig{Prefix: prefix, Stack: stack, Routed: c.IsSet("firewall"), Firewall: fw, Loss: loss, Dup: dup,
+		ServeArgs: []string{"lab", "serve", "--prefix", prefix}}
+	l, err := lab.Up(c.Context, cfg)
+	if errors.Is(err, lab.ErrUpInterrupted) {
+		// run() exits with 130 or 143.
+		return &exitError{code: exitInterrupt, err: fmt.Errorf("lab up: %w", err)}
 	}
 	if err != nil {
-		return &exitError{code: exitEnv, err: fmt.Errorf("lab up: %w (needs root: CAP_SYS_ADMIN and CAP_NET_ADMIN; leftovers: tcpwalk lab down%s)", err, prefixFlag(prefix))}
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			lab.StopServerProcess(prefix)
-			l.Close()
-		}
-	}()
-	if err := l.Impair(loss, dup); err != nil {
 		return &exitError{code: exitEnv, err: fmt.Errorf("lab up: %w", err)}
 	}
-	ready, err := lab.StartServerProcess(prefix, "lab", "serve", "--prefix", prefix)
-	if err != nil {
-		return &exitError{code: exitEnv, err: fmt.Errorf("lab up: start servers: %w", err)}
-	}
-	if err := lab.WaitReady(ready, 5*time.Second); err != nil {
-		return &exitError{code: exitEnv, err: fmt.Errorf("lab up: servers did not start: %w (see %s)", err, lab.LogFile(prefix))}
-	}
-	if l.Stack.HasOracle() {
-		if err := lab.WaitListening(l.Target, lab.PortHold, 5*time.Second); err != nil {
-			return &exitError{code: exitEnv, err: fmt.Errorf("lab up: servers did not start: %w (see %s)", err, lab.LogFile(prefix))}
-		}
-	}
-	if c.Context.Err() != nil {
-		// SIGINT or SIGTERM while the lab was being made: no half-made
-		// lab, and no lab the user asked to stop. The deferred Close
-		// removes it; run() exits with 130 or 143.
-		return &exitError{code: exitInterrupt, err: fmt.Errorf("lab up: interrupted: lab %s removed again", prefix)}
-	}
-	ok = true
-	pid, _ := lab.ServerPID(prefix)
-	l.Release()
-	fmt.Fprintf(w, "lab %s is up: %s (%s) <-> %s (%s), servers pid %d, stack %s\n", prefix,
-		l.Prober.Name, labAddrs(l.ProberAddr, l.ProberAddr6), l.Target.Name, labAddrs(l.TargetAddr, l.TargetAddr6), pid, l.Stack.Description())
-	// Without --netns, only the default lab's namespace is found by itself.
-	via := ""
-	if prefix != lab.DefaultPrefix {
-		via = "--netns " + l.Prober.Name + " "
-	}
-	if c.IsSet("firewall") {
-		fmt.Fprintf(w, "router %s (%s | %s) forwards between them, firewall %s (see: tcpwalk lab status%s)\n",
-			lab.RouterNames(prefix)[0], labAddrs(lab.RouterProberSide.Addr(), lab.RouterProberSide6.Addr()),
-			labAddrs(lab.RouterTargetSide.Addr(), lab.RouterTargetSide6.Addr()), c.String("firewall"), prefixFlag(prefix))
-		fmt.Fprintf(w, "try:  tcpwalk %sfirewall %s:%d\n", via, l.TargetAddr, lab.PortHold)
-		if l.TargetAddr6.IsValid() {
-			fmt.Fprintf(w, "      tcpwalk %sfirewall %s:%d %s\n", via, l.TargetAddr, lab.PortHold, netip.AddrPortFrom(l.TargetAddr6, lab.PortHold))
-		}
-	}
-	if loss > 0 || dup > 0 {
-		fmt.Fprintf(w, "path: %d%% loss, %d%% duplication of TCP segments each way (nftables table %s)\n", loss, dup, lab.ImpairTable(prefix))
-	}
-	fmt.Fprintf(w, "try:  tcpwalk %swalk all %s:%d\n      tcpwalk %ssend --flags S %s:%d\n", via, l.TargetAddr, lab.PortHold, via, l.TargetAddr, lab.PortHold)
-	if l.TargetAddr6.IsValid() {
-		fmt.Fprintf(w, "      tcpwalk %swalk all %s\n", via, netip.AddrPortFrom(l.TargetAddr6, lab.PortHold))
-		fmt.Fprintf(w, "      tcpwalk %ssend --flags S %s\n", via, netip.AddrPortFrom(l.TargetAddr6, lab.PortHold))
-	}
-	fmt.Fprintf(w, "      tcpwalk lab down%s\n", prefixFlag(prefix))
+	defer l.Release()
+	l.WriteUp(c.App.Writer, cfg)
 	return nil
-}
-
-// prefixFlag is " --prefix P" for a lab other than the default, else "".
-func prefixFlag(prefix string) string {
-	if prefix == lab.DefaultPrefix {
-		return ""
-	}
-	return " --prefix " + prefix
 }
 
 // labReconfigure is `lab up` on a lab that is up: --loss and --dup change
@@ -213,10 +139,10 @@ func labReconfigure(c *cli.Context, l *lab.Lab, loss, dup int) error {
 	prefix, w := l.Prefix, c.App.Writer
 	pid, alive := lab.ServerPID(prefix)
 	if !alive {
-		return &exitError{code: exitEnv, err: fmt.Errorf("lab %s exists but its servers are not running: run `tcpwalk lab down%s` first", prefix, prefixFlag(prefix))}
+		return &exitError{code: exitEnv, err: fmt.Errorf("lab %s exists but its servers are not running: run `tcpwalk lab down%s` first", prefix, lab.PrefixArg(prefix))}
 	}
 	if c.IsSet("firewall") {
-		return usageErr("lab up --firewall: lab %s is up already, and a firewall needs a lab with a router: run `tcpwalk lab down%s` first", prefix, prefixFlag(prefix))
+		return usageErr("lab up --firewall: lab %s is up already, and a firewall needs a lab with a router: run `tcpwalk lab down%s` first", prefix, lab.PrefixArg(prefix))
 	}
 	if !c.IsSet("loss") && !c.IsSet("dup") {
 		fmt.Fprintf(w, "lab %s is already up (servers: pid %d)\n", prefix, pid)
@@ -240,14 +166,6 @@ func labReconfigure(c *cli.Context, l *lab.Lab, loss, dup int) error {
 	}
 	fmt.Fprintf(w, "lab %s is already up (servers: pid %d); its path now: %d%% loss, %d%% duplication of TCP segments each way\n", prefix, pid, loss, dup)
 	return nil
-}
-
-// labAddrs is "198.18.0.1" or, on a dual-stack lab, "198.18.0.1, 2001:2::1".
-func labAddrs(a4, a6 netip.Addr) string {
-	if !a6.IsValid() {
-		return a4.String()
-	}
-	return a4.String() + ", " + a6.String()
 }
 
 // parsePercent reads --NAME as a whole percentage, "10" or "10%".
@@ -306,81 +224,14 @@ func labStatus(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	w := c.App.Writer
-	l, err := lab.Open(prefix)
-	if err != nil && (errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM) || !privs.CanEnterNS()) && len(lab.Leftovers(prefix)) > 0 {
-		// Not "down": a lab that cannot be read is not known to be down.
-		return &exitError{code: exitEnv, err: fmt.Errorf("lab status: reading lab %s needs root (CAP_SYS_ADMIN to enter its namespaces): %w", prefix, err)}
-	}
-	if err != nil {
-		fmt.Fprintf(w, "lab %s: down\n", prefix)
-		if left := lab.Leftovers(prefix); len(left) > 0 {
-			fmt.Fprintf(w, "left behind: %s (remove with: tcpwalk lab down --prefix %s)\n", strings.Join(left, " "), prefix)
-		}
+	err = lab.WriteStatus(c.App.Writer, prefix)
+	if errors.Is(err, lab.ErrDown) {
 		return &exitError{code: exitEnv}
 	}
-	defer l.Release()
-	pid, alive := lab.ServerPID(prefix)
-	fmt.Fprintf(w, "lab %s: up\n  prober  %-20s %s on %s\n", prefix, l.Prober.Name, labAddrs(l.ProberAddr, l.ProberAddr6), l.ProberIf)
-	if l.Stack == lab.StackGVisor {
-		fmt.Fprintf(w, "  target  %-20s %s on %s (netstack), forwarded from %s\n", l.Target.Name, labAddrs(l.TargetAddr, l.TargetAddr6), l.TUNIf, l.TargetIf)
-	} else {
-		fmt.Fprintf(w, "  target  %-20s %s on %s\n", l.Target.Name, labAddrs(l.TargetAddr, l.TargetAddr6), l.TargetIf)
+	if err != nil {
+		return &exitError{code: exitEnv, err: fmt.Errorf("lab status: %w", err)}
 	}
-	fmt.Fprintf(w, "  stack   %s: %s\n", l.Stack, l.Stack.Description())
-	if loss, dup, err := l.Impairment(); err == nil && (loss > 0 || dup > 0) {
-		fmt.Fprintf(w, "  path    %d%% loss, %d%% duplication of TCP segments each way (nftables %s)\n", loss, dup, lab.ImpairTable(prefix))
-	}
-	if alive {
-		fmt.Fprintf(w, "  servers pid %d (log %s)\n", pid, lab.LogFile(prefix))
-	} else {
-		fmt.Fprintf(w, "  servers NOT running (run `tcpwalk lab down` then `tcpwalk lab up`)\n")
-	}
-	writeRouters(w, prefix)
-	if !l.Stack.HasOracle() {
-		fmt.Fprintf(w, "  target TCP sockets: not visible (netstack's sockets live in the server process; sock_diag sees only the kernel's)\n")
-		return nil
-	}
-	writeSockets(w, l.Target)
 	return nil
-}
-
-// writeRouters prints the routers of a routed lab and the ruleset each
-// has, as read back from the kernel.
-func writeRouters(w io.Writer, prefix string) {
-	routers, err := lab.OpenRouters(prefix)
-	if err != nil {
-		fmt.Fprintf(w, "  routers: %v\n", err)
-		return
-	}
-	for _, rt := range routers {
-		fmt.Fprintf(w, "  router  %-20s %s | %s, firewall %s\n", rt.NS.Name, labAddrs(rt.ProberSide, rt.ProberSide6), labAddrs(rt.TargetSide, rt.TargetSide6), rt.Firewall)
-		if _, rules, err := lab.ReadFirewall(rt.NS); err != nil {
-			fmt.Fprintf(w, "    %v\n", err)
-		} else {
-			fmt.Fprintf(w, "    table %s %s, %s\n", rt.Firewall.Family(), lab.FirewallTable, rt.Firewall.Rules()[0])
-			for _, r := range rules {
-				fmt.Fprintf(w, "      %s\n", r)
-			}
-		}
-		rt.NS.Close()
-	}
-}
-
-func writeSockets(w io.Writer, ns *netns.NS) {
-	socks, err := sockdiag.Dump(ns)
-	if err != nil {
-		fmt.Fprintf(w, "  target sockets: %v\n", err)
-		return
-	}
-	fmt.Fprintf(w, "  target TCP sockets (sock_diag):\n")
-	for _, s := range socks {
-		remote := "*"
-		if s.Remote.Addr().IsValid() && !s.Remote.Addr().IsUnspecified() {
-			remote = s.Remote.String()
-		}
-		fmt.Fprintf(w, "    %-12s %-22s %s\n", s.State, s.Local, remote)
-	}
 }
 
 func labDown(c *cli.Context) error {

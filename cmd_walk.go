@@ -9,7 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tcpwalk/tcpwalk/probe"
-	"github.com/tcpwalk/tcpwalk/probe/lab"
 	"github.com/tcpwalk/tcpwalk/probe/walk"
 )
 
@@ -115,6 +114,3 @@ func pickScenarios(name string) ([]walk.Scenario, error) {
 	}
 	return []walk.Scenario{s}, nil
 }
-
-// keep lab imported for the doc link in help text.
-var _ = lab.PortHold
