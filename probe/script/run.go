@@ -200,11 +200,6 @@ func Run(ctx context.Context, cfg Config, s *Script) walk.Result {
 		// Cut short: a wait the signal ended may have looked like the
 		// silence a line wants. The rest of the script never ran.
 		err = ctx.Err()
-	} else if r.noListener() {
-		// Not a list of FAILs: nothing listens there.
-		res.Checks, res.Verdict = nil, walk.Inconclusive
-		res.Reason = fmt.Sprintf("%s %d (its SYN was answered with RST,ACK)", ReasonNoListener, port)
-		err = nil
 	}
 	r.tidy()
 	r.flow.Close()
@@ -279,42 +274,6 @@ func finish(r *walk.Result) {
 // ReasonNoListener begins the Reason of a script whose first SYN met
 // RST,ACK where the script expected a listener: "no listener at PORT".
 const ReasonNoListener = "no listener at"
-
-// noListener reports whether the script stopped at its first expected
-// segment, which wanted a SYN,ACK and got a reset acknowledging our SYN.
-func (r *runner) noListener() bool {
-	c := r.res.Checks
-	if len(c) == 0 || c[len(c)-1].Verdict != walk.Fail {
-		return false
-	}
-	var first, syn *Event
-	for i := range r.s.Events {
-		ev := &r.s.Events[i]
-		if ev.Kind != Packet {
-			continue
-		}
-		if syn == nil && ev.Segment.Dir == ToRemote && ev.Segment.Flags == craft.FlagSYN {
-			syn = ev
-		}
-		if ev.Segment.Dir == FromRemote {
-			first = ev
-			break
-		}
-	}
-	if first == nil || first.Segment.Flags != craft.FlagSYN|craft.FlagACK || strings.TrimPrefix(c[len(c)-1].Rule, "script ") != fmt.Sprintf("%s:%d", r.s.Name, first.Pos.Line) {
-		return false
-	}
-	if syn == nil {
-		return false
-	}
-	segs := r.c.Rec.Snapshot()
-	for i := len(segs) - 1; i >= 0; i-- {
-		if s := segs[i]; s.Dir == walk.In && s.ICMP == "" {
-			return s.Flags == craft.FlagRST|craft.FlagACK && uint32(s.Ack) == r.iss+syn.Segment.Start+1
-		}
-	}
-	return false
-}
 
 // errStop ends a script after a check that did not pass.
 var errStop = errors.New("script stopped")
