@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -199,6 +200,7 @@ func TestSendSourceAndInterface(t *testing.T) {
 	t.Parallel()
 	l := labtest.New(t)
 	target := netip.AddrPortFrom(l.TargetAddr, lab.PortHold).String()
+	target6 := netip.AddrPortFrom(l.TargetAddr6, lab.PortHold).String()
 	ipn := func(args ...string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -227,10 +229,11 @@ func TestSendSourceAndInterface(t *testing.T) {
 		{"-e the lab's link", []string{"-e", l.ProberIf}, l.ProberAddr.String(), true},
 		{"-e and -S", []string{"--interface", l.ProberIf, "-S", second.String()}, second.String(), true},
 		{"-e a link that leads nowhere", []string{"-e", "twopt-a", "--wait", "300ms"}, "198.18.9.1", false},
+		{"-e the lab's link over IPv6", []string{"-e", l.ProberIf, target6}, l.ProberAddr6.String(), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"--netns", l.Prober.Name, "send", "--json", "--flags", "S"}, tt.args...)
-			if tt.args[0] != target {
+			if !slices.Contains(tt.args, target) && !slices.Contains(tt.args, target6) {
 				args = append(args, target)
 			}
 			r := runApp(t, args...)
@@ -245,13 +248,19 @@ func TestSendSourceAndInterface(t *testing.T) {
 			if len(sent) != 1 {
 				t.Fatalf("%d probes, want 1", len(sent))
 			}
-			if src, _, _ := strings.Cut(sent[0].Src, ":"); src != tt.src {
+			if src, err := netip.ParseAddrPort(sent[0].Src); err != nil || src.Addr().String() != tt.src {
 				t.Errorf("source %s, want %s", sent[0].Src, tt.src)
 			}
 			if synAcked(sent[0], replies) != tt.answer {
 				t.Errorf("replies %+v; want a SYN,ACK to %s: %v", replies, sent[0].Src, tt.answer)
 			}
 		})
+	}
+	// Bound to a link with no route to the target, an IPv6 probe cannot
+	// leave: the route lookup sees that device's routes only.
+	ipn("addr", "add", "2001:2:9::1/64", "dev", "twopt-a", "nodad")
+	if r := runApp(t, "--netns", l.Prober.Name, "send", "--flags", "S", "-e", "twopt-a", "--wait", "300ms", target6); r.code == exitOK || !strings.Contains(r.stderr, "unreachable") {
+		t.Errorf("-e twopt-a to %s: exit %d, stderr %q; want a failure saying the network is unreachable from that link", target6, r.code, r.stderr)
 	}
 	r := runApp(t, "--netns", l.Prober.Name, "send", "-e", "twopt-nosuch", target)
 	if r.code != exitEnv || !strings.Contains(r.stderr, "interface twopt-nosuch") {

@@ -41,7 +41,7 @@ type Config struct {
 	// Replies reach us only if it is an address of this host.
 	Source netip.Addr
 	// Interface, when set, is the only device our packets leave by
-	// (SO_BINDTODEVICE), and its first IPv4 address is the source unless
+	// (SO_BINDTODEVICE), and its first address of the remote's family (a global one for IPv6) is the source unless
 	// Source says otherwise (nping -e).
 	Interface string
 }

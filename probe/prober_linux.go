@@ -180,11 +180,15 @@ func (p *Prober) open() error {
 func (p *Prober) open6() error {
 	var err error
 	remote := netip.PrefixFrom(p.cfg.Remote, 128)
-	if p.cfg.Interface != "" {
-		return usagef(fmt.Errorf("sending by interface %s is not supported over IPv6 yet: leave the interface out (the route to %s picks it)", p.cfg.Interface, p.cfg.Remote))
-	}
-	if p.sender, err = rawsock.NewSender6(p.cfg.Mark); err != nil {
+	sender, err := rawsock.NewSender6(p.cfg.Mark)
+	if err != nil {
 		return envf(fmt.Errorf("probe: open raw IPv6 send socket: %w", err))
+	}
+	p.sender = sender
+	if p.cfg.Interface != "" {
+		if err := sender.BindToDevice(p.cfg.Interface); err != nil {
+			return envf(fmt.Errorf("probe: send by interface %s: %w", p.cfg.Interface, err))
+		}
 	}
 	filter := rawsock.Filter{Remote: remote, LocalLo: p.cfg.LocalLo, LocalHi: p.cfg.LocalHi}
 	if p.recv, err = rawsock.NewReceiver6(filter); err != nil {
@@ -215,7 +219,7 @@ func (p *Prober) startWatch(gcfg guard.Config) {
 }
 
 // sourceAddr is the source address of our packets: Config.Source, else
-// the first IPv4 address of Config.Interface, else the one the route to
+// the first address of Config.Interface in the remote's family, else the one the route to
 // the remote picks; and the MTU of the route to the remote (0 when the
 // kernel does not say, or the source is chosen).
 func (p *Prober) sourceAddr() (netip.Addr, int, error) {

@@ -39,21 +39,6 @@ func NewSender(mark uint32) (*Sender, error) {
 	return s, nil
 }
 
-// BindToDevice makes every packet leave by the interface named ifname
-// (SO_BINDTODEVICE): the route is then looked up among that device's
-// routes only. It needs CAP_NET_RAW.
-func (s *Sender) BindToDevice(ifname string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errClosed
-	}
-	if err := unix.BindToDevice(s.fd, ifname); err != nil {
-		return fmt.Errorf("rawsock: bind the send socket to %s: %w", ifname, err)
-	}
-	return nil
-}
-
 // sockaddr4 is the destination as the kernel wants it; the port is unused on raw sockets.
 func sockaddr4(dst netip.Addr) unix.RawSockaddrInet4 {
 	return unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: dst.Unmap().As4()}

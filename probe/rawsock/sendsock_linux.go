@@ -25,6 +25,21 @@ type sendSocket struct {
 	sas6 [maxBatch]unix.RawSockaddrInet6 // of an IPv6 one
 }
 
+// BindToDevice makes every packet leave by the interface named ifname
+// (SO_BINDTODEVICE): the route is then looked up among that device's
+// routes only, for IPv4 and IPv6 alike. It needs CAP_NET_RAW.
+func (s *sendSocket) BindToDevice(ifname string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	if err := unix.BindToDevice(s.fd, ifname); err != nil {
+		return fmt.Errorf("rawsock: bind the send socket to %s: %w", ifname, err)
+	}
+	return nil
+}
+
 // family names the socket's family in messages: "IPv4" or "IPv6".
 func (s *sendSocket) family() string {
 	if s.v6 {
