@@ -326,11 +326,16 @@ func (e *env) event(ctx context.Context, t tcb, ev event) error {
 				break
 			}
 		}
-		if chk.Verdict == walk.Fail && chk.Deviation == "" && ev.copyAfterClose != nil && reply != nil && reply.Seg.ICMP == "" &&
-			ev.copyAfterClose(t).Match(reply.Seg, reply.Flags) {
-			if n := e.duplicates(); n > 0 {
+		if chk.Verdict == walk.Fail && chk.Deviation == "" && ev.copyAfterClose != nil && reply != nil && reply.Seg.ICMP == "" {
+			n := e.duplicates()
+			switch {
+			case n == 0:
+			case ev.copyAfterClose(t).Match(reply.Seg, reply.Flags):
 				chk.Verdict = walk.Inconclusive
 				chk.Reason = fmt.Sprintf("the answer a copy of the event draws once an earlier copy closed the connection; the path duplicates segments (%d copies seen in this run), so the answer to that earlier copy may have been lost", n)
+			case reply.Flags.Has(craft.FlagRST) && e.copyAnswered(ev, t, start):
+				chk.Verdict = walk.Inconclusive
+				chk.Reason = fmt.Sprintf("a reset closed the connection, then a copy of the event drew the answer it draws once closed (%s), and the confirmation met that new connection; the path duplicates segments (%d copies seen in this run)", ev.copyAfterClose(t), n)
 			}
 		}
 	}
@@ -347,6 +352,20 @@ func (e *env) event(ctx context.Context, t tcb, ev event) error {
 	}
 	e.record(chk, wire)
 	return nil
+}
+
+// copyAnswered reports whether the remote sent, since our first send of
+// the event, the answer that ev's copyAfterClose describes: a copy of the
+// event reached a connection an earlier copy had closed.
+func (e *env) copyAnswered(ev event, t tcb, since time.Time) bool {
+	want := ev.copyAfterClose(t)
+	segs := e.s.Segments()
+	for i := range segs {
+		if s := &segs[i]; s.Dir == walk.In && s.ICMP == "" && !s.At.Before(since) && want.Match(s, s.Flags) {
+			return true
+		}
+	}
+	return false
 }
 
 // duplicates counts the copies the path made in this run: those of this
