@@ -139,10 +139,10 @@ func labReconfigure(c *cli.Context, l *lab.Lab, loss, dup int) error {
 	prefix, w := l.Prefix, c.App.Writer
 	pid, alive := lab.ServerPID(prefix)
 	if !alive {
-		return &exitError{code: exitEnv, err: fmt.Errorf("lab %s exists but its servers are not running: run `tcpwalk lab down%s` first", prefix, lab.PrefixArg(prefix))}
+		return &exitError{code: exitEnv, err: fmt.Errorf("lab %s exists but its servers are not running: run `%s` first", prefix, lab.DownCommand(prefix))}
 	}
 	if c.IsSet("firewall") {
-		return usageErr("lab up --firewall: lab %s is up already, and a firewall needs a lab with a router: run `tcpwalk lab down%s` first", prefix, lab.PrefixArg(prefix))
+		return usageErr("lab up --firewall: lab %s is up already, and a firewall needs a lab with a router: run `%s` first", prefix, lab.DownCommand(prefix))
 	}
 	if !c.IsSet("loss") && !c.IsSet("dup") {
 		fmt.Fprintf(w, "lab %s is already up (servers: pid %d)\n", prefix, pid)

@@ -32,7 +32,7 @@ func WriteStatus(w io.Writer, prefix string) error {
 	if err != nil {
 		fmt.Fprintf(w, "lab %s: down\n", prefix)
 		if left := Leftovers(prefix); len(left) > 0 {
-			fmt.Fprintf(w, "left behind: %s (remove with: tcpwalk lab down --prefix %s)\n", strings.Join(left, " "), prefix)
+			fmt.Fprintf(w, "left behind: %s (remove with: %s)\n", strings.Join(left, " "), DownCommand(prefix))
 		}
 		return ErrDown
 	}
